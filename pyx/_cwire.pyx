@@ -1,0 +1,445 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, embedsignature=True
+"""Compiled core of wirearray: byte-order conversion at memory speed.
+
+Same names, arguments, results and errors as ``wirearray.fallback`` (the pure-Python
+implementation); ``wirearray/__init__.py`` picks one of the two.
+
+Layout of the work:
+  * validation and result allocation happen with the GIL held, through numpy's C ABI
+    read without numpy headers (wa_npyabi.h explains why that is safe);
+  * the loops (wa_bswap.h) run afterwards without touching Python objects, with the GIL
+    released once an array is large enough for that to pay (GIL_RELEASE_BYTES);
+  * the SIMD path (scalar / SSSE3 / AVX2 / NEON) is chosen once at import from CPUID,
+    can be forced with WIREARRAY_SIMD or set_simd() for tests and benchmarks, and is a
+    process-wide setting read by every call.
+
+Semantics (documented in the fallback's docstrings, which these functions share):
+  hton: values kept, big-endian dtype out; ntoh: memory read as big-endian, native
+  dtype out; byteswap: bytes reversed, dtype label kept.
+"""
+
+from cpython.number cimport PyNumber_Index
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from libc.stddef cimport ptrdiff_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp
+
+import os
+
+import numpy as _np
+
+from wirearray._common import SUPPORTED_CHARS, check_dtype, from_raw, prepare_out
+from wirearray.exceptions import BufferMismatchError, UnsupportedDtypeError
+
+
+cdef extern from "wa_bswap.h" nogil:
+    enum:
+        WA_PATH_SCALAR
+        WA_PATH_SSSE3
+        WA_PATH_AVX2
+        WA_PATH_NEON
+    unsigned wa_paths_available()
+    int wa_best_path(unsigned mask)
+    int wa_host_is_little()
+    uint16_t wa_bswap16(uint16_t x)
+    uint32_t wa_bswap32(uint32_t x)
+    uint64_t wa_bswap64(uint64_t x)
+    void wa_swap_contig(char *dst, const char *src, size_t nbytes, int unit, int path,
+                        int stream)
+    void wa_convert_nd(char *dst, const ptrdiff_t *dst_strides, const char *src,
+                       const ptrdiff_t *src_strides, const ptrdiff_t *shape, int ndim,
+                       int itemsize, int unit, int path, int stream)
+
+
+cdef extern from "wa_npyabi.h":
+    ctypedef struct wa_PyArrayObject:
+        char *data
+        int nd
+        Py_ssize_t *dimensions
+        Py_ssize_t *strides
+        PyObject *descr
+        int flags
+    ctypedef struct wa_PyArray_Descr:
+        PyObject *typeobj
+        char kind
+        char type
+        char byteorder
+    enum:
+        WA_NPY_C_CONTIGUOUS
+        WA_NPY_F_CONTIGUOUS
+        WA_NPY_WRITEABLE
+        WA_NPY_KEEPORDER
+    int wa_npy_import() except -1
+    bint wa_is_ndarray(object o)
+    object wa_PyArray_NewLikeArray(object prototype, int order, object descr, int subok)
+    wa_PyArrayObject *WA_ARR(object o)
+    object wa_view_as(object arr, object descr)
+
+
+wa_npy_import()
+
+cdef enum:
+    MODE_HTON = 0
+    MODE_NTOH = 1
+    MODE_BYTESWAP = 2
+
+# Below this many bytes the GIL stays held: releasing and re-taking it costs
+# 50-100 ns, a 64 KiB swap in cache about 3 us, so the release costs < 3% here and
+# lets other threads run during anything longer.
+cdef enum:
+    GIL_RELEASE_BYTES = 65536
+
+cdef int _host_little = wa_host_is_little()
+
+# Per numpy type character: item size (0 = unsupported), swap unit (the size of one
+# number: half the item for complex), the numpy scalar type that makes the dtype
+# builtin, and the native / big-endian dtype objects handed to numpy for results.
+cdef int _itemsize[256]
+cdef int _unit[256]
+cdef list _typeobj = [None] * 256
+cdef list _native = [None] * 256
+cdef list _big = [None] * 256
+
+
+cdef _init_tables():
+    cdef int i
+    for i in range(256):
+        _itemsize[i] = 0
+        _unit[i] = 0
+    for ch in SUPPORTED_CHARS:
+        dt = _np.dtype(ch)
+        i = ord(ch)
+        _itemsize[i] = dt.itemsize
+        _unit[i] = dt.itemsize // 2 if dt.kind == "c" else dt.itemsize
+        _typeobj[i] = dt.type
+        _native[i] = dt
+        _big[i] = dt.newbyteorder(">")
+
+
+_init_tables()
+
+# ---- SIMD path selection ----
+
+_PATH_NAMES = {WA_PATH_SCALAR: "scalar", WA_PATH_SSSE3: "ssse3", WA_PATH_AVX2: "avx2",
+               WA_PATH_NEON: "neon"}
+cdef unsigned _paths_mask = wa_paths_available()
+cdef int _path = wa_best_path(_paths_mask)
+# Out-of-place swaps at least this large use non-temporal stores (see wa_bswap.h).
+cdef size_t _stream_bytes = 0
+
+
+def simd_paths():
+    """Names of the kernel paths this CPU and build can run, best last."""
+    order = (WA_PATH_SCALAR, WA_PATH_SSSE3, WA_PATH_NEON, WA_PATH_AVX2)
+    return tuple(_PATH_NAMES[p] for p in order if _paths_mask & (1u << p))
+
+
+def get_simd():
+    """Name of the kernel path in use: "scalar", "ssse3", "avx2" or "neon"."""
+    return _PATH_NAMES[_path]
+
+
+def set_simd(name):
+    """Select the kernel path by name ("auto" picks the best the CPU has).
+
+    A process-wide setting meant for tests and benchmarks; returns the path chosen.
+
+    Raises:
+        ValueError: the name is unknown or the CPU/build cannot run that path.
+    """
+    global _path
+    if name == "auto":
+        _path = wa_best_path(_paths_mask)
+        return get_simd()
+    for p, n in _PATH_NAMES.items():
+        if n == name and _paths_mask & (1u << p):
+            _path = p
+            return n
+    raise ValueError(f"unknown or unavailable SIMD path {name!r}; available: {simd_paths()}")
+
+
+def _get_stream_bytes():
+    """Size from which out-of-place swaps use non-temporal stores (0 = never)."""
+    return _stream_bytes
+
+
+def _set_stream_bytes(size_t nbytes):
+    """Set that size (0 disables streaming stores); for tests and benchmarks."""
+    global _stream_bytes
+    _stream_bytes = nbytes
+
+
+def _default_stream_bytes():
+    # A swap that does not fit the last-level cache with its source gains from
+    # streaming stores.  Linux/glibc tell the L3 size; elsewhere assume 32 MiB.
+    llc = 0
+    for name in ("SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
+        try:
+            llc = os.sysconf(name)
+        except (ValueError, OSError, AttributeError):
+            llc = 0
+        if llc > 0:
+            break
+    if llc <= 0:
+        llc = 32 << 20
+    return max(llc, 4 << 20)
+
+
+_stream_bytes = _default_stream_bytes()
+
+_env_simd = os.environ.get("WIREARRAY_SIMD", "").strip().lower()
+if _env_simd:
+    # An impossible request fails loudly (ValueError, not ImportError, so that it is
+    # not mistaken for a missing extension and silently replaced by the fallback).
+    set_simd(_env_simd)
+
+
+# ---- array conversion ----
+
+cdef inline bint _mem_is_big(char byteorder) noexcept:
+    return byteorder == b'>' or (byteorder == b'=' and not _host_little)
+
+
+cdef object _unsupported(object a):
+    check_dtype(a.dtype)  # raises with the standard message
+    raise UnsupportedDtypeError(f"wirearray does not convert dtype {a.dtype!r}")
+
+
+cdef inline Py_ssize_t _nbytes(wa_PyArrayObject *arr, int itemsize) noexcept:
+    cdef Py_ssize_t n = itemsize
+    cdef int i
+    for i in range(arr.nd):
+        n *= arr.dimensions[i]
+    return n
+
+
+cdef void _extent(wa_PyArrayObject *arr, int itemsize, char **lo, char **hi) noexcept:
+    cdef char *l = arr.data
+    cdef char *h = arr.data + itemsize
+    cdef int i
+    cdef Py_ssize_t step
+    for i in range(arr.nd):
+        step = (arr.dimensions[i] - 1) * arr.strides[i]
+        if step < 0:
+            l += step
+        else:
+            h += step
+    lo[0] = l
+    hi[0] = h
+
+
+cdef bint _same_layout(wa_PyArrayObject *x, wa_PyArrayObject *y) noexcept:
+    return (x.data == y.data and x.nd == y.nd and
+            memcmp(x.dimensions, y.dimensions, x.nd * sizeof(Py_ssize_t)) == 0 and
+            memcmp(x.strides, y.strides, x.nd * sizeof(Py_ssize_t)) == 0)
+
+
+cdef inline char _bo(char byteorder) noexcept:
+    if byteorder == b'=':
+        return b'<' if _host_little else b'>'
+    return byteorder
+
+
+cdef object _lean_out(wa_PyArrayObject *arr, object out, object outdescr):
+    """``out`` (or a view of it carrying outdescr) when it is a writable ndarray of a
+    supported dtype with arr's shape and item size; None to take the general path."""
+    cdef wa_PyArrayObject *o
+    cdef wa_PyArray_Descr *od
+    cdef wa_PyArray_Descr *want
+    cdef unsigned char otc
+    if not wa_is_ndarray(out):
+        return None
+    o = WA_ARR(out)
+    if <object> o.descr is outdescr:
+        pass
+    else:
+        od = <wa_PyArray_Descr *> o.descr
+        want = <wa_PyArray_Descr *> outdescr
+        otc = <unsigned char> od.type
+        if (_itemsize[otc] == 0 or <object> od.typeobj is not _typeobj[otc] or
+                _itemsize[otc] != _itemsize[<unsigned char> want.type]):
+            return None
+        if not (od.type == want.type and _bo(od.byteorder) == _bo(want.byteorder)):
+            if not (o.flags & WA_NPY_WRITEABLE):
+                return None
+            if o.nd != arr.nd or memcmp(o.dimensions, arr.dimensions,
+                                        arr.nd * sizeof(Py_ssize_t)) != 0:
+                return None
+            return wa_view_as(out, outdescr)
+    if (o.nd != arr.nd or not (o.flags & WA_NPY_WRITEABLE) or
+            memcmp(o.dimensions, arr.dimensions, arr.nd * sizeof(Py_ssize_t)) != 0):
+        return None
+    return out
+
+
+cdef object _convert(object a, object out, int mode):
+    cdef wa_PyArrayObject *arr
+    cdef wa_PyArrayObject *res
+    cdef wa_PyArray_Descr *d
+    cdef unsigned char tc
+    cdef int itemsize, unit, flags
+    cdef bint swap
+    cdef Py_ssize_t nbytes
+    cdef char *lo1
+    cdef char *hi1
+    cdef char *lo2
+    cdef char *hi2
+    cdef object outdescr, result
+
+    if not wa_is_ndarray(a):
+        a = _np.asarray(a)
+    arr = WA_ARR(a)
+    d = <wa_PyArray_Descr *> arr.descr
+    tc = <unsigned char> d.type
+    itemsize = _itemsize[tc]
+    if itemsize == 0 or <object> d.typeobj is not _typeobj[tc]:
+        _unsupported(a)
+
+    if mode == MODE_HTON:
+        swap = itemsize > 1 and not _mem_is_big(d.byteorder)
+        outdescr = _big[tc]
+    elif mode == MODE_NTOH:
+        swap = itemsize > 1 and _host_little
+        outdescr = _native[tc]
+    else:
+        swap = itemsize > 1
+        outdescr = <object> arr.descr
+    unit = _unit[tc] if swap else 1
+
+    if out is None:
+        Py_INCREF(outdescr)  # NewLikeArray steals a reference
+        result = wa_PyArray_NewLikeArray(a, WA_NPY_KEEPORDER, outdescr, 0)
+        res = WA_ARR(result)
+    else:
+        result = _lean_out(arr, out, outdescr)
+        if result is None:
+            result = prepare_out(a, out, outdescr)
+        res = WA_ARR(result)
+        nbytes = _nbytes(arr, itemsize)
+        if nbytes and not _same_layout(arr, res):
+            _extent(arr, itemsize, &lo1, &hi1)
+            _extent(res, itemsize, &lo2, &hi2)
+            if lo1 < hi2 and lo2 < hi1:
+                # Partial overlap: the kernels need src and dst disjoint or identical.
+                a = a.copy(order="K")
+                arr = WA_ARR(a)
+
+    nbytes = _nbytes(arr, itemsize)
+    if nbytes == 0:
+        return result
+    if nbytes < GIL_RELEASE_BYTES:
+        _run(arr, res, itemsize, unit, nbytes)
+    else:
+        with nogil:
+            _run(arr, res, itemsize, unit, nbytes)
+    return result
+
+
+cdef inline void _run(wa_PyArrayObject *arr, wa_PyArrayObject *res, int itemsize, int unit,
+                      Py_ssize_t nbytes) noexcept nogil:
+    cdef int stream = _stream_bytes != 0 and <size_t> nbytes >= _stream_bytes
+    cdef int both = arr.flags & res.flags
+    # Both C- or both Fortran-contiguous: element k sits at the same offset in both,
+    # so the whole array is one flat run.
+    if both & (WA_NPY_C_CONTIGUOUS | WA_NPY_F_CONTIGUOUS):
+        wa_swap_contig(res.data, arr.data, <size_t> nbytes, unit, _path, stream)
+    else:
+        wa_convert_nd(res.data, <const ptrdiff_t *> res.strides, arr.data,
+                      <const ptrdiff_t *> arr.strides, <const ptrdiff_t *> arr.dimensions,
+                      arr.nd, itemsize, unit, _path, stream)
+
+
+def hton(a, out=None):
+    """Return ``a`` with the same values in big-endian (network) byte order.
+
+    See ``wirearray.hton`` for the full description.
+    """
+    return _convert(a, out, MODE_HTON)
+
+
+def ntoh(a, out=None, *, dtype=None, shape=None):
+    """Return the native-order array whose big-endian representation is ``a``.
+
+    See ``wirearray.ntoh`` for the full description.
+    """
+    if dtype is not None:
+        a = from_raw(a, dtype, shape)
+    elif shape is not None:
+        raise BufferMismatchError("ntoh(shape=...) needs dtype=... as well")
+    return _convert(a, out, MODE_NTOH)
+
+
+def byteswap(a, inplace=False, out=None):
+    """Reverse the bytes of every element, keeping the dtype label.
+
+    See ``wirearray.byteswap`` for the full description.
+    """
+    if inplace:
+        if out is not None and out is not a:
+            raise BufferMismatchError("byteswap: give inplace=True or out=, not both")
+        if not wa_is_ndarray(a):
+            a = _np.asarray(a)
+        out = a
+    return _convert(a, out, MODE_BYTESWAP)
+
+
+# ---- scalars, with the argument rules and exceptions of socket.htons/htonl ----
+
+cdef inline unsigned long long _index16(object x) except? 0xFFFFFFFFFFFFFFFF:
+    # socket.htons accepts anything with __index__; negative and > 16-bit values
+    # raise OverflowError.
+    cdef object v = PyNumber_Index(x)
+    if v < 0:
+        raise OverflowError("htons: can't convert negative Python int to C 16-bit unsigned integer")
+    if v > 0xFFFF:
+        raise OverflowError("htons: Python int too large to convert to C 16-bit unsigned integer")
+    return <unsigned long long> v
+
+
+cdef inline unsigned long long _exact_int(object x, int bits) except? 0xFFFFFFFFFFFFFFFF:
+    # socket.htonl accepts int (and its subclasses, bool included) only.
+    if not isinstance(x, int):
+        raise TypeError(f"expected int, {type(x).__name__} found")
+    if x < 0:
+        raise OverflowError("can't convert negative value to unsigned int")
+    if x >> bits:
+        raise OverflowError(f"int larger than {bits} bits")
+    return <unsigned long long> x
+
+
+def htons(x):
+    """Host to network order, 16 bits (``socket.htons``)."""
+    cdef uint16_t v = <uint16_t> _index16(x)
+    return wa_bswap16(v) if _host_little else v
+
+
+def ntohs(x):
+    """Network to host order, 16 bits (``socket.ntohs``)."""
+    cdef uint16_t v = <uint16_t> _index16(x)
+    return wa_bswap16(v) if _host_little else v
+
+
+def htonl(x):
+    """Host to network order, 32 bits (``socket.htonl``)."""
+    cdef uint32_t v = <uint32_t> _exact_int(x, 32)
+    return wa_bswap32(v) if _host_little else v
+
+
+def ntohl(x):
+    """Network to host order, 32 bits (``socket.ntohl``)."""
+    cdef uint32_t v = <uint32_t> _exact_int(x, 32)
+    return wa_bswap32(v) if _host_little else v
+
+
+def htonll(x):
+    """Host to network order, 64 bits: ``htonl``'s rules at 64 bits."""
+    cdef uint64_t v = <uint64_t> _exact_int(x, 64)
+    return wa_bswap64(v) if _host_little else v
+
+
+def ntohll(x):
+    """Network to host order, 64 bits: ``ntohl``'s rules at 64 bits."""
+    cdef uint64_t v = <uint64_t> _exact_int(x, 64)
+    return wa_bswap64(v) if _host_little else v

@@ -1,0 +1,36 @@
+"""Build the compiled core (pyx/_cwire.pyx -> wirearray._cwire).
+
+Everything else is in pyproject.toml.  The build needs Cython and a C compiler but no
+numpy headers: arrays come in through numpy's C ABI declared in pyx/wa_npyabi.h.
+Set WIREARRAY_NO_EXTENSION=1 to install the pure-Python package only.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+ext_modules = []
+if os.environ.get("WIREARRAY_NO_EXTENSION", "") in ("", "0"):
+    from Cython.Build import cythonize
+
+    if sys.platform == "win32":
+        extra_compile_args = ["/O2"]
+    else:
+        # -O3: the scalar fallback loops are vectorised where the baseline ISA allows.
+        # No -march: wheels must run on the baseline CPU; SIMD is dispatched at run time.
+        extra_compile_args = ["-O3", "-fno-strict-aliasing"]
+    ext_modules = cythonize(
+        [
+            Extension(
+                "wirearray._cwire",
+                ["pyx/_cwire.pyx"],
+                include_dirs=["pyx"],
+                depends=["pyx/wa_bswap.h", "pyx/wa_npyabi.h"],
+                extra_compile_args=extra_compile_args,
+            )
+        ],
+        compiler_directives={"language_level": "3"},
+    )
+
+setup(ext_modules=ext_modules)

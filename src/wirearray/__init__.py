@@ -1,0 +1,125 @@
+"""wirearray: move numeric arrays between hosts over sockets as fast as the machine allows.
+
+The byte-order core exists twice with the same names: the compiled module
+``wirearray._cwire`` (Cython + C kernels with run-time SIMD dispatch) and the
+pure-Python ``wirearray.fallback`` (numpy).  Which one runs is decided here, once:
+
+* ``WIREARRAY_PUREPYTHON=1`` forces the fallback;
+* ``WIREARRAY_REQUIRE_EXTENSION=1`` makes a missing or broken extension an
+  ImportError instead of a silent fallback (CI and wheel tests set it);
+* otherwise the extension is used when it imports, the fallback when not.
+
+``wirearray.IMPLEMENTATION`` says which one runs ("cython" or "python") and
+``wirearray.EXTENSION_ERROR`` why the extension did not load, so bug reports and
+benchmark results can say which code ran.  ``WIREARRAY_SIMD=scalar|ssse3|avx2|neon``
+forces a kernel path of the compiled core.
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+from .exceptions import (
+    BufferMismatchError,
+    UnsupportedDtypeError,
+    UsageError,
+    WireError,
+)
+
+__version__ = "0.1.0"
+
+
+def _flag(name: str) -> bool:
+    return _os.environ.get(name, "").strip() not in ("", "0")
+
+
+EXTENSION_ERROR: str | None = None
+
+if _flag("WIREARRAY_PUREPYTHON"):
+    if _flag("WIREARRAY_REQUIRE_EXTENSION"):
+        raise ImportError(
+            "WIREARRAY_PUREPYTHON=1 and WIREARRAY_REQUIRE_EXTENSION=1 contradict each other"
+        )
+    from . import fallback as _impl
+
+    EXTENSION_ERROR = "disabled by WIREARRAY_PUREPYTHON=1"
+else:
+    try:
+        from . import _cwire as _impl
+    except ImportError as _exc:
+        if _flag("WIREARRAY_REQUIRE_EXTENSION"):
+            raise ImportError(
+                f"wirearray's compiled extension is required (WIREARRAY_REQUIRE_EXTENSION=1) "
+                f"but failed to import: {_exc}"
+            ) from _exc
+        from . import fallback as _impl
+
+        EXTENSION_ERROR = f"{type(_exc).__name__}: {_exc}"
+
+IMPLEMENTATION: str = "python" if _impl.__name__.endswith(".fallback") else "cython"
+
+hton = _impl.hton
+ntoh = _impl.ntoh
+byteswap = _impl.byteswap
+htons = _impl.htons
+htonl = _impl.htonl
+htonll = _impl.htonll
+ntohs = _impl.ntohs
+ntohl = _impl.ntohl
+ntohll = _impl.ntohll
+simd_paths = _impl.simd_paths
+get_simd = _impl.get_simd
+set_simd = _impl.set_simd
+
+# The fallback's docstrings are the reference text for both implementations.
+if IMPLEMENTATION == "cython":
+    from . import fallback as _fb
+
+    for _name in ("hton", "ntoh", "byteswap"):
+        try:
+            getattr(_impl, _name).__doc__ = getattr(_fb, _name).__doc__
+        except (AttributeError, TypeError):  # builtin functions' docs are read-only
+            pass
+    del _fb
+
+
+def info() -> dict:
+    """Which implementation and kernel path run here, for bug reports and benchmarks."""
+    import sys
+
+    import numpy
+
+    return {
+        "wirearray": __version__,
+        "implementation": IMPLEMENTATION,
+        "extension_error": EXTENSION_ERROR,
+        "simd": get_simd(),
+        "simd_paths": list(simd_paths()),
+        "numpy": numpy.__version__,
+        "python": sys.version.split()[0],
+        "byteorder": sys.byteorder,
+    }
+
+
+__all__ = [
+    "EXTENSION_ERROR",
+    "IMPLEMENTATION",
+    "BufferMismatchError",
+    "UnsupportedDtypeError",
+    "UsageError",
+    "WireError",
+    "__version__",
+    "byteswap",
+    "get_simd",
+    "hton",
+    "htonl",
+    "htonll",
+    "htons",
+    "info",
+    "ntoh",
+    "ntohl",
+    "ntohll",
+    "ntohs",
+    "set_simd",
+    "simd_paths",
+]

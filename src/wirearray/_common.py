@@ -1,0 +1,127 @@
+"""Helpers shared by the compiled core and the pure-Python fallback.
+
+Both implementations validate arguments with this code, so their errors are the same
+objects with the same messages; only the loops differ.  Nothing here is on the fast
+path of the compiled core: it runs for ``out=`` buffers that are not a plain matching
+ndarray, for raw-buffer input to ``ntoh``, and for non-ndarray inputs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .exceptions import BufferMismatchError, UnsupportedDtypeError
+
+#: numpy type characters of the dtypes wirearray converts, in the order of the wire
+#: format's dtype table: bool, signed and unsigned integers, floats, complex.  'l'/'L'
+#: and 'q'/'Q' are both listed because numpy has two 64-bit integer types on LP64
+#: (and 'l' is 32-bit on Windows); both map to int64/uint64 or int32/uint32 by size.
+SUPPORTED_CHARS = "?bBhHiIlLqQefdFD"
+
+HOST_IS_LITTLE = sys.byteorder == "little"
+
+
+def check_dtype(dt: np.dtype) -> None:
+    """Raise UnsupportedDtypeError unless ``dt`` is one of the supported numeric dtypes."""
+    if dt.char not in SUPPORTED_CHARS or dt.fields is not None or dt.subdtype is not None:
+        raise UnsupportedDtypeError(
+            f"wirearray does not convert dtype {dt!r}: supported are bool, int8..int64, "
+            "uint8..uint64, float16/32/64 and complex64/128"
+        )
+    if dt.type is not np.dtype(dt.char).type:  # a user-defined dtype reusing a char
+        raise UnsupportedDtypeError(f"wirearray does not convert dtype {dt!r}")
+
+
+def big_endian(dt: np.dtype) -> np.dtype:
+    """``dt`` with big-endian byte order (unchanged for one-byte types)."""
+    return np.dtype(dt.char).newbyteorder(">")
+
+
+def native(dt: np.dtype) -> np.dtype:
+    """``dt`` in this host's byte order."""
+    return np.dtype(dt.char)
+
+
+def layout_order(a: np.ndarray) -> str:
+    """'F' for an array that is Fortran- but not C-contiguous, else 'C'."""
+    return "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+
+
+def from_raw(buf, dtype, shape) -> np.ndarray:
+    """Read a raw buffer (bytes, bytearray, memoryview, contiguous ndarray) as an array.
+
+    The result is a zero-copy, possibly read-only view with ``dtype``'s native-order
+    label; ``ntoh`` then reads its memory as big-endian data.
+    """
+    dt = np.dtype(dtype)
+    check_dtype(dt)
+    try:
+        mv = memoryview(buf)
+    except TypeError:
+        raise BufferMismatchError(
+            f"ntoh(dtype=...) needs a buffer (bytes, bytearray, memoryview), not {type(buf).__name__}"
+        ) from None
+    if not mv.c_contiguous:
+        raise BufferMismatchError("ntoh(dtype=...) needs a C-contiguous buffer")
+    if mv.nbytes % dt.itemsize:
+        raise BufferMismatchError(
+            f"buffer of {mv.nbytes} bytes is not a whole number of {dt.itemsize}-byte items"
+        )
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    arr = np.frombuffer(mv, dtype=native(dt))
+    if shape is not None:
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        count = 1
+        for n in shape:
+            count *= n
+        if any(n < 0 for n in shape) or count != arr.size:
+            raise BufferMismatchError(
+                f"shape {shape} needs {count} items; the buffer holds {arr.size}"
+            )
+        arr = arr.reshape(shape)
+    return arr
+
+
+def prepare_out(a: np.ndarray, out, dt: np.dtype) -> np.ndarray:
+    """Validate ``out`` for a result shaped like ``a`` and return it viewed as ``dt``.
+
+    ``out`` may be an ndarray of the same shape and item size (any dtype label: the
+    result is written as bytes and the returned view carries ``dt``), or a writable
+    contiguous buffer of exactly ``a.nbytes`` bytes, which is filled in ``a``'s memory
+    order (Fortran order for a Fortran-contiguous ``a``, else C order).
+    """
+    if isinstance(out, np.ndarray):
+        if out.shape != a.shape:
+            raise BufferMismatchError(f"out has shape {out.shape}; the result has {a.shape}")
+        if out.dtype.itemsize != dt.itemsize:
+            raise BufferMismatchError(
+                f"out has {out.dtype.itemsize}-byte items; the result has {dt.itemsize}-byte items"
+            )
+        if not out.flags.writeable:
+            raise BufferMismatchError("out is read-only")
+        if out.dtype == dt:
+            return out
+        try:
+            return out.view(dt)
+        except (TypeError, ValueError) as exc:
+            raise BufferMismatchError(f"out cannot be viewed as {dt!r}: {exc}") from None
+    try:
+        mv = memoryview(out)
+    except TypeError:
+        raise BufferMismatchError(
+            f"out must be an ndarray or a writable buffer, not {type(out).__name__}"
+        ) from None
+    if mv.readonly:
+        raise BufferMismatchError("out is read-only")
+    if not mv.c_contiguous:
+        raise BufferMismatchError("out must be a C-contiguous buffer")
+    if mv.nbytes != a.nbytes:
+        raise BufferMismatchError(f"out has {mv.nbytes} bytes; the result needs {a.nbytes}")
+    if mv.nbytes == 0:
+        return np.empty(a.shape, dt)
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    return np.frombuffer(mv, dtype=dt).reshape(a.shape, order=layout_order(a))

@@ -1,0 +1,186 @@
+"""Pure-Python (numpy) implementation of wirearray's byte-order core.
+
+Same names, arguments, results and errors as the compiled module ``wirearray._cwire``;
+the test suite runs every test against both.  It is used when the extension is
+missing (PyPy, a source install without a compiler) or when
+``WIREARRAY_PUREPYTHON=1`` forces it.
+
+Every conversion is one ``numpy.copyto`` from a *view* of the input that carries the
+byte order the input's memory really has into an output that carries the byte order
+wanted; numpy swaps where the two differ and handles overlapping memory itself:
+
+* ``hton``: input as labelled (values are preserved) -> big-endian output;
+* ``ntoh``: input memory read as big-endian, whatever its label -> native output;
+* ``byteswap``: input read with the opposite byte order -> output with the input's
+  own dtype, i.e. numpy's ``ndarray.byteswap`` semantics.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import numpy as np
+
+from ._common import (
+    HOST_IS_LITTLE,
+    big_endian,
+    check_dtype,
+    from_raw,
+    native,
+    prepare_out,
+)
+from .exceptions import BufferMismatchError
+
+__all__ = [
+    "hton",
+    "ntoh",
+    "byteswap",
+    "htons",
+    "htonl",
+    "htonll",
+    "ntohs",
+    "ntohl",
+    "ntohll",
+    "simd_paths",
+    "get_simd",
+    "set_simd",
+]
+
+
+def _convert(a, out, src_view, out_dt):
+    result = np.empty_like(a, dtype=out_dt) if out is None else prepare_out(a, out, out_dt)
+    np.copyto(result, src_view, casting="equiv")
+    return result
+
+
+def hton(a, out=None):
+    """Return ``a`` with the same values in big-endian (network) byte order.
+
+    Equivalent to ``a.astype(a.dtype.newbyteorder('>'))``: the result has a
+    big-endian dtype (one-byte types are copied as they are) and the memory layout of
+    ``a`` (C stays C, Fortran stays Fortran, strided input gives a compact array).
+
+    Args:
+        a: an ndarray (any layout, read-only and unaligned included) or anything
+            ``numpy.asarray`` accepts, of a supported dtype in any byte order.
+        out: ``None`` to allocate the result; an ndarray of the same shape and item
+            size to write into (``out=a`` converts in place); or a writable
+            C-contiguous buffer of exactly ``a.nbytes`` bytes.
+
+    Returns:
+        The result array.  With ``out=``, a view of ``out``'s memory carrying the
+        big-endian dtype (``out`` itself if its dtype is already that).
+
+    Raises:
+        UnsupportedDtypeError: ``a``'s dtype is not a supported numeric dtype.
+        BufferMismatchError: ``out`` does not fit.
+    """
+    a = np.asarray(a)
+    check_dtype(a.dtype)
+    return _convert(a, out, a, big_endian(a.dtype))
+
+
+def ntoh(a, out=None, *, dtype=None, shape=None):
+    """Return the native-order array whose big-endian representation is ``a``.
+
+    The memory of ``a`` is read as big-endian data whatever its dtype label says
+    (``'>f8'``, or a plain ``float64`` array that ``recv_into`` filled from the
+    wire), so ``ntoh(hton(x))`` equals ``x``.
+
+    Args:
+        a: an ndarray of a supported dtype, or with ``dtype=`` any C-contiguous
+            buffer (bytes, bytearray, memoryview, ndarray) read as raw bytes.
+        out: as for :func:`hton`; the returned view carries the native dtype.
+        dtype: read ``a`` as a raw buffer of this dtype (byte order label ignored:
+            the data are big-endian).
+        shape: with ``dtype=``, the result's shape (default: 1-d).
+
+    Returns:
+        A native-order array (or view of ``out``).
+
+    Raises:
+        UnsupportedDtypeError, BufferMismatchError.
+    """
+    if dtype is not None:
+        a = from_raw(a, dtype, shape)
+    elif shape is not None:
+        raise BufferMismatchError("ntoh(shape=...) needs dtype=... as well")
+    else:
+        a = np.asarray(a)
+        check_dtype(a.dtype)
+    dt = a.dtype
+    return _convert(a, out, a.view(big_endian(dt)), native(dt))
+
+
+def byteswap(a, inplace=False, out=None):
+    """Reverse the bytes of every element, keeping the dtype label (``ndarray.byteswap``).
+
+    Complex numbers have each component swapped; one-byte types are copied.
+
+    Args:
+        a: an ndarray of a supported dtype.
+        inplace: swap ``a`` itself (it must be writable) and return it.
+        out: as for :func:`hton`; may not be combined with ``inplace=True``.
+
+    Returns:
+        The swapped array (``a`` when ``inplace``).
+
+    Raises:
+        UnsupportedDtypeError, BufferMismatchError.
+    """
+    a = np.asarray(a)
+    check_dtype(a.dtype)
+    if inplace:
+        if out is not None and out is not a:
+            raise BufferMismatchError("byteswap: give inplace=True or out=, not both")
+        out = a
+    dt = a.dtype
+    return _convert(a, out, a.view(dt.newbyteorder("S")), dt)
+
+
+# ---- scalars: the socket module's own functions, and their 64-bit twins ----
+
+htons = socket.htons
+ntohs = socket.ntohs
+htonl = socket.htonl
+ntohl = socket.ntohl
+
+
+def htonll(x: int) -> int:
+    """64-bit ``htonl``: same rules (an ``int`` from 0 to 2**64-1, else OverflowError/TypeError)."""
+    if not isinstance(x, int):
+        raise TypeError(f"expected int, {type(x).__name__} found")
+    if x < 0:
+        raise OverflowError("can't convert negative value to unsigned int")
+    if x >> 64:
+        raise OverflowError("int larger than 64 bits")
+    if not HOST_IS_LITTLE:
+        return int(x)
+    return int.from_bytes(x.to_bytes(8, "big"), "little")
+
+
+ntohll = htonll
+
+
+# ---- SIMD selection: the fallback has one path, numpy's own loops ----
+
+
+def simd_paths() -> tuple[str, ...]:
+    """Names of the kernel paths this implementation can run (here only ``"numpy"``)."""
+    return ("numpy",)
+
+
+def get_simd() -> str:
+    """Name of the kernel path in use."""
+    return "numpy"
+
+
+def set_simd(name: str) -> str:
+    """Select a kernel path by name (``"auto"`` picks the best); returns the one chosen."""
+    if name not in ("auto", "numpy"):
+        raise ValueError(f"unknown or unavailable SIMD path {name!r}; available: ('numpy',)")
+    return "numpy"
+
+
+del sys
