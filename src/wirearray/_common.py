@@ -90,10 +90,13 @@ def prepare_out(a: np.ndarray, out, dt: np.dtype) -> np.ndarray:
 
     ``out`` may be an ndarray of the same shape and item size (any dtype label: the
     result is written as bytes and the returned view carries ``dt``), or a writable
-    contiguous buffer of exactly ``a.nbytes`` bytes, which is filled in ``a``'s memory
-    order (Fortran order for a Fortran-contiguous ``a``, else C order).
+    C-contiguous buffer of exactly ``a.nbytes`` bytes -- bytearray, memoryview, or a
+    1-d ``uint8`` ndarray -- which is filled in ``a``'s memory order (Fortran order for
+    a Fortran-contiguous ``a``, else C order).
     """
-    if isinstance(out, np.ndarray):
+    if isinstance(out, np.ndarray) and not (
+        out.ndim == 1 and out.dtype == np.uint8 and out.shape != a.shape
+    ):
         if out.shape != a.shape:
             raise BufferMismatchError(f"out has shape {out.shape}; the result has {a.shape}")
         if out.dtype.itemsize != dt.itemsize:

@@ -1,0 +1,65 @@
+"""Shared fixtures: every test of the byte-order core runs against both implementations.
+
+``impl`` is the compiled module (``wirearray._cwire``) or the fallback
+(``wirearray.fallback``); ``path_impl`` adds one compiled variant per SIMD path this
+CPU can run (scalar, ssse3, avx2, neon), so each kernel is checked against numpy.
+With WIREARRAY_PUREPYTHON=1 the compiled variants are skipped; with
+WIREARRAY_REQUIRE_EXTENSION=1 a missing extension is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from wirearray import fallback
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+def load_cwire():
+    """The compiled module, or a skip (a failure under WIREARRAY_REQUIRE_EXTENSION=1)."""
+    if _flag("WIREARRAY_PUREPYTHON"):
+        pytest.skip("WIREARRAY_PUREPYTHON=1: compiled core disabled")
+    try:
+        from wirearray import _cwire
+    except ImportError as exc:
+        if _flag("WIREARRAY_REQUIRE_EXTENSION"):
+            pytest.fail(f"compiled core required but not importable: {exc}")
+        pytest.skip(f"compiled core not built: {exc}")
+    return _cwire
+
+
+def _cwire_paths() -> list[str]:
+    try:
+        from wirearray import _cwire
+    except ImportError:
+        return []
+    return list(_cwire.simd_paths())
+
+
+@pytest.fixture(params=["cython", "python"])
+def impl(request):
+    """The compiled core (with its best SIMD path) or the pure-Python fallback."""
+    if request.param == "python":
+        return fallback
+    mod = load_cwire()
+    mod.set_simd("auto")
+    return mod
+
+
+@pytest.fixture(params=["python"] + [f"cython-{p}" for p in _cwire_paths()])
+def path_impl(request):
+    """Like ``impl``, with the compiled core once per SIMD path it can run."""
+    if request.param == "python":
+        yield fallback
+        return
+    mod = load_cwire()
+    mod.set_simd(request.param.split("-", 1)[1])
+    try:
+        yield mod
+    finally:
+        mod.set_simd("auto")

@@ -1,0 +1,108 @@
+"""Choosing the implementation: environment variables, in fresh interpreters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import load_cwire
+
+# A meta-path hook that makes `import wirearray._cwire` fail, as on a machine where
+# the extension was never built (or its shared library cannot load).
+HIDE_EXTENSION = textwrap.dedent(
+    """
+    import sys
+    class _Hide:
+        def find_spec(self, name, path=None, target=None):
+            if name == "wirearray._cwire":
+                raise ImportError("simulated missing extension")
+    sys.meta_path.insert(0, _Hide())
+    """
+)
+
+
+def run(code: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WIREARRAY_PUREPYTHON", "WIREARRAY_REQUIRE_EXTENSION", "WIREARRAY_SIMD")
+    }
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=60
+    )
+
+
+INFO = "import json, wirearray; print(json.dumps(wirearray.info()))"
+
+
+def test_purepython_forces_fallback():
+    r = run(INFO, WIREARRAY_PUREPYTHON="1")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["implementation"] == "python"
+    assert "WIREARRAY_PUREPYTHON" in info["extension_error"]
+
+
+def test_default_uses_extension_when_built():
+    load_cwire()
+    info = json.loads(run(INFO).stdout)
+    assert info["implementation"] == "cython" and info["extension_error"] is None
+
+
+def test_missing_extension_falls_back_silently():
+    r = run(HIDE_EXTENSION + INFO)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["implementation"] == "python"
+    assert "simulated missing extension" in info["extension_error"]
+
+
+def test_require_extension_makes_missing_extension_an_error():
+    r = run(HIDE_EXTENSION + "import wirearray", WIREARRAY_REQUIRE_EXTENSION="1")
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr and "WIREARRAY_REQUIRE_EXTENSION" in r.stderr
+
+
+def test_require_extension_passes_with_extension():
+    load_cwire()
+    r = run(INFO, WIREARRAY_REQUIRE_EXTENSION="1")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["implementation"] == "cython"
+
+
+def test_contradictory_flags_are_an_error():
+    r = run("import wirearray", WIREARRAY_PUREPYTHON="1", WIREARRAY_REQUIRE_EXTENSION="1")
+    assert r.returncode != 0 and "contradict" in r.stderr
+
+
+@pytest.mark.parametrize("path", ["scalar", "ssse3", "avx2", "neon"])
+def test_simd_env_forces_path(path):
+    cw = load_cwire()
+    r = run(INFO, WIREARRAY_SIMD=path)
+    if path in cw.simd_paths():
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["simd"] == path
+    else:  # a path this CPU cannot run is refused loudly, never silently replaced
+        assert r.returncode != 0 and "unavailable SIMD path" in r.stderr
+
+
+def test_simd_env_unknown_name():
+    load_cwire()
+    r = run(INFO, WIREARRAY_SIMD="sse9")
+    assert r.returncode != 0 and "ValueError" in r.stderr
+
+
+def test_set_simd_api(impl):
+    paths = impl.simd_paths()
+    assert impl.get_simd() in paths
+    for p in paths:
+        assert impl.set_simd(p) == p and impl.get_simd() == p
+    assert impl.set_simd("auto") == paths[-1]
+    with pytest.raises(ValueError):
+        impl.set_simd("no-such-path")
