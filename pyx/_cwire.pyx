@@ -216,18 +216,18 @@ cdef inline Py_ssize_t _nbytes(wa_PyArrayObject *arr, int itemsize) noexcept:
 
 
 cdef void _extent(wa_PyArrayObject *arr, int itemsize, char **lo, char **hi) noexcept:
-    cdef char *l = arr.data
-    cdef char *h = arr.data + itemsize
+    cdef char *low = arr.data
+    cdef char *high = arr.data + itemsize
     cdef int i
     cdef Py_ssize_t step
     for i in range(arr.nd):
         step = (arr.dimensions[i] - 1) * arr.strides[i]
         if step < 0:
-            l += step
+            low += step
         else:
-            h += step
-    lo[0] = l
-    hi[0] = h
+            high += step
+    lo[0] = low
+    hi[0] = high
 
 
 cdef bint _same_layout(wa_PyArrayObject *x, wa_PyArrayObject *y) noexcept:
@@ -279,7 +279,7 @@ cdef object _convert(object a, object out, int mode):
     cdef wa_PyArrayObject *res
     cdef wa_PyArray_Descr *d
     cdef unsigned char tc
-    cdef int itemsize, unit, flags
+    cdef int itemsize, unit
     cdef bint swap
     cdef Py_ssize_t nbytes
     cdef char *lo1

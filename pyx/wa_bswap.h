@@ -62,7 +62,7 @@ static inline uint64_t wa_bswap64(uint64_t x) {
 
 /* Host byte order, found at run time: no macro is portable across all the
  * compilers we target, and the check costs nothing (it is done once). */
-static int wa_host_is_little(void) {
+static inline int wa_host_is_little(void) {
     const uint16_t probe = 1;
     unsigned char first;
     memcpy(&first, &probe, 1);
@@ -116,7 +116,7 @@ static uint64_t wa_xgetbv0(void) {
 #endif
 
 /* Bit mask of the paths this CPU (and OS) can run; bit k = path k. */
-static unsigned wa_paths_available(void) {
+static inline unsigned wa_paths_available(void) {
     unsigned mask = 1u << WA_PATH_SCALAR;
 #ifdef WA_X86
     unsigned r[4], maxleaf;
@@ -140,7 +140,7 @@ static unsigned wa_paths_available(void) {
     return mask;
 }
 
-static int wa_best_path(unsigned mask) {
+static inline int wa_best_path(unsigned mask) {
     if (mask & (1u << WA_PATH_AVX2)) return WA_PATH_AVX2;
     if (mask & (1u << WA_PATH_NEON)) return WA_PATH_NEON;
     if (mask & (1u << WA_PATH_SSSE3)) return WA_PATH_SSSE3;
@@ -316,6 +316,7 @@ static void wa_swap_contig(char *dst, const char *src, size_t nbytes, int unit, 
     if (path == WA_PATH_NEON) { wa_swap_neon(dst, src, nbytes, unit); return; }
 #endif
     (void)stream;
+    (void)path;
     wa_swap_scalar(dst, src, nbytes, unit);
 }
 

@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 import pytest
+
+import wirearray
 from helpers import (
     SUPPORTED,
     big,
@@ -24,8 +26,6 @@ from helpers import (
     ref_ntoh,
     same_bytes,
 )
-
-import wirearray
 from wirearray import BufferMismatchError, UnsupportedDtypeError, UsageError, WireError
 
 rng = np.random.default_rng(20261125)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import SUPPORTED, random_array, ref_byteswap, ref_hton, ref_ntoh, same_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import load_cwire
+from helpers import SUPPORTED, random_array, ref_byteswap, ref_hton, ref_ntoh, same_bytes
 
 
 @st.composite
@@ -24,9 +24,7 @@ def arrays(draw):
     if draw(st.booleans()):
         base = np.asfortranarray(base)
     # a random view: steps (negative too), then maybe a transpose
-    index = tuple(
-        slice(None, None, draw(st.sampled_from([1, 2, 3, -1, -2]))) for _ in range(ndim)
-    )
+    index = tuple(slice(None, None, draw(st.sampled_from([1, 2, 3, -1, -2]))) for _ in range(ndim))
     view = base[index] if ndim else base  # base[()] would be a numpy scalar
     if ndim > 1 and draw(st.booleans()):
         view = view.transpose(draw(st.permutations(range(ndim))))
@@ -75,13 +73,17 @@ def test_streaming_stores_forced():
                     for off in (0, 1, 2, 8, 12):
                         a = np.frombuffer(buf.data, dtype, count=n, offset=off)
                         out = np.zeros(8192, np.uint8)
-                        dst = np.frombuffer(out.data, np.dtype(dtype).newbyteorder(">"),
-                                            count=n, offset=(off * 5) % 64)
+                        dst = np.frombuffer(
+                            out.data,
+                            np.dtype(dtype).newbyteorder(">"),
+                            count=n,
+                            offset=(off * 5) % 64,
+                        )
                         got = cw.hton(a, out=dst)
                         assert same_bytes(got, ref_hton(a)), (path, dtype, n, off)
                         # bytes around the destination are untouched
                         lo = (off * 5) % 64
-                        assert not out[:lo].any() and not out[lo + n * item:].any()
+                        assert not out[:lo].any() and not out[lo + n * item :].any()
     finally:
         cw._set_stream_bytes(old)
         cw.set_simd("auto")

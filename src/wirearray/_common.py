@@ -61,7 +61,8 @@ def from_raw(buf, dtype, shape) -> np.ndarray:
         mv = memoryview(buf)
     except TypeError:
         raise BufferMismatchError(
-            f"ntoh(dtype=...) needs a buffer (bytes, bytearray, memoryview), not {type(buf).__name__}"
+            "ntoh(dtype=...) needs a buffer (bytes, bytearray, memoryview), "
+            f"not {type(buf).__name__}"
         ) from None
     if not mv.c_contiguous:
         raise BufferMismatchError("ntoh(dtype=...) needs a C-contiguous buffer")

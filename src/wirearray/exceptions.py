@@ -16,10 +16,10 @@ never wrapped.  The 16/32/64-bit scalar helpers deliberately raise the builtins 
 from __future__ import annotations
 
 __all__ = [
-    "WireError",
-    "UsageError",
-    "UnsupportedDtypeError",
     "BufferMismatchError",
+    "UnsupportedDtypeError",
+    "UsageError",
+    "WireError",
 ]
 
 

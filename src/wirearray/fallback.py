@@ -18,7 +18,6 @@ wanted; numpy swaps where the two differ and handles overlapping memory itself:
 from __future__ import annotations
 
 import socket
-import sys
 
 import numpy as np
 
@@ -33,18 +32,18 @@ from ._common import (
 from .exceptions import BufferMismatchError
 
 __all__ = [
-    "hton",
-    "ntoh",
     "byteswap",
-    "htons",
+    "get_simd",
+    "hton",
     "htonl",
     "htonll",
-    "ntohs",
+    "htons",
+    "ntoh",
     "ntohl",
     "ntohll",
-    "simd_paths",
-    "get_simd",
+    "ntohs",
     "set_simd",
+    "simd_paths",
 ]
 
 
@@ -181,6 +180,3 @@ def set_simd(name: str) -> str:
     if name not in ("auto", "numpy"):
         raise ValueError(f"unknown or unavailable SIMD path {name!r}; available: ('numpy',)")
     return "numpy"
-
-
-del sys
