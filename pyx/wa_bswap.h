@@ -348,6 +348,7 @@ static inline void wa_swap_item(char *dst, const char *src, int itemsize, int un
  * (numpy's own maximum).  Overlapping src/dst must be identical (in place).
  */
 #define WA_MAXDIMS 64
+#define WA_STREAM_MIN_RUN ((size_t)64 * 1024)
 
 static inline ptrdiff_t wa_abs(ptrdiff_t x) { return x < 0 ? -x : x; }
 
@@ -398,6 +399,9 @@ static void wa_convert_nd(char *dst, const ptrdiff_t *dst_strides, const char *s
     {
         const ptrdiff_t inner = sh[n - 1], dsi = ds[n - 1], ssi = ss[n - 1];
         const int contig = (dsi == itemsize && ssi == itemsize);
+        /* Streaming stores pay only on long runs: on short rows they leave partly
+         * written lines in the write-combining buffers. */
+        if ((size_t)inner * (size_t)itemsize < WA_STREAM_MIN_RUN) stream = 0;
         for (i = 0; i < n; i++) idx[i] = 0;
         for (;;) {
             if (contig) {

@@ -39,9 +39,9 @@ KERNEL_COUNTS = (8, 1024, 100_000, 8_388_608)  # items, as in bench/bench_byteor
 # Timing: one sample batches enough calls to last SAMPLE_S (timer overhead and
 # resolution stay below 1%), and each measurement takes REPEATS samples, fewer once it
 # has used BUDGET_S: the whole demo stays under about 20 s even with 256 MiB arrays.
-SAMPLE_S = 2e-4
+SAMPLE_S = 1e-3
 MIN_REPEATS = 3
-REPEATS = 15
+REPEATS = 25
 BUDGET_S = 0.3
 
 #: The operations timed, in table order, with what each row's column header means.
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="time hton/ntoh against numpy on float64 arrays of 1 KiB to 256 MiB",
         description="Time wirearray.hton/ntoh against numpy's byteswap, astype and "
-        "copyto on float64 arrays of 1 KiB to 256 MiB (about 1.5 GiB of memory at "
+        "copyto on float64 arrays of 1 KiB to 256 MiB (about 2 GiB of memory at "
         "256 MiB; at most about 20 s).",
     )
     demo.add_argument("--quick", action="store_true", help="skip the 256 MiB array")

@@ -48,7 +48,10 @@ __all__ = [
 
 
 def _convert(a, out, src_view, out_dt):
-    result = np.empty_like(a, dtype=out_dt) if out is None else prepare_out(a, out, out_dt)
+    if out is None:
+        # astype(order="K") allocates in a's memory order, as the compiled core does
+        return src_view.astype(out_dt, order="K")
+    result = prepare_out(a, out, out_dt)
     np.copyto(result, src_view, casting="equiv")
     return result
 
