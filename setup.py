@@ -26,7 +26,7 @@ if os.environ.get("WIREARRAY_NO_EXTENSION", "") in ("", "0"):
                 "wirearray._cwire",
                 ["pyx/_cwire.pyx"],
                 include_dirs=["pyx"],
-                depends=["pyx/wa_bswap.h", "pyx/wa_npyabi.h"],
+                depends=["pyx/wa_bswap.h", "pyx/wa_npyabi.h", "pyx/wa_crc32c.h"],
                 extra_compile_args=extra_compile_args,
             )
         ],

@@ -19,6 +19,7 @@ Semantics (documented in the fallback's docstrings, which these functions share)
   dtype out; byteswap: bytes reversed, dtype label kept.
 """
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
@@ -31,7 +32,12 @@ import os
 import numpy as _np
 
 from wirearray._common import SUPPORTED_CHARS, check_dtype, from_raw, prepare_out
-from wirearray.exceptions import BufferMismatchError, UnsupportedDtypeError
+from wirearray.exceptions import (
+    BufferMismatchError,
+    MalformedFrameError,
+    UnsupportedDtypeError,
+    UnsupportedVersionError,
+)
 
 
 cdef extern from "wa_bswap.h" nogil:
@@ -443,3 +449,238 @@ def ntohll(x):
     """Network to host order, 64 bits: ``ntohl``'s rules at 64 bits."""
     cdef uint64_t v = <uint64_t> _exact_int(x, 64)
     return wa_bswap64(v) if _host_little else v
+
+
+# ---- wire format primitives (docs/FORMAT.md; the Python reference is _format.py) ----
+
+cdef extern from "wa_crc32c.h" nogil:
+    void wa_crc32c_init()
+    uint32_t wa_crc32c(uint32_t crc, const void *data, size_t n)
+    uint32_t wa_crc32c_portable(uint32_t crc, const void *data, size_t n)
+
+
+wa_crc32c_init()
+
+cdef enum:
+    FIXED_HEADER = 32
+    MIN_HEADER = 64
+    MAX_NDIM = 64
+    CRC_OFFSET = 28
+    KIND_ARRAY = 1
+    KIND_MESSAGE = 2
+    KIND_END = 3
+    FLAGS_KNOWN = 0x07
+    N_CODES = 15
+
+# item size per wire dtype code (0 = invalid), as in _format.ITEMSIZE
+cdef int _code_itemsize[N_CODES]
+_code_itemsize[:] = [0, 1, 1, 1, 2, 2, 4, 4, 8, 8, 2, 4, 8, 8, 16]
+
+
+def crc32c(data, crc=0):
+    """CRC32C (Castagnoli) of a C-contiguous buffer, continuing ``crc`` (0 to start).
+
+    ``crc32c(b, crc32c(a)) == crc32c(a + b)``.  Uses SSE4.2 or ARMv8 CRC instructions
+    where available (see wa_crc32c.h); the GIL is released for large buffers.
+    """
+    cdef Py_buffer view
+    cdef uint32_t c = <uint32_t> (crc & 0xFFFFFFFF)
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        if view.len >= GIL_RELEASE_BYTES:
+            with nogil:
+                c = wa_crc32c(c, view.buf, <size_t> view.len)
+        else:
+            c = wa_crc32c(c, view.buf, <size_t> view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return c
+
+
+def _crc32c_portable(data, crc=0):
+    """crc32c() forced onto the portable table path (for tests)."""
+    cdef Py_buffer view
+    cdef uint32_t c = <uint32_t> (crc & 0xFFFFFFFF)
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        c = wa_crc32c_portable(c, view.buf, <size_t> view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return c
+
+
+cdef inline void _put16(unsigned char *p, uint16_t v) noexcept nogil:
+    p[0] = <unsigned char> (v >> 8)
+    p[1] = <unsigned char> v
+
+
+cdef inline void _put32(unsigned char *p, uint32_t v) noexcept nogil:
+    p[0] = <unsigned char> (v >> 24)
+    p[1] = <unsigned char> (v >> 16)
+    p[2] = <unsigned char> (v >> 8)
+    p[3] = <unsigned char> v
+
+
+cdef inline void _put64(unsigned char *p, uint64_t v) noexcept nogil:
+    _put32(p, <uint32_t> (v >> 32))
+    _put32(p + 4, <uint32_t> v)
+
+
+cdef inline uint32_t _get32(const unsigned char *p) noexcept nogil:
+    return ((<uint32_t> p[0]) << 24) | ((<uint32_t> p[1]) << 16) | ((<uint32_t> p[2]) << 8) | p[3]
+
+
+cdef inline uint64_t _get64(const unsigned char *p) noexcept nogil:
+    return ((<uint64_t> _get32(p)) << 32) | _get32(p + 4)
+
+
+cdef inline Py_ssize_t _header_size(int ndim, int name_len) noexcept nogil:
+    return ((FIXED_HEADER + 8 * ndim + name_len + 63) // 64) * 64
+
+
+def pack_header(int kind, int code, int flags, shape, payload_len, name=b"", count=0, seq=0):
+    """Encode a header (with its CRC32C) for the given, already validated, fields."""
+    cdef Py_ssize_t ndim = len(shape)
+    cdef Py_ssize_t name_len = len(name)
+    cdef Py_ssize_t h, i
+    cdef bytearray out
+    cdef unsigned char *p
+    cdef const unsigned char[:] nm
+    if ndim > MAX_NDIM or name_len > 255:
+        raise ValueError("ndim or name too long for the wire format")
+    h = _header_size(<int> ndim, <int> name_len)
+    out = bytearray(h)
+    p = <unsigned char *> (<char *> out)
+    p[0] = 0x89
+    p[1] = b'W'
+    p[2] = b'A'
+    p[3] = b'R'
+    p[4] = 1
+    p[5] = <unsigned char> kind
+    p[6] = <unsigned char> code
+    p[7] = <unsigned char> flags
+    p[8] = <unsigned char> ndim
+    p[9] = <unsigned char> name_len
+    _put16(p + 10, <uint16_t> h)
+    _put32(p + 12, <uint32_t> count)
+    _put64(p + 16, <uint64_t> payload_len)
+    _put32(p + 24, <uint32_t> (seq & 0xFFFFFFFF))
+    for i in range(ndim):
+        _put64(p + FIXED_HEADER + 8 * i, <uint64_t> shape[i])
+    if name_len:
+        nm = name
+        for i in range(name_len):
+            p[FIXED_HEADER + 8 * ndim + i] = nm[i]
+    _put32(p + CRC_OFFSET, wa_crc32c(0, p, <size_t> h))
+    return bytes(out)
+
+
+cdef Py_ssize_t _header_length(const unsigned char *p, Py_ssize_t n) except -1:
+    cdef int ndim, name_len
+    cdef Py_ssize_t h
+    if n < MIN_HEADER:
+        raise ValueError("header_length needs the first 64 bytes of a frame")
+    if not (p[0] == 0x89 and p[1] == b'W' and p[2] == b'A' and p[3] == b'R'):
+        raise MalformedFrameError(
+            f"bad magic {bytes(p[:4])!r} (expected {b'\\x89WAR'!r})")
+    if p[4] != 1:
+        raise UnsupportedVersionError(f"wire-format version {p[4]} (this reader speaks 1)")
+    ndim = p[8]
+    name_len = p[9]
+    if ndim > MAX_NDIM:
+        raise MalformedFrameError(
+            f"ndim {ndim} exceeds the format's maximum of {MAX_NDIM}")
+    h = (p[10] << 8) | p[11]
+    if h != _header_size(ndim, name_len):
+        raise MalformedFrameError(
+            f"header length {h} does not match ndim {ndim} and name length {name_len}")
+    return h
+
+
+def header_length(head):
+    """Validate the first 64 bytes of a frame and return its header length H."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(head, &view, PyBUF_SIMPLE)
+    try:
+        return _header_length(<const unsigned char *> view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def parse_header(buf):
+    """Validate a complete header; return (kind, code, flags, shape, payload_len, name,
+    count, seq).  Same checks, results and messages as _format.parse_header."""
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef Py_ssize_t h, i, end
+    cdef int kind, code, flags, ndim, name_len
+    cdef uint32_t crc, count, seq, c
+    cdef uint64_t payload_len, expected, d
+    cdef bint overflow = False
+    cdef unsigned char zero4[4]
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        p = <const unsigned char *> view.buf
+        h = _header_length(p, view.len)
+        if view.len < h:
+            raise ValueError("parse_header needs the whole header")
+        kind = p[5]
+        code = p[6]
+        flags = p[7]
+        ndim = p[8]
+        name_len = p[9]
+        count = _get32(p + 12)
+        payload_len = _get64(p + 16)
+        seq = _get32(p + 24)
+        crc = _get32(p + CRC_OFFSET)
+        zero4[0] = zero4[1] = zero4[2] = zero4[3] = 0
+        c = wa_crc32c(0, p, CRC_OFFSET)
+        c = wa_crc32c(c, zero4, 4)
+        c = wa_crc32c(c, p + CRC_OFFSET + 4, <size_t> (h - CRC_OFFSET - 4))
+        if c != crc:
+            raise MalformedFrameError("header checksum mismatch (corrupted header)")
+        end = FIXED_HEADER + 8 * ndim + name_len
+        for i in range(end, h):
+            if p[i]:
+                raise MalformedFrameError("non-zero bytes in header padding")
+        shape = tuple([_get64(p + FIXED_HEADER + 8 * i) for i in range(ndim)])
+        name = (<const char *> p)[FIXED_HEADER + 8 * ndim:end]
+        if kind == KIND_ARRAY:
+            if code <= 0 or code >= N_CODES:
+                raise MalformedFrameError(f"unknown dtype code {code}")
+            if flags & ~FLAGS_KNOWN:
+                raise MalformedFrameError(f"unknown flag bits 0x{flags & ~FLAGS_KNOWN:02x}")
+            if count:
+                raise MalformedFrameError("count must be 0 in an array frame")
+            # Exact: a zero dimension makes the product 0; otherwise an overflow of
+            # 64 bits can never equal the 64-bit payload length.
+            expected = 0 if _has_zero(p, ndim) else <uint64_t> _code_itemsize[code]
+            for i in range(ndim if expected else 0):
+                d = _get64(p + FIXED_HEADER + 8 * i)
+                if expected > 0xFFFFFFFFFFFFFFFF // d:
+                    overflow = True
+                    break
+                expected *= d
+            if overflow or expected != payload_len:
+                raise MalformedFrameError(
+                    f"payload length {payload_len} != prod(shape {shape}) * itemsize "
+                    f"{_code_itemsize[code]}")
+        elif kind == KIND_MESSAGE or kind == KIND_END:
+            if code or flags or ndim or name_len or payload_len:
+                raise MalformedFrameError(
+                    "message and end frames carry no dtype, flags, shape, name or payload")
+            if kind == KIND_END and count:
+                raise MalformedFrameError("count must be 0 in an end frame")
+        else:
+            raise MalformedFrameError(f"unknown frame kind {kind}")
+        return kind, code, flags, shape, payload_len, name, count, seq
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef bint _has_zero(const unsigned char *p, int ndim) noexcept:
+    cdef int i
+    for i in range(ndim):
+        if _get64(p + FIXED_HEADER + 8 * i) == 0:
+            return True
+    return False

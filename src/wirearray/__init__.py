@@ -17,8 +17,6 @@ forces a kernel path of the compiled core.
 
 from __future__ import annotations
 
-import os as _os
-
 from .exceptions import (
     BufferMismatchError,
     UnsupportedDtypeError,
@@ -29,34 +27,8 @@ from .exceptions import (
 __version__ = "0.1.0"
 
 
-def _flag(name: str) -> bool:
-    return _os.environ.get(name, "").strip() not in ("", "0")
-
-
-EXTENSION_ERROR: str | None = None
-
-if _flag("WIREARRAY_PUREPYTHON"):
-    if _flag("WIREARRAY_REQUIRE_EXTENSION"):
-        raise ImportError(
-            "WIREARRAY_PUREPYTHON=1 and WIREARRAY_REQUIRE_EXTENSION=1 contradict each other"
-        )
-    from . import fallback as _impl
-
-    EXTENSION_ERROR = "disabled by WIREARRAY_PUREPYTHON=1"
-else:
-    try:
-        from . import _cwire as _impl
-    except ImportError as _exc:
-        if _flag("WIREARRAY_REQUIRE_EXTENSION"):
-            raise ImportError(
-                f"wirearray's compiled extension is required (WIREARRAY_REQUIRE_EXTENSION=1) "
-                f"but failed to import: {_exc}"
-            ) from _exc
-        from . import fallback as _impl
-
-        EXTENSION_ERROR = f"{type(_exc).__name__}: {_exc}"
-
-IMPLEMENTATION: str = "python" if _impl.__name__.endswith(".fallback") else "cython"
+from ._implementation import EXTENSION_ERROR, IMPLEMENTATION
+from ._implementation import impl as _impl
 
 hton = _impl.hton
 ntoh = _impl.ntoh

@@ -4,8 +4,10 @@ Every error wirearray raises on purpose derives from :class:`WireError`, split i
 
 * :class:`UsageError` -- the caller misused the API (a dtype wirearray does not carry,
   an ``out=`` buffer of the wrong size).  Fix the calling code.
-* Errors about what a peer sent (malformed frames, hostile lengths, truncated streams)
-  belong to the codec and derive from a protocol-error branch of this same hierarchy.
+* :class:`ProtocolError` -- the peer (or the bytes fed to a decoder) broke the wire
+  format: malformed or corrupted frames, limits exceeded, checksum or schema
+  mismatches, truncated streams.  Nothing the peer sends can raise anything else from
+  a decoder; any other exception escaping it is a bug.
 
 Each class also subclasses the builtin a user would already catch (``TypeError``,
 ``ValueError``), so ``except ValueError`` keeps working.  OS errors from sockets are
@@ -47,3 +49,52 @@ class BufferMismatchError(UsageError, ValueError):
     not contiguous, or when a raw buffer cannot be read as the requested dtype/shape.
     Nothing has been written when it is raised.
     """
+
+
+class StreamBrokenError(UsageError, RuntimeError):
+    """A decoder or channel was used again after an error left its stream unusable.
+
+    After a protocol error the position in the byte stream is unknown; rather than
+    misread what follows, every later call raises this (with the original error as
+    ``__cause__``).  Arrays returned before the error are unaffected.
+    """
+
+
+class ProtocolError(WireError):
+    """The peer sent bytes that are not a valid wirearray stream."""
+
+
+class MalformedFrameError(ProtocolError, ValueError):
+    """A frame header is corrupt or inconsistent (bad magic, header checksum, field
+    values, shape/length mismatch, non-zero padding, invalid name)."""
+
+
+class UnsupportedVersionError(MalformedFrameError):
+    """The frame uses a wire-format version this wirearray does not speak."""
+
+
+class FrameTooLargeError(ProtocolError, ValueError):
+    """A frame exceeds a configured limit (payload bytes, ndim, arrays or bytes in a
+    message); raised from the header, before anything is allocated."""
+
+
+class ChecksumError(ProtocolError, ValueError):
+    """A payload does not match its CRC32C trailer."""
+
+
+class SchemaMismatchError(ProtocolError, ValueError):
+    """A frame's dtype or shape is not the one the receiver expected; raised from the
+    header, before the payload is read."""
+
+
+class TruncatedStreamError(ProtocolError, ConnectionError):
+    """The stream ended in the middle of a frame (or without an end-of-stream frame).
+
+    ``received`` and ``expected`` give the bytes of the unfinished frame that arrived
+    and that were announced (``expected`` is None when the header itself was cut).
+    """
+
+    def __init__(self, message: str, received: int = 0, expected: int | None = None):
+        super().__init__(message)
+        self.received = received
+        self.expected = expected

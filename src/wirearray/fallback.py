@@ -29,11 +29,14 @@ from ._common import (
     native,
     prepare_out,
 )
+from ._format import crc32c, header_length, pack_header, parse_header
 from .exceptions import BufferMismatchError
 
 __all__ = [
     "byteswap",
+    "crc32c",
     "get_simd",
+    "header_length",
     "hton",
     "htonl",
     "htonll",
@@ -42,6 +45,8 @@ __all__ = [
     "ntohl",
     "ntohll",
     "ntohs",
+    "pack_header",
+    "parse_header",
     "set_simd",
     "simd_paths",
 ]

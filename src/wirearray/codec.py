@@ -1,0 +1,866 @@
+"""Sans-I/O frame codec: arrays to frames and a byte stream back to arrays.
+
+The wire format is specified in docs/FORMAT.md.  This module never touches a socket,
+a selector or an event loop (in the manner of h11): transports move bytes, the codec
+says which bytes to move.
+
+Encoding -- :class:`Encoder` turns an array into a short list of buffers per
+``sendmsg``/``writelines`` call.  When the array's memory already is the wire's byte
+order and layout, the payload buffer *is* the array (never copied).  Otherwise (network
+order on a little-endian host, or a non-contiguous view) the payload comes out in
+chunks converted into one reusable staging buffer of a few hundred KiB, so a sender
+never holds a converted copy of a large array.  Checksums go in a trailer, so the
+checksum of a converted payload is computed in the same single pass.
+
+Decoding -- :class:`Decoder` is fed either way:
+
+* ``buf = dec.get_buffer(); n = sock.recv_into(buf); dec.advance(n)`` -- for a large
+  payload ``buf`` is a window of the destination array itself, so payload bytes are
+  written once, by the kernel, where they belong; the byte swap (when the wire order
+  differs from the wanted one) then runs in place on each chunk right after it
+  arrives, while it is still in cache.  Small frames are read many at a time into a
+  read-ahead buffer and copied out (one ``recv_into`` for dozens of small frames is
+  much faster than one per header and payload).
+* ``dec.receive_data(data)`` -- bytes from elsewhere; the decoder keeps a reference to
+  ``data`` until it is consumed (do not modify it before ``next_event()`` returns
+  ``NEED_DATA``) and converts straight from it into the destination.
+
+``next_event()`` returns :class:`Array`, :class:`Message`, :class:`EndOfStream` or
+``NEED_DATA``.  Every header is validated, and every configured limit checked, before
+anything is allocated for its frame.  Errors: :class:`~wirearray.ProtocolError`
+subclasses for anything the bytes do wrong (after which the decoder refuses further
+use with :class:`~wirearray.StreamBrokenError`), :class:`~wirearray.UsageError`
+subclasses for the caller's mistakes (an ``out=`` that does not fit is reported before
+any payload byte is consumed, and the decoder stays usable).  Any other exception
+escaping the decoder on any input is a bug.
+
+Lifetimes: arrays in events belong to the caller and are never views of the
+decoder's buffers; an array received into ``out=`` *is* (a view of) ``out``, and is
+overwritten if ``out`` is passed again.  Buffers yielded by :meth:`Encoder.frame` are
+valid until the iterator is advanced (the staging buffer is reused); buffers from
+:meth:`Decoder.get_buffer` until the next ``advance``/``next_event`` call.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _format as F
+from ._common import check_dtype
+from ._implementation import get as _get_impl
+from .exceptions import (
+    BufferMismatchError,
+    ChecksumError,
+    FrameTooLargeError,
+    MalformedFrameError,
+    ProtocolError,
+    SchemaMismatchError,
+    StreamBrokenError,
+    TruncatedStreamError,
+    UnsupportedDtypeError,
+    UsageError,
+)
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "NEED_DATA",
+    "Array",
+    "Decoder",
+    "Encoder",
+    "EndOfStream",
+    "Message",
+    "Schema",
+]
+
+#: Default limit on one frame's payload (and on a whole message): 1 GiB.
+DEFAULT_MAX_FRAME_BYTES = 1 << 30
+#: Default limit on dimensions: 32 (numpy 1.x's own maximum; the format allows 64).
+DEFAULT_MAX_NDIM = 32
+#: Default limit on the arrays of one message.
+DEFAULT_MAX_MESSAGE_ARRAYS = 1024
+#: Size of the encoder's staging buffer (converted payload chunks).
+DEFAULT_CHUNK_BYTES = 256 << 10
+#: Size of the decoder's read-ahead buffer for headers and small payloads.
+READAHEAD_BYTES = 256 << 10
+#: A payload with at least this much left is received straight into its array.
+DIRECT_MIN_BYTES = 64 << 10
+#: When the payload must be swapped after it lands, land it in chunks of at most this,
+#: so that each chunk is swapped while it is still in cache.
+SWAP_CHUNK_BYTES = 1 << 20
+
+_HOST_BIG = sys.byteorder == "big"
+_INTP_MAX = int(np.iinfo(np.intp).max)
+_ZEROS = bytes(F.ALIGN)
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: Returned by :meth:`Decoder.next_event` when it needs more bytes.
+NEED_DATA: Any = _Sentinel("NEED_DATA")
+
+
+@dataclass(frozen=True, slots=True)
+class Array:
+    """One array frame: the array (native order unless asked otherwise) and its name."""
+
+    array: np.ndarray
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A multi-array message, delivered only once every array of it has arrived."""
+
+    arrays: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfStream:
+    """The peer ended the stream cleanly (an END frame)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """What a receiver expects: a dtype and a shape, each possibly a wildcard.
+
+    Args:
+        dtype: a supported numpy dtype (byte order ignored), or None for any.
+        shape: a tuple whose entries are lengths or None (any length), or None for any
+            shape; its length fixes ndim.
+    """
+
+    dtype: np.dtype | None = None
+    shape: tuple[int | None, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.dtype is not None:
+            dt = np.dtype(self.dtype)
+            check_dtype(dt)
+            object.__setattr__(self, "dtype", dt.newbyteorder("="))
+        if self.shape is not None:
+            shape = tuple(self.shape)
+            for n in shape:
+                if n is not None and (not isinstance(n, int) or n < 0):
+                    raise UsageError(f"schema shape entries are lengths >= 0 or None, not {n!r}")
+            object.__setattr__(self, "shape", shape)
+
+    @classmethod
+    def coerce(cls, value: Any) -> Schema | None:
+        """Schema, (dtype, shape) tuple, or None."""
+        if value is None or isinstance(value, Schema):
+            return value
+        if isinstance(value, tuple) and len(value) == 2:
+            return cls(*value)
+        raise UsageError(f"a schema is a Schema or a (dtype, shape) tuple, not {value!r}")
+
+    def mismatch(self, code: int, shape: tuple[int, ...]) -> str | None:
+        """Why a frame of this dtype code and shape does not fit, or None if it does."""
+        got = F.DTYPES[code]
+        if self.dtype is not None and self.dtype != got:
+            return f"dtype {got} (expected {self.dtype})"
+        if self.shape is not None:
+            if len(self.shape) != len(shape) or any(
+                want is not None and want != n for want, n in zip(self.shape, shape, strict=True)
+            ):
+                return f"shape {shape} (expected {self.shape})"
+        return None
+
+
+def _byteorder_is_big(byteorder: str) -> bool | None:
+    if byteorder == "network":
+        return True
+    if byteorder == "native":
+        return None  # the array's own memory order
+    raise UsageError(f"byteorder must be 'network' or 'native', not {byteorder!r}")
+
+
+def _mem_is_big(dt: np.dtype) -> bool:
+    return dt.byteorder == ">" or (dt.byteorder == "=" and _HOST_BIG)
+
+
+def _c_pieces(a: np.ndarray, max_items: int) -> Iterator[np.ndarray]:
+    """Views of ``a`` whose concatenation in C order is ``a`` in C order, each of at
+    most ``max_items`` elements (unless a single element is already more)."""
+    if a.size <= max_items or a.ndim == 0:
+        yield a
+        return
+    row = a[0].size
+    if row <= max_items:
+        step = max(1, max_items // max(row, 1))
+        for i in range(0, a.shape[0], step):
+            yield a[i : i + step]
+    else:
+        for i in range(a.shape[0]):
+            yield from _c_pieces(a[i], max_items)
+
+
+class Encoder:
+    """Turns arrays into frames.
+
+    Args:
+        byteorder: "network" (payload big-endian; the default) or "native" (the
+            array's own memory order, converted by nobody on a same-order receiver).
+        checksum: append a CRC32C trailer to every array payload.
+        chunk_bytes: size of the reusable staging buffer for converted payloads.
+        implementation: "cython" or "python" to pick the core explicitly (tests,
+            benchmarks); None for the package's choice.
+    """
+
+    def __init__(
+        self,
+        *,
+        byteorder: str = "network",
+        checksum: bool = False,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        implementation: str | None = None,
+    ):
+        _byteorder_is_big(byteorder)
+        if chunk_bytes < 4096:
+            raise UsageError("chunk_bytes must be at least 4096")
+        self.byteorder = byteorder
+        self.checksum = bool(checksum)
+        self._impl = _get_impl(implementation)
+        self._chunk_bytes = chunk_bytes - chunk_bytes % 64
+        self._staging: np.ndarray | None = None
+        self._seq = 0
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFFFFFF
+        return seq
+
+    def frame(
+        self,
+        array: Any,
+        *,
+        name: str | None = None,
+        byteorder: str | None = None,
+        checksum: bool | None = None,
+    ) -> Iterator[list]:
+        """Encode one array frame as successive lists of buffers to send in order.
+
+        Each yielded list is meant for one ``sendmsg``/``writelines`` call and stays
+        valid only until the iterator is advanced.  The header is validated and built
+        before the first yield, so a bad argument raises before anything is sent.
+
+        Raises:
+            UnsupportedDtypeError: the dtype cannot travel.
+            UsageError: bad name or byteorder, or more dimensions than the format allows.
+        """
+        a = np.asarray(array)
+        code = F.dtype_code(a.dtype)
+        if not code:
+            check_dtype(a.dtype)
+            raise UnsupportedDtypeError(f"wirearray cannot send dtype {a.dtype!r}")
+        if a.ndim > F.MAX_NDIM:
+            raise UsageError(f"{a.ndim} dimensions; the wire format carries at most 64")
+        name_b = self._name_bytes(name)
+        want_big = _byteorder_is_big(byteorder if byteorder is not None else self.byteorder)
+        mem_big = _mem_is_big(a.dtype)
+        wire_big = mem_big if want_big is None else want_big
+        swap = a.dtype.itemsize > 1 and wire_big != mem_big
+        fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
+        checksum = self.checksum if checksum is None else bool(checksum)
+        flags = (
+            (F.FLAG_BIG_ENDIAN if wire_big else 0)
+            | (F.FLAG_FORTRAN if fortran else 0)
+            | (F.FLAG_CHECKSUM if checksum else 0)
+        )
+        header = self._impl.pack_header(
+            F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, 0, self._next_seq()
+        )
+        return self._frame_parts(a, header, swap, fortran, checksum)
+
+    def _frame_parts(self, a, header, swap, fortran, checksum) -> Iterator[list]:
+        impl = self._impl
+        pad = F.frame_tail(a.nbytes, checksum) - (F.TRAILER if checksum else 0)
+        crc = 0
+        contiguous = a.flags.c_contiguous or a.flags.f_contiguous
+        if not swap and contiguous:
+            payload = a.reshape(-1, order="F" if fortran else "C").view(np.uint8)
+            if checksum:
+                crc = impl.crc32c(payload)
+            parts = [header]
+            if payload.size:
+                parts.append(payload)
+            tail = self._tail(crc, checksum, pad)
+            yield [*parts, tail] if tail else parts
+            return
+        # Converted (swapped and/or gathered) in chunks through the staging buffer.
+        if self._staging is None:
+            self._staging = np.empty(self._chunk_bytes, dtype=np.uint8)
+        staging = self._staging
+        item = a.dtype.itemsize
+        max_items = max(1, self._chunk_bytes // item)
+        if item > self._chunk_bytes:  # cannot happen for supported dtypes
+            raise UsageError("chunk_bytes smaller than one item")
+        source = a.reshape(-1, order="F" if fortran else "C") if contiguous else a
+        pending: list = [header]
+        used = 0
+        for piece in _c_pieces(source, max_items):
+            nbytes = piece.size * item
+            if used + nbytes > staging.size:
+                chunk = staging[:used]
+                if checksum:
+                    crc = impl.crc32c(chunk, crc)
+                pending.append(chunk)
+                yield pending
+                pending, used = [], 0
+            dst = staging[used : used + nbytes].view(a.dtype).reshape(piece.shape)
+            if swap:
+                impl.byteswap(piece, out=dst)
+            else:
+                np.copyto(dst, piece)
+            used += nbytes
+        if used:
+            chunk = staging[:used]
+            if checksum:
+                crc = impl.crc32c(chunk, crc)
+            pending.append(chunk)
+        tail = self._tail(crc, checksum, pad)
+        if tail:
+            pending.append(tail)
+        yield pending
+
+    @staticmethod
+    def _tail(crc: int, checksum: bool, pad: int) -> bytes:
+        if checksum:
+            return crc.to_bytes(4, "big") + _ZEROS[:pad]
+        return _ZEROS[:pad]
+
+    @staticmethod
+    def _name_bytes(name: str | None) -> bytes:
+        if name is None:
+            return b""
+        if not isinstance(name, str):
+            raise UsageError(f"array names are str, not {type(name).__name__}")
+        b = name.encode("utf-8")
+        if not 0 < len(b) <= F.MAX_NAME:
+            raise UsageError("array names are 1 to 255 bytes of UTF-8")
+        return b
+
+    def message(
+        self,
+        arrays: Mapping[str, Any],
+        *,
+        byteorder: str | None = None,
+        checksum: bool | None = None,
+    ) -> Iterator[list]:
+        """Encode a multi-array message (names -> arrays) as lists of buffers.
+
+        The receiver delivers it as one :class:`Message`, or not at all.  Every array
+        and name is validated before the first yield.
+        """
+        if not isinstance(arrays, Mapping):
+            raise UsageError("a message is a mapping of names to arrays")
+        if len(arrays) > 0xFFFFFFFF:
+            raise UsageError("too many arrays for one message")
+        items = [(k, np.asarray(v)) for k, v in arrays.items()]
+        for k, v in items:
+            self._name_bytes(k)
+            if not F.dtype_code(v.dtype):
+                check_dtype(v.dtype)
+                raise UnsupportedDtypeError(f"wirearray cannot send dtype {v.dtype!r}")
+        head = self._impl.pack_header(
+            F.KIND_MESSAGE, 0, 0, (), 0, b"", len(items), self._next_seq()
+        )
+        frames = [self.frame(v, name=k, byteorder=byteorder, checksum=checksum) for k, v in items]
+        return self._message_parts(head, frames)
+
+    @staticmethod
+    def _message_parts(head: bytes, frames: list) -> Iterator[list]:
+        carry: list = [head]
+        for it in frames:
+            for parts in it:
+                if carry:
+                    parts = carry + parts
+                    carry = []
+                yield parts
+        if carry:
+            yield carry
+
+    def end(self) -> bytes:
+        """The end-of-stream frame (resets the frame sequence for a next stream)."""
+        head = self._impl.pack_header(F.KIND_END, 0, 0, (), 0, b"", 0, self._next_seq())
+        self._seq = 0
+        return head
+
+    def encode(self, array: Any, **kw: Any) -> bytes:
+        """One frame as a single bytes object (copies; convenient for files and tests)."""
+        return b"".join(bytes(p) for parts in self.frame(array, **kw) for p in parts)
+
+    def encode_message(self, arrays: Mapping[str, Any], **kw: Any) -> bytes:
+        """One message as a single bytes object."""
+        return b"".join(bytes(p) for parts in self.message(arrays, **kw) for p in parts)
+
+
+# Decoder regions
+_HEADER, _PAYLOAD, _TAIL = 0, 1, 2
+
+
+class Decoder:
+    """Turns a byte stream, however it is split, back into arrays.
+
+    Args:
+        max_frame_bytes: largest payload accepted (also the cap on a whole message's
+            payloads); larger frames raise FrameTooLargeError from the header.
+        max_ndim: most dimensions accepted (the format allows 64).
+        max_message_arrays: most arrays in one message.
+        keep_wire_order: return arrays in the byte order they travelled in instead of
+            converting them to this host's order.
+        implementation: "cython" or "python" to pick the core explicitly.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_ndim: int = DEFAULT_MAX_NDIM,
+        max_message_arrays: int = DEFAULT_MAX_MESSAGE_ARRAYS,
+        keep_wire_order: bool = False,
+        implementation: str | None = None,
+    ):
+        if max_frame_bytes < 0 or not 0 <= max_ndim <= F.MAX_NDIM or max_message_arrays < 0:
+            raise UsageError("limits must be >= 0 (and max_ndim <= 64)")
+        self.max_frame_bytes = max_frame_bytes
+        self.max_ndim = max_ndim
+        self.max_message_arrays = max_message_arrays
+        self.keep_wire_order = keep_wire_order
+        self._impl = _get_impl(implementation)
+        self._readahead = bytearray(READAHEAD_BYTES)
+        self._rview = memoryview(self._readahead)
+        self._pending: deque[memoryview] = deque()
+        self._events: deque = deque()
+        self._eof = False
+        self._broken: BaseException | None = None
+        self._direct = False
+        self._last_buffer_len = -1
+        self._hdr = bytearray(F.MAX_HEADER)
+        self._hview = memoryview(self._hdr)
+        self._tail = bytearray(F.TRAILER + F.ALIGN)
+        self._seq = 0
+        self._next_out: Any = None
+        self._next_schema: Any = None
+        self._in_message = False
+        self.bytes_received = 0
+        self._reset_frame()
+        self._msg: dict[str, np.ndarray] = {}
+        self._msg_count = 0
+        self._msg_bytes = 0
+        self._msg_schema: Any = None
+        self._msg_out: Any = {}
+        self._clean = False  # True at a frame boundary right after an END frame
+
+    # ---- public API ----
+
+    def expect(self, *, out: Any = None, schema: Any = None) -> None:
+        """Set the destination and/or schema for the next array (or message).
+
+        Args:
+            out: an ndarray with the frame's dtype (any byte order: the array is
+                delivered in ``out``'s) and shape, writable and contiguous in the
+                frame's memory order (C, or Fortran for a Fortran frame).  For a
+                message, a dict of such arrays by name (names not in it are allocated).
+            schema: a :class:`Schema` or (dtype, shape) tuple the next array must match;
+                for a message, a dict of them by name (the message must have exactly
+                these names).
+
+        Both apply to the next frame whose header has not been read yet and are cleared
+        once used.
+        """
+        self._check_usable()
+        if isinstance(schema, Mapping):
+            schema = {str(k): Schema.coerce(v) for k, v in schema.items()}
+        else:
+            schema = Schema.coerce(schema)
+        self._next_out = out
+        self._next_schema = schema
+
+    def get_buffer(self) -> memoryview:
+        """A writable buffer for the next ``recv_into``; report what arrived with advance().
+
+        For a large payload this is a window of the destination array itself.  Only
+        valid to call when :meth:`next_event` last returned ``NEED_DATA``.
+        """
+        self._check_usable()
+        if self._pending or self._events:
+            raise UsageError("call next_event() until it returns NEED_DATA before get_buffer()")
+        remaining = self._need - self._fill
+        if self._region == _PAYLOAD and remaining >= DIRECT_MIN_BYTES:
+            n = min(remaining, SWAP_CHUNK_BYTES) if self._unit else remaining
+            self._direct = True
+            self._last_buffer_len = n
+            return memoryview(self._dest_bytes[self._fill : self._fill + n])
+        self._direct = False
+        self._last_buffer_len = len(self._readahead)
+        return self._rview
+
+    def advance(self, nbytes: int) -> None:
+        """Report that ``nbytes`` were written into the last get_buffer(); 0 means EOF."""
+        self._check_usable()
+        if not 0 <= nbytes <= self._last_buffer_len:
+            raise UsageError(
+                f"advance({nbytes}) outside the {self._last_buffer_len}-byte buffer given"
+            )
+        self._last_buffer_len = -1
+        if nbytes == 0:
+            self._eof = True
+            return
+        self.bytes_received += nbytes
+        self._clean = False
+        if self._direct:
+            start = self._fill
+            self._fill += nbytes
+            if self._crc is not None:
+                self._crc = self._impl.crc32c(self._dest_bytes[start : self._fill], self._crc)
+            self._swap_landed()
+        else:
+            self._pending.append(self._rview[:nbytes])
+
+    def receive_data(self, data: Any) -> None:
+        """Feed bytes; ``b""`` means EOF.  ``data`` is referenced, not copied, until
+        consumed: do not modify it before next_event() returns NEED_DATA."""
+        self._check_usable()
+        mv = memoryview(data)
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        if not len(mv):
+            self._eof = True
+            return
+        self.bytes_received += len(mv)
+        self._clean = False
+        self._pending.append(mv)
+
+    def next_event(self) -> Any:
+        """The next complete :class:`Array`, :class:`Message` or :class:`EndOfStream`,
+        or ``NEED_DATA``.
+
+        Raises:
+            ProtocolError: the bytes break the format or a limit (the decoder is then
+                unusable: later calls raise StreamBrokenError).
+            BufferMismatchError: ``out=`` does not fit the frame; nothing of the
+                payload was consumed, call expect() with a fitting ``out`` (or none).
+        """
+        self._check_usable()
+        try:
+            return self._next_event()
+        except ProtocolError as exc:
+            self._broken = exc
+            self._pending.clear()
+            raise
+
+    # ---- internals ----
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise StreamBrokenError(
+                f"the stream is unusable after an earlier error: {self._broken}"
+            ) from self._broken
+
+    def _reset_frame(self) -> None:
+        self._region = _HEADER
+        self._fill = 0
+        self._need = F.MIN_HEADER
+        self._header: tuple | None = None
+        self._dest: np.ndarray | None = None
+        self._dest_bytes: Any = None
+        self._units: np.ndarray | None = None
+        self._unit = 0
+        self._swapped = 0
+        self._crc: int | None = None
+
+    def _take(self, want: int) -> memoryview | None:
+        """Up to ``want`` bytes from the pending input, or None if there are none."""
+        while self._pending:
+            mv = self._pending[0]
+            if len(mv) <= want:
+                self._pending.popleft()
+                if len(mv):
+                    return mv
+                continue
+            self._pending[0] = mv[want:]
+            return mv[:want]
+        return None
+
+    def _need_data(self) -> Any:
+        if not self._eof:
+            return NEED_DATA
+        if self._clean:
+            return EndOfStream()
+        if self._header is None:
+            got, total = self._fill, None
+        else:
+            hl = F.header_size(len(self._header[3]), len(self._header[5]))
+            length = self._header[4]
+            total = hl + length + F.frame_tail(length, bool(self._header[2] & F.FLAG_CHECKSUM))
+            got = hl + (self._fill if self._region == _PAYLOAD else 0)
+            got += (length + self._fill) if self._region == _TAIL else 0
+        where = (
+            f"inside a message ({len(self._msg)} of {self._msg_count} arrays complete)"
+            if self._in_message
+            else "inside a frame"
+        )
+        if got == 0 and not self._in_message:
+            raise TruncatedStreamError(
+                "the stream ended without an end-of-stream frame", received=0, expected=None
+            )
+        if total is None:
+            raise TruncatedStreamError(
+                f"the stream ended {where}: {got} bytes of a frame header arrived",
+                received=got,
+            )
+        raise TruncatedStreamError(
+            f"the stream ended {where}: {got} of {total} frame bytes arrived",
+            received=got,
+            expected=total,
+        )
+
+    def _next_event(self) -> Any:
+        while True:
+            if self._events:
+                return self._events.popleft()
+            region = self._region
+            if self._fill < self._need:
+                chunk = self._take(self._need - self._fill)
+                if chunk is None:
+                    return self._need_data()
+                self._consume(region, chunk)
+                continue
+            if region == _HEADER:
+                if self._header is None:
+                    if self._need == F.MIN_HEADER:
+                        h = self._impl.header_length(self._hview[: F.MIN_HEADER])
+                        if h > F.MIN_HEADER:
+                            self._need = h
+                            continue
+                    self._header = self._impl.parse_header(self._hview[: self._need])
+                    self._check_header()
+                self._start_frame()  # may raise BufferMismatchError: retried next call
+            elif region == _PAYLOAD:
+                self._region = _TAIL
+                self._fill = 0
+                self._need = F.frame_tail(self._header[4], self._crc is not None)
+            else:
+                self._finish_frame()
+
+    def _consume(self, region: int, chunk: memoryview) -> None:
+        n = len(chunk)
+        if region == _HEADER:
+            self._hdr[self._fill : self._fill + n] = chunk
+        elif region == _TAIL:
+            self._tail[self._fill : self._fill + n] = chunk
+        else:
+            if self._crc is not None:
+                self._crc = self._impl.crc32c(chunk, self._crc)
+            self._copy_payload(chunk)
+            return
+        self._fill += n
+
+    def _copy_payload(self, chunk: memoryview) -> None:
+        """Copy arrived payload bytes into the destination, swapping on the way when the
+        copy starts on a unit boundary (one pass), else copy then swap in place."""
+        start, n, unit = self._fill, len(chunk), self._unit
+        if unit and start == self._swapped:
+            whole = n - n % unit
+            if whole:
+                src = np.frombuffer(chunk, dtype=self._units.dtype, count=whole // unit)
+                i = start // unit
+                self._impl.byteswap(src, out=self._units[i : i + whole // unit])
+                self._swapped = start + whole
+            if whole < n:
+                self._dest_bytes[start + whole : start + n] = chunk[whole:]
+            self._fill = start + n
+            return
+        self._dest_bytes[start : start + n] = chunk
+        self._fill = start + n
+        self._swap_landed()
+
+    def _swap_landed(self) -> None:
+        """Swap in place every whole unit that has landed since the last swap."""
+        unit = self._unit
+        if not unit:
+            return
+        end = self._fill - self._fill % unit
+        if end > self._swapped:
+            view = self._units[self._swapped // unit : end // unit]
+            self._impl.byteswap(view, inplace=True)
+            self._swapped = end
+
+    def _check_header(self) -> None:
+        """Sequence, limits and structure: everything decidable from the header alone."""
+        kind, code, _, shape, length, name, count, seq = self._header
+        if seq != self._seq:
+            raise MalformedFrameError(f"frame sequence number {seq}, expected {self._seq}")
+        self._seq = (seq + 1) & 0xFFFFFFFF
+        if kind == F.KIND_END:
+            if self._in_message:
+                raise MalformedFrameError(
+                    f"end of stream inside a message ({len(self._msg)} of {self._msg_count} arrays)"
+                )
+            return
+        if kind == F.KIND_MESSAGE:
+            if self._in_message:
+                raise MalformedFrameError("a message header inside a message")
+            if count > self.max_message_arrays:
+                raise FrameTooLargeError(
+                    f"message of {count} arrays exceeds max_message_arrays="
+                    f"{self.max_message_arrays}"
+                )
+            return
+        if len(shape) > self.max_ndim:
+            raise FrameTooLargeError(f"{len(shape)} dimensions exceed max_ndim={self.max_ndim}")
+        if length > self.max_frame_bytes:
+            raise FrameTooLargeError(
+                f"frame of {length} bytes exceeds max_frame_bytes={self.max_frame_bytes}"
+            )
+        nonzero = F.ITEMSIZE[code]
+        for n in shape:
+            if n:
+                nonzero *= n
+        if nonzero > _INTP_MAX:
+            raise MalformedFrameError(f"shape {shape} cannot be represented on this host")
+        try:
+            text = name.decode("utf-8") if name else None
+        except UnicodeDecodeError:
+            raise MalformedFrameError("array name is not valid UTF-8") from None
+        if self._in_message:
+            if text is None:
+                raise MalformedFrameError("an array inside a message has no name")
+            if text in self._msg:
+                raise MalformedFrameError(f"array name {text!r} repeated in a message")
+            if self._msg_bytes + length > self.max_frame_bytes:
+                raise FrameTooLargeError(
+                    f"message payloads exceed max_frame_bytes={self.max_frame_bytes}"
+                )
+        schema = self._msg_schema if self._in_message else self._next_schema
+        if isinstance(schema, dict):
+            if self._in_message:
+                schema = schema.get(text)
+                if schema is None and text not in self._msg_schema:
+                    raise SchemaMismatchError(f"unexpected array {text!r} in the message")
+            else:
+                raise SchemaMismatchError("expected a message, got a single array")
+        if schema is not None:
+            why = schema.mismatch(code, shape)
+            if why:
+                raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
+
+    def _start_frame(self) -> None:
+        kind, code, flags, shape, length, name, count, _ = self._header
+        if kind == F.KIND_END:
+            self._reset_frame()
+            self._seq = 0
+            self._events.append(EndOfStream())
+            self._clean = not self._pending
+            return
+        if kind == F.KIND_MESSAGE:
+            schema, out = self._next_schema, self._next_out
+            if schema is not None and not isinstance(schema, dict):
+                raise SchemaMismatchError("expected a single array, got a message")
+            if out is not None and not isinstance(out, Mapping):
+                raise BufferMismatchError("a message needs out= as a dict of arrays by name")
+            self._next_schema = self._next_out = None
+            self._reset_frame()
+            self._in_message = True
+            self._msg = {}
+            self._msg_count = count
+            self._msg_bytes = 0
+            self._msg_schema = schema
+            self._msg_out = out or {}
+            if count == 0:
+                self._end_message()
+            return
+        text = name.decode("utf-8") if name else None
+        out = self._msg_out.get(text) if self._in_message else self._next_out
+        wire_dt = F.DTYPES[code].newbyteorder(">" if flags & F.FLAG_BIG_ENDIAN else "<")
+        order = "F" if flags & F.FLAG_FORTRAN else "C"
+        if out is not None:
+            dest = self._fit_out(out, wire_dt, shape, order)
+        else:
+            target = wire_dt if self.keep_wire_order else wire_dt.newbyteorder("=")
+            try:
+                dest = np.empty(shape, dtype=target, order=order)
+            except (ValueError, MemoryError) as exc:
+                raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
+        # destination accepted: the frame is committed
+        if not self._in_message:
+            self._next_out = self._next_schema = None
+        itemsize = wire_dt.itemsize
+        swap = itemsize > 1 and _mem_is_big(dest.dtype) != bool(flags & F.FLAG_BIG_ENDIAN)
+        self._dest = dest
+        self._dest_bytes = dest.reshape(-1, order=order).view(np.uint8)
+        self._unit = (itemsize // 2 if wire_dt.kind == "c" else itemsize) if swap else 0
+        if self._unit:
+            self._units = self._dest_bytes.view(f"u{self._unit}")
+        self._swapped = 0
+        self._crc = 0 if flags & F.FLAG_CHECKSUM else None
+        self._region = _PAYLOAD
+        self._fill = 0
+        self._need = length
+
+    def _fit_out(self, out: Any, wire_dt: np.dtype, shape: tuple, order: str) -> np.ndarray:
+        if not isinstance(out, np.ndarray):
+            raise BufferMismatchError(f"out must be an ndarray, not {type(out).__name__}")
+        if out.dtype.newbyteorder("=") != wire_dt.newbyteorder("="):
+            raise BufferMismatchError(f"out has dtype {out.dtype}; the frame carries {wire_dt}")
+        if out.shape != tuple(shape):
+            raise BufferMismatchError(f"out has shape {out.shape}; the frame carries {shape}")
+        if not out.flags.writeable:
+            raise BufferMismatchError("out is read-only")
+        ok = out.flags.f_contiguous if order == "F" else out.flags.c_contiguous
+        if not ok:
+            raise BufferMismatchError(
+                f"out must be {'Fortran' if order == 'F' else 'C'}-contiguous "
+                f"(the frame is in {order} order)"
+            )
+        return out
+
+    def _finish_frame(self) -> None:
+        length, name = self._header[4], self._header[5]
+        tail = self._tail[: self._need]
+        pad_from = 0
+        if self._crc is not None:
+            sent = int.from_bytes(tail[:4], "big")
+            if sent != self._crc:
+                raise ChecksumError(
+                    f"payload checksum mismatch (CRC32C 0x{self._crc:08x}, trailer 0x{sent:08x})"
+                )
+            pad_from = 4
+        if any(tail[pad_from:]):
+            raise MalformedFrameError("non-zero bytes in frame padding")
+        dest = self._dest
+        text = name.decode("utf-8") if name else None
+        self._reset_frame()
+        if self._in_message:
+            self._msg[text] = dest
+            self._msg_bytes += length
+            if len(self._msg) == self._msg_count:
+                self._end_message()
+        else:
+            self._events.append(Array(dest, text))
+
+    def _end_message(self) -> None:
+        schema = self._msg_schema
+        if isinstance(schema, dict):
+            missing = set(schema) - set(self._msg)
+            if missing:
+                raise SchemaMismatchError(f"message lacks arrays {sorted(missing)}")
+        self._events.append(Message(self._msg))
+        self._in_message = False
+        self._msg = {}
+        self._msg_schema = None
+        self._msg_out = {}
