@@ -308,8 +308,26 @@ class Encoder:
         max_items = max(1, self._chunk_bytes // item)
         if item > self._chunk_bytes:  # cannot happen for supported dtypes
             raise UsageError("chunk_bytes smaller than one item")
-        source = a.reshape(-1, order="F" if fortran else "C") if contiguous else a
         pending: list = [header]
+        if contiguous:  # swap only: flat slices, no per-chunk views to build
+            flat = a.reshape(-1, order="F" if fortran else "C")
+            typed = staging[: max_items * item].view(a.dtype)
+            for k in range(0, flat.size, max_items):
+                n = min(max_items, flat.size - k)
+                impl.byteswap(flat[k : k + n], out=typed[:n])
+                chunk = staging[: n * item]
+                if checksum:
+                    crc = impl.crc32c(chunk, crc)
+                pending.append(chunk)
+                if k + n < flat.size:
+                    yield pending
+                    pending = []
+            tail = self._tail(crc, checksum, pad)
+            if tail:
+                pending.append(tail)
+            yield pending
+            return
+        source = a
         used = 0
         for piece in _c_pieces(source, max_items):
             nbytes = piece.size * item
