@@ -18,8 +18,20 @@ forces a kernel path of the compiled core.
 from __future__ import annotations
 
 from .exceptions import (
+    AddressError,
     BufferMismatchError,
+    ChecksumError,
+    DatagramTooLargeError,
+    EndOfStreamError,
+    FrameTooLargeError,
+    MalformedFrameError,
+    ProtocolError,
+    SchemaMismatchError,
+    SequenceError,
+    StreamBrokenError,
+    TruncatedStreamError,
     UnsupportedDtypeError,
+    UnsupportedVersionError,
     UsageError,
     WireError,
 )
@@ -42,6 +54,10 @@ ntohll = _impl.ntohll
 simd_paths = _impl.simd_paths
 get_simd = _impl.get_simd
 set_simd = _impl.set_simd
+
+from . import aio, codec  # noqa: E402  (after the implementation is chosen)
+from .codec import Schema  # noqa: E402
+from .transport import Channel, DatagramChannel, Listener, connect, listen  # noqa: E402
 
 # The fallback's docstrings are the reference text for both implementations.
 if IMPLEMENTATION == "cython":
@@ -76,18 +92,38 @@ def info() -> dict:
 __all__ = [
     "EXTENSION_ERROR",
     "IMPLEMENTATION",
+    "AddressError",
     "BufferMismatchError",
+    "Channel",
+    "ChecksumError",
+    "DatagramChannel",
+    "DatagramTooLargeError",
+    "EndOfStreamError",
+    "FrameTooLargeError",
+    "Listener",
+    "MalformedFrameError",
+    "ProtocolError",
+    "Schema",
+    "SchemaMismatchError",
+    "SequenceError",
+    "StreamBrokenError",
+    "TruncatedStreamError",
     "UnsupportedDtypeError",
+    "UnsupportedVersionError",
     "UsageError",
     "WireError",
     "__version__",
+    "aio",
     "byteswap",
+    "codec",
+    "connect",
     "get_simd",
     "hton",
     "htonl",
     "htonll",
     "htons",
     "info",
+    "listen",
     "ntoh",
     "ntohl",
     "ntohll",

@@ -459,8 +459,8 @@ class Decoder:
         self.max_message_arrays = max_message_arrays
         self.keep_wire_order = keep_wire_order
         self._impl = _get_impl(implementation)
-        self._readahead = bytearray(READAHEAD_BYTES)
-        self._rview = memoryview(self._readahead)
+        self._readahead: bytearray | None = None  # allocated by the first get_buffer()
+        self._rview: memoryview | None = None
         self._pending: deque[memoryview] = deque()
         self._events: deque = deque()
         self._eof = False
@@ -524,6 +524,9 @@ class Decoder:
             self._last_buffer_len = n
             return memoryview(self._dest_bytes[self._fill : self._fill + n])
         self._direct = False
+        if self._readahead is None:
+            self._readahead = bytearray(READAHEAD_BYTES)
+            self._rview = memoryview(self._readahead)
         self._last_buffer_len = len(self._readahead)
         return self._rview
 
@@ -589,10 +592,48 @@ class Decoder:
                 f"the stream is unusable after an earlier error: {self._broken}"
             ) from self._broken
 
+    # ---- hooks for decoders of other framings (wirearray.npy) ----
+
+    #: A stream that ends at a frame boundary without an END frame is truncated.
+    _EOF_AT_BOUNDARY_IS_END = False
+
+    def _first_need(self) -> int:
+        """Bytes to read before the header can be looked at."""
+        return F.MIN_HEADER
+
+    def _tail_length(self, length: int, checksum: bool) -> int:
+        """Bytes after a payload of ``length`` (trailer and padding)."""
+        return F.frame_tail(length, checksum)
+
+    def _read_header(self) -> bool:
+        """Called whenever the header region is full: either raise ``_need`` to read
+        more and return False, or set ``_header`` (validated) and return True."""
+        if self._need == F.MIN_HEADER:
+            h = self._impl.header_length(self._hview[: F.MIN_HEADER])
+            if h > F.MIN_HEADER:
+                self._need = h
+                return False
+        self._header_bytes = self._need
+        self._header = self._impl.parse_header(self._hview[: self._need])
+        self._check_header()
+        return True
+
+    @property
+    def at_boundary(self) -> bool:
+        """True when no frame (or message) is partly received: a transport may stop
+        here (a timeout between frames leaves the stream intact)."""
+        return (
+            self._region == _HEADER
+            and self._fill == 0
+            and self._header is None
+            and not self._pending
+            and not self._in_message
+        )
+
     def _reset_frame(self) -> None:
         self._region = _HEADER
         self._fill = 0
-        self._need = F.MIN_HEADER
+        self._need = self._first_need()
         self._header: tuple | None = None
         self._dest: np.ndarray | None = None
         self._dest_bytes: Any = None
@@ -617,14 +658,14 @@ class Decoder:
     def _need_data(self) -> Any:
         if not self._eof:
             return NEED_DATA
-        if self._clean:
+        if self._clean or (self._EOF_AT_BOUNDARY_IS_END and self.at_boundary):
             return EndOfStream()
         if self._header is None:
             got, total = self._fill, None
         else:
-            hl = F.header_size(len(self._header[3]), len(self._header[5]))
+            hl = self._header_bytes
             length = self._header[4]
-            total = hl + length + F.frame_tail(length, bool(self._header[2] & F.FLAG_CHECKSUM))
+            total = hl + length + self._tail_length(length, bool(self._header[2] & F.FLAG_CHECKSUM))
             got = hl + (self._fill if self._region == _PAYLOAD else 0)
             got += (length + self._fill) if self._region == _TAIL else 0
         where = (
@@ -659,19 +700,13 @@ class Decoder:
                 self._consume(region, chunk)
                 continue
             if region == _HEADER:
-                if self._header is None:
-                    if self._need == F.MIN_HEADER:
-                        h = self._impl.header_length(self._hview[: F.MIN_HEADER])
-                        if h > F.MIN_HEADER:
-                            self._need = h
-                            continue
-                    self._header = self._impl.parse_header(self._hview[: self._need])
-                    self._check_header()
+                if self._header is None and not self._read_header():
+                    continue
                 self._start_frame()  # may raise BufferMismatchError: retried next call
             elif region == _PAYLOAD:
                 self._region = _TAIL
                 self._fill = 0
-                self._need = F.frame_tail(self._header[4], self._crc is not None)
+                self._need = self._tail_length(self._header[4], self._crc is not None)
             else:
                 self._finish_frame()
 
@@ -739,6 +774,10 @@ class Decoder:
                     f"{self.max_message_arrays}"
                 )
             return
+        self._check_array(code, shape, length, name)
+
+    def _check_array(self, code: int, shape: tuple, length: int, name: bytes) -> None:
+        """Limits, representability, names and schema of an array frame's header."""
         if len(shape) > self.max_ndim:
             raise FrameTooLargeError(f"{len(shape)} dimensions exceed max_ndim={self.max_ndim}")
         if length > self.max_frame_bytes:
@@ -882,3 +921,53 @@ class Decoder:
         self._msg = {}
         self._msg_schema = None
         self._msg_out = {}
+
+
+def decode_frame(
+    buf: Any,
+    *,
+    out: Any = None,
+    schema: Any = None,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    max_ndim: int = DEFAULT_MAX_NDIM,
+    keep_wire_order: bool = False,
+    implementation: str | None = None,
+) -> tuple[Array, int]:
+    """Decode one complete ARRAY frame held in ``buf`` (a datagram, a record in a file).
+
+    Sequence numbers are not checked against a stream (the caller decides what a gap
+    means); the frame's own is returned.
+
+    Returns:
+        ``(Array event, seq)``.
+
+    Raises:
+        TruncatedStreamError: ``buf`` ends inside the frame.
+        MalformedFrameError: not exactly one array frame (a message, an END frame or
+            trailing bytes), or any header error; other ProtocolErrors as for Decoder.
+    """
+    mv = memoryview(buf)
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    dec = Decoder(
+        max_frame_bytes=max_frame_bytes,
+        max_ndim=max_ndim,
+        keep_wire_order=keep_wire_order,
+        implementation=implementation,
+    )
+    seq = int.from_bytes(mv[24:28], "big") if len(mv) >= 28 else 0
+    dec._seq = seq  # a lone frame: accept its own sequence number
+    dec.expect(out=out, schema=schema)
+    dec.receive_data(mv)
+    dec.receive_data(b"")
+    try:
+        ev = dec.next_event()
+    except TruncatedStreamError as exc:
+        raise TruncatedStreamError(
+            f"incomplete frame: {exc}", received=exc.received, expected=exc.expected
+        ) from None
+    if not isinstance(ev, Array):
+        raise MalformedFrameError("expected one array frame")
+    if dec._pending:
+        raise MalformedFrameError(f"{sum(len(p) for p in dec._pending)} bytes after the frame")
+    return ev, seq

@@ -98,3 +98,34 @@ class TruncatedStreamError(ProtocolError, ConnectionError):
         super().__init__(message)
         self.received = received
         self.expected = expected
+
+
+class AddressError(UsageError, ValueError):
+    """An address that is not ``(host, port)``, ``"host:port"``, ``"[v6]:port"`` or
+    ``"unix:/path"``, or a name that does not resolve."""
+
+
+class DatagramTooLargeError(UsageError, ValueError):
+    """An array whose frame does not fit one datagram of the channel."""
+
+
+class EndOfStreamError(WireError, EOFError):
+    """``recv()`` found the end of the stream: the peer closed it cleanly.
+
+    Iterating over a channel ends quietly instead.
+    """
+
+
+class SequenceError(ProtocolError):
+    """Datagrams were lost, reordered or duplicated (a gap in sequence numbers).
+
+    Raised by a datagram channel *after* the datagram that revealed the gap was
+    decoded: ``array`` holds it, ``seq`` its sequence number, ``expected`` the number
+    that was due, so nothing received is dropped.
+    """
+
+    def __init__(self, message: str, *, seq: int, expected: int, array=None):
+        super().__init__(message)
+        self.seq = seq
+        self.expected = expected
+        self.array = array

@@ -1,0 +1,421 @@
+"""asyncio transport: the Channel API as coroutines, on TCP and UNIX sockets.
+
+Built on the event loop's socket primitives (``loop.sock_recv_into``,
+``loop.sock_sendall``) over non-blocking sockets rather than on streams, so that --
+as in the blocking transport -- large payloads are received straight into their
+destination arrays and never pass through intermediate ``bytes`` objects.  Sending
+tries one non-blocking ``sendmsg`` of the whole frame first and only waits (and
+sends per buffer) for what the kernel did not take.
+
+Semantics (timeouts, truncation, broken channels, end of stream) are those of
+:mod:`wirearray.transport`; see its header.  ``timeout=`` bounds each send/recv call
+as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import codec as _codec
+from ._address import format_address, parse_address
+from .codec import NEED_DATA, Array, Decoder, Encoder, EndOfStream, Message
+from .exceptions import (
+    EndOfStreamError,
+    SchemaMismatchError,
+    StreamBrokenError,
+    UsageError,
+)
+from .transport import _HAS_SENDMSG, _remove_stale_socket, _Side, _tune, _views
+
+__all__ = ["AsyncChannel", "AsyncListener", "AsyncServer", "connect", "listen", "serve"]
+
+
+async def _with_timeout(coro: Awaitable[Any], timeout: float | None) -> Any:
+    if timeout is None:
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except asyncio.TimeoutError:  # a distinct class before Python 3.11
+        raise TimeoutError(f"timed out after {timeout} s") from None
+
+
+class AsyncChannel:
+    """One connection carrying arrays both ways, for asyncio.
+
+    Same options and semantics as :class:`wirearray.Channel`; the send and receive
+    methods are coroutines and ``async for`` iterates until the peer ends the stream.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        byteorder: str = "network",
+        checksum: bool = False,
+        timeout: float | None = None,
+        max_frame_bytes: int = _codec.DEFAULT_MAX_FRAME_BYTES,
+        max_ndim: int = _codec.DEFAULT_MAX_NDIM,
+        max_message_arrays: int = _codec.DEFAULT_MAX_MESSAGE_ARRAYS,
+        keep_wire_order: bool = False,
+        format: str = "wire",
+    ):
+        if format == "wire":
+            self._enc: Any = Encoder(byteorder=byteorder, checksum=checksum)
+            self._dec: Any = Decoder(
+                max_frame_bytes=max_frame_bytes,
+                max_ndim=max_ndim,
+                max_message_arrays=max_message_arrays,
+                keep_wire_order=keep_wire_order,
+            )
+        elif format == "npy":
+            from .npy import NpyDecoder, NpyEncoder
+
+            self._enc = NpyEncoder()
+            self._dec = NpyDecoder(
+                max_frame_bytes=max_frame_bytes, max_ndim=max_ndim, keep_wire_order=keep_wire_order
+            )
+        else:
+            raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+        self.format = format
+        self.sock = sock
+        sock.setblocking(False)
+        _tune(sock)
+        self.timeout = timeout
+        self._rx = _Side()
+        self._tx = _Side()
+        self._closed = False
+        self._ended = False
+        self._send_lock = asyncio.Lock()
+        self._recv_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> AsyncChannel:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    # ---- sending ----
+
+    async def send(
+        self, array: Any, *, byteorder: str | None = None, checksum: bool | None = None
+    ) -> None:
+        """Send one array (see Channel.send)."""
+        self._check_open()
+        self._tx.check("send")
+        kw = {} if self.format == "npy" else {"byteorder": byteorder, "checksum": checksum}
+        frames = self._enc.frame(array, **kw)
+        await self._send_frames(frames)
+
+    async def send_many(
+        self,
+        arrays: Mapping[str, Any],
+        *,
+        byteorder: str | None = None,
+        checksum: bool | None = None,
+    ) -> None:
+        """Send named arrays as one message (see Channel.send_many)."""
+        self._check_open()
+        self._tx.check("send")
+        if self.format == "npy":
+            raise UsageError("format='npy' carries single arrays; use send()")
+        await self._send_frames(self._enc.message(arrays, byteorder=byteorder, checksum=checksum))
+
+    async def _send_frames(self, frames: Any) -> None:
+        async with self._send_lock:
+            try:
+                await _with_timeout(self._send_all(frames), self.timeout)
+            except BaseException as exc:
+                self._tx.error = exc
+                raise
+
+    async def _send_all(self, frames: Any) -> None:
+        loop = asyncio.get_running_loop()
+        sock = self.sock
+        for parts in frames:
+            views = _views(parts)
+            if _HAS_SENDMSG:
+                try:
+                    n = sock.sendmsg(views)
+                except (BlockingIOError, InterruptedError):
+                    n = 0
+                while views and n >= len(views[0]):
+                    n -= len(views.pop(0))
+                if views and n:
+                    views[0] = views[0][n:]
+            for v in views:
+                await loop.sock_sendall(sock, v)
+
+    # ---- receiving ----
+
+    async def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
+        """Receive one array (see Channel.recv)."""
+        ev = await self._recv_event(out, schema)
+        if isinstance(ev, Array):
+            return ev.array
+        raise SchemaMismatchError(
+            f"expected a single array, received a message of {len(ev.arrays)} arrays "
+            "(use recv_many())"
+        )
+
+    async def recv_many(
+        self, out: Mapping[str, np.ndarray] | None = None, *, schema: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Receive one message (see Channel.recv_many)."""
+        if self.format == "npy":
+            raise UsageError("format='npy' carries single arrays; use recv()")
+        ev = await self._recv_event(out, schema)
+        if isinstance(ev, Message):
+            return ev.arrays
+        raise SchemaMismatchError("expected a message, received a single array (use recv())")
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while True:
+            try:
+                ev = await self._recv_event(None, None)
+            except EndOfStreamError:
+                return
+            yield ev.array if isinstance(ev, Array) else ev.arrays
+
+    async def _recv_event(self, out: Any, schema: Any) -> Any:
+        self._check_open()
+        async with self._recv_lock:
+            self._rx.check("receive")
+            if self._ended:
+                raise EndOfStreamError("the peer ended the stream")
+            dec = self._dec
+            dec.expect(out=out, schema=schema)
+            try:
+                ev = await _with_timeout(self._recv_loop(), self.timeout)
+            except UsageError:
+                raise
+            except TimeoutError:
+                if not dec.at_boundary:
+                    self._rx.error = TimeoutError("timed out inside a frame")
+                raise
+            except asyncio.CancelledError:
+                if not dec.at_boundary:
+                    self._rx.error = StreamBrokenError("a receive was cancelled inside a frame")
+                raise
+            except BaseException as exc:
+                self._rx.error = exc
+                raise
+            if isinstance(ev, EndOfStream):
+                self._ended = True
+                raise EndOfStreamError("the peer ended the stream")
+            return ev
+
+    async def _recv_loop(self) -> Any:
+        loop = asyncio.get_running_loop()
+        dec = self._dec
+        while True:
+            ev = dec.next_event()
+            if ev is not NEED_DATA:
+                return ev
+            buf = dec.get_buffer()
+            n = await loop.sock_recv_into(self.sock, buf)
+            dec.advance(n)
+
+    # ---- closing ----
+
+    async def close(self) -> None:
+        """End the stream (end-of-stream frame) and close the socket; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._tx.error is None and hasattr(self._enc, "end"):
+                with contextlib.suppress(OSError, TimeoutError):
+                    await _with_timeout(self._send_all([[self._enc.end()]]), self.timeout or 5.0)
+        finally:
+            self.sock.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamBrokenError("the channel is closed")
+
+
+async def connect(address: Any, *, timeout: float | None = None, **options: Any) -> AsyncChannel:
+    """Connect to a wirearray peer (see wirearray.connect); returns an AsyncChannel."""
+    ep = parse_address(address)
+    loop = asyncio.get_running_loop()
+    infos = (
+        await loop.run_in_executor(None, ep.resolve, socket.SOCK_STREAM)
+        if not ep.is_unix
+        else ep.resolve(socket.SOCK_STREAM)
+    )
+    last: OSError | None = None
+    for family, socktype, proto, _, sockaddr in infos:
+        sock = socket.socket(family, socktype, proto)
+        sock.setblocking(False)
+        try:
+            await _with_timeout(loop.sock_connect(sock, sockaddr), timeout)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            return AsyncChannel(sock, timeout=timeout, **options)
+        except BaseException:
+            sock.close()
+            raise
+    assert last is not None
+    raise last
+
+
+class AsyncListener:
+    """A listening socket for asyncio; ``await accept()`` returns an AsyncChannel."""
+
+    def __init__(self, address: Any, *, backlog: int = 128, **options: Any):
+        ep = parse_address(address)
+        family, socktype, proto, _, sockaddr = ep.resolve(socket.SOCK_STREAM, passive=True)[0]
+        self._unix_path = None
+        if ep.is_unix and not sockaddr.startswith("\0"):
+            _remove_stale_socket(sockaddr)
+            self._unix_path = sockaddr
+        sock = socket.socket(family, socktype, proto)
+        try:
+            if family != getattr(socket, "AF_UNIX", None) and os.name != "nt":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.address = format_address(family, sock.getsockname())
+        self._options = options
+        self._closed = False
+
+    async def accept(self, timeout: float | None = None) -> AsyncChannel:
+        loop = asyncio.get_running_loop()
+        conn, _ = await _with_timeout(loop.sock_accept(self.sock), timeout)
+        try:
+            return AsyncChannel(conn, **self._options)
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.sock.close()
+        if self._unix_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._unix_path)
+
+    async def __aenter__(self) -> AsyncListener:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+
+async def listen(address: Any, **options: Any) -> AsyncListener:
+    """Listen on ``address``; returns an AsyncListener (see wirearray.listen)."""
+    return AsyncListener(address, **options)
+
+
+Handler = Callable[[AsyncChannel], Awaitable[Any]]
+
+
+class AsyncServer:
+    """Runs ``handler(channel)`` for every accepted connection, each in its own task.
+
+    The channel is closed when the handler returns.  An exception in one handler
+    closes that connection only (it is logged through the loop's exception handler);
+    the server keeps accepting.  ``max_connections`` caps concurrent connections:
+    beyond it, new connections wait in the listen backlog.
+    """
+
+    def __init__(self, listener: AsyncListener, handler: Handler, max_connections: int | None):
+        self.listener = listener
+        self.address = listener.address
+        self._handler = handler
+        self._tasks: set[asyncio.Task] = set()
+        self._slots = asyncio.Semaphore(max_connections) if max_connections else None
+        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    async def _accept_loop(self) -> None:
+        while True:
+            if self._slots is not None:
+                await self._slots.acquire()
+            try:
+                channel = await self.listener.accept()
+            except OSError:
+                if self._slots is not None:
+                    self._slots.release()
+                if self.listener._closed:
+                    return
+                await asyncio.sleep(0.05)  # e.g. EMFILE: back off instead of spinning
+                continue
+            task = asyncio.get_running_loop().create_task(self._run(channel))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, channel: AsyncChannel) -> None:
+        try:
+            await self._handler(channel)
+        except Exception as exc:  # one bad connection must not stop the server
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "wirearray handler failed", "exception": exc}
+            )
+        finally:
+            await channel.close()
+            if self._slots is not None:
+                self._slots.release()
+
+    @property
+    def connections(self) -> int:
+        """Handlers running now."""
+        return len(self._tasks)
+
+    def close(self) -> None:
+        """Stop accepting and cancel running handlers."""
+        self._accepting.cancel()
+        self.listener.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._accepting
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def serve_forever(self) -> None:
+        await self._accepting
+
+    async def __aenter__(self) -> AsyncServer:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+async def serve(
+    handler: Handler, address: Any, *, max_connections: int | None = None, **options: Any
+) -> AsyncServer:
+    """Start serving: ``handler(channel)`` runs for each connection; returns the server.
+
+    ``async with await aio.serve(handler, ("127.0.0.1", 0)) as server: ...``
+    """
+    return AsyncServer(AsyncListener(address, **options), handler, max_connections)

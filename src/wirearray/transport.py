@@ -1,0 +1,616 @@
+"""Blocking socket transport: TCP (IPv4/IPv6), UNIX stream sockets and UDP.
+
+A thin loop over the sans-I/O codec (wirearray.codec, docs/FORMAT.md):
+
+* sending: each frame leaves in one ``sendmsg`` call where the platform has it (header,
+  payload and trailer gathered by the kernel, never concatenated), ``sendall`` per
+  buffer elsewhere and on TLS sockets;
+* receiving: ``recv_into`` the buffer the decoder names -- a read-ahead buffer for
+  headers and small frames (many small frames per system call), a window of the
+  destination array for large payloads (no intermediate copy);
+* TCP_NODELAY on; socket buffer sizes left to the OS (forcing SO_SNDBUF/SO_RCVBUF
+  switches off Linux's receive autotuning and lowered throughput in our tests).
+
+Failure semantics, the same for every transport:
+
+* a timeout (``timeout=`` seconds) raises the builtin TimeoutError; at a frame
+  boundary the channel stays usable, inside a frame it is broken;
+* a peer that closes inside a frame raises TruncatedStreamError; one that closes at a
+  boundary without an end-of-stream frame too (received=0), since only ``close()``
+  sends that frame;
+* OS errors (reset, refused, ...) pass through unwrapped;
+* after any error inside a frame -- or a protocol error anywhere -- the channel's
+  receive (or send) side refuses further use with StreamBrokenError rather than
+  misread the stream; arrays returned before are untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import codec as _codec
+from ._address import Endpoint, format_address, parse_address
+from .codec import NEED_DATA, Array, Decoder, Encoder, EndOfStream, Message
+from .exceptions import (
+    AddressError,
+    DatagramTooLargeError,
+    EndOfStreamError,
+    SchemaMismatchError,
+    SequenceError,
+    StreamBrokenError,
+    UsageError,
+)
+
+__all__ = ["Channel", "DatagramChannel", "Listener", "connect", "listen"]
+
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+
+
+def _tune(sock: socket.socket) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _views(parts: list) -> list[memoryview]:
+    out = []
+    for p in parts:
+        mv = memoryview(p)
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        if len(mv):
+            out.append(mv)
+    return out
+
+
+def send_parts(sock: socket.socket, parts: list) -> None:
+    """Send a list of buffers completely: one ``sendmsg`` per call where possible,
+    resumed after partial sends; ``sendall`` per buffer where sendmsg is missing
+    (Windows) or unusable (TLS sockets)."""
+    views = _views(parts)
+    if _HAS_SENDMSG and not hasattr(sock, "cipher"):
+        while views:
+            n = sock.sendmsg(views)
+            while views and n >= len(views[0]):
+                n -= len(views.pop(0))
+            if views and n:
+                views[0] = views[0][n:]
+    else:
+        for v in views:
+            sock.sendall(v)
+
+
+class _Side:
+    """Broken-state bookkeeping for one direction of a channel."""
+
+    __slots__ = ("error",)
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+    def check(self, what: str) -> None:
+        if self.error is not None:
+            raise StreamBrokenError(
+                f"cannot {what}: the channel broke earlier ({type(self.error).__name__}: "
+                f"{self.error})"
+            ) from self.error
+
+
+class Channel:
+    """One connection carrying arrays both ways.
+
+    Created by :func:`connect` and :meth:`Listener.accept` (or around a connected
+    socket).  Options (keyword-only, all transports alike):
+
+    Args:
+        byteorder: "network" (default; payloads big-endian) or "native" (sent as the
+            arrays' memory is; a same-order receiver converts nothing).
+        checksum: append a CRC32C to every payload (off by default).
+        timeout: seconds a send or receive may block (None: forever).
+        max_frame_bytes: the largest frame (and message) accepted from the peer,
+            checked on the header before anything is allocated (default 1 GiB).
+        max_ndim, max_message_arrays: further receive limits.
+        keep_wire_order: return arrays in the byte order they travelled in.
+        format: "wire" (default, docs/FORMAT.md) or "npy": every message is a
+            standard .npy record, for peers that have only numpy (single arrays only).
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        byteorder: str = "network",
+        checksum: bool = False,
+        timeout: float | None = None,
+        max_frame_bytes: int = _codec.DEFAULT_MAX_FRAME_BYTES,
+        max_ndim: int = _codec.DEFAULT_MAX_NDIM,
+        max_message_arrays: int = _codec.DEFAULT_MAX_MESSAGE_ARRAYS,
+        keep_wire_order: bool = False,
+        format: str = "wire",
+    ):
+        if format == "wire":
+            self._enc: Any = Encoder(byteorder=byteorder, checksum=checksum)
+            self._dec: Any = Decoder(
+                max_frame_bytes=max_frame_bytes,
+                max_ndim=max_ndim,
+                max_message_arrays=max_message_arrays,
+                keep_wire_order=keep_wire_order,
+            )
+        elif format == "npy":
+            from .npy import NpyDecoder, NpyEncoder
+
+            self._enc = NpyEncoder()
+            self._dec = NpyDecoder(
+                max_frame_bytes=max_frame_bytes, max_ndim=max_ndim, keep_wire_order=keep_wire_order
+            )
+        else:
+            raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+        self.format = format
+        self.sock = sock
+        sock.settimeout(timeout)
+        _tune(sock)
+        self._rx = _Side()
+        self._tx = _Side()
+        self._closed = False
+        self._ended = False  # the peer's end-of-stream frame arrived
+
+    # ---- context manager, properties ----
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<wirearray.Channel {self.format} {state} fd={self.sock.fileno()}>"
+
+    @property
+    def timeout(self) -> float | None:
+        return self.sock.gettimeout()
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self.sock.settimeout(value)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    # ---- sending ----
+
+    def send(
+        self, array: Any, *, byteorder: str | None = None, checksum: bool | None = None
+    ) -> None:
+        """Send one array (any supported dtype and layout).
+
+        The payload is not copied when it already has the wire byte order and is
+        contiguous; otherwise it is converted through a 256 KiB staging buffer.
+
+        Raises:
+            UnsupportedDtypeError, UsageError: before anything is sent.
+            TimeoutError, OSError: the send side is then broken.
+        """
+        self._check_open()
+        self._tx.check("send")
+        kw = {} if self.format == "npy" else {"byteorder": byteorder, "checksum": checksum}
+        frames = self._enc.frame(array, **kw)  # validates before anything is sent
+        self._send_frames(frames)
+
+    def send_many(
+        self,
+        arrays: Mapping[str, Any],
+        *,
+        byteorder: str | None = None,
+        checksum: bool | None = None,
+    ) -> None:
+        """Send named arrays as one message: the peer's recv_many() gets all or none."""
+        self._check_open()
+        self._tx.check("send")
+        if self.format == "npy":
+            raise UsageError("format='npy' carries single arrays; use send()")
+        self._send_frames(self._enc.message(arrays, byteorder=byteorder, checksum=checksum))
+
+    def _send_frames(self, frames: Iterator[list]) -> None:
+        try:
+            for parts in frames:
+                send_parts(self.sock, parts)
+        except BaseException as exc:
+            self._tx.error = exc
+            raise
+
+    # ---- receiving ----
+
+    def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
+        """Receive one array.
+
+        Args:
+            out: receive into this array (same dtype in any byte order, same shape,
+                writable, contiguous in the frame's order): the payload lands in it
+                directly and one buffer serves a whole stream.  The returned array is
+                ``out`` (a view of it when only the byte-order label differs).
+            schema: a ``Schema``/``(dtype, shape)`` the array must match, with None as
+                a wildcard; checked on the header, before the payload is read.
+
+        Raises:
+            EndOfStreamError: the peer ended the stream (close()).
+            SchemaMismatchError: the frame did not match (or was a message).
+            BufferMismatchError: ``out`` does not fit; nothing was consumed.
+            TimeoutError, TruncatedStreamError, ProtocolError, OSError.
+        """
+        ev = self._recv_event(out, schema)
+        if isinstance(ev, Array):
+            return ev.array
+        raise SchemaMismatchError(
+            f"expected a single array, received a message of {len(ev.arrays)} arrays "
+            "(use recv_many())"
+        )
+
+    def recv_many(
+        self, out: Mapping[str, np.ndarray] | None = None, *, schema: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Receive one message sent with send_many(): a dict of name -> array.
+
+        ``out`` and ``schema`` are dicts by name (see Decoder.expect).
+        """
+        if self.format == "npy":
+            raise UsageError("format='npy' carries single arrays; use recv()")
+        ev = self._recv_event(out, schema)
+        if isinstance(ev, Message):
+            return ev.arrays
+        raise SchemaMismatchError("expected a message, received a single array (use recv())")
+
+    def __iter__(self) -> Iterator[Any]:
+        """Arrays (and dicts, for messages) until the peer ends the stream."""
+        while True:
+            try:
+                ev = self._recv_event(None, None)
+            except EndOfStreamError:
+                return
+            yield ev.array if isinstance(ev, Array) else ev.arrays
+
+    def _recv_event(self, out: Any, schema: Any) -> Any:
+        self._check_open()
+        self._rx.check("receive")
+        if self._ended:
+            raise EndOfStreamError("the peer ended the stream")
+        dec = self._dec
+        dec.expect(out=out, schema=schema)
+        try:
+            while True:
+                ev = dec.next_event()
+                if ev is not NEED_DATA:
+                    break
+                buf = dec.get_buffer()
+                try:
+                    n = self.sock.recv_into(buf)
+                except TimeoutError:
+                    if not dec.at_boundary:
+                        raise
+                    raise TimeoutError("timed out waiting for the next frame") from None
+                dec.advance(n)
+        except UsageError:
+            raise  # e.g. out= does not fit: reported before anything was consumed
+        except TimeoutError as exc:
+            if dec.at_boundary:
+                raise
+            self._rx.error = exc
+            raise
+        except BaseException as exc:
+            self._rx.error = exc
+            raise
+        if isinstance(ev, EndOfStream):
+            self._ended = True
+            raise EndOfStreamError("the peer ended the stream")
+        return ev
+
+    # ---- closing ----
+
+    def close(self) -> None:
+        """End the stream cleanly (an end-of-stream frame) and close the socket.
+
+        Idempotent; if the send side is broken the socket is just closed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._tx.error is None and hasattr(self._enc, "end"):
+                with contextlib.suppress(OSError):
+                    send_parts(self.sock, [self._enc.end()])
+        finally:
+            self.sock.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamBrokenError("the channel is closed")
+
+
+def _connect_socket(ep: Endpoint, timeout: float | None) -> socket.socket:
+    last: OSError | None = None
+    for family, socktype, proto, _, sockaddr in ep.resolve(socket.SOCK_STREAM):
+        sock = socket.socket(family, socktype, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    assert last is not None
+    raise last
+
+
+def connect(address: Any, *, timeout: float | None = None, **options: Any) -> Channel:
+    """Connect to a wirearray peer and return a :class:`Channel`.
+
+    ``address``: ``("host", port)``, ``"host:port"``, ``"[::1]:port"`` or
+    ``"unix:/path"``; names resolve with getaddrinfo and each address is tried in turn.
+    ``timeout`` bounds the connection attempt and every later send/receive.  Other
+    options: see :class:`Channel`.
+
+    Raises:
+        AddressError: a malformed or unresolvable address.
+        OSError: ConnectionRefusedError, TimeoutError, ... unwrapped.
+    """
+    sock = _connect_socket(parse_address(address), timeout)
+    try:
+        return Channel(sock, timeout=timeout, **options)
+    except BaseException:
+        sock.close()
+        raise
+
+
+class Listener:
+    """A listening socket that hands out :class:`Channel` objects.
+
+    ``listener.address`` is the bound address (``(host, port)`` -- port 0 picks a free
+    one -- or ``"unix:/path"``).  A UNIX path that exists is replaced only when it is
+    a stale socket nobody listens on.  Channel options given here apply to every
+    accepted channel.
+    """
+
+    def __init__(self, address: Any, *, backlog: int = 128, **options: Any):
+        ep = parse_address(address)
+        family, socktype, proto, _, sockaddr = ep.resolve(socket.SOCK_STREAM, passive=True)[0]
+        self._unix_path: str | None = None
+        if ep.is_unix and not sockaddr.startswith("\0"):
+            _remove_stale_socket(sockaddr)
+            self._unix_path = sockaddr
+        sock = socket.socket(family, socktype, proto)
+        try:
+            if family != getattr(socket, "AF_UNIX", None) and os.name != "nt":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.address = format_address(family, sock.getsockname())
+        self._options = options
+        self._closed = False
+
+    def accept(self, timeout: float | None = None) -> Channel:
+        """Wait (at most ``timeout`` seconds) for a connection; return its Channel."""
+        self.sock.settimeout(timeout)
+        conn, _ = self.sock.accept()
+        try:
+            return Channel(conn, **self._options)
+        except BaseException:
+            conn.close()
+            raise
+
+    def __iter__(self) -> Iterator[Channel]:
+        while True:
+            yield self.accept()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.sock.close()
+        if self._unix_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._unix_path)
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise AddressError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody listens: a leftover of a dead process
+        return
+    finally:
+        probe.close()
+    raise AddressError(f"{path} is in use by another listener")
+
+
+def listen(address: Any, **options: Any) -> Listener:
+    """Listen on ``address`` (see :func:`connect`); returns a :class:`Listener`."""
+    return Listener(address, **options)
+
+
+# ---- UDP ----
+
+#: The largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes).
+MAX_UDP_PAYLOAD = 65507
+
+
+class DatagramChannel:
+    """Arrays that fit one datagram, over UDP (or UNIX datagram sockets).
+
+    Each array travels as one self-contained frame in one datagram.  Frames carry
+    sequence numbers, so loss, reordering and duplication are detected and never
+    silent: ``stats`` counts them, and with ``on_gap="raise"`` (the default) the
+    ``recv`` that notices one raises :class:`~wirearray.SequenceError` -- carrying the
+    array that revealed it, so nothing received is dropped.  ``on_gap="count"`` only
+    counts.
+
+    Args:
+        local: address to bind (``("127.0.0.1", 0)`` picks a port; None: any).
+        remote: default peer for send(); recv() then accepts only that peer.
+        max_datagram: largest datagram sent or accepted (default 65507, the IPv4
+            UDP maximum); a larger frame raises DatagramTooLargeError before sending.
+        byteorder, checksum, timeout, max_ndim, keep_wire_order: as for Channel.
+    """
+
+    def __init__(
+        self,
+        local: Any = None,
+        remote: Any = None,
+        *,
+        byteorder: str = "network",
+        checksum: bool = False,
+        timeout: float | None = None,
+        max_datagram: int = MAX_UDP_PAYLOAD,
+        max_ndim: int = _codec.DEFAULT_MAX_NDIM,
+        keep_wire_order: bool = False,
+        on_gap: str = "raise",
+    ):
+        if local is None and remote is None:
+            raise UsageError("a DatagramChannel needs a local or a remote address")
+        if on_gap not in ("raise", "count"):
+            raise UsageError("on_gap must be 'raise' or 'count'")
+        ref = parse_address(local if local is not None else remote)
+        family, _, proto, _, sockaddr = ref.resolve(socket.SOCK_DGRAM, passive=local is not None)[0]
+        self.sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+        self._unix_path = None
+        try:
+            if local is not None:
+                if ref.is_unix and not sockaddr.startswith("\0"):
+                    if os.path.exists(sockaddr):
+                        raise AddressError(f"{sockaddr} exists")
+                    self._unix_path = sockaddr
+                self.sock.bind(sockaddr)
+            elif ref.is_unix:
+                pass
+            self._remote = None
+            if remote is not None:
+                rep = parse_address(remote)
+                rinfo = [i for i in rep.resolve(socket.SOCK_DGRAM) if i[0] == family]
+                if not rinfo:
+                    raise AddressError(f"{remote!r} has no address of the local socket's family")
+                self._remote = rinfo[0][4]
+                self.sock.connect(self._remote)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.sock.settimeout(timeout)
+        self._enc = Encoder(byteorder=byteorder, checksum=checksum)
+        self._dec_opts = {
+            "max_frame_bytes": max_datagram,
+            "max_ndim": max_ndim,
+            "keep_wire_order": keep_wire_order,
+        }
+        self.max_datagram = max_datagram
+        self.on_gap = on_gap
+        self._buf = bytearray(max_datagram + 1)
+        self._expected = 0
+        self._recent: dict[int, None] = {}
+        self.stats = {"sent": 0, "received": 0, "lost": 0, "reordered": 0, "duplicated": 0}
+        self._closed = False
+
+    @property
+    def address(self) -> Any:
+        return format_address(self.sock.family, self.sock.getsockname())
+
+    def send(self, array: Any, *, to: Any = None) -> None:
+        """Send one array in one datagram (to ``to``, else the channel's remote).
+
+        Raises:
+            DatagramTooLargeError: the frame exceeds max_datagram; nothing was sent.
+        """
+        a = np.asarray(array)
+        frame = self._enc.encode(a)
+        if len(frame) > self.max_datagram:
+            self._enc._seq = (self._enc._seq - 1) & 0xFFFFFFFF  # not sent: no gap
+            raise DatagramTooLargeError(
+                f"a {a.dtype}{list(a.shape)} array needs a {len(frame)}-byte datagram; "
+                f"this channel sends at most {self.max_datagram} (use a stream channel)"
+            )
+        if to is not None:
+            self.sock.sendto(frame, parse_address(to).resolve(socket.SOCK_DGRAM)[0][4])
+        elif self._remote is not None:
+            self.sock.send(frame)
+        else:
+            raise UsageError("send() needs to= on a channel without a remote address")
+        self.stats["sent"] += 1
+
+    def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
+        """Receive one array (see Channel.recv); raises SequenceError on a gap when
+        ``on_gap="raise"``, after decoding the datagram."""
+        return self.recv_from(out, schema=schema)[0]
+
+    def recv_from(self, out: np.ndarray | None = None, *, schema: Any = None) -> tuple:
+        """Like recv(), returning ``(array, sender_address)``."""
+        n, sender = self.sock.recvfrom_into(self._buf)
+        if n > self.max_datagram:
+            raise DatagramTooLargeError(f"a datagram over {self.max_datagram} bytes arrived")
+        ev, seq = _codec.decode_frame(
+            memoryview(self._buf)[:n], out=out, schema=schema, **self._dec_opts
+        )
+        self.stats["received"] += 1
+        self._track(seq, ev.array)
+        return ev.array, sender
+
+    def _track(self, seq: int, array: np.ndarray) -> None:
+        expected = self._expected
+        ahead = (seq - expected) & 0xFFFFFFFF
+        problem = None
+        if ahead == 0:
+            self._expected = (seq + 1) & 0xFFFFFFFF
+        elif ahead < 0x80000000:  # later than expected: the ones between are missing
+            self.stats["lost"] += ahead
+            self._expected = (seq + 1) & 0xFFFFFFFF
+            problem = f"{ahead} datagram(s) lost before #{seq}"
+        elif seq in self._recent:
+            self.stats["duplicated"] += 1
+            problem = f"datagram #{seq} duplicated"
+        else:  # an earlier one, counted lost, arrived late
+            self.stats["reordered"] += 1
+            self.stats["lost"] = max(0, self.stats["lost"] - 1)
+            problem = f"datagram #{seq} arrived after #{(expected - 1) & 0xFFFFFFFF}"
+        self._recent[seq] = None
+        if len(self._recent) > 4096:
+            self._recent.pop(next(iter(self._recent)))
+        if problem and self.on_gap == "raise":
+            raise SequenceError(problem, seq=seq, expected=expected, array=array)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.sock.close()
+        if self._unix_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self._unix_path)
+
+    def __enter__(self) -> DatagramChannel:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
