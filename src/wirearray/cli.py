@@ -1,0 +1,511 @@
+"""The command line: ``wirearray`` (console script) or ``python -m wirearray``.
+
+Commands:
+
+* ``serve [ADDRESS]`` -- receive arrays, print a line per message (or a summary);
+  ``--out DIR`` saves them as .npy files.  Binds to 127.0.0.1:5555 unless an address
+  is given.
+* ``send ADDRESS [FILE.npy ...]`` or ``send ADDRESS --random DTYPE SHAPE --count N``
+  -- stream arrays, with a progress bar on a terminal for long transfers.
+* ``demo`` -- a server process and a client on loopback stream float64 arrays of
+  several sizes in both byte-order modes and print MB/s next to a raw
+  ``sendall``/``recv_into`` of the same bytes measured in the same run.  (``demo
+  --kernels``: the byte-order kernels against numpy instead.)
+* ``bench kernels`` -- kernel timings over dtypes and sizes, ``--json`` for the medians.
+
+Exit codes: 0 success; 1 a runtime failure (connection refused or lost, a protocol
+error, a timeout); 2 bad usage (arguments, addresses, files).  Errors are one line on
+stderr: ``wirearray: error: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import wirearray
+
+from .codec import Message
+from .exceptions import AddressError, EndOfStreamError, UsageError, WireError
+from .transport import Channel, Listener, connect, send_parts
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+MB = 1e6
+
+
+class CliUsageError(Exception):
+    """Bad arguments found after parsing (exit code 2)."""
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _channel_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"timeout": args.timeout, "format": args.format}
+    if args.format == "wire":
+        opts["byteorder"] = getattr(args, "byteorder", "network")
+        opts["checksum"] = getattr(args, "checksum", False)
+    if getattr(args, "max_frame_bytes", None):
+        opts["max_frame_bytes"] = args.max_frame_bytes
+    return opts
+
+
+# ---- serve ----
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    opts = _channel_options(args)
+    with Listener(args.address, **opts) as listener:
+        print(
+            f"wirearray: listening on {_show(listener.address)} ({wirearray.IMPLEMENTATION})",
+            flush=True,
+        )
+        served = 0
+        index = 0
+        while args.connections is None or served < args.connections:
+            channel = listener.accept()
+            served += 1
+            peer = _peer(channel.sock)
+            total_bytes, messages, start = 0, 0, time.perf_counter()
+            try:
+                with channel:
+                    while True:
+                        t0 = time.perf_counter()
+                        try:
+                            ev = channel._recv_event(None, None)
+                        except EndOfStreamError:
+                            break
+                        dt = max(time.perf_counter() - t0, 1e-9)
+                        arrays = ev.arrays if isinstance(ev, Message) else {ev.name: ev.array}
+                        nbytes = sum(a.nbytes for a in arrays.values())
+                        total_bytes += nbytes
+                        messages += 1
+                        for name, a in arrays.items():
+                            index += 1
+                            if out_dir is not None:
+                                stem = f"{index:06d}" + (f"-{_safe(name)}" if name else "")
+                                np.save(out_dir / f"{stem}.npy", a)
+                            if not args.summary:
+                                label = f" {name!r}" if name else ""
+                                print(
+                                    f"#{index}{label} {a.dtype} {a.shape} {_fmt_bytes(a.nbytes)} "
+                                    f"{a.nbytes / dt / MB:.1f} MB/s",
+                                    flush=True,
+                                )
+            except (WireError, OSError) as exc:
+                print(
+                    f"wirearray: connection from {peer} failed: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            print(
+                f"wirearray: {peer}: {messages} messages, {_fmt_bytes(total_bytes)} in "
+                f"{elapsed:.2f} s ({total_bytes / elapsed / MB:.1f} MB/s)",
+                flush=True,
+            )
+    return EXIT_OK
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64]
+
+
+def _peer(sock: socket.socket) -> str:
+    try:
+        return _show(sock.getpeername()) or "unix peer"
+    except OSError:
+        return "peer"
+
+
+def _show(address: Any) -> str:
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(address)
+
+
+# ---- send ----
+
+
+def _load_arrays(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """(label, array or factory) pairs, validated before connecting."""
+    if args.random:
+        if args.files:
+            raise CliUsageError("give FILE.npy arguments or --random, not both")
+        dtype_s, shape_s = args.random
+        try:
+            dtype = np.dtype(dtype_s)
+        except TypeError:
+            raise CliUsageError(f"unknown dtype {dtype_s!r}") from None
+        try:
+            shape = tuple(int(x) for x in shape_s.replace("x", ",").split(",") if x.strip())
+        except ValueError:
+            raise CliUsageError(f"bad shape {shape_s!r} (write e.g. 1000,3 or 1000x3)") from None
+        rng = np.random.default_rng(0)
+        if dtype.kind == "f":
+            a = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind == "c":
+            a = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+        elif dtype.kind in "iub":
+            a = rng.integers(0, 100, size=shape).astype(dtype)
+        else:
+            raise CliUsageError(f"dtype {dtype} is not one wirearray sends")
+        return [(f"random {dtype}{list(shape)} #{i + 1}", a) for i in range(args.count)]
+    if not args.files:
+        raise CliUsageError("nothing to send: give FILE.npy arguments or --random DTYPE SHAPE")
+    arrays = []
+    for name in args.files:
+        try:
+            a = np.load(name, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise CliUsageError(f"cannot read {name}: {exc}") from None
+        arrays.append((name, a))
+    return arrays
+
+
+class _Progress:
+    """A one-line progress bar on stderr, drawn only on a terminal (or when forced)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled = max(total, 1), 0, enabled
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
+            self.last = now
+            frac = min(self.done / self.total, 1.0)
+            rate = self.done / max(now - self.start, 1e-9) / MB
+            bar = "#" * int(frac * 30)
+            sys.stderr.write(f"\r[{bar:<30}] {frac:6.1%} {_fmt_bytes(self.done)} {rate:8.1f} MB/s")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    arrays = _load_arrays(args)
+    total = sum(a.nbytes for _, a in arrays)
+    show = args.progress or (sys.stderr.isatty() and total >= 64 << 20)
+    progress = _Progress(total, show)
+    start = time.perf_counter()
+    with connect(args.address, **_channel_options(args)) as channel:
+        for _label, a in arrays:
+            _send_with_progress(channel, np.asarray(a), progress)
+    progress.close()
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    print(
+        f"wirearray: sent {len(arrays)} arrays, {_fmt_bytes(total)} in {elapsed:.2f} s "
+        f"({total / elapsed / MB:.1f} MB/s)"
+    )
+    return EXIT_OK
+
+
+def _send_with_progress(channel: Channel, a: np.ndarray, progress: _Progress) -> None:
+    """channel.send(a), in pieces of at most 4 MiB so the bar moves during big arrays."""
+    step = 4 << 20
+    channel._tx.check("send")
+    try:
+        for parts in channel._enc.frame(a):
+            for p in parts:
+                mv = memoryview(p).cast("B")
+                for k in range(0, len(mv), step):
+                    piece = mv[k : k + step]
+                    send_parts(channel.sock, [piece])
+                    progress.update(len(piece))
+    except BaseException as exc:
+        channel._tx.error = exc
+        raise
+
+
+# ---- demo: streaming over loopback ----
+
+DEMO_SIZES = (4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20)
+DEMO_BYTES_PER_CASE = 512 << 20  # per (size, mode) case, bounded in time too
+DEMO_CASE_SECONDS = 1.0
+DEMO_REPEATS = 3
+
+
+def _demo_server(conn: Any) -> None:
+    """Server process: for each connection, a 16-byte request (mode, size, count) says
+    what follows; it receives everything into one reused buffer, then acks one byte."""
+    with Listener(("127.0.0.1", 0)) as listener:
+        conn.send(listener.address)
+        buf = np.empty(max(DEMO_SIZES) // 8)
+        while True:
+            sock, _ = listener.sock.accept()
+            with sock:
+                head = _recv_exact(sock, 16)
+                if not head:
+                    return  # the client is done
+                mode, nbytes, count = (
+                    head[0],
+                    int.from_bytes(head[1:8], "big"),
+                    int.from_bytes(head[8:16], "big"),
+                )
+                dest = buf[: nbytes // 8]
+                if mode == 0:  # raw: recv_into the same bytes
+                    view = memoryview(dest).cast("B")
+                    for _ in range(count):
+                        got = 0
+                        while got < nbytes:
+                            n = sock.recv_into(view[got:])
+                            if not n:
+                                raise ConnectionError("client went away")
+                            got += n
+                    sock.sendall(b"k")
+                else:
+                    channel = Channel(sock)
+                    for _ in range(count):
+                        channel.recv(out=dest)
+                    sock.sendall(b"k")
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+def _demo_case(address: Any, mode: int, a: np.ndarray, count: int) -> float:
+    """Seconds to stream ``count`` copies of ``a`` and get the server's ack."""
+    nbytes = a.nbytes
+    with socket.create_connection(address) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(bytes([mode]) + nbytes.to_bytes(7, "big") + count.to_bytes(8, "big"))
+        start = time.perf_counter()
+        if mode == 0:
+            payload = memoryview(a).cast("B")
+            for _ in range(count):
+                sock.sendall(payload)
+        else:
+            channel = Channel(sock, byteorder="native" if mode == 1 else "network")
+            for _ in range(count):
+                channel.send(a)
+        if sock.recv(1) != b"k":
+            raise ConnectionError("the demo server did not acknowledge")
+        return time.perf_counter() - start
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.kernels:
+        from ._kernelbench import cmd_kernel_demo
+
+        return cmd_kernel_demo(args)
+    print(
+        f"wirearray {wirearray.__version__}: {wirearray.IMPLEMENTATION} core, "
+        f"SIMD {wirearray.get_simd()}, numpy {np.__version__}"
+    )
+    print(
+        "streaming float64 arrays over TCP loopback to a server process, which receives "
+        "each into one reused array;"
+    )
+    print("raw = sendall/recv_into of the same bytes (no framing, no byte order): the ceiling.")
+    print()
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_demo_server, args=(child,), daemon=True)
+    server.start()
+    try:
+        if not parent.poll(30):
+            raise ConnectionError("the demo server did not start")
+        address = parent.recv()
+        modes = (("raw", 0), ("native", 1), ("network", 2))
+        sizes = DEMO_SIZES[:-1] if args.quick else DEMO_SIZES
+        print(
+            f"{'array':>10} {'raw MB/s':>10} {'native MB/s':>12} {'network MB/s':>13} "
+            f"{'native/raw':>11} {'network/raw':>12}"
+        )
+        for nbytes in sizes:
+            a = np.random.default_rng(nbytes).standard_normal(nbytes // 8)
+            rates = {}
+            # calibrate the count so that one run takes about DEMO_CASE_SECONDS / 3
+            probe = _demo_case(address, 0, a, 4)
+            count = int(
+                min(DEMO_BYTES_PER_CASE // nbytes, max(4, 4 * DEMO_CASE_SECONDS / 3 / probe))
+            )
+            for name, mode in modes:
+                times = [_demo_case(address, mode, a, count) for _ in range(DEMO_REPEATS)]
+                rates[name] = nbytes * count / statistics.median(times) / MB
+            print(
+                f"{_fmt_bytes(nbytes):>10} {rates['raw']:10.0f} {rates['native']:12.0f} "
+                f"{rates['network']:13.0f} {rates['native'] / rates['raw']:10.2f}x "
+                f"{rates['network'] / rates['raw']:11.2f}x",
+                flush=True,
+            )
+        with socket.create_connection(address) as sock:
+            sock.shutdown(socket.SHUT_WR)  # tells the server to stop
+        server.join(10)
+    finally:
+        if server.is_alive():
+            server.terminate()
+    print(
+        "\nmedians of 3 runs; native = payload sent as is, network = big-endian on the wire "
+        "(swapped on both sides here)."
+    )
+    return EXIT_OK
+
+
+# ---- bench ----
+
+
+def cmd_bench_kernels(args: argparse.Namespace) -> int:
+    from ._kernelbench import cmd_bench_kernels as run
+
+    return run(args)
+
+
+# ---- parser ----
+
+
+def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
+    p.add_argument("--timeout", type=float, default=None, help="seconds per send/receive")
+    p.add_argument(
+        "--format",
+        choices=("wire", "npy"),
+        default="wire",
+        help="wire (default) or npy (standard .npy records, for numpy-only peers)",
+    )
+    if sender:
+        p.add_argument("--byteorder", choices=("network", "native"), default="network")
+        p.add_argument("--checksum", action="store_true", help="CRC32C every payload")
+    else:
+        p.add_argument(
+            "--max-frame-bytes",
+            type=int,
+            default=None,
+            help="largest array accepted (default 1 GiB)",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wirearray", description="wirearray: numeric arrays over sockets at memory speed."
+    )
+    parser.add_argument("--version", action="version", version=f"wirearray {wirearray.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="receive arrays and print what arrives",
+        description="Receive arrays; print a line per array and a summary per connection.",
+    )
+    serve.add_argument(
+        "address",
+        nargs="?",
+        default="127.0.0.1:5555",
+        help="host:port, [v6]:port or unix:/path (default 127.0.0.1:5555: loopback only)",
+    )
+    serve.add_argument("--out", metavar="DIR", help="save every array as DIR/NNNNNN.npy")
+    serve.add_argument("--summary", action="store_true", help="only a line per connection")
+    serve.add_argument(
+        "--connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="exit after N connections (default: serve until interrupted)",
+    )
+    _add_channel_args(serve, sender=False)
+    serve.set_defaults(func=cmd_serve)
+
+    send = commands.add_parser(
+        "send",
+        help="send .npy files or random arrays",
+        description="Send arrays from .npy files, or random ones.",
+    )
+    send.add_argument("address", help="host:port, [v6]:port or unix:/path")
+    send.add_argument("files", nargs="*", metavar="FILE.npy")
+    send.add_argument(
+        "--random",
+        nargs=2,
+        metavar=("DTYPE", "SHAPE"),
+        help="send random arrays, e.g. --random float64 1000,3",
+    )
+    send.add_argument("--count", type=int, default=1, help="how many random arrays")
+    send.add_argument("--progress", action="store_true", help="draw the progress bar always")
+    _add_channel_args(send, sender=True)
+    send.set_defaults(func=cmd_send)
+
+    demo = commands.add_parser(
+        "demo",
+        help="stream arrays over loopback and print MB/s",
+        description="A server process and a client stream float64 "
+        "arrays of 4 KiB to 64 MiB over TCP loopback in both byte-order "
+        "modes, next to raw sendall/recv_into of the same bytes.",
+    )
+    demo.add_argument("--quick", action="store_true", help="skip the largest size")
+    demo.add_argument(
+        "--kernels", action="store_true", help="time the byte-order kernels against numpy instead"
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    bench = commands.add_parser("bench", help="benchmarks without pytest")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    kernels = bench_commands.add_parser(
+        "kernels",
+        help="hton/ntoh/byteswap/astype/copyto over dtypes and sizes",
+        description="Time hton/ntoh/byteswap/astype/copyto over float64, int32, int16 and "
+        "complex128 at 8, 1024, 100000 and 8388608 items.",
+    )
+    kernels.add_argument("--quick", action="store_true", help="skip the 8388608-item arrays")
+    kernels.add_argument("--json", metavar="FILE", help="write the medians to FILE as JSON")
+    kernels.set_defaults(func=cmd_bench_kernels)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    if os.name == "posix" and argv is None:  # `wirearray serve | head` ends quietly
+        import signal
+
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (CliUsageError, AddressError, UsageError) as exc:
+        print(f"wirearray: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("wirearray: interrupted", file=sys.stderr)
+        return 130
+    except (WireError, OSError) as exc:
+        print(f"wirearray: error: {_describe(exc, args)}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _describe(exc: BaseException, args: argparse.Namespace) -> str:
+    where = getattr(args, "address", None)
+    if isinstance(exc, ConnectionRefusedError):
+        return f"cannot connect to {where}: connection refused"
+    if isinstance(exc, TimeoutError):
+        return f"timed out ({where})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} ({where})"
+    return f"{type(exc).__name__}: {exc}"
