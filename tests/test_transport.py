@@ -1,0 +1,389 @@
+"""Transport behaviour, written once and bound to the blocking and the asyncio layer
+(fixture ``net``), over IPv4, IPv6 (where ::1 exists) and UNIX sockets (``family``).
+
+Peers are real: other processes running wirearray's blocking API, or raw sockets in
+threads for the fault cases (cut, reset, stalled, dripping streams).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import wirearray
+from helpers import SUPPORTED, random_array
+from netutil import WAIT, Net, finish, has_ipv6, run_peer
+from wirearray import (
+    EndOfStreamError,
+    FrameTooLargeError,
+    SchemaMismatchError,
+    StreamBrokenError,
+    TruncatedStreamError,
+)
+from wirearray.codec import Encoder
+
+FAMILIES = ["ipv4", "unix"] + (["ipv6"] if has_ipv6() else [])
+
+
+@pytest.fixture(params=["blocking", "asyncio"])
+def net(request) -> Net:
+    return Net(request.param)
+
+
+@pytest.fixture(params=FAMILIES)
+def address(request, tmp_path):
+    """A listen address of each family (port 0: the OS picks)."""
+    return {
+        "ipv4": "127.0.0.1:0",
+        "ipv6": "[::1]:0",
+        "unix": f"unix:{tmp_path}/wa.sock",
+    }[request.param]
+
+
+def show(address) -> str:
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return address
+
+
+# A peer process: echo every array/message back until the end of the stream.
+ECHO_PEER = """
+import json, wirearray
+opts = json.loads(sys.argv[2])
+with wirearray.listen(sys.argv[1], timeout=60, **opts) as listener:
+    a = listener.address
+    print(a if isinstance(a, str) else (f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"),
+          flush=True)
+    with listener.accept(timeout=60) as ch:
+        for item in ch:
+            if isinstance(item, dict):
+                ch.send_many(item)
+            else:
+                ch.send(item)
+"""
+
+# A peer process: send arrays described on the command line, then close.
+SEND_PEER = """
+import json, wirearray
+spec = json.loads(sys.argv[2])
+with wirearray.connect(sys.argv[1], timeout=60, byteorder=spec.get("byteorder", "network")) as ch:
+    for dtype, n, seed in spec["arrays"]:
+        rng = np.random.default_rng(seed)
+        ch.send(rng.integers(0, 255, n * np.dtype(dtype).itemsize, dtype=np.uint8).view(dtype))
+"""
+
+
+def expected_array(dtype: str, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 255, n * np.dtype(dtype).itemsize, dtype=np.uint8).view(dtype)
+
+
+def start_echo(address: str, **opts) -> tuple:
+    proc = run_peer(ECHO_PEER, address, json.dumps(opts))
+    line = proc.stdout.readline().strip()
+    if not line:
+        finish(proc)
+    return proc, line
+
+
+def bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.shape == b.shape
+        and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b.astype(a.dtype)).tobytes()
+    )
+
+
+class TestTransport:
+    """Every test runs on both layers and every address family."""
+
+    def test_round_trip_every_dtype_and_layout(self, net, address):
+        proc, addr = start_echo(address)
+        rng = np.random.default_rng(5)
+        sent = []
+        with net.connect(addr) as ch:
+            for dtype in SUPPORTED:
+                base = random_array(dtype, (6, 5, 4), rng)
+                for a in (
+                    base,
+                    np.asfortranarray(base),
+                    base[::2, ::-1, 1:],
+                    base.transpose(2, 0, 1),
+                    base.astype(base.dtype.newbyteorder(">")),
+                    base[1, 2, 3:4].reshape(()),
+                    base[:0],
+                ):
+                    for byteorder in ("network", "native"):
+                        ch.send(a, byteorder=byteorder, checksum=byteorder == "native")
+                        sent.append(a)
+                        got = ch.recv()
+                        assert got.dtype == a.dtype.newbyteorder("=")
+                        assert bits_equal(got, a), (dtype, byteorder)
+            ch.send_many({"x": sent[0], "y": sent[3], "empty": sent[6]})
+            msg = ch.recv_many()
+            assert list(msg) == ["x", "y", "empty"]
+            assert bits_equal(msg["y"], sent[3])
+        finish(proc)
+
+    @pytest.mark.parametrize("nbytes", [0, 8, 1000 * 8, (1 << 20) + 8, 64 << 20])
+    def test_sizes(self, net, address, nbytes):
+        if nbytes >= 64 << 20 and not address.startswith(("unix", "127")):
+            pytest.skip("the largest size runs on IPv4 and UNIX only, to keep the suite fast")
+        proc, addr = start_echo(address)
+        a = np.arange(nbytes // 8, dtype=np.float64)
+        with net.connect(addr) as ch:
+            for byteorder in ("native", "network"):
+                ch.send(a, byteorder=byteorder)
+                out = np.empty_like(a)
+                got = ch.recv(out=out)
+                assert got is out and np.array_equal(out, a)
+        finish(proc)
+
+    def test_many_messages_and_iteration_to_end(self, net, address):
+        spec = {"arrays": [["float32", i % 17, i] for i in range(300)] + [["int64", 50000, 7]]}
+        with net.listen(address) as listener:
+            proc = run_peer(SEND_PEER, show(listener.address), json.dumps(spec))
+            with listener.accept() as ch:
+                items = ch.all()
+            finish(proc)
+        assert len(items) == len(spec["arrays"])
+        for got, (dtype, n, seed) in zip(items, spec["arrays"], strict=True):
+            assert bits_equal(got, expected_array(dtype, n, seed))
+
+    def test_recv_after_end_of_stream(self, net, address):
+        spec = {"arrays": [["uint8", 3, 1]]}
+        with net.listen(address) as listener:
+            proc = run_peer(SEND_PEER, show(listener.address), json.dumps(spec))
+            with listener.accept() as ch:
+                assert ch.recv().tolist() == expected_array("uint8", 3, 1).tolist()
+                with pytest.raises(EndOfStreamError):
+                    ch.recv()
+                with pytest.raises(EndOfStreamError):  # stays ended
+                    ch.recv()
+            finish(proc)
+
+    def test_schema_checked_before_payload(self, net, address):
+        proc, addr = start_echo(address)
+        with net.connect(addr) as ch:
+            ch.send(np.zeros((4, 3)))
+            with pytest.raises(SchemaMismatchError):
+                ch.recv(schema=(np.float32, (None, 3)))
+            with pytest.raises(StreamBrokenError):
+                ch.recv()
+        proc.kill()
+        proc.communicate()
+
+
+def _raw_server(address: str, behaviours: list, ready: threading.Event, box: dict):
+    """A raw-socket server thread: one connection per behaviour(conn) callable."""
+    from wirearray._address import format_address, parse_address
+
+    ep = parse_address(address)
+    fam, st, proto, _, sockaddr = ep.resolve(socket.SOCK_STREAM, passive=True)[0]
+    srv = socket.socket(fam, st, proto)
+    srv.bind(sockaddr)
+    srv.listen(16)
+    srv.settimeout(WAIT)
+    box["address"] = show(format_address(fam, srv.getsockname()))
+    ready.set()
+    try:
+        for behave in behaviours:
+            conn, _ = srv.accept()
+            try:
+                behave(conn)
+            finally:
+                conn.close()
+    except Exception as exc:  # reported by the test
+        box["error"] = exc
+    finally:
+        srv.close()
+
+
+def raw_server(address: str, behaviours: list) -> tuple:
+    ready, box = threading.Event(), {}
+    t = threading.Thread(target=_raw_server, args=(address, behaviours, ready, box), daemon=True)
+    t.start()
+    assert ready.wait(WAIT)
+    return t, box
+
+
+def two_frames() -> tuple[bytes, bytes, np.ndarray, np.ndarray]:
+    enc = Encoder(checksum=True)
+    a, b = np.arange(5.0), np.arange(3000, dtype=np.int32).reshape(30, 100)
+    return enc.encode(a), enc.encode(b), a, b
+
+
+class TestFaults:
+    def test_peer_closes_at_every_kind_of_cut(self, net, address):
+        f1, f2, a, _ = two_frames()
+        cuts = [0, 1, 31, 63, 64, 65, len(f2) // 2, len(f2) - 70, len(f2) - 1]
+        behaviours = [lambda c, k=k: c.sendall(f1 + f2[:k]) for k in cuts]
+        t, box = raw_server(address, behaviours)
+        for k in cuts:
+            with net.connect(box["address"]) as ch:
+                assert np.array_equal(ch.recv(), a)  # the complete frame is intact
+                with pytest.raises(TruncatedStreamError) as info:
+                    ch.recv()
+                assert info.value.received == k
+                assert info.value.expected in (None, len(f2))
+                with pytest.raises(StreamBrokenError):
+                    ch.recv()
+        t.join(WAIT)
+        assert "error" not in box
+
+    def test_reset_mid_frame(self, net, address):
+        if address.startswith("unix"):
+            pytest.skip("SO_LINGER resets are a TCP feature")
+        f1, f2, a, _ = two_frames()
+
+        def reset(conn):
+            conn.sendall(f1 + f2[:100])
+            time.sleep(0.2)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+
+        t, box = raw_server(address, [reset])
+        with net.connect(box["address"]) as ch:
+            assert np.array_equal(ch.recv(), a)
+            with pytest.raises((ConnectionResetError, TruncatedStreamError)):
+                ch.recv()
+            with pytest.raises(StreamBrokenError):
+                ch.recv()
+        t.join(WAIT)
+
+    def test_stalled_peer(self, net, address):
+        f1, f2, a, b = two_frames()
+        release = threading.Event()
+
+        def stall_inside(conn):
+            conn.sendall(f1 + f2[:200])
+            release.wait(WAIT)
+
+        def stall_between(conn):
+            conn.sendall(f1)
+            release.wait(WAIT)
+            conn.sendall(f2)
+            time.sleep(0.5)
+
+        t, box = raw_server(address, [stall_inside, stall_between])
+        with net.connect(box["address"], timeout=0.4) as ch:
+            assert np.array_equal(ch.recv(), a)
+            start = time.monotonic()
+            with pytest.raises(TimeoutError):
+                ch.recv()
+            assert time.monotonic() - start < 5
+            with pytest.raises(StreamBrokenError):  # the frame was half read
+                ch.recv()
+        release.set()
+        time.sleep(0.05)
+        release.clear()
+        with net.connect(box["address"], timeout=0.4) as ch:
+            assert np.array_equal(ch.recv(), a)
+            with pytest.raises(TimeoutError):  # between frames: nothing lost
+                ch.recv()
+            release.set()
+            assert np.array_equal(ch.recv(), b)
+        t.join(WAIT)
+        assert "error" not in box
+
+    def test_dripping_sender(self, net, address):
+        f1, f2, a, b = two_frames()
+
+        def drip(conn):
+            if conn.family != socket.AF_UNIX:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(len(f1)):
+                conn.sendall(f1[i : i + 1])
+                time.sleep(0.0002)
+            conn.sendall(f2 + Encoder().end()[:0])
+
+        t, box = raw_server(address, [drip])
+        with net.connect(box["address"]) as ch:
+            assert np.array_equal(ch.recv(), a)
+            assert np.array_equal(ch.recv(), b)
+        t.join(WAIT)
+
+    def test_over_limit_frame_closes_only_that_connection(self, net, address):
+        with net.listen(address, max_frame_bytes=1 << 20) as listener:
+            addr = show(listener.address)
+            big = run_peer(SEND_PEER, addr, json.dumps({"arrays": [["float64", 1 << 18, 1]]}))
+            with listener.accept() as ch, pytest.raises(FrameTooLargeError):
+                ch.recv()
+            small = run_peer(SEND_PEER, addr, json.dumps({"arrays": [["float64", 1000, 2]]}))
+            with listener.accept() as ch:
+                assert np.array_equal(ch.recv(), expected_array("float64", 1000, 2))
+            finish(small)
+            big.kill()
+            big.communicate()
+
+
+def test_no_payload_sized_allocation_when_receiving_into_out(tmp_path):
+    """recv(out=) of 64 MiB frames: traced peak memory stays far below one payload."""
+    n = 8 << 20
+    with wirearray.listen("127.0.0.1:0", timeout=WAIT) as listener:
+        spec = {"arrays": [["float64", n, s] for s in range(3)], "byteorder": "network"}
+        proc = run_peer(SEND_PEER, show(listener.address), json.dumps(spec))
+        out = np.empty(n)
+        peak = 0
+        with listener.accept() as ch:
+            tracemalloc.start()
+            try:
+                for s in range(3):
+                    tracemalloc.reset_peak()
+                    base = tracemalloc.get_traced_memory()[0]
+                    got = ch.recv(out=out)
+                    peak = max(peak, tracemalloc.get_traced_memory()[1] - base)
+                    assert got is out
+                    assert bits_equal(out, expected_array("float64", n, s))
+            finally:
+                tracemalloc.stop()
+        finish(proc)
+    assert peak < 2 << 20, f"peak traced memory {peak} bytes while receiving 64 MiB frames"
+
+
+def test_address_errors():
+    for bad in ["nohostport", "[::1:80", "host:notaport", "host:70000", "unix:", 42, ("h",)]:
+        with pytest.raises(wirearray.AddressError):
+            wirearray.connect(bad, timeout=1)
+
+
+def test_connection_refused():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(ConnectionRefusedError):
+        wirearray.connect(("127.0.0.1", port), timeout=5)
+
+
+def test_stale_unix_socket_is_replaced(tmp_path):
+    path = tmp_path / "stale.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.close()  # the file stays, nobody listens
+    with wirearray.listen(f"unix:{path}") as listener:
+        assert listener.address == f"unix:{path}"
+        with pytest.raises(wirearray.AddressError):
+            wirearray.listen(f"unix:{path}")  # in use
+    assert not path.exists()  # removed on close
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sendmsg")
+def test_partial_sendmsg_is_resumed():
+    """A frame bigger than the socket buffers leaves through several sendmsg calls."""
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sender, receiver = wirearray.Channel(a, timeout=WAIT), wirearray.Channel(b, timeout=WAIT)
+    x = np.random.default_rng(0).standard_normal(1 << 20)
+    t = threading.Thread(target=sender.send, args=(x,))
+    t.start()
+    assert np.array_equal(receiver.recv(), x)
+    t.join(WAIT)
+    sender.close()
+    receiver.close()
