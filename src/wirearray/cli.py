@@ -245,7 +245,7 @@ def _send_with_progress(channel: Channel, a: np.ndarray, progress: _Progress) ->
 
 DEMO_SIZES = (4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20)
 DEMO_BYTES_PER_CASE = 512 << 20  # per (size, mode) case, bounded in time too
-DEMO_CASE_SECONDS = 1.0
+DEMO_CASE_SECONDS = float(os.environ.get("WIREARRAY_DEMO_SECONDS", "1.0"))
 DEMO_REPEATS = 3
 
 

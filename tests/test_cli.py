@@ -1,0 +1,107 @@
+"""The command line in real processes: serve/send between two of them, the demo, exit
+codes (0 ok, 1 runtime failure, 2 usage) and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+WAIT = 120
+
+
+def wirearray(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "wirearray", *args],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        **kw,
+    )
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wirearray", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    m = re.search(r"listening on (\S+)", line)
+    if not m:
+        proc.kill()
+        raise AssertionError(f"no address in {line!r}: {proc.stderr.read()}")
+    return proc, m.group(1)
+
+
+def test_serve_and_send_random_arrays(tmp_path):
+    out_dir = tmp_path / "received"
+    server, address = start_server("127.0.0.1:0", "--connections", "1", "--out", str(out_dir))
+    sent = wirearray("send", address, "--random", "float32", "100,3", "--count", "3")
+    assert sent.returncode == 0, sent.stderr
+    assert "sent 3 arrays" in sent.stdout
+    out, err = server.communicate(timeout=WAIT)
+    assert server.returncode == 0, err
+    assert out.count("float32 (100, 3)") == 3
+    saved = sorted(out_dir.glob("*.npy"))
+    assert len(saved) == 3
+    assert np.load(saved[0]).shape == (100, 3)
+
+
+def test_send_npy_files_over_unix_socket(tmp_path):
+    files = []
+    for i, a in enumerate([np.arange(10, dtype="i2"), np.eye(3), np.zeros((0, 4), "c8")]):
+        path = tmp_path / f"a{i}.npy"
+        np.save(path, a)
+        files.append(str(path))
+    sock = f"unix:{tmp_path}/cli.sock"
+    server, address = start_server(sock, "--connections", "1", "--summary", "--format", "npy")
+    assert address == sock
+    sent = wirearray("send", sock, *files, "--format", "npy")
+    assert sent.returncode == 0, sent.stderr
+    out, err = server.communicate(timeout=WAIT)
+    assert "3 messages" in out, out + err
+
+
+def test_demo_quick_runs_and_reports_ratios():
+    r = wirearray("demo", "--quick", env={**os.environ, "WIREARRAY_DEMO_SECONDS": "0.2"})
+    assert r.returncode == 0, r.stderr
+    assert "native/raw" in r.stdout
+    rows = [line for line in r.stdout.splitlines() if re.match(r"\s+\d+\.\d (KiB|MiB)", line)]
+    assert len(rows) == 4
+    for row in rows:
+        assert row.rstrip().endswith("x")
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["send", f"127.0.0.1:{_free_port()}", "--random", "f8", "4"], 1, "connection refused"),
+        (["send", "no-port-here", "--random", "f8", "4"], 2, "lacks ':port'"),
+        (["send", "127.0.0.1:9", "/nonexistent/file.npy"], 2, "cannot read"),
+        (["send", "127.0.0.1:9"], 2, "nothing to send"),
+        (["send", "127.0.0.1:9", "--random", "U5", "4"], 2, "not one wirearray sends"),
+        (["serve", "unix:"], 2, "needs a path"),
+        (["frobnicate"], 2, "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_with_exit_codes(args, code, message):
+    r = wirearray(*args)
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert message in r.stderr
+    if code == 1 or "error:" in r.stderr.splitlines()[-1]:
+        assert "Traceback" not in r.stderr
