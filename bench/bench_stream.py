@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from streampeers import METHODS, StreamServer, make_array
 
 import wirearray
+from streampeers import METHODS, StreamServer, make_array
 
 SIZES = {"1MiB": 1 << 20, "16MiB": 16 << 20, "64MiB": 64 << 20}
 STREAM_BYTES = 256 << 20  # per round, so every size moves the same volume
