@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .exceptions import (
     AddressError,
+    AuthenticationError,
     BufferMismatchError,
     ChecksumError,
     DatagramTooLargeError,
@@ -93,6 +94,7 @@ __all__ = [
     "EXTENSION_ERROR",
     "IMPLEMENTATION",
     "AddressError",
+    "AuthenticationError",
     "BufferMismatchError",
     "Channel",
     "ChecksumError",

@@ -18,19 +18,23 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from . import auth
 from . import codec as _codec
 from ._address import format_address, parse_address
 from .codec import NEED_DATA, Array, Decoder, Encoder, EndOfStream, Message
 from .exceptions import (
+    AuthenticationError,
     EndOfStreamError,
     SchemaMismatchError,
     StreamBrokenError,
     UsageError,
+    WireError,
 )
 from .transport import _HAS_SENDMSG, _remove_stale_socket, _Side, _tune, _views
 
@@ -44,6 +48,106 @@ async def _with_timeout(coro: Awaitable[Any], timeout: float | None) -> Any:
         return await asyncio.wait_for(coro, timeout)
     except asyncio.TimeoutError:  # a distinct class before Python 3.11
         raise TimeoutError(f"timed out after {timeout} s") from None
+
+
+class _SocketStream:
+    """Plain socket I/O on the event loop: sendmsg first, then waits for the rest."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    async def recv_into(self, buf: Any) -> int:
+        return await asyncio.get_running_loop().sock_recv_into(self.sock, buf)
+
+    async def send_views(self, views: list) -> None:
+        loop = asyncio.get_running_loop()
+        if _HAS_SENDMSG:
+            try:
+                n = self.sock.sendmsg(views)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            while views and n >= len(views[0]):
+                n -= len(views.pop(0))
+            if views and n:
+                views[0] = views[0][n:]
+        for v in views:
+            await loop.sock_sendall(self.sock, v)
+
+    async def sendall(self, data: bytes) -> None:
+        await asyncio.get_running_loop().sock_sendall(self.sock, data)
+
+    async def recv_exact(self, n: int) -> bytes:
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = await self.recv_into(view[got:])
+            if not k:
+                break
+            got += k
+        return bytes(buf[:got])
+
+
+class _TLSStream(_SocketStream):
+    """TLS over the event loop's socket calls with an ``ssl.SSLObject`` and memory BIOs:
+    ``SSLObject.read(n, buffer)`` decrypts straight into the destination window, so
+    payloads land in their arrays under TLS too.  Encryption proceeds in 256 KiB
+    slices, so a large payload is never held encrypted whole."""
+
+    SLICE = 256 << 10
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        ctx: ssl.SSLContext,
+        server_side: bool,
+        server_hostname: str | None,
+    ):
+        super().__init__(sock)
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(
+            self._in, self._out, server_side=server_side, server_hostname=server_hostname
+        )
+
+    async def _flush(self) -> None:
+        data = self._out.read()
+        if data:
+            await asyncio.get_running_loop().sock_sendall(self.sock, data)
+
+    async def _fill(self) -> None:
+        data = await asyncio.get_running_loop().sock_recv(self.sock, 1 << 18)
+        if data:
+            self._in.write(data)
+        else:
+            self._in.write_eof()
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self.obj.do_handshake()
+                await self._flush()
+                return
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+
+    async def recv_into(self, buf: Any) -> int:
+        while True:
+            try:
+                return self.obj.read(len(buf), buf)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return 0
+
+    async def send_views(self, views: list) -> None:
+        for v in views:
+            for k in range(0, len(v), self.SLICE):
+                self.obj.write(v[k : k + self.SLICE])
+                await self._flush()
+
+    async def sendall(self, data: bytes) -> None:
+        await self.send_views([memoryview(data)])
 
 
 class AsyncChannel:
@@ -65,6 +169,7 @@ class AsyncChannel:
         max_message_arrays: int = _codec.DEFAULT_MAX_MESSAGE_ARRAYS,
         keep_wire_order: bool = False,
         format: str = "wire",
+        _stream: Any = None,
     ):
         if format == "wire":
             self._enc: Any = Encoder(byteorder=byteorder, checksum=checksum)
@@ -87,6 +192,8 @@ class AsyncChannel:
         self.sock = sock
         sock.setblocking(False)
         _tune(sock)
+        self._stream = _stream if _stream is not None else _SocketStream(sock)
+        self._on_close: Any = None
         self.timeout = timeout
         self._rx = _Side()
         self._tx = _Side()
@@ -139,21 +246,8 @@ class AsyncChannel:
                 raise
 
     async def _send_all(self, frames: Any) -> None:
-        loop = asyncio.get_running_loop()
-        sock = self.sock
         for parts in frames:
-            views = _views(parts)
-            if _HAS_SENDMSG:
-                try:
-                    n = sock.sendmsg(views)
-                except (BlockingIOError, InterruptedError):
-                    n = 0
-                while views and n >= len(views[0]):
-                    n -= len(views.pop(0))
-                if views and n:
-                    views[0] = views[0][n:]
-            for v in views:
-                await loop.sock_sendall(sock, v)
+            await self._stream.send_views(_views(parts))
 
     # ---- receiving ----
 
@@ -218,14 +312,13 @@ class AsyncChannel:
             return ev
 
     async def _recv_loop(self) -> Any:
-        loop = asyncio.get_running_loop()
-        dec = self._dec
+        dec, stream = self._dec, self._stream
         while True:
             ev = dec.next_event()
             if ev is not NEED_DATA:
                 return ev
             buf = dec.get_buffer()
-            n = await loop.sock_recv_into(self.sock, buf)
+            n = await stream.recv_into(buf)
             dec.advance(n)
 
     # ---- closing ----
@@ -241,21 +334,59 @@ class AsyncChannel:
                     await _with_timeout(self._send_all([[self._enc.end()]]), self.timeout or 5.0)
         finally:
             self.sock.close()
+            if self._on_close is not None:
+                self._on_close()
 
     def _check_open(self) -> None:
         if self._closed:
             raise StreamBrokenError("the channel is closed")
 
 
-async def connect(address: Any, *, timeout: float | None = None, **options: Any) -> AsyncChannel:
-    """Connect to a wirearray peer (see wirearray.connect); returns an AsyncChannel."""
+async def _secure(
+    sock: socket.socket,
+    ctx: Any,
+    key: bytes | None,
+    server_side: bool,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+) -> Any:
+    """TLS then authkey handshakes on a connected non-blocking socket; the stream."""
+    stream: Any = _SocketStream(sock)
+    if ctx is not None:
+        stream = _TLSStream(sock, ctx, server_side, server_hostname)
+        await _with_timeout(stream.handshake(), handshake_timeout)
+    if key is not None:
+        if server_side:
+            coro = auth.server_handshake_async(stream, key)
+        else:
+            coro = auth.client_handshake_async(stream, key)
+        try:
+            await _with_timeout(coro, handshake_timeout)
+        except TimeoutError:
+            raise AuthenticationError("authkey handshake timed out") from None
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise AuthenticationError(f"the peer closed during the handshake: {exc}") from None
+    return stream
+
+
+async def connect(
+    address: Any,
+    *,
+    timeout: float | None = None,
+    ssl: Any = None,
+    server_hostname: str | None = None,
+    authkey: Any = None,
+    handshake_timeout: float | None = auth.DEFAULT_HANDSHAKE_TIMEOUT,
+    **options: Any,
+) -> AsyncChannel:
+    """Connect to a wirearray peer (see wirearray.connect for every argument)."""
     ep = parse_address(address)
+    key = auth.normalize_authkey(authkey)
     loop = asyncio.get_running_loop()
-    infos = (
-        await loop.run_in_executor(None, ep.resolve, socket.SOCK_STREAM)
-        if not ep.is_unix
-        else ep.resolve(socket.SOCK_STREAM)
-    )
+    if ep.is_unix:
+        infos = ep.resolve(socket.SOCK_STREAM)
+    else:
+        infos = await loop.run_in_executor(None, ep.resolve, socket.SOCK_STREAM)
     last: OSError | None = None
     for family, socktype, proto, _, sockaddr in infos:
         sock = socket.socket(family, socktype, proto)
@@ -270,7 +401,10 @@ async def connect(address: Any, *, timeout: float | None = None, **options: Any)
             sock.close()
             raise
         try:
-            return AsyncChannel(sock, timeout=timeout, **options)
+            stream = await _secure(
+                sock, ssl, key, False, server_hostname or ep.host, handshake_timeout
+            )
+            return AsyncChannel(sock, timeout=timeout, _stream=stream, **options)
         except BaseException:
             sock.close()
             raise
@@ -279,9 +413,32 @@ async def connect(address: Any, *, timeout: float | None = None, **options: Any)
 
 
 class AsyncListener:
-    """A listening socket for asyncio; ``await accept()`` returns an AsyncChannel."""
+    """A listening socket for asyncio; ``await accept()`` returns an AsyncChannel.
 
-    def __init__(self, address: Any, *, backlog: int = 128, **options: Any):
+    Takes the arguments of :class:`wirearray.Listener` (``ssl``, ``authkey``,
+    ``handshake_timeout``, ``max_connections``, ``idle_timeout`` and channel options).
+    """
+
+    def __init__(
+        self,
+        address: Any,
+        *,
+        backlog: int = 128,
+        ssl: Any = None,
+        authkey: Any = None,
+        handshake_timeout: float | None = auth.DEFAULT_HANDSHAKE_TIMEOUT,
+        max_connections: int | None = None,
+        idle_timeout: float | None = None,
+        **options: Any,
+    ):
+        self._ssl = ssl
+        self._authkey = auth.normalize_authkey(authkey)
+        self._handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
+        self.active = 0
+        self.refused = 0
+        if idle_timeout is not None:
+            options.setdefault("timeout", idle_timeout)
         ep = parse_address(address)
         family, socktype, proto, _, sockaddr = ep.resolve(socket.SOCK_STREAM, passive=True)[0]
         self._unix_path = None
@@ -304,13 +461,29 @@ class AsyncListener:
         self._closed = False
 
     async def accept(self, timeout: float | None = None) -> AsyncChannel:
+        """Wait for a connection, run its handshakes, return its AsyncChannel."""
         loop = asyncio.get_running_loop()
-        conn, _ = await _with_timeout(loop.sock_accept(self.sock), timeout)
+        while True:
+            conn, _ = await _with_timeout(loop.sock_accept(self.sock), timeout)
+            if self.max_connections is None or self.active < self.max_connections:
+                break
+            self.refused += 1
+            conn.close()
         try:
-            return AsyncChannel(conn, **self._options)
+            conn.setblocking(False)
+            stream = await _secure(
+                conn, self._ssl, self._authkey, True, None, self._handshake_timeout
+            )
+            channel = AsyncChannel(conn, _stream=stream, **self._options)
         except BaseException:
             conn.close()
             raise
+        self.active += 1
+        channel._on_close = self._channel_closed
+        return channel
+
+    def _channel_closed(self) -> None:
+        self.active -= 1
 
     def close(self) -> None:
         if self._closed:
@@ -341,36 +514,52 @@ class AsyncServer:
 
     The channel is closed when the handler returns.  An exception in one handler
     closes that connection only (it is logged through the loop's exception handler);
-    the server keeps accepting.  ``max_connections`` caps concurrent connections:
-    beyond it, new connections wait in the listen backlog.
+    the server keeps accepting.  Handshakes (TLS, authkey) run in each connection's own
+    task, so a slow or failing client delays nobody; failures are counted in
+    ``handshake_failures``.  Beyond ``max_connections`` (the listener's) new
+    connections are closed at once.
     """
 
-    def __init__(self, listener: AsyncListener, handler: Handler, max_connections: int | None):
+    def __init__(self, listener: AsyncListener, handler: Handler):
         self.listener = listener
         self.address = listener.address
         self._handler = handler
         self._tasks: set[asyncio.Task] = set()
-        self._slots = asyncio.Semaphore(max_connections) if max_connections else None
+        self.handshake_failures = 0
         self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
 
     async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        listener = self.listener
         while True:
-            if self._slots is not None:
-                await self._slots.acquire()
             try:
-                channel = await self.listener.accept()
+                conn, _ = await loop.sock_accept(listener.sock)
             except OSError:
-                if self._slots is not None:
-                    self._slots.release()
-                if self.listener._closed:
+                if listener._closed:
                     return
                 await asyncio.sleep(0.05)  # e.g. EMFILE: back off instead of spinning
                 continue
-            task = asyncio.get_running_loop().create_task(self._run(channel))
+            if (
+                listener.max_connections is not None
+                and len(self._tasks) >= listener.max_connections
+            ):
+                listener.refused += 1
+                conn.close()
+                continue
+            task = loop.create_task(self._run(conn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, channel: AsyncChannel) -> None:
+    async def _run(self, conn: socket.socket) -> None:
+        lst = self.listener
+        try:
+            conn.setblocking(False)
+            stream = await _secure(conn, lst._ssl, lst._authkey, True, None, lst._handshake_timeout)
+            channel = AsyncChannel(conn, _stream=stream, **lst._options)
+        except (OSError, WireError):
+            self.handshake_failures += 1
+            conn.close()
+            return
         try:
             await self._handler(channel)
         except Exception as exc:  # one bad connection must not stop the server
@@ -379,8 +568,6 @@ class AsyncServer:
             )
         finally:
             await channel.close()
-            if self._slots is not None:
-                self._slots.release()
 
     @property
     def connections(self) -> int:
@@ -411,11 +598,11 @@ class AsyncServer:
         await self.wait_closed()
 
 
-async def serve(
-    handler: Handler, address: Any, *, max_connections: int | None = None, **options: Any
-) -> AsyncServer:
+async def serve(handler: Handler, address: Any, **options: Any) -> AsyncServer:
     """Start serving: ``handler(channel)`` runs for each connection; returns the server.
 
+    Options: those of :class:`AsyncListener` (``ssl``, ``authkey``,
+    ``max_connections``, ``idle_timeout``, channel options).
     ``async with await aio.serve(handler, ("127.0.0.1", 0)) as server: ...``
     """
-    return AsyncServer(AsyncListener(address, **options), handler, max_connections)
+    return AsyncServer(AsyncListener(address, **options), handler)

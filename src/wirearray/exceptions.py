@@ -18,8 +18,21 @@ never wrapped.  The 16/32/64-bit scalar helpers deliberately raise the builtins 
 from __future__ import annotations
 
 __all__ = [
+    "AddressError",
+    "AuthenticationError",
     "BufferMismatchError",
+    "ChecksumError",
+    "DatagramTooLargeError",
+    "EndOfStreamError",
+    "FrameTooLargeError",
+    "MalformedFrameError",
+    "ProtocolError",
+    "SchemaMismatchError",
+    "SequenceError",
+    "StreamBrokenError",
+    "TruncatedStreamError",
     "UnsupportedDtypeError",
+    "UnsupportedVersionError",
     "UsageError",
     "WireError",
 ]
@@ -129,3 +142,8 @@ class SequenceError(ProtocolError):
         self.seq = seq
         self.expected = expected
         self.array = array
+
+
+class AuthenticationError(WireError, ConnectionError):
+    """The authkey handshake failed: a wrong, missing or replayed key on either side,
+    or a peer that did not take part.  The connection is closed."""

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import codec as _codec
 from ._address import Endpoint, format_address, parse_address
+from .auth import DEFAULT_HANDSHAKE_TIMEOUT, client_handshake, normalize_authkey, server_handshake
 from .codec import NEED_DATA, Array, Decoder, Encoder, EndOfStream, Message
 from .exceptions import (
     AddressError,
@@ -159,6 +160,7 @@ class Channel:
         self._tx = _Side()
         self._closed = False
         self._ended = False  # the peer's end-of-stream frame arrived
+        self._on_close: Any = None  # the Listener's connection count
 
     # ---- context manager, properties ----
 
@@ -326,6 +328,8 @@ class Channel:
                     send_parts(self.sock, [self._enc.end()])
         finally:
             self.sock.close()
+            if self._on_close is not None:
+                self._on_close()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -347,20 +351,46 @@ def _connect_socket(ep: Endpoint, timeout: float | None) -> socket.socket:
     raise last
 
 
-def connect(address: Any, *, timeout: float | None = None, **options: Any) -> Channel:
+def connect(
+    address: Any,
+    *,
+    timeout: float | None = None,
+    ssl: Any = None,
+    server_hostname: str | None = None,
+    authkey: Any = None,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    **options: Any,
+) -> Channel:
     """Connect to a wirearray peer and return a :class:`Channel`.
 
-    ``address``: ``("host", port)``, ``"host:port"``, ``"[::1]:port"`` or
-    ``"unix:/path"``; names resolve with getaddrinfo and each address is tried in turn.
-    ``timeout`` bounds the connection attempt and every later send/receive.  Other
-    options: see :class:`Channel`.
+    Args:
+        address: ``("host", port)``, ``"host:port"``, ``"[::1]:port"`` or
+            ``"unix:/path"``; names resolve with getaddrinfo, each address tried in turn.
+        timeout: bounds the connection attempt and every later send/receive.
+        ssl: an ``ssl.SSLContext`` (e.g. ``ssl.create_default_context(cafile=...)``,
+            with ``load_cert_chain`` for mutual TLS) to speak TLS.
+        server_hostname: the name the server's certificate must carry (default: the
+            host of ``address``; required for UNIX sockets when the context checks
+            hostnames).
+        authkey: a shared secret (>= 16 bytes) for the HMAC challenge-response
+            handshake, run before any frame (inside TLS when both are given).
+        handshake_timeout: bounds the TLS and authkey handshakes.
+        options: see :class:`Channel`.
 
     Raises:
         AddressError: a malformed or unresolvable address.
-        OSError: ConnectionRefusedError, TimeoutError, ... unwrapped.
+        AuthenticationError: the authkey handshake failed (either side's key).
+        ssl.SSLError, OSError: TLS failures, ConnectionRefusedError, TimeoutError...
     """
-    sock = _connect_socket(parse_address(address), timeout)
+    ep = parse_address(address)
+    key = normalize_authkey(authkey)
+    sock = _connect_socket(ep, timeout)
     try:
+        if ssl is not None:
+            sock.settimeout(handshake_timeout)
+            sock = ssl.wrap_socket(sock, server_hostname=server_hostname or ep.host)
+        if key is not None:
+            client_handshake(sock, key, handshake_timeout)
         return Channel(sock, timeout=timeout, **options)
     except BaseException:
         sock.close()
@@ -372,11 +402,43 @@ class Listener:
 
     ``listener.address`` is the bound address (``(host, port)`` -- port 0 picks a free
     one -- or ``"unix:/path"``).  A UNIX path that exists is replaced only when it is
-    a stale socket nobody listens on.  Channel options given here apply to every
-    accepted channel.
+    a stale socket nobody listens on.
+
+    Args:
+        ssl: an ``ssl.SSLContext`` for TLS (server side; ``verify_mode=CERT_REQUIRED``
+            and ``load_verify_locations`` for mutual TLS).
+        authkey: shared secret for the challenge-response handshake.
+        handshake_timeout: bounds the TLS and authkey handshakes of each connection.
+        max_connections: channels open at once; beyond it new connections are
+            accepted and closed at once (counted in ``refused``).
+        idle_timeout: the accepted channels' ``timeout`` (a peer silent for that long
+            between frames gets TimeoutError) unless ``timeout`` is given.
+        options: channel options applied to every accepted channel.
+
+    accept() raises what one connection's handshake raised (AuthenticationError,
+    ssl.SSLError, TimeoutError); a server loop catches it and accepts the next one.
     """
 
-    def __init__(self, address: Any, *, backlog: int = 128, **options: Any):
+    def __init__(
+        self,
+        address: Any,
+        *,
+        backlog: int = 128,
+        ssl: Any = None,
+        authkey: Any = None,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+        max_connections: int | None = None,
+        idle_timeout: float | None = None,
+        **options: Any,
+    ):
+        self._ssl = ssl
+        self._authkey = normalize_authkey(authkey)
+        self._handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
+        self.active = 0
+        self.refused = 0
+        if idle_timeout is not None:
+            options.setdefault("timeout", idle_timeout)
         ep = parse_address(address)
         family, socktype, proto, _, sockaddr = ep.resolve(socket.SOCK_STREAM, passive=True)[0]
         self._unix_path: str | None = None
@@ -398,14 +460,31 @@ class Listener:
         self._closed = False
 
     def accept(self, timeout: float | None = None) -> Channel:
-        """Wait (at most ``timeout`` seconds) for a connection; return its Channel."""
+        """Wait (at most ``timeout`` seconds) for a connection, run its handshakes and
+        return its Channel."""
         self.sock.settimeout(timeout)
-        conn, _ = self.sock.accept()
+        while True:
+            conn, _ = self.sock.accept()
+            if self.max_connections is None or self.active < self.max_connections:
+                break
+            self.refused += 1
+            conn.close()
         try:
-            return Channel(conn, **self._options)
+            if self._ssl is not None:
+                conn.settimeout(self._handshake_timeout)
+                conn = self._ssl.wrap_socket(conn, server_side=True)
+            if self._authkey is not None:
+                server_handshake(conn, self._authkey, self._handshake_timeout)
+            channel = Channel(conn, **self._options)
         except BaseException:
             conn.close()
             raise
+        self.active += 1
+        channel._on_close = self._channel_closed
+        return channel
+
+    def _channel_closed(self) -> None:
+        self.active -= 1
 
     def __iter__(self) -> Iterator[Channel]:
         while True:

@@ -1,0 +1,279 @@
+"""TLS (with certificates made in the test by trustme), mutual TLS and the authkey
+handshake, on both layers; every refusal is a specific error, and servers keep
+serving others."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import ssl
+import threading
+
+import numpy as np
+import pytest
+
+import wirearray
+from netutil import WAIT, Net
+from wirearray import AuthenticationError, MalformedFrameError, aio
+
+trustme = pytest.importorskip("trustme", reason="pip install trustme (in the test extra)")
+
+KEY = b"k" * 32
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_ctx(ca):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def client_ctx(ca):
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+@pytest.fixture(params=["blocking", "asyncio"])
+def net(request) -> Net:
+    return Net(request.param)
+
+
+def serve_once(net: Net, address, check, **options):
+    """A server accepting one connection in a thread (asyncio: on the loop thread),
+    running ``check(channel)``; returns (thread, box) with the result or error."""
+    listener = net.listen(address, **options)
+    box: dict = {}
+
+    def run():
+        try:
+            ch = listener.accept(timeout=WAIT)
+            try:
+                box["result"] = check(ch)
+            finally:
+                ch.close()
+        except BaseException as exc:  # reported to the test
+            box["error"] = exc
+        finally:
+            listener.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return listener.address, t, box
+
+
+def echo_once(ch):
+    a = ch.recv()
+    ch.send(a)
+    return a
+
+
+class TestTLS:
+    def test_round_trip_lands_in_out(self, net, server_ctx, client_ctx):
+        addr, t, box = serve_once(net, "127.0.0.1:0", echo_once, ssl=server_ctx)
+        x = np.random.default_rng(0).standard_normal(1 << 18)  # 2 MiB
+        with net.connect(addr, ssl=client_ctx, server_hostname="localhost") as ch:
+            ch.send(x, byteorder="network", checksum=True)
+            out = np.empty_like(x)
+            assert ch.recv(out=out) is out and np.array_equal(out, x)
+        t.join(WAIT)
+        assert "error" not in box
+
+    def test_over_unix_socket(self, net, server_ctx, client_ctx, tmp_path):
+        addr, t, _box = serve_once(net, f"unix:{tmp_path}/tls.sock", echo_once, ssl=server_ctx)
+        with net.connect(addr, ssl=client_ctx, server_hostname="localhost") as ch:
+            ch.send(np.arange(5))
+            assert ch.recv().tolist() == [0, 1, 2, 3, 4]
+        t.join(WAIT)
+
+    def test_unknown_ca(self, net, server_ctx):
+        other = trustme.CA()
+        ctx = ssl.create_default_context()
+        other.configure_trust(ctx)
+        addr, t, box = serve_once(net, "127.0.0.1:0", echo_once, ssl=server_ctx)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            net.connect(addr, ssl=ctx, server_hostname="localhost")
+        t.join(WAIT)
+        assert isinstance(box.get("error"), (ssl.SSLError, OSError))
+
+    def test_wrong_hostname(self, net, server_ctx, client_ctx):
+        addr, t, _box = serve_once(net, "127.0.0.1:0", echo_once, ssl=server_ctx)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            net.connect(addr, ssl=client_ctx, server_hostname="not-the-server.example")
+        t.join(WAIT)
+
+    def test_plain_client_against_tls_server(self, net, server_ctx):
+        addr, t, box = serve_once(
+            net, "127.0.0.1:0", echo_once, ssl=server_ctx, handshake_timeout=2
+        )
+        with net.connect(addr, timeout=5) as ch:
+            ch.send(np.arange(3))
+            with pytest.raises((wirearray.ProtocolError, OSError)):
+                ch.recv()  # the server's TLS alert is not a frame
+        t.join(WAIT)
+        assert isinstance(box.get("error"), (ssl.SSLError, OSError))
+
+    def test_tls_client_against_plain_server(self, net, client_ctx):
+        addr, t, box = serve_once(net, "127.0.0.1:0", echo_once, timeout=5)
+        with pytest.raises((ssl.SSLError, OSError)):
+            net.connect(addr, ssl=client_ctx, server_hostname="localhost", handshake_timeout=3)
+        t.join(WAIT)
+        assert isinstance(box.get("error"), (MalformedFrameError, OSError))
+
+
+class TestMutualTLS:
+    @pytest.fixture(scope="class")
+    def mtls_server_ctx(self, ca):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost").configure_cert(ctx)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ca.configure_trust(ctx)
+        return ctx
+
+    def test_client_certificate_required(self, net, ca, mtls_server_ctx):
+        good = ssl.create_default_context()
+        ca.configure_trust(good)
+        ca.issue_cert("client@example").configure_cert(good)
+        addr, t, box = serve_once(net, "127.0.0.1:0", echo_once, ssl=mtls_server_ctx)
+        with net.connect(addr, ssl=good, server_hostname="localhost") as ch:
+            ch.send(np.ones(4))
+            assert ch.recv().tolist() == [1.0] * 4
+        t.join(WAIT)
+        assert "error" not in box
+
+    @pytest.mark.parametrize("who", ["none", "stranger"])
+    def test_missing_or_wrong_client_certificate(self, net, ca, mtls_server_ctx, who):
+        bad = ssl.create_default_context()
+        ca.configure_trust(bad)
+        if who == "stranger":
+            trustme.CA().issue_cert("intruder").configure_cert(bad)
+        addr, t, box = serve_once(net, "127.0.0.1:0", echo_once, ssl=mtls_server_ctx)
+        with pytest.raises((ssl.SSLError, OSError, wirearray.WireError)):
+            # TLS 1.3 reports the refusal on the first read, not in the handshake
+            with net.connect(addr, ssl=bad, server_hostname="localhost", timeout=5) as ch:
+                ch.send(np.ones(2))
+                ch.recv()
+        t.join(WAIT)
+        assert isinstance(box.get("error"), ssl.SSLError)
+
+
+class TestAuthkey:
+    def test_right_key(self, net):
+        addr, t, box = serve_once(net, "127.0.0.1:0", echo_once, authkey=KEY)
+        with net.connect(addr, authkey=KEY) as ch:
+            ch.send(np.arange(3.0))
+            assert ch.recv().tolist() == [0.0, 1.0, 2.0]
+        t.join(WAIT)
+        assert "error" not in box
+
+    def test_wrong_key_refused_on_both_sides(self, net):
+        addr, t, box = serve_once(net, "127.0.0.1:0", echo_once, authkey=KEY)
+        with pytest.raises(AuthenticationError, match="refused"):
+            net.connect(addr, authkey=b"x" * 32)
+        t.join(WAIT)
+        assert isinstance(box.get("error"), AuthenticationError)
+
+    def test_client_without_key(self, net):
+        addr, t, box = serve_once(net, "127.0.0.1:0", echo_once, authkey=KEY)
+        with net.connect(addr, timeout=5) as ch:
+            ch.send(np.arange(3.0))  # 64+ bytes of frame: the server takes it as an answer
+            with pytest.raises(MalformedFrameError, match="authkey"):
+                ch.recv()
+        t.join(WAIT)
+        assert isinstance(box.get("error"), AuthenticationError)
+
+    def test_server_without_key(self, net):
+        addr, t, _box = serve_once(net, "127.0.0.1:0", echo_once, timeout=5)
+        with pytest.raises(AuthenticationError):
+            net.connect(addr, authkey=KEY, handshake_timeout=1)
+        t.join(WAIT)
+
+    def test_short_key_is_a_usage_error(self):
+        with pytest.raises(wirearray.UsageError):
+            wirearray.listen("127.0.0.1:0", authkey=b"short")
+
+    def test_replayed_answer_is_refused(self):
+        """Record an honest client's answer, replay it on a new connection."""
+        with wirearray.listen("127.0.0.1:0", authkey=KEY) as listener:
+            recorded = {}
+
+            def honest():
+                s = socket.create_connection(listener.address)
+                hello = s.recv(64)
+                from wirearray import auth
+
+                answer, _ = auth._client_answer(KEY, hello)
+                recorded["answer"] = answer
+                s.sendall(answer)
+                s.recv(64)
+                s.close()
+
+            t = threading.Thread(target=honest)
+            t.start()
+            listener.accept(timeout=WAIT).close()
+            t.join(WAIT)
+
+            s = socket.create_connection(listener.address)
+            t = threading.Thread(target=lambda: (s.recv(64), s.sendall(recorded["answer"])))
+            t.start()
+            with pytest.raises(AuthenticationError):
+                listener.accept(timeout=WAIT)
+            t.join(WAIT)
+            s.close()
+
+
+def test_async_server_survives_garbage_and_strangers(server_ctx, client_ctx):
+    """Pre-handshake garbage, forged headers, wrong keys and plain clients against a TLS
+    + authkey server: each refused, honest clients served all along."""
+
+    async def handler(ch):
+        async for a in ch:
+            await ch.send(a + 1)
+
+    async def main():
+        async with await aio.serve(
+            handler, ("127.0.0.1", 0), ssl=server_ctx, authkey=KEY, handshake_timeout=2
+        ) as server:
+            addr = server.address
+            loop = asyncio.get_running_loop()
+
+            async def garbage(data):
+                s = socket.socket()
+                s.setblocking(False)
+                await loop.sock_connect(s, addr)
+                with contextlib.suppress(OSError, asyncio.TimeoutError):
+                    await loop.sock_sendall(s, data)
+                    await asyncio.wait_for(loop.sock_recv(s, 100), 5)
+                s.close()
+
+            async def honest(i):
+                async with await aio.connect(
+                    addr, ssl=client_ctx, server_hostname="localhost", authkey=KEY, timeout=10
+                ) as ch:
+                    await ch.send(np.full(3, i))
+                    assert (await ch.recv()).tolist() == [i + 1] * 3
+
+            forged = wirearray.codec.Encoder().encode(np.zeros(1))[:64]
+            jobs = [
+                garbage(os.urandom(300)),
+                garbage(forged),
+                garbage(b"\x16\x03\x01" + os.urandom(60)),
+            ]
+            jobs += [honest(i) for i in range(10)]
+            await asyncio.gather(*jobs)
+            with pytest.raises((ssl.SSLError, OSError)):
+                await aio.connect(
+                    addr, ssl=client_ctx, server_hostname="localhost", authkey=b"w" * 32, timeout=5
+                )
+            await honest(99)
+            assert server.handshake_failures >= 3
+
+    asyncio.run(main())
