@@ -277,3 +277,81 @@ def test_async_server_survives_garbage_and_strangers(server_ctx, client_ctx):
             assert server.handshake_failures >= 3
 
     asyncio.run(main())
+
+
+def test_cli_serve_and_send_with_tls_and_authkey(ca, tmp_path):
+    """Secrets come from files or the environment, never from the command line."""
+    import re
+    import subprocess
+    import sys
+
+    cert = ca.issue_cert("localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    (tmp_path / "key").write_bytes(KEY + b"\n")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wirearray",
+            "serve",
+            "127.0.0.1:0",
+            "--connections",
+            "1",
+            "--tls-cert",
+            str(tmp_path / "server.pem"),
+            "--tls-key",
+            str(tmp_path / "server.pem"),
+            "--authkey-file",
+            str(tmp_path / "key"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    address = re.search(r"listening on (\S+)", server.stdout.readline()).group(1)
+    env = {**os.environ, "WIREARRAY_AUTHKEY": KEY.decode()}
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wirearray",
+            "send",
+            address,
+            "--random",
+            "f8",
+            "10",
+            "--tls-ca",
+            str(tmp_path / "ca.pem"),
+            "--server-hostname",
+            "localhost",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env={**os.environ, "WIREARRAY_AUTHKEY": "w" * 32},
+    )
+    assert bad.returncode == 1 and "AuthenticationError" in bad.stderr
+    good = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wirearray",
+            "send",
+            address,
+            "--random",
+            "f8",
+            "10",
+            "--tls-ca",
+            str(tmp_path / "ca.pem"),
+            "--server-hostname",
+            "localhost",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env=env,
+    )
+    assert good.returncode == 0, good.stderr
+    out, err = server.communicate(timeout=WAIT)
+    assert "float64 (10,)" in out and "refused a connection" in err

@@ -64,6 +64,54 @@ def _channel_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
+def _read_secret(path: str | None) -> bytes | None:
+    """The authkey: from --authkey-file, else $WIREARRAY_AUTHKEY, else none.  Never a
+    command-line value, which `ps` would show to every user."""
+    if path:
+        try:
+            with open(path, "rb") as f:
+                key = f.read().strip()
+        except OSError as exc:
+            raise CliUsageError(f"cannot read the authkey file {path}: {exc.strerror}") from None
+        if not key:
+            raise CliUsageError(f"the authkey file {path} is empty")
+        return key
+    env = os.environ.get("WIREARRAY_AUTHKEY")
+    return env.encode() if env else None
+
+
+def _security_options(args: argparse.Namespace, *, server: bool) -> dict[str, Any]:
+    import ssl
+
+    opts: dict[str, Any] = {}
+    key = _read_secret(args.authkey_file)
+    if key is not None:
+        opts["authkey"] = key
+    try:
+        if server:
+            if bool(args.tls_cert) != bool(args.tls_key):
+                raise CliUsageError("--tls-cert and --tls-key go together")
+            if args.tls_cert:
+                ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ctx.load_cert_chain(args.tls_cert, args.tls_key)
+                if args.tls_client_ca:  # mutual TLS: clients must show a certificate
+                    ctx.verify_mode = ssl.CERT_REQUIRED
+                    ctx.load_verify_locations(args.tls_client_ca)
+                opts["ssl"] = ctx
+            elif args.tls_client_ca:
+                raise CliUsageError("--tls-client-ca needs --tls-cert and --tls-key")
+        elif args.tls or args.tls_ca or args.tls_cert:
+            ctx = ssl.create_default_context(cafile=args.tls_ca)
+            if args.tls_cert:
+                ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            opts["ssl"] = ctx
+            if args.server_hostname:
+                opts["server_hostname"] = args.server_hostname
+    except (OSError, ssl.SSLError) as exc:
+        raise CliUsageError(f"cannot load the TLS files: {exc}") from None
+    return opts
+
+
 # ---- serve ----
 
 
@@ -72,6 +120,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     opts = _channel_options(args)
+    opts.update(_security_options(args, server=True))
+    if args.max_connections:
+        opts["max_connections"] = args.max_connections
+    if args.idle_timeout:
+        opts["idle_timeout"] = args.idle_timeout
     with Listener(args.address, **opts) as listener:
         print(
             f"wirearray: listening on {_show(listener.address)} ({wirearray.IMPLEMENTATION})",
@@ -80,7 +133,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         served = 0
         index = 0
         while args.connections is None or served < args.connections:
-            channel = listener.accept()
+            try:
+                channel = listener.accept()
+            except (WireError, OSError) as exc:  # one client's failed handshake
+                print(
+                    f"wirearray: refused a connection: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
             served += 1
             peer = _peer(channel.sock)
             total_bytes, messages, start = 0, 0, time.perf_counter()
@@ -212,7 +273,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     show = args.progress or (sys.stderr.isatty() and total >= 64 << 20)
     progress = _Progress(total, show)
     start = time.perf_counter()
-    with connect(args.address, **_channel_options(args)) as channel:
+    opts = _channel_options(args)
+    opts.update(_security_options(args, server=False))
+    with connect(args.address, **opts) as channel:
         for _label, a in arrays:
             _send_with_progress(channel, np.asarray(a), progress)
     progress.close()
@@ -393,10 +456,29 @@ def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
         default="wire",
         help="wire (default) or npy (standard .npy records, for numpy-only peers)",
     )
+    p.add_argument(
+        "--authkey-file",
+        metavar="FILE",
+        help="shared secret for the authkey handshake (else $WIREARRAY_AUTHKEY)",
+    )
+    p.add_argument(
+        "--tls-cert", metavar="PEM", help="certificate chain (server, or client for mutual TLS)"
+    )
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     if sender:
         p.add_argument("--byteorder", choices=("network", "native"), default="network")
         p.add_argument("--checksum", action="store_true", help="CRC32C every payload")
+        p.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
+        p.add_argument("--tls-ca", metavar="PEM", help="TLS, trusting this CA bundle")
+        p.add_argument("--server-hostname", help="name the server certificate must carry")
     else:
+        p.add_argument(
+            "--tls-client-ca",
+            metavar="PEM",
+            help="mutual TLS: accept only clients with certificates from this CA",
+        )
+        p.add_argument("--max-connections", type=int, default=None, metavar="N")
+        p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS")
         p.add_argument(
             "--max-frame-bytes",
             type=int,
