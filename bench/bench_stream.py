@@ -80,3 +80,47 @@ def bench_small_messages(benchmark: Any, server: StreamServer, method: str) -> N
         method.startswith("mp."),
     )
     benchmark.pedantic(server.run, args=(method, a, SMALL_COUNT), rounds=5, warmup_rounds=1)
+
+
+@pytest.fixture(scope="module")
+def tls_server():
+    pytest.importorskip("trustme", reason="pip install trustme (test extra)")
+    s = StreamServer(tls=True)
+    yield s
+    s.close()
+
+
+TLS_METHODS = [
+    "raw sendall/recv_into",
+    "wirearray native, reused out",
+    "wirearray network, reused out",
+]
+
+
+@pytest.mark.parametrize("size", ["1MiB", "16MiB"])
+@pytest.mark.parametrize("method", TLS_METHODS)
+def bench_stream_tls(benchmark: Any, tls_server: StreamServer, size: str, method: str) -> None:
+    """Target: >= 0.9x a raw TLS sendall/recv_into of the same bytes (the cipher should
+    be the only cost)."""
+    nbytes = SIZES[size]
+    count = max(4, (64 << 20) // nbytes)
+    a = make_array("float64", (nbytes // 8,))
+    _info(
+        benchmark,
+        f"TLS stream float64 {size} x{count}",
+        method,
+        count * nbytes,
+        method.startswith("raw"),
+    )
+    benchmark.pedantic(
+        tls_server.run, args=(method, a, count), kwargs={"tls": True}, rounds=5, warmup_rounds=1
+    )
+
+
+@pytest.mark.parametrize("mode", ["plain connect", "authkey", "TLS", "TLS + authkey"])
+def bench_handshake(benchmark: Any, tls_server: StreamServer, mode: str) -> None:
+    """The cost per connection of each handshake (connect included)."""
+    _info(benchmark, "handshake per connection", mode, 0, mode == "plain connect")
+    benchmark.pedantic(
+        tls_server.handshake, args=("authkey" in mode, "TLS" in mode), rounds=30, warmup_rounds=2
+    )

@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,9 @@ from typing import Any
 import numpy as np
 
 import wirearray
+import wirearray.auth
+
+AUTHKEY = b"benchmark-authkey-0123456789abcdef"
 
 
 def make_array(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -114,20 +118,29 @@ METHODS: dict[str, tuple[Callable, Callable]] = {
 # ---- server process ----
 
 
-def _serve(conn: Any) -> None:
+def _serve(conn: Any, tls_pem: str | None) -> None:
     srv = socket.create_server(("127.0.0.1", 0))
     conn.send(srv.getsockname())
+    server_ctx = None
+    if tls_pem:
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(tls_pem)
     while True:
-        sock, _ = srv.accept()
-        with sock:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw, _ = srv.accept()
+        with raw:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             line = b""
             while not line.endswith(b"\n"):
-                chunk = sock.recv(1)
+                chunk = raw.recv(1)
                 if not chunk:
                     return  # the benchmark is over
                 line += chunk
             req = json.loads(line)
+            sock = raw
+            if req.get("tls"):  # the request line is plain; TLS starts after it
+                sock = server_ctx.wrap_socket(raw, server_side=True)
+            if req.get("authkey"):
+                wirearray.auth.server_handshake(sock, AUTHKEY, 10)
             template = make_array(req["dtype"], tuple(req["shape"]))
             last = METHODS[req["method"]][1](sock, template, req["count"])
             ok = not req["check"] or (
@@ -139,38 +152,80 @@ def _serve(conn: Any) -> None:
 
 
 class StreamServer:
-    """The receiving process, started once per benchmark module."""
+    """The receiving process, started once per benchmark module.  With ``tls=True`` a
+    certificate is made here (trustme, as in the tests) and connections may ask for
+    TLS; the handshake happens before a round's clock starts."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True)
+        pem = None
+        self.client_ctx = None
+        if tls:
+            import tempfile
+
+            import trustme
+
+            ca = trustme.CA()
+            self._tmp = tempfile.TemporaryDirectory()
+            pem = os.path.join(self._tmp.name, "server.pem")
+            ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(pem)
+            self.client_ctx = ssl.create_default_context()
+            ca.configure_trust(self.client_ctx)
+        self.proc = ctx.Process(target=_serve, args=(child, pem), daemon=True)
         self.proc.start()
         if not self._parent.poll(60):
             raise RuntimeError("benchmark server did not start")
         self.address = self._parent.recv()
         self._checked: set = set()
 
-    def run(self, method: str, a: np.ndarray, count: int) -> float:
+    def _open(self, req: dict) -> socket.socket:
+        sock = socket.create_connection(self.address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(json.dumps(req).encode() + b"\n")
+        if req.get("tls"):
+            sock = self.client_ctx.wrap_socket(sock, server_hostname="localhost")
+        return sock
+
+    def run(self, method: str, a: np.ndarray, count: int, *, tls: bool = False) -> float:
         """Seconds from the first byte sent to the receiver's ack."""
-        check = (method, a.dtype.str, a.shape) not in self._checked
-        with socket.create_connection(self.address) as sock:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            req = {
-                "method": method,
-                "dtype": a.dtype.str,
-                "shape": a.shape,
-                "count": count,
-                "check": check,
-            }
-            sock.sendall(json.dumps(req).encode() + b"\n")
+        key = (method, a.dtype.str, a.shape, tls)
+        req = {
+            "method": method,
+            "dtype": a.dtype.str,
+            "shape": a.shape,
+            "count": count,
+            "check": key not in self._checked,
+            "tls": tls,
+        }
+        with self._open(req) as sock:
             start = time.perf_counter()
             METHODS[method][0](sock, a, count)
             ack = sock.recv(1)
             elapsed = time.perf_counter() - start
         if ack != b"k":
             raise AssertionError(f"{method}: receiver got wrong arrays (ack {ack!r})")
-        self._checked.add((method, a.dtype.str, a.shape))
+        self._checked.add(key)
+        return elapsed
+
+    def handshake(self, authkey: bool, tls: bool) -> float:
+        """Seconds to connect and complete the TLS and/or authkey handshakes."""
+        req = {
+            "method": "raw sendall/recv_into",
+            "dtype": "<f8",
+            "shape": [1],
+            "count": 0,
+            "check": False,
+            "tls": tls,
+            "authkey": authkey,
+        }
+        start = time.perf_counter()
+        with self._open(req) as sock:
+            if authkey:
+                wirearray.auth.client_handshake(sock, AUTHKEY, 10)
+            elapsed = time.perf_counter() - start
+            if sock.recv(1) != b"k":
+                raise AssertionError("handshake benchmark: no ack")
         return elapsed
 
     def close(self) -> None:
