@@ -472,6 +472,10 @@ cdef enum:
     FLAGS_KNOWN = 0x07
     N_CODES = 15
 
+# the frame magic, as in _format.MAGIC (a module constant: a bytes literal with a
+# backslash escape inside an f-string is not what Python's f-string gives)
+_MAGIC = b"\x89WAR"
+
 # item size per wire dtype code (0 = invalid), as in _format.ITEMSIZE
 cdef int _code_itemsize[N_CODES]
 _code_itemsize[:] = [0, 1, 1, 1, 2, 2, 4, 4, 8, 8, 2, 4, 8, 8, 16]
@@ -582,7 +586,7 @@ cdef Py_ssize_t _header_length(const unsigned char *p, Py_ssize_t n) except -1:
         raise ValueError("header_length needs the first 64 bytes of a frame")
     if not (p[0] == 0x89 and p[1] == b'W' and p[2] == b'A' and p[3] == b'R'):
         raise MalformedFrameError(
-            f"bad magic {bytes(p[:4])!r} (expected {b'\\x89WAR'!r})")
+            f"bad magic {bytes(p[:4])!r} (expected {_MAGIC!r})")
     if p[4] != 1:
         raise UnsupportedVersionError(f"wire-format version {p[4]} (this reader speaks 1)")
     ndim = p[8]

@@ -3,8 +3,10 @@
 ``impl`` is the compiled module (``wirearray._cwire``) or the fallback
 (``wirearray.fallback``); ``path_impl`` adds one compiled variant per SIMD path this
 CPU can run (scalar, ssse3, avx2, neon), so each kernel is checked against numpy.
-With WIREARRAY_PUREPYTHON=1 the compiled variants are skipped; with
-WIREARRAY_REQUIRE_EXTENSION=1 a missing extension is a failure, not a skip.
+``impl_name`` is the same choice spelled as the codec's ``implementation=`` argument
+("cython" or "python"), for tests of the Encoder/Decoder.  With WIREARRAY_PUREPYTHON=1
+the compiled variants are skipped; with WIREARRAY_REQUIRE_EXTENSION=1 a missing
+extension is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -63,3 +65,14 @@ def path_impl(request):
         yield mod
     finally:
         mod.set_simd("auto")
+
+
+@pytest.fixture(params=["cython", "python"])
+def impl_name(request) -> str:
+    """The codec's ``implementation=`` argument: "cython" or "python".
+
+    "cython" is skipped (or failed) exactly as ``impl`` skips the compiled module.
+    """
+    if request.param == "cython":
+        load_cwire()
+    return request.param

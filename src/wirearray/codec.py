@@ -387,6 +387,8 @@ class Encoder:
             raise UsageError("a message is a mapping of names to arrays")
         if len(arrays) > 0xFFFFFFFF:
             raise UsageError("too many arrays for one message")
+        if byteorder is not None:  # before the head takes a sequence number
+            _byteorder_is_big(byteorder)
         items = [(k, np.asarray(v)) for k, v in arrays.items()]
         for k, v in items:
             self._name_bytes(k)
@@ -498,9 +500,17 @@ class Decoder:
                 these names).
 
         Both apply to the next frame whose header has not been read yet and are cleared
-        once used.
+        once used.  After a BufferMismatchError inside a message, ``out`` (a dict or
+        None) replaces the destinations of the message's remaining arrays instead.
         """
         self._check_usable()
+        if self._in_message and self._header is not None and self._region == _HEADER:
+            # An array of the current message was refused its out= (BufferMismatchError):
+            # the new out= (a dict by name, or None) replaces the rest of its destinations.
+            if out is not None and not isinstance(out, Mapping):
+                raise BufferMismatchError("a message needs out= as a dict of arrays by name")
+            self._msg_out = out or {}
+            out = None
         if isinstance(schema, Mapping):
             schema = {str(k): Schema.coerce(v) for k, v in schema.items()}
         else:
@@ -609,6 +619,10 @@ class Decoder:
         """Called whenever the header region is full: either raise ``_need`` to read
         more and return False, or set ``_header`` (validated) and return True."""
         if self._need == F.MIN_HEADER:
+            if self._hview[:4] == b"\x89WAH":  # auth.py's hello: a handshake was expected
+                raise MalformedFrameError(
+                    "the peer starts an authkey handshake: connect with authkey=..."
+                )
             h = self._impl.header_length(self._hview[: F.MIN_HEADER])
             if h > F.MIN_HEADER:
                 self._need = h
