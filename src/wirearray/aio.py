@@ -26,8 +26,8 @@ import numpy as np
 
 from . import auth
 from . import codec as _codec
-from ._address import format_address, parse_address
-from .codec import NEED_DATA, Array, Decoder, Encoder, EndOfStream, Message
+from ._address import parse_address
+from .codec import NEED_DATA, Array, EndOfStream, Message
 from .exceptions import (
     AuthenticationError,
     EndOfStreamError,
@@ -36,7 +36,7 @@ from .exceptions import (
     UsageError,
     WireError,
 )
-from .transport import _HAS_SENDMSG, _remove_stale_socket, _Side, _tune, _views
+from .transport import _HAS_SENDMSG, _Side, _tune, _views, bind_listening_socket, make_codec
 
 __all__ = ["AsyncChannel", "AsyncListener", "AsyncServer", "connect", "listen", "serve"]
 
@@ -171,23 +171,15 @@ class AsyncChannel:
         format: str = "wire",
         _stream: Any = None,
     ):
-        if format == "wire":
-            self._enc: Any = Encoder(byteorder=byteorder, checksum=checksum)
-            self._dec: Any = Decoder(
-                max_frame_bytes=max_frame_bytes,
-                max_ndim=max_ndim,
-                max_message_arrays=max_message_arrays,
-                keep_wire_order=keep_wire_order,
-            )
-        elif format == "npy":
-            from .npy import NpyDecoder, NpyEncoder
-
-            self._enc = NpyEncoder()
-            self._dec = NpyDecoder(
-                max_frame_bytes=max_frame_bytes, max_ndim=max_ndim, keep_wire_order=keep_wire_order
-            )
-        else:
-            raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+        self._enc, self._dec = make_codec(
+            format,
+            byteorder,
+            checksum,
+            max_frame_bytes,
+            max_ndim,
+            max_message_arrays,
+            keep_wire_order,
+        )
         self.format = format
         self.sock = sock
         sock.setblocking(False)
@@ -439,24 +431,8 @@ class AsyncListener:
         self.refused = 0
         if idle_timeout is not None:
             options.setdefault("timeout", idle_timeout)
-        ep = parse_address(address)
-        family, socktype, proto, _, sockaddr = ep.resolve(socket.SOCK_STREAM, passive=True)[0]
-        self._unix_path = None
-        if ep.is_unix and not sockaddr.startswith("\0"):
-            _remove_stale_socket(sockaddr)
-            self._unix_path = sockaddr
-        sock = socket.socket(family, socktype, proto)
-        try:
-            if family != getattr(socket, "AF_UNIX", None) and os.name != "nt":
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(sockaddr)
-            sock.listen(backlog)
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-        self.address = format_address(family, sock.getsockname())
+        self.sock, self.address, self._unix_path = bind_listening_socket(address, backlog)
+        self.sock.setblocking(False)
         self._options = options
         self._closed = False
 

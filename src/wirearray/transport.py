@@ -87,6 +87,54 @@ def send_parts(sock: socket.socket, parts: list) -> None:
             sock.sendall(v)
 
 
+def make_codec(
+    format: str,
+    byteorder: str,
+    checksum: bool,
+    max_frame_bytes: int,
+    max_ndim: int,
+    max_message_arrays: int,
+    keep_wire_order: bool,
+) -> tuple[Any, Any]:
+    """The encoder and decoder of a channel (shared by the blocking and asyncio layers)."""
+    if format == "wire":
+        dec = Decoder(
+            max_frame_bytes=max_frame_bytes,
+            max_ndim=max_ndim,
+            max_message_arrays=max_message_arrays,
+            keep_wire_order=keep_wire_order,
+        )
+        return Encoder(byteorder=byteorder, checksum=checksum), dec
+    if format == "npy":
+        from .npy import NpyDecoder, NpyEncoder
+
+        dec = NpyDecoder(
+            max_frame_bytes=max_frame_bytes, max_ndim=max_ndim, keep_wire_order=keep_wire_order
+        )
+        return NpyEncoder(), dec
+    raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+
+
+def bind_listening_socket(address: Any, backlog: int) -> tuple[socket.socket, Any, str | None]:
+    """(listening socket, its reported address, UNIX path to unlink on close or None)."""
+    ep = parse_address(address)
+    family, socktype, proto, _, sockaddr = ep.resolve(socket.SOCK_STREAM, passive=True)[0]
+    unix_path = None
+    if ep.is_unix and not sockaddr.startswith("\0"):
+        _remove_stale_socket(sockaddr)
+        unix_path = sockaddr
+    sock = socket.socket(family, socktype, proto)
+    try:
+        if family != getattr(socket, "AF_UNIX", None) and os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, format_address(family, sock.getsockname()), unix_path
+
+
 class _Side:
     """Broken-state bookkeeping for one direction of a channel."""
 
@@ -135,23 +183,15 @@ class Channel:
         keep_wire_order: bool = False,
         format: str = "wire",
     ):
-        if format == "wire":
-            self._enc: Any = Encoder(byteorder=byteorder, checksum=checksum)
-            self._dec: Any = Decoder(
-                max_frame_bytes=max_frame_bytes,
-                max_ndim=max_ndim,
-                max_message_arrays=max_message_arrays,
-                keep_wire_order=keep_wire_order,
-            )
-        elif format == "npy":
-            from .npy import NpyDecoder, NpyEncoder
-
-            self._enc = NpyEncoder()
-            self._dec = NpyDecoder(
-                max_frame_bytes=max_frame_bytes, max_ndim=max_ndim, keep_wire_order=keep_wire_order
-            )
-        else:
-            raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+        self._enc, self._dec = make_codec(
+            format,
+            byteorder,
+            checksum,
+            max_frame_bytes,
+            max_ndim,
+            max_message_arrays,
+            keep_wire_order,
+        )
         self.format = format
         self.sock = sock
         sock.settimeout(timeout)
@@ -439,23 +479,7 @@ class Listener:
         self.refused = 0
         if idle_timeout is not None:
             options.setdefault("timeout", idle_timeout)
-        ep = parse_address(address)
-        family, socktype, proto, _, sockaddr = ep.resolve(socket.SOCK_STREAM, passive=True)[0]
-        self._unix_path: str | None = None
-        if ep.is_unix and not sockaddr.startswith("\0"):
-            _remove_stale_socket(sockaddr)
-            self._unix_path = sockaddr
-        sock = socket.socket(family, socktype, proto)
-        try:
-            if family != getattr(socket, "AF_UNIX", None) and os.name != "nt":
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(sockaddr)
-            sock.listen(backlog)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-        self.address = format_address(family, sock.getsockname())
+        self.sock, self.address, self._unix_path = bind_listening_socket(address, backlog)
         self._options = options
         self._closed = False
 
