@@ -489,8 +489,10 @@ class AsyncServer:
     """Runs ``handler(channel)`` for every accepted connection, each in its own task.
 
     The channel is closed when the handler returns.  An exception in one handler
-    closes that connection only (it is logged through the loop's exception handler);
-    the server keeps accepting.  Handshakes (TLS, authkey) run in each connection's own
+    closes that connection only and the server keeps accepting: errors caused by the
+    peer (WireError, OSError: bad data, truncation, timeouts, resets) are counted in
+    ``peer_errors``; anything else is a bug of the handler and goes to the loop's
+    exception handler.  Handshakes (TLS, authkey) run in each connection's own
     task, so a slow or failing client delays nobody; failures are counted in
     ``handshake_failures``.  Beyond ``max_connections`` (the listener's) new
     connections are closed at once.
@@ -502,6 +504,8 @@ class AsyncServer:
         self._handler = handler
         self._tasks: set[asyncio.Task] = set()
         self.handshake_failures = 0
+        self.peer_errors = 0
+        self.last_peer_error: str | None = None
         self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
 
     async def _accept_loop(self) -> None:
@@ -538,7 +542,12 @@ class AsyncServer:
             return
         try:
             await self._handler(channel)
-        except Exception as exc:  # one bad connection must not stop the server
+        except (WireError, OSError) as exc:
+            # The peer's doing (bad data, truncation, timeout, reset): counted, not
+            # logged -- a hostile client must not fill the logs or keep tracebacks.
+            self.peer_errors += 1
+            self.last_peer_error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a bug in the handler: reported; the server goes on
             asyncio.get_running_loop().call_exception_handler(
                 {"message": "wirearray handler failed", "exception": exc}
             )
