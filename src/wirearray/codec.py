@@ -95,6 +95,13 @@ DIRECT_MIN_BYTES = 64 << 10
 SWAP_CHUNK_BYTES = 1 << 20
 
 _HOST_BIG = sys.byteorder == "big"
+_CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoised
+#: (code, big-endian?) -> the payload's dtype as it travels
+_WIRE_DTYPES = {
+    (code, big): dt.newbyteorder(">" if big else "<")
+    for code, dt in F.DTYPES.items()
+    for big in (False, True)
+}
 _INTP_MAX = int(np.iinfo(np.intp).max)
 _ZEROS = bytes(F.ALIGN)
 
@@ -261,11 +268,14 @@ class Encoder:
             UnsupportedDtypeError: the dtype cannot travel.
             UsageError: bad name or byteorder, or more dimensions than the format allows.
         """
-        a = np.asarray(array)
-        code = F.dtype_code(a.dtype)
+        a = array if type(array) is np.ndarray else np.asarray(array)
+        dt = a.dtype
+        code = _CODES.get(dt)
+        if code is None:
+            code = _CODES[dt] = F.dtype_code(dt)
         if not code:
-            check_dtype(a.dtype)
-            raise UnsupportedDtypeError(f"wirearray cannot send dtype {a.dtype!r}")
+            check_dtype(dt)
+            raise UnsupportedDtypeError(f"wirearray cannot send dtype {dt!r}")
         if a.ndim > F.MAX_NDIM:
             raise UsageError(f"{a.ndim} dimensions; the wire format carries at most 64")
         name_b = self._name_bytes(name)
@@ -289,6 +299,13 @@ class Encoder:
         impl = self._impl
         pad = F.frame_tail(a.nbytes, checksum) - (F.TRAILER if checksum else 0)
         crc = 0
+        if a.nbytes <= self._chunk_bytes and (swap or not (a.flags.c_contiguous or fortran)):
+            # No larger than the staging buffer: one converted copy is cheaper than the
+            # chunked machinery (and no larger than what staging would hold anyway).
+            a = impl.byteswap(a) if swap else a
+            if not (a.flags.c_contiguous or fortran):
+                a = np.ascontiguousarray(a)
+            swap = False
         contiguous = a.flags.c_contiguous or a.flags.f_contiguous
         if not swap and contiguous:
             payload = a.reshape(-1, order="F" if fortran else "C").view(np.uint8)
@@ -707,6 +724,9 @@ class Decoder:
             if self._events:
                 return self._events.popleft()
             region = self._region
+            if region == _HEADER and self._fill == 0 and self._pending:
+                if self._whole_frame():
+                    continue
             if self._fill < self._need:
                 chunk = self._take(self._need - self._fill)
                 if chunk is None:
@@ -723,6 +743,42 @@ class Decoder:
                 self._need = self._tail_length(self._header[4], self._crc is not None)
             else:
                 self._finish_frame()
+
+    def _whole_frame(self) -> bool:
+        """Fast path for small frames: when the next array frame lies whole in the first
+        pending buffer, decode it in one step (same checks, fewer Python calls).  False
+        (nothing consumed) when it does not, or for other framings and frame kinds."""
+        mv = self._pending[0]
+        if len(mv) < F.MIN_HEADER or type(self) is not Decoder or mv[5] != F.KIND_ARRAY:
+            return False
+        h = (mv[10] << 8) | mv[11]
+        if len(mv) < h or not F.MIN_HEADER <= h <= F.MAX_HEADER:
+            return False  # the slow path reports what is wrong
+        length = int.from_bytes(mv[16:24], "big")
+        checksum = bool(mv[7] & F.FLAG_CHECKSUM)
+        tail = F.frame_tail(length, checksum)
+        total = h + length + tail
+        if len(mv) < total:
+            return False
+        self._hdr[:h] = mv[:h]
+        self._need = F.MIN_HEADER  # validate from the first 64 bytes, as the slow path
+        self._fill = h
+        while not self._read_header():  # full validation, as on the slow path (which
+            pass  # raises _need to h after the first 64 bytes: the same h, already here)
+        self._pending[0] = mv[h:]  # the header is consumed, exactly as on the slow path
+        self._start_frame()  # a refused out= stops here, in the slow path's state
+        if length:
+            self._consume(_PAYLOAD, mv[h : h + length])
+        self._region = _TAIL
+        self._tail[:tail] = mv[h + length : total]
+        self._fill = self._need = tail
+        rest = mv[total:]
+        if len(rest):
+            self._pending[0] = rest
+        else:
+            self._pending.popleft()
+        self._finish_frame()
+        return True
 
     def _consume(self, region: int, chunk: memoryview) -> None:
         n = len(chunk)
@@ -857,12 +913,12 @@ class Decoder:
             return
         text = name.decode("utf-8") if name else None
         out = self._msg_out.get(text) if self._in_message else self._next_out
-        wire_dt = F.DTYPES[code].newbyteorder(">" if flags & F.FLAG_BIG_ENDIAN else "<")
+        wire_dt = _WIRE_DTYPES[code, bool(flags & F.FLAG_BIG_ENDIAN)]
         order = "F" if flags & F.FLAG_FORTRAN else "C"
         if out is not None:
             dest = self._fit_out(out, wire_dt, shape, order)
         else:
-            target = wire_dt if self.keep_wire_order else wire_dt.newbyteorder("=")
+            target = wire_dt if self.keep_wire_order else F.DTYPES[code]
             try:
                 dest = np.empty(shape, dtype=target, order=order)
             except (ValueError, MemoryError) as exc:
