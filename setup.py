@@ -2,7 +2,10 @@
 
 Everything else is in pyproject.toml.  The build needs Cython and a C compiler but no
 numpy headers: arrays come in through numpy's C ABI declared in pyx/wa_npyabi.h.
-Set WIREARRAY_NO_EXTENSION=1 to install the pure-Python package only.
+Set WIREARRAY_NO_EXTENSION=1 to install the pure-Python package only; PyPy and other
+non-CPython interpreters get it without asking: the compiled module is written against
+CPython's C API and numpy's C ABI (wa_npyabi.h), which PyPy only emulates.
+Wheels: [tool.cibuildwheel] in pyproject.toml; what the sdist holds: MANIFEST.in.
 """
 
 import os
@@ -11,7 +14,8 @@ import sys
 from setuptools import Extension, setup
 
 ext_modules = []
-if os.environ.get("WIREARRAY_NO_EXTENSION", "") in ("", "0"):
+want_extension = os.environ.get("WIREARRAY_NO_EXTENSION", "") in ("", "0")
+if want_extension and sys.implementation.name == "cpython":
     from Cython.Build import cythonize
 
     if sys.platform == "win32":

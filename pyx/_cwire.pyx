@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False, embedsignature=True
+# cython: freethreading_compatible=True
 """Compiled core of wirearray: byte-order conversion at memory speed.
 
 Same names, arguments, results and errors as ``wirearray.fallback`` (the pure-Python
@@ -13,6 +14,17 @@ Layout of the work:
   * the SIMD path (scalar / SSSE3 / AVX2 / NEON) is chosen once at import from CPUID,
     can be forced with WIREARRAY_SIMD or set_simd() for tests and benchmarks, and is a
     process-wide setting read by every call.
+
+Free-threaded CPython (3.14t): the module declares it runs without the GIL
+(freethreading_compatible above; Cython < 3.1 ignores the directive).  That holds
+because nothing here is shared and mutable except the two process-wide knobs above:
+the type tables, CPUID results, numpy's API table and the CRC tables are written once
+at import; the kernels keep no state.  _path and _stream_bytes are written only by
+set_simd() / _set_stream_bytes() (test and benchmark knobs) and read once per call,
+then passed down as arguments, so a call that races with a switch runs wholly on the
+old or the new setting, and every path gives the same bytes (plain aligned int loads
+and stores: a data race to ThreadSanitizer, never a torn value on a supported CPU).
+As with numpy, threads writing the same array at once is the caller's race.
 
 Semantics (documented in the fallback's docstrings, which these functions share):
   hton: values kept, big-endian dtype out; ntoh: memory read as big-endian, native

@@ -77,10 +77,3 @@ def impl_name(request) -> str:
         load_cwire()
     return request.param
 
-
-def pytest_configure(config):
-    # tests/test_two_hosts.py: registered here until pyproject.toml lists the marker.
-    config.addinivalue_line(
-        "markers",
-        "hosts: two network namespaces joined by a veth pair (root; tests/test_two_hosts.py)",
-    )
