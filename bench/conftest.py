@@ -1,5 +1,7 @@
-"""pytest plumbing for the benchmarks: the --bench-quick option, which wirearray ran,
-and a summary of medians and ratios to the baselines after pytest-benchmark's tables."""
+"""pytest plumbing for the benchmarks: the --bench-quick and --bench-full options,
+which wirearray ran, and a summary of medians and ratios to the baselines after
+pytest-benchmark's tables (for the streaming groups: GB/s, messages/s, the ratio to the
+raw ceiling and to wirearray, then the transport targets)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 
 import wirearray
+from wirearray._streambench import evaluate_targets, format_targets, peer_versions
 
 # Method names of the baselines, as bench_byteorder.py names them: the memcpy ceiling
 # and numpy's byteswap (its in-place form in the in-place groups).
@@ -21,23 +24,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bench-quick",
         action="store_true",
         default=False,
-        help="drop the DRAM-sized (8M-element) cases",
+        help="drop the DRAM-sized cases (8M-element kernels, 256 MiB streams)",
+    )
+    parser.addoption(
+        "--bench-full",
+        action="store_true",
+        default=False,
+        help="stream every method at 256 MiB, not only the ceilings, wirearray and the "
+        "byte-order and pickle 5 peers",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "dram: a DRAM-sized case (8M elements); --bench-quick drops it"
+        "markers",
+        "dram: a DRAM-sized case (8M-element kernels, 256 MiB streams); --bench-quick drops it",
+    )
+    config.addinivalue_line(
+        "markers", "full: a case run only with --bench-full (the slower peers at 256 MiB)"
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("--bench-quick"):
-        return
-    dropped = [item for item in items if item.get_closest_marker("dram")]
-    if dropped:
-        items[:] = [item for item in items if not item.get_closest_marker("dram")]
-        config.hook.pytest_deselected(items=dropped)
+    quick, full = config.getoption("--bench-quick"), config.getoption("--bench-full")
+
+    def dropped(item: pytest.Item) -> bool:
+        return bool(
+            (quick and item.get_closest_marker("dram"))
+            or (not full and item.get_closest_marker("full"))
+        )
+
+    gone = [item for item in items if dropped(item)]
+    if gone:
+        items[:] = [item for item in items if not dropped(item)]
+        config.hook.pytest_deselected(items=gone)
 
 
 def _info_line() -> str:
@@ -46,12 +66,13 @@ def _info_line() -> str:
 
 def pytest_report_header(config: pytest.Config) -> str:
     quick = " (quick: DRAM sizes dropped)" if config.getoption("--bench-quick") else ""
-    return f"wirearray: {_info_line()}{quick}"
+    return f"wirearray: {_info_line()}{quick}; {peer_versions()}"
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """Saved runs (--benchmark-save/--benchmark-json) say which wirearray code ran."""
     machine_info["wirearray"] = wirearray.info()
+    machine_info["stream_peers"] = peer_versions()  # pyzmq, pyarrow (or "missing")
 
 
 # ---- summary ----
@@ -66,6 +87,9 @@ def _fmt_time(seconds: float) -> str:
 
 def _ratio(baseline: float | None, median: float) -> str:
     return f"{baseline / median:8.2f}x" if baseline is not None else f"{'-':>9}"
+
+
+STREAM_KINDS = ("stream", "tls stream")
 
 
 @pytest.hookimpl(trylast=True)
@@ -87,25 +111,64 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     tr.write_line(f"wirearray.info(): {_info_line()}")
     width = max(len(b.extra_info.get("method", b.name)) for bs in groups.values() for b in bs)
     for group, benches in groups.items():
-        medians = {b.extra_info.get("method", b.name): b.stats.median for b in benches}
-        copy_base = medians.get(COPY_BASELINE)
-        swap_base = next((medians[m] for m in SWAP_BASELINES if m in medians), None)
-        # a group may name its own baseline (extra_info["baseline"] = True), e.g. ntoh()
-        # for the codec: its ratio goes in the /byteswap column, headed /baseline
-        own = [b.stats.median for b in benches if b.extra_info.get("baseline")]
-        third = "/byteswap"
-        if own:
-            swap_base, third = own[0], "/baseline"
         tr.write_line("")
+        if benches[0].extra_info.get("kind") in STREAM_KINDS:
+            _stream_group(tr, group, benches, width)
+        else:
+            _kernel_group(tr, group, benches, width)
+    for kind, tls in (("stream", False), ("tls stream", True)):
+        rates = {
+            (b.extra_info["key"], b.extra_info["size"]): b.extra_info["messages"] / b.stats.median
+            for bs in groups.values()
+            for b in bs
+            if b.extra_info.get("kind") == kind
+        }
+        lines = format_targets(evaluate_targets(rates, tls=tls))
+        if lines:
+            tr.write_line("")
+            tr.write_line(f"targets ({kind}, issue: socket transport), ratios of medians:")
+            for line in lines:
+                tr.write_line(line)
+
+
+def _kernel_group(tr: Any, group: str, benches: list[Any], width: int) -> None:
+    medians = {b.extra_info.get("method", b.name): b.stats.median for b in benches}
+    copy_base = medians.get(COPY_BASELINE)
+    swap_base = next((medians[m] for m in SWAP_BASELINES if m in medians), None)
+    # a group may name its own baseline (extra_info["baseline"] = True), e.g. ntoh()
+    # for the codec: its ratio goes in the /byteswap column, headed /baseline
+    own = [b.stats.median for b in benches if b.extra_info.get("baseline")]
+    third = "/byteswap"
+    if own:
+        swap_base, third = own[0], "/baseline"
+    tr.write_line(f"{group:<{width}}  {'median':>11} {'GB/s':>7} {'/copyto':>9} {third:>9}  simd")
+    for b in sorted(benches, key=lambda b: b.stats.median):
+        name = b.extra_info.get("method", b.name)
+        median = b.stats.median
+        gbps = b.extra_info.get("nbytes", 0) / median / 1e9
         tr.write_line(
-            f"{group:<{width}}  {'median':>11} {'GB/s':>7} {'/copyto':>9} {third:>9}  simd"
+            f"{name:<{width}}  {_fmt_time(median)} {gbps:7.2f} "
+            f"{_ratio(copy_base, median)} {_ratio(swap_base, median)}"
+            f"  {b.extra_info.get('simd', '')}"
         )
-        for b in sorted(benches, key=lambda b: b.stats.median):
-            name = b.extra_info.get("method", b.name)
-            median = b.stats.median
-            gbps = b.extra_info.get("nbytes", 0) / median / 1e9
-            tr.write_line(
-                f"{name:<{width}}  {_fmt_time(median)} {gbps:7.2f} "
-                f"{_ratio(copy_base, median)} {_ratio(swap_base, median)}"
-                f"  {b.extra_info.get('simd', '')}"
-            )
+
+
+def _stream_group(tr: Any, group: str, benches: list[Any], width: int) -> None:
+    """Median per round, GB/s, messages/s; /ceiling = raw median / this median; wa x =
+    this median / the median of the wirearray method doing the same job (> 1: wirearray
+    faster), the "against" column names it."""
+    by_key = {b.extra_info["key"]: b for b in benches}
+    ceiling = next((b.stats.median for b in benches if b.extra_info.get("ceiling")), None)
+    tr.write_line(
+        f"{group:<{width}}  {'median':>11} {'GB/s':>7} {'msg/s':>10} {'/ceiling':>9} "
+        f"{'wa x':>8}  against"
+    )
+    for b in sorted(benches, key=lambda b: b.stats.median):
+        info, median = b.extra_info, b.stats.median
+        other = by_key.get(info.get("counterpart") or "")
+        wa = f"{median / other.stats.median:7.2f}x" if other else f"{'-':>8}"
+        tr.write_line(
+            f"{info['method']:<{width}}  {_fmt_time(median)} {info['nbytes'] / median / 1e9:7.2f} "
+            f"{info['messages'] / median:10.0f} {_ratio(ceiling, median)} {wa}  "
+            f"{other.extra_info['method'] if other else ''}"
+        )

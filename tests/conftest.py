@@ -76,4 +76,3 @@ def impl_name(request) -> str:
     if request.param == "cython":
         load_cwire()
     return request.param
-

@@ -7,8 +7,9 @@ numpy's ``a.byteswap()``, ``a.astype('>f8')`` and a plain ``np.copyto`` (the mem
 ceiling), checks that they all give the same numbers, and prints GB/s and ratios.
 
 ``bench kernels`` does the same over the dtypes and sizes of the pytest-benchmark
-suite in bench/ and can write the medians as JSON, for a quick comparison between
-machines or builds without pytest.
+suite in bench/ (or those of ``--dtypes``/``--sizes``), can write the medians as JSON
+for a quick comparison between machines or builds without pytest, and with ``--plot``
+draws GB/s against size per dtype (wirearray._benchplot).
 
 Both print which implementation (compiled or pure-Python) and SIMD path ran; set
 ``WIREARRAY_PUREPYTHON=1`` or ``WIREARRAY_SIMD=...`` to measure another one.
@@ -237,9 +238,10 @@ def cmd_bench_kernels(args: argparse.Namespace) -> int:
         print(line)
     print_legend()
     results: list[Result] = []
-    for dtype in KERNEL_DTYPES:
+    counts = args.sizes or (KERNEL_COUNTS[:-1] if args.quick else KERNEL_COUNTS)
+    for dtype in args.dtypes or KERNEL_DTYPES:
         print_table_head(f"{dtype}, size in items")
-        for n in KERNEL_COUNTS[:-1] if args.quick else KERNEL_COUNTS:
+        for n in counts:
             rows = measure(dtype, n)
             print_row(str(n), rows)
             results += rows
@@ -254,4 +256,9 @@ def cmd_bench_kernels(args: argparse.Namespace) -> int:
             json.dump(doc, f, indent=2)
             f.write("\n")
         print(f"\nwrote {len(results)} medians to {args.json}")
+    if args.plot:
+        from ._benchplot import plot_kernels
+
+        plot_kernels(results, OPS, args.plot)
+        print(f"wrote the plot to {args.plot}")
     return 0

@@ -11,7 +11,14 @@ Commands:
   several sizes in both byte-order modes and print MB/s next to a raw
   ``sendall``/``recv_into`` of the same bytes measured in the same run.  (``demo
   --kernels``: the byte-order kernels against numpy instead.)
-* ``bench kernels`` -- kernel timings over dtypes and sizes, ``--json`` for the medians.
+* ``bench stream`` (plain ``bench`` too) -- streaming over TCP loopback to a receiving
+  process: raw ``sendall``/``recv_into`` (the ceiling), wirearray in both byte orders
+  into reused and fresh arrays, and the peers users pick instead (numpy's
+  astype+byteswap, pickle 5, multiprocessing.connection, pyzmq, pyarrow, .npy); a table
+  of GB/s and ratios, ``--json FILE``, ``--plot FILE.png`` (matplotlib), ``--full``
+  for 128 B to 256 MiB (wirearray._streambench).
+* ``bench kernels`` -- kernel timings over dtypes and sizes, ``--json`` for the medians,
+  ``--plot`` for GB/s against size.
 
 Exit codes: 0 success; 1 a runtime failure (connection refused or lost, a protocol
 error, a timeout); 2 bad usage (arguments, addresses, files).  Errors are one line on
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
 import socket
 import statistics
 import sys
@@ -438,11 +446,100 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---- bench ----
 
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _sizes_type(limit: int) -> Any:
+    """argparse type for --sizes: item counts, comma-separated, K/M/G = 2**10/20/30."""
+
+    def parse(text: str) -> list[int]:
+        sizes = set()
+        for token in filter(None, (t.strip() for t in text.split(","))):
+            m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)", token)
+            n = int(m[1]) * _SIZE_UNITS[m[2].lower()] if m else 0
+            if not 1 <= n <= limit:
+                raise argparse.ArgumentTypeError(
+                    f"{token!r}: sizes are item counts from 1 to {limit} "
+                    "(e.g. 16,64K,2M; K, M, G = 2**10, 2**20, 2**30)"
+                )
+            sizes.add(n)
+        if not sizes:
+            raise argparse.ArgumentTypeError("no sizes given")
+        return sorted(sizes)
+
+    return parse
+
+
+def _methods_type(text: str) -> list[str]:
+    """argparse type for --methods: keys, or words matching keys or names."""
+    from ._streampeers import CEILING, METHODS
+
+    chosen: set[str] = {CEILING}  # every ratio needs the ceiling
+    for token in filter(None, (t.strip().lower() for t in text.split(","))):
+        if token in METHODS:
+            chosen.add(token)
+            continue
+        hits = {k for k, m in METHODS.items() if token in k or token in m.name.lower()}
+        if not hits:
+            raise argparse.ArgumentTypeError(
+                f"{token!r} matches no method; the methods: {', '.join(METHODS)}"
+            )
+        chosen |= hits
+    return [k for k in METHODS if k in chosen]
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse --plot without matplotlib and output files in missing directories before
+    anything is measured."""
+    for option in ("json", "plot"):
+        path = getattr(args, option, None)
+        if path and not Path(path).resolve().parent.is_dir():
+            raise CliUsageError(f"--{option} {path}: no such directory")
+    if getattr(args, "plot", None):
+        from ._benchplot import missing
+
+        why = missing()
+        if why:
+            raise CliUsageError(why)
+
+
+def cmd_bench_stream(args: argparse.Namespace) -> int:
+    from ._streambench import FULL_ITEMS, QUICK_ITEMS, run_stream_bench
+    from ._streampeers import METHODS
+
+    _check_outputs(args)
+    return run_stream_bench(
+        args.methods or list(METHODS),
+        args.sizes or (FULL_ITEMS if args.full else QUICK_ITEMS),
+        full=args.full,
+        json_path=args.json,
+        plot_path=args.plot,
+    )
+
 
 def cmd_bench_kernels(args: argparse.Namespace) -> int:
     from ._kernelbench import cmd_bench_kernels as run
 
+    _check_outputs(args)
     return run(args)
+
+
+def _dtypes_type(text: str) -> list[str]:
+    from ._kernelbench import KERNEL_DTYPES
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    for name in names:
+        try:
+            ok = np.dtype(name).kind in "iufc"
+        except TypeError:
+            ok = False
+        if not ok:
+            raise argparse.ArgumentTypeError(
+                f"{name!r} is not a numeric dtype (e.g. {','.join(KERNEL_DTYPES)})"
+            )
+    if not names:
+        raise argparse.ArgumentTypeError("no dtypes given")
+    return names
 
 
 # ---- parser ----
@@ -548,8 +645,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    bench = commands.add_parser("bench", help="benchmarks without pytest")
-    bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    bench = commands.add_parser(
+        "bench",
+        help="benchmarks without pytest (plain `bench`: the quick streaming benchmark)",
+        description="Benchmarks without pytest.  Without WHAT: `bench stream`, quick.",
+    )
+    bench.set_defaults(
+        func=cmd_bench_stream, full=False, sizes=None, methods=None, json=None, plot=None
+    )
+    bench_commands = bench.add_subparsers(dest="bench_command", required=False, metavar="WHAT")
+    stream = bench_commands.add_parser(
+        "stream",
+        help="stream arrays over loopback: wirearray against raw sockets and its peers",
+        description="Stream float64 arrays over TCP loopback to a receiving process with "
+        "raw sendall/recv_into (the ceiling), wirearray (native and network byte order, "
+        "into reused and fresh arrays) and the peers: numpy astype+byteswap, pickle 5 "
+        "out-of-band, multiprocessing.connection, pyzmq's send_array recipe, pyarrow IPC, "
+        "numpy .npy on a socket file (pyzmq and pyarrow when installed).  Prints GB/s, "
+        "messages/s, ratios to the ceiling and to wirearray, and page faults per message.  "
+        "Quick by default (128 B to 64 MiB, well under a minute on a quiet machine).",
+    )
+    stream.add_argument(
+        "--full", action="store_true", help="128 B to 256 MiB and longer runs (a few minutes)"
+    )
+    stream.add_argument(
+        "--sizes",
+        type=_sizes_type(64 << 20),
+        metavar="N,N,...",
+        help="array sizes in float64 items, e.g. 16,64K,2M (K, M = 2**10, 2**20)",
+    )
+    stream.add_argument(
+        "--methods",
+        type=_methods_type,
+        metavar="M,M,...",
+        help="only these methods (keys, or words in their names, e.g. wa-native,pickle); "
+        "the raw ceiling always runs",
+    )
+    stream.add_argument("--json", metavar="FILE", help="write every result to FILE as JSON")
+    stream.add_argument(
+        "--plot", metavar="FILE.png", help="draw GB/s against size per method (matplotlib)"
+    )
+    stream.set_defaults(func=cmd_bench_stream)
     kernels = bench_commands.add_parser(
         "kernels",
         help="hton/ntoh/byteswap/astype/copyto over dtypes and sizes",
@@ -557,7 +693,19 @@ def build_parser() -> argparse.ArgumentParser:
         "complex128 at 8, 1024, 100000 and 8388608 items.",
     )
     kernels.add_argument("--quick", action="store_true", help="skip the 8388608-item arrays")
+    kernels.add_argument(
+        "--sizes",
+        type=_sizes_type(128 << 20),
+        metavar="N,N,...",
+        help="array sizes in items instead, e.g. 8,1024,1M (K, M = 2**10, 2**20)",
+    )
+    kernels.add_argument(
+        "--dtypes", type=_dtypes_type, metavar="D,D,...", help="dtypes instead, e.g. float64,int16"
+    )
     kernels.add_argument("--json", metavar="FILE", help="write the medians to FILE as JSON")
+    kernels.add_argument(
+        "--plot", metavar="FILE.png", help="draw GB/s against size per dtype (matplotlib)"
+    )
     kernels.set_defaults(func=cmd_bench_kernels)
     return parser
 
