@@ -31,7 +31,9 @@
 #endif
 
 static uint32_t wa_crc_table[8][256];
+#ifdef WA_X86
 static int wa_crc_have_sse42 = 0;
+#endif
 
 static void wa_crc32c_init(void) {
     uint32_t i, j, c;

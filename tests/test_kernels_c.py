@@ -4,9 +4,9 @@ Natively this runs in the normal suite (any C compiler).  The ``emulated`` marke
 cross-compiles the same check for aarch64 (the NEON path) and s390x (a big-endian
 CPU) and runs it under qemu-user; .ci/run installs the cross compilers and qemu and
 runs that marker as its own step, with WIREARRAY_REQUIRE_EMULATED=1 so that missing
-tools fail there instead of skipping.  The whole Python suite on a big-endian Python
-is the job of the emulated-hosts work (issue 7); this checks the kernels and the
-host byte-order probe on real foreign ISAs today.
+tools fail there instead of skipping.  The Python suite on a big-endian (and an arm64)
+Python, and interop with it, is test_bigendian_host.py; this checks the kernels and
+the host byte-order probe alone.
 """
 
 from __future__ import annotations
