@@ -40,7 +40,7 @@ sock = socket.create_connection((host, int(port)))
 f = sock.makefile("rb", buffering=0)
 for _ in range(int(sys.argv[2])):
     a = npformat.read_array(f)
-    print(a.dtype.str, a.shape, a.flags.f_contiguous, float(np.asarray(a, dtype=float).sum()),
+    print(a.dtype.str, a.shape, a.flags.f_contiguous, float(np.real(a).sum()),
           flush=True)
 assert "wirearray" not in sys.modules
 """
@@ -89,7 +89,7 @@ def test_wirearray_sends_numpy_peer_receives():
     lines = finish(proc).splitlines()
     for line, a in zip(lines, arrays, strict=True):
         assert line.startswith(a.dtype.str)
-        assert f"{float(np.asarray(a, dtype=float).sum())}" in line
+        assert f"{float(np.real(a).sum())}" in line
 
 
 def _serve_bytes(data: bytes):

@@ -129,15 +129,16 @@ class TestTLS:
         assert isinstance(box.get("error"), (MalformedFrameError, OSError))
 
 
-class TestMutualTLS:
-    @pytest.fixture(scope="class")
-    def mtls_server_ctx(self, ca):
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("localhost").configure_cert(ctx)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ca.configure_trust(ctx)
-        return ctx
+@pytest.fixture(scope="module")
+def mtls_server_ctx(ca):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(ctx)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ca.configure_trust(ctx)
+    return ctx
 
+
+class TestMutualTLS:
     def test_client_certificate_required(self, net, ca, mtls_server_ctx):
         good = ssl.create_default_context()
         ca.configure_trust(good)
