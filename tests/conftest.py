@@ -35,6 +35,21 @@ def load_cwire():
     return _cwire
 
 
+def _import_simd() -> str | None:
+    """The path the compiled core chose at import (WIREARRAY_SIMD, else the best one):
+    what the fixtures restore after a test, so a forced path stays forced."""
+    if _flag("WIREARRAY_PUREPYTHON"):
+        return None
+    try:
+        from wirearray import _cwire
+    except ImportError:
+        return None
+    return _cwire.get_simd()
+
+
+IMPORT_SIMD = _import_simd()
+
+
 def _cwire_paths() -> list[str]:
     try:
         from wirearray import _cwire
@@ -45,11 +60,11 @@ def _cwire_paths() -> list[str]:
 
 @pytest.fixture(params=["cython", "python"])
 def impl(request):
-    """The compiled core (with its best SIMD path) or the pure-Python fallback."""
+    """The compiled core (on the path chosen at import) or the pure-Python fallback."""
     if request.param == "python":
         return fallback
     mod = load_cwire()
-    mod.set_simd("auto")
+    mod.set_simd(IMPORT_SIMD or "auto")
     return mod
 
 
@@ -64,7 +79,7 @@ def path_impl(request):
     try:
         yield mod
     finally:
-        mod.set_simd("auto")
+        mod.set_simd(IMPORT_SIMD or "auto")
 
 
 @pytest.fixture(params=["cython", "python"])

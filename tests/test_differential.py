@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import load_cwire
+from conftest import IMPORT_SIMD, load_cwire
 from helpers import SUPPORTED, random_array, ref_byteswap, ref_hton, ref_ntoh, same_bytes
 
 
@@ -54,7 +54,7 @@ def test_matches_numpy_on_every_path(a, which):
             out = np.empty_like(expected)
             assert same_bytes(getattr(cw, which)(a, out=out), expected), path
     finally:
-        cw.set_simd("auto")
+        cw.set_simd(IMPORT_SIMD or "auto")
 
 
 def test_streaming_stores_forced():
@@ -86,7 +86,7 @@ def test_streaming_stores_forced():
                         assert not out[:lo].any() and not out[lo + n * item :].any()
     finally:
         cw._set_stream_bytes(old)
-        cw.set_simd("auto")
+        cw.set_simd(IMPORT_SIMD or "auto")
 
 
 def test_default_stream_threshold_is_sane():

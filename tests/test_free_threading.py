@@ -21,7 +21,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import load_cwire
+from conftest import IMPORT_SIMD, load_cwire
 from helpers import random_array
 
 
@@ -83,7 +83,7 @@ def test_threads_convert_while_the_path_switches():
     finally:
         stop.set()
         switcher.join(timeout=60)
-        cw.set_simd("auto")
+        cw.set_simd(IMPORT_SIMD or "auto")
         cw._set_stream_bytes(old_stream)
     assert not any(t.is_alive() for t in workers)
     assert errors == []

@@ -171,9 +171,9 @@ def test_only_dispatched_kernels_use_simd_beyond_sse2():
 #: without streaming stores, against numpy.
 SUBSET = ("test_byteorder.py", "test_differential.py", "test_scalars.py")
 
-# conftest's fixtures reset the path with set_simd("auto") around each test; in these
-# runs "auto" is pinned to the forced path, so every `impl` test runs on it (the
-# `path_impl` tests still visit each path explicitly, as they should).
+# conftest's fixtures restore the path chosen at import (here the forced one) after
+# each test, so every `impl` test runs on it; the `path_impl` tests still visit each
+# path explicitly, as they should.
 _RUNNER = textwrap.dedent(
     """
     import os, sys
@@ -181,10 +181,6 @@ _RUNNER = textwrap.dedent(
     import wirearray
     from wirearray import _cwire
     assert wirearray.info()["simd"] == forced, wirearray.info()
-    original = _cwire.set_simd
-    def pinned(name):
-        return original(forced if name == "auto" else name)
-    _cwire.set_simd = wirearray.set_simd = pinned
     import pytest
     code = pytest.main(sys.argv[1:])
     assert _cwire.get_simd() == forced, _cwire.get_simd()

@@ -27,16 +27,24 @@ import numpy as np
 from . import auth
 from . import codec as _codec
 from ._address import parse_address
-from .codec import NEED_DATA, Array, EndOfStream, Message
+from .codec import NEED_DATA, Array, EndOfStream
 from .exceptions import (
     AuthenticationError,
     EndOfStreamError,
-    SchemaMismatchError,
     StreamBrokenError,
     UsageError,
     WireError,
 )
-from .transport import _HAS_SENDMSG, _Side, _tune, _views, bind_listening_socket, make_codec
+from .transport import (
+    _HAS_SENDMSG,
+    _Side,
+    _tune,
+    _views,
+    array_of,
+    bind_listening_socket,
+    make_codec,
+    message_of,
+)
 
 __all__ = ["AsyncChannel", "AsyncListener", "AsyncServer", "connect", "listen", "serve"]
 
@@ -245,13 +253,7 @@ class AsyncChannel:
 
     async def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
         """Receive one array (see Channel.recv)."""
-        ev = await self._recv_event(out, schema)
-        if isinstance(ev, Array):
-            return ev.array
-        raise SchemaMismatchError(
-            f"expected a single array, received a message of {len(ev.arrays)} arrays "
-            "(use recv_many())"
-        )
+        return array_of(await self._recv_event(out, schema))
 
     async def recv_many(
         self, out: Mapping[str, np.ndarray] | None = None, *, schema: Any = None
@@ -259,10 +261,7 @@ class AsyncChannel:
         """Receive one message (see Channel.recv_many)."""
         if self.format == "npy":
             raise UsageError("format='npy' carries single arrays; use recv()")
-        ev = await self._recv_event(out, schema)
-        if isinstance(ev, Message):
-            return ev.arrays
-        raise SchemaMismatchError("expected a message, received a single array (use recv())")
+        return message_of(await self._recv_event(out, schema))
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()

@@ -135,6 +135,22 @@ def bind_listening_socket(address: Any, backlog: int) -> tuple[socket.socket, An
     return sock, format_address(family, sock.getsockname()), unix_path
 
 
+def array_of(ev: Any) -> np.ndarray:
+    """recv()'s result: the array of an Array event; a message is a schema mismatch."""
+    if isinstance(ev, Array):
+        return ev.array
+    raise SchemaMismatchError(
+        f"expected a single array, received a message of {len(ev.arrays)} arrays (use recv_many())"
+    )
+
+
+def message_of(ev: Any) -> dict[str, np.ndarray]:
+    """recv_many()'s result: the arrays of a Message event; an array is a mismatch."""
+    if isinstance(ev, Message):
+        return ev.arrays
+    raise SchemaMismatchError("expected a message, received a single array (use recv())")
+
+
 class _Side:
     """Broken-state bookkeeping for one direction of a channel."""
 
@@ -286,13 +302,7 @@ class Channel:
             BufferMismatchError: ``out`` does not fit; nothing was consumed.
             TimeoutError, TruncatedStreamError, ProtocolError, OSError.
         """
-        ev = self._recv_event(out, schema)
-        if isinstance(ev, Array):
-            return ev.array
-        raise SchemaMismatchError(
-            f"expected a single array, received a message of {len(ev.arrays)} arrays "
-            "(use recv_many())"
-        )
+        return array_of(self._recv_event(out, schema))
 
     def recv_many(
         self, out: Mapping[str, np.ndarray] | None = None, *, schema: Any = None
@@ -303,10 +313,7 @@ class Channel:
         """
         if self.format == "npy":
             raise UsageError("format='npy' carries single arrays; use recv()")
-        ev = self._recv_event(out, schema)
-        if isinstance(ev, Message):
-            return ev.arrays
-        raise SchemaMismatchError("expected a message, received a single array (use recv())")
+        return message_of(self._recv_event(out, schema))
 
     def __iter__(self) -> Iterator[Any]:
         """Arrays (and dicts, for messages) until the peer ends the stream."""
