@@ -32,12 +32,14 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF
 from libc.stddef cimport ptrdiff_t
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy, memset
 
 import os
 
@@ -94,6 +96,7 @@ cdef extern from "wa_npyabi.h":
     object wa_PyArray_NewLikeArray(object prototype, int order, object descr, int subok)
     wa_PyArrayObject *WA_ARR(object o)
     object wa_view_as(object arr, object descr)
+    object wa_new_array(object descr, int nd, const Py_ssize_t *dims, int fortran)
 
 
 wa_npy_import()
@@ -700,3 +703,266 @@ cdef bint _has_zero(const unsigned char *p, int ndim) noexcept:
         if _get64(p + FIXED_HEADER + 8 * i) == 0:
             return True
     return False
+
+
+# ---- whole small frames in one call (the transport's per-message fast path) ----
+#
+# A stream of small arrays is bounded by per-message overhead, not by bytes: the
+# general Encoder/Decoder path costs several microseconds of Python per frame.  These
+# two functions do a whole unnamed array frame in one call.  They are accelerators,
+# not a second implementation of the format: each either produces exactly what the
+# general path produces or returns None -- for anything unusual (names, messages,
+# limits exceeded, a damaged frame, an ``out`` that does not fit) -- and the general
+# path then decides and reports.  tests/test_fastpath.py holds them to that.
+
+# wire dtype code per numpy type character (0: none), as _format.dtype_code
+cdef int _char_code[256]
+
+
+cdef _init_codes():
+    cdef int i
+    from wirearray._format import dtype_code
+    for i in range(256):
+        _char_code[i] = 0
+    for ch in SUPPORTED_CHARS:
+        _char_code[ord(ch)] = dtype_code(_np.dtype(ch))
+
+
+_init_codes()
+
+# the dtype objects a decoded array gets, per wire code: native, little, big order
+cdef list _code_native = [None] * N_CODES
+cdef list _code_little = [None] * N_CODES
+cdef list _code_big = [None] * N_CODES
+cdef int _code_unit[N_CODES]
+
+
+cdef _init_code_dtypes():
+    cdef int c
+    from wirearray._format import DTYPES
+    _code_unit[0] = 0
+    for c, dt in DTYPES.items():
+        _code_native[c] = dt
+        _code_little[c] = dt.newbyteorder("<")
+        _code_big[c] = dt.newbyteorder(">")
+        _code_unit[c] = dt.itemsize // 2 if dt.kind == "c" else dt.itemsize
+
+
+_init_code_dtypes()
+
+
+cdef inline Py_ssize_t _frame_tail(Py_ssize_t nbytes, bint checksum) noexcept nogil:
+    cdef Py_ssize_t t = 4 if checksum else 0
+    cdef Py_ssize_t r = (nbytes + t) % 64
+    return t + (64 - r if r else 0)
+
+
+def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit):
+    """The whole frame of an unnamed array as one ``bytes``, or None.
+
+    ``want_big``: 1 for a big-endian payload, 0 for little-endian, -1 for the array's
+    own memory order.  None (nothing done) unless ``a`` is an ndarray of a wire dtype,
+    C- or Fortran-contiguous, with at most 64 dimensions and ``limit`` payload bytes:
+    the caller then takes the general Encoder path, whose frames this one's equal
+    byte for byte.
+    """
+    cdef wa_PyArrayObject *arr
+    cdef wa_PyArray_Descr *d
+    cdef unsigned char tc
+    cdef int code, itemsize, nd, i, flags
+    cdef bint mem_big, wire_big, swap, fortran
+    cdef Py_ssize_t nbytes, h, tail, total
+    cdef unsigned char *p
+    cdef object frame
+    if not wa_is_ndarray(a):
+        return None
+    arr = WA_ARR(a)
+    d = <wa_PyArray_Descr *> arr.descr
+    tc = <unsigned char> d.type
+    code = _char_code[tc]
+    if code == 0 or <object> d.typeobj is not _typeobj[tc]:
+        return None
+    nd = arr.nd
+    if nd > MAX_NDIM:
+        return None
+    itemsize = _itemsize[tc]
+    nbytes = _nbytes(arr, itemsize)
+    if nbytes > limit:
+        return None
+    if arr.flags & WA_NPY_C_CONTIGUOUS:
+        fortran = False
+    elif arr.flags & WA_NPY_F_CONTIGUOUS:
+        fortran = nd > 1
+    else:
+        return None
+    mem_big = _mem_is_big(d.byteorder)
+    wire_big = mem_big if want_big < 0 else want_big != 0
+    swap = itemsize > 1 and wire_big != mem_big
+    flags = (1 if wire_big else 0) | (2 if fortran else 0) | (4 if checksum else 0)
+    h = _header_size(nd, 0)
+    tail = _frame_tail(nbytes, checksum)
+    total = h + nbytes + tail
+    frame = PyBytes_FromStringAndSize(NULL, total)
+    p = <unsigned char *> PyBytes_AS_STRING(frame)
+    memset(p, 0, <size_t> h)
+    p[0] = 0x89
+    p[1] = b'W'
+    p[2] = b'A'
+    p[3] = b'R'
+    p[4] = 1
+    p[5] = KIND_ARRAY
+    p[6] = <unsigned char> code
+    p[7] = <unsigned char> flags
+    p[8] = <unsigned char> nd
+    _put16(p + 10, <uint16_t> h)
+    _put64(p + 16, <uint64_t> nbytes)
+    _put32(p + 24, seq)
+    for i in range(nd):
+        _put64(p + FIXED_HEADER + 8 * i, <uint64_t> arr.dimensions[i])
+    _put32(p + CRC_OFFSET, wa_crc32c(0, p, <size_t> h))
+    if nbytes:
+        if swap:
+            wa_swap_contig(<char *> p + h, arr.data, <size_t> nbytes, _unit[tc], _path, 0)
+        else:
+            memcpy(p + h, arr.data, <size_t> nbytes)
+    memset(p + h + nbytes, 0, <size_t> tail)
+    if checksum:
+        _put32(p + h + nbytes, wa_crc32c(0, p + h, <size_t> nbytes))
+    return frame
+
+
+cdef object _fit_small_out(object out, int code, int nd, const Py_ssize_t *dims,
+                           bint fortran):
+    """out when it can take the frame (the general path's _fit_out rules), else None."""
+    cdef wa_PyArrayObject *o
+    cdef wa_PyArray_Descr *od
+    cdef unsigned char otc
+    if not wa_is_ndarray(out):
+        return None
+    o = WA_ARR(out)
+    od = <wa_PyArray_Descr *> o.descr
+    otc = <unsigned char> od.type
+    if _char_code[otc] != code or <object> od.typeobj is not _typeobj[otc]:
+        return None
+    if not (o.flags & WA_NPY_WRITEABLE) or o.nd != nd:
+        return None
+    if memcmp(o.dimensions, dims, nd * sizeof(Py_ssize_t)) != 0:
+        return None
+    if not (o.flags & (WA_NPY_F_CONTIGUOUS if fortran else WA_NPY_C_CONTIGUOUS)):
+        return None
+    return out
+
+
+def decode_small(buf, uint32_t seq, uint64_t max_frame_bytes, int max_ndim,
+                 bint keep_wire_order, out=None):
+    """Decode the unnamed array frame at the start of ``buf`` if it lies there whole.
+
+    Returns ``(array, frame_bytes)``, or None when the general Decoder path must take
+    over -- an incomplete frame, any other frame kind, a name, a sequence number
+    other than ``seq``, a limit exceeded, anything malformed, an ``out`` that does
+    not fit -- having changed nothing.  The array is ``out`` when given (filled,
+    converted to its byte order), else a new array in native order (in wire order
+    with ``keep_wire_order``), exactly as the general path delivers it.
+    """
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef Py_ssize_t avail, h, total, i, nbytes
+    cdef int code, flags, nd, itemsize
+    cdef uint32_t c
+    cdef uint64_t payload_len, dim, nonzero
+    cdef bint has_zero = False
+    cdef Py_ssize_t dims[MAX_NDIM]
+    cdef unsigned char zero4[4]
+    cdef bint fortran, wire_big, swap
+    cdef object dest, descr
+    cdef wa_PyArrayObject *res
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        p = <const unsigned char *> view.buf
+        avail = view.len
+        if avail < MIN_HEADER:
+            return None
+        if not (p[0] == 0x89 and p[1] == b'W' and p[2] == b'A' and p[3] == b'R' and
+                p[4] == 1 and p[5] == KIND_ARRAY and p[9] == 0):
+            return None
+        code = p[6]
+        flags = p[7]
+        nd = p[8]
+        if code <= 0 or code >= N_CODES or flags & ~FLAGS_KNOWN or nd > max_ndim:
+            return None
+        h = _header_size(nd, 0)
+        if ((p[10] << 8) | p[11]) != h or h > avail or _get32(p + 12) != 0:
+            return None
+        if _get32(p + 24) != seq:
+            return None
+        payload_len = _get64(p + 16)
+        if payload_len > max_frame_bytes or payload_len > <uint64_t> avail:
+            return None
+        nbytes = <Py_ssize_t> payload_len
+        fortran = (flags & 2) != 0
+        total = h + nbytes + _frame_tail(nbytes, (flags & 4) != 0)
+        if total > avail:
+            return None
+        zero4[0] = zero4[1] = zero4[2] = zero4[3] = 0
+        c = wa_crc32c(0, p, CRC_OFFSET)
+        c = wa_crc32c(c, zero4, 4)
+        c = wa_crc32c(c, p + CRC_OFFSET + 4, <size_t> (h - CRC_OFFSET - 4))
+        if c != _get32(p + CRC_OFFSET):
+            return None
+        for i in range(FIXED_HEADER + 8 * nd, h):
+            if p[i]:
+                return None
+        # shape: the product must equal the payload, and without its zeros (the
+        # general path's representability rule) fit this host's intp
+        itemsize = _code_itemsize[code]
+        nonzero = <uint64_t> itemsize
+        for i in range(nd):
+            dim = _get64(p + FIXED_HEADER + 8 * i)
+            if dim > <uint64_t> PY_SSIZE_T_MAX:
+                return None
+            dims[i] = <Py_ssize_t> dim
+            if dim == 0:
+                has_zero = True
+            elif nonzero > <uint64_t> PY_SSIZE_T_MAX // dim:
+                return None
+            else:
+                nonzero *= dim
+        if (0 if has_zero else nonzero) != payload_len:
+            return None
+        # trailer: checksum, zero padding
+        i = h + nbytes
+        if flags & 4:
+            if wa_crc32c(0, p + h, <size_t> nbytes) != _get32(p + i):
+                return None
+            i += 4
+        while i < total:
+            if p[i]:
+                return None
+            i += 1
+        # destination
+        wire_big = (flags & 1) != 0
+        if out is not None:
+            dest = _fit_small_out(out, code, nd, dims, fortran and nd > 1)
+            if dest is None:
+                return None
+        else:
+            if keep_wire_order:
+                descr = _code_big[code] if wire_big else _code_little[code]
+            else:
+                descr = _code_native[code]
+            try:
+                dest = wa_new_array(descr, nd, dims, fortran)
+            except (ValueError, MemoryError):
+                return None
+        res = WA_ARR(dest)
+        if nbytes:
+            swap = itemsize > 1 and _mem_is_big(
+                (<wa_PyArray_Descr *> res.descr).byteorder) != wire_big
+            if swap:
+                wa_swap_contig(res.data, <const char *> p + h, <size_t> nbytes,
+                               _code_unit[code], _path, 0)
+            else:
+                memcpy(res.data, p + h, <size_t> nbytes)
+        return dest, total
+    finally:
+        PyBuffer_Release(&view)

@@ -122,4 +122,13 @@ static PyObject *wa_view_as(PyObject *arr, PyObject *descr) {
     return v;
 }
 
+/* A new, uninitialised base-class ndarray of dtype `descr` (borrowed) and shape
+ * dims[0..nd), C order, or Fortran order when `fortran` is nonzero: np.empty(shape,
+ * descr, order) without the Python-level call.  New reference or NULL. */
+static PyObject *wa_new_array(PyObject *descr, int nd, const Py_ssize_t *dims, int fortran) {
+    Py_INCREF(descr); /* stolen by NewFromDescr */
+    return wa_PyArray_NewFromDescr(wa_PyArray_Type, descr, nd, dims, NULL, NULL,
+                                   fortran ? 1 : 0, NULL);
+}
+
 #endif /* WA_NPYABI_H */

@@ -37,6 +37,7 @@ from .exceptions import (
 )
 from .transport import (
     _HAS_SENDMSG,
+    DEFAULT_SEND_BUFFER,
     _Side,
     _tune,
     _views,
@@ -177,6 +178,7 @@ class AsyncChannel:
         max_message_arrays: int = _codec.DEFAULT_MAX_MESSAGE_ARRAYS,
         keep_wire_order: bool = False,
         format: str = "wire",
+        send_buffer: int = DEFAULT_SEND_BUFFER,
         _stream: Any = None,
     ):
         self._enc, self._dec = make_codec(
@@ -201,6 +203,10 @@ class AsyncChannel:
         self._ended = False
         self._send_lock = asyncio.Lock()
         self._recv_lock = asyncio.Lock()
+        if send_buffer < 0:
+            raise UsageError("send_buffer must be >= 0")
+        self._send_buffer = send_buffer
+        self._wbuf = bytearray()  # frames held by send(flush=False), in sequence order
 
     async def __aenter__(self) -> AsyncChannel:
         return self
@@ -214,14 +220,35 @@ class AsyncChannel:
     # ---- sending ----
 
     async def send(
-        self, array: Any, *, byteorder: str | None = None, checksum: bool | None = None
+        self,
+        array: Any,
+        *,
+        byteorder: str | None = None,
+        checksum: bool | None = None,
+        flush: bool = True,
     ) -> None:
-        """Send one array (see Channel.send)."""
+        """Send one array (see Channel.send, ``flush=False`` included)."""
         self._check_open()
         self._tx.check("send")
+        if byteorder is None and checksum is None and self.format != "npy":
+            frame = self._enc.encode_small(array)
+            if frame is not None:
+                # Always through the send buffer: frames enter it in sequence order
+                # (no await between numbering and appending), and whoever sends next
+                # under the lock takes all of it first.
+                self._wbuf += frame
+                if flush or len(self._wbuf) >= self._send_buffer:
+                    await self.flush()
+                return
         kw = {} if self.format == "npy" else {"byteorder": byteorder, "checksum": checksum}
-        frames = self._enc.frame(array, **kw)
-        await self._send_frames(frames)
+        if not flush and np.asarray(array).nbytes <= _codec.SMALL_FRAME_BYTES:
+            for parts in self._enc.frame(array, **kw):
+                for p in parts:
+                    self._wbuf += p
+            if len(self._wbuf) >= self._send_buffer:
+                await self.flush()
+            return
+        await self._send_frames(lambda: self._enc.frame(array, **kw))
 
     async def send_many(
         self,
@@ -235,17 +262,37 @@ class AsyncChannel:
         self._tx.check("send")
         if self.format == "npy":
             raise UsageError("format='npy' carries single arrays; use send()")
-        await self._send_frames(self._enc.message(arrays, byteorder=byteorder, checksum=checksum))
+        await self._send_frames(
+            lambda: self._enc.message(arrays, byteorder=byteorder, checksum=checksum)
+        )
 
-    async def _send_frames(self, frames: Any) -> None:
+    async def flush(self) -> None:
+        """Send the frames that ``send(..., flush=False)`` holds (see Channel.flush)."""
+        if self._wbuf and not self._closed:
+            self._tx.check("send")
+            await self._send_frames(list)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held by ``send(..., flush=False)`` and not sent yet."""
+        return len(self._wbuf)
+
+    async def _send_frames(self, make_frames: Callable[[], Any]) -> None:
+        """Under the send lock: number the frames (``make_frames()``, which validates
+        and may raise with nothing sent), then send what the buffer holds -- all of
+        it numbered earlier -- and the frames."""
         async with self._send_lock:
+            frames = make_frames()
+            held, self._wbuf = self._wbuf, bytearray()
             try:
-                await _with_timeout(self._send_all(frames), self.timeout)
+                await _with_timeout(self._send_all(frames, held), self.timeout)
             except BaseException as exc:
                 self._tx.error = exc
                 raise
 
-    async def _send_all(self, frames: Any) -> None:
+    async def _send_all(self, frames: Any, held: Any = b"") -> None:
+        if held:
+            await self._stream.sendall(held)
         for parts in frames:
             await self._stream.send_views(_views(parts))
 
@@ -253,6 +300,12 @@ class AsyncChannel:
 
     async def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
         """Receive one array (see Channel.recv)."""
+        if self._wbuf:
+            await self.flush()
+        if schema is None and not (self._closed or self._ended or self._rx.error):
+            a = self._dec.next_array(out)  # whole frames already received: no await
+            if a is not None:
+                return a
         return array_of(await self._recv_event(out, schema))
 
     async def recv_many(
@@ -276,6 +329,8 @@ class AsyncChannel:
 
     async def _recv_event(self, out: Any, schema: Any) -> Any:
         self._check_open()
+        if self._wbuf:
+            await self.flush()  # a peer may wait for what is held before it answers
         async with self._recv_lock:
             self._rx.check("receive")
             if self._ended:
@@ -320,9 +375,14 @@ class AsyncChannel:
             return
         self._closed = True
         try:
-            if self._tx.error is None and hasattr(self._enc, "end"):
-                with contextlib.suppress(OSError, TimeoutError):
-                    await _with_timeout(self._send_all([[self._enc.end()]]), self.timeout or 5.0)
+            if self._tx.error is None:
+                if hasattr(self._enc, "end"):
+                    self._wbuf += self._enc.end()
+                if self._wbuf:
+                    with contextlib.suppress(OSError, TimeoutError):
+                        async with self._send_lock:
+                            held, self._wbuf = self._wbuf, bytearray()
+                            await _with_timeout(self._send_all((), held), self.timeout or 5.0)
         finally:
             self.sock.close()
             if self._on_close is not None:

@@ -93,6 +93,12 @@ DIRECT_MIN_BYTES = 64 << 10
 #: When the payload must be swapped after it lands, land it in chunks of at most this,
 #: so that each chunk is swapped while it is still in cache.
 SWAP_CHUNK_BYTES = 1 << 20
+#: Arrays up to this many payload bytes are framed whole into one buffer by the
+#: compiled core (Encoder.encode_small): for a small frame one copy (which is the
+#: byte swap itself in network order) is cheaper than gathering header, payload and
+#: trailer in Python; the frame still leaves in one system call.  The size is
+#: multiprocessing.connection's own threshold for concatenating before a send.
+SMALL_FRAME_BYTES = 16 << 10
 
 _HOST_BIG = sys.byteorder == "big"
 _CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoised
@@ -244,6 +250,7 @@ class Encoder:
         self._chunk_bytes = chunk_bytes - chunk_bytes % 64
         self._staging: np.ndarray | None = None
         self._seq = 0
+        self._small = getattr(self._impl, "encode_small", None)
 
     def _next_seq(self) -> int:
         seq = self._seq
@@ -430,6 +437,21 @@ class Encoder:
         if carry:
             yield carry
 
+    def encode_small(self, array: Any, limit: int = SMALL_FRAME_BYTES) -> bytes | None:
+        """The whole frame of ``array`` (no name, the encoder's byte order and checksum)
+        as one bytes object, or None when the compiled fast path does not apply (no
+        compiled core, not contiguous, a dtype it does not carry, more than ``limit``
+        payload bytes): use :meth:`frame` then.  Equal byte for byte to what
+        :meth:`frame` yields; a frame is only counted when one is returned."""
+        small = self._small
+        if small is None:
+            return None
+        big = self.byteorder == "network"
+        frame = small(array, 1 if big else -1, self.checksum, self._seq, limit)
+        if frame is not None:
+            self._seq = (self._seq + 1) & 0xFFFFFFFF
+        return frame
+
     def end(self) -> bytes:
         """The end-of-stream frame (resets the frame sequence for a next stream)."""
         head = self._impl.pack_header(F.KIND_END, 0, 0, (), 0, b"", 0, self._next_seq())
@@ -501,6 +523,17 @@ class Decoder:
         self._msg_schema: Any = None
         self._msg_out: Any = {}
         self._clean = False  # True at a frame boundary right after an END frame
+        # the compiled whole-frame fast path, for this framing only (not wirearray.npy's)
+        self._small = getattr(self._impl, "decode_small", None) if type(self) is Decoder else None
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return self._max_frame_bytes
+
+    @max_frame_bytes.setter
+    def max_frame_bytes(self, value: int) -> None:
+        self._max_frame_bytes = value
+        self._small_max = min(value, 1 << 63)  # what the compiled fast path can take
 
     # ---- public API ----
 
@@ -592,6 +625,32 @@ class Decoder:
         self.bytes_received += len(mv)
         self._clean = False
         self._pending.append(mv)
+
+    def next_array(self, out: Any = None) -> np.ndarray | None:
+        """Fast path for a transport's receive loop: the next array, when its frame
+        (unnamed, no message) already lies whole in the received data and the compiled
+        core decodes it; else None, with nothing consumed -- then call expect() and
+        next_event() as usual, which report whatever is wrong.  Same checks and same
+        result as that path (``out`` as in expect(); no schema)."""
+        pending = self._pending
+        if not pending or self._small is None or self._events or self._header is not None:
+            return None
+        if self._fill or self._in_message or self._broken is not None:
+            return None
+        mv = pending[0]
+        r = self._small(
+            mv, self._seq, self._small_max, self.max_ndim, self.keep_wire_order, out
+        )
+        if r is None:
+            return None
+        a, n = r
+        if n == len(mv):
+            pending.popleft()
+        else:
+            pending[0] = mv[n:]
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self._next_out = self._next_schema = None
+        return a
 
     def next_event(self) -> Any:
         """The next complete :class:`Array`, :class:`Message` or :class:`EndOfStream`,
@@ -751,6 +810,11 @@ class Decoder:
         mv = self._pending[0]
         if len(mv) < F.MIN_HEADER or type(self) is not Decoder or mv[5] != F.KIND_ARRAY:
             return False
+        if self._next_schema is None and not self._in_message:
+            a = self.next_array(self._next_out)
+            if a is not None:
+                self._events.append(Array(a, None))
+                return True
         h = (mv[10] << 8) | mv[11]
         if len(mv) < h or not F.MIN_HEADER <= h <= F.MAX_HEADER:
             return False  # the slow path reports what is wrong

@@ -52,6 +52,8 @@ from .exceptions import (
 __all__ = ["Channel", "DatagramChannel", "Listener", "connect", "listen"]
 
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+#: Default for Channel(send_buffer=): what send(flush=False) holds before sending.
+DEFAULT_SEND_BUFFER = 64 << 10
 
 
 def _tune(sock: socket.socket) -> None:
@@ -184,6 +186,8 @@ class Channel:
         keep_wire_order: return arrays in the byte order they travelled in.
         format: "wire" (default, docs/FORMAT.md) or "npy": every message is a
             standard .npy record, for peers that have only numpy (single arrays only).
+        send_buffer: bytes of frames ``send(..., flush=False)`` may hold before they
+            go out (default 64 KiB).
     """
 
     def __init__(
@@ -198,6 +202,7 @@ class Channel:
         max_message_arrays: int = _codec.DEFAULT_MAX_MESSAGE_ARRAYS,
         keep_wire_order: bool = False,
         format: str = "wire",
+        send_buffer: int = DEFAULT_SEND_BUFFER,
     ):
         self._enc, self._dec = make_codec(
             format,
@@ -217,6 +222,10 @@ class Channel:
         self._closed = False
         self._ended = False  # the peer's end-of-stream frame arrived
         self._on_close: Any = None  # the Listener's connection count
+        self._wbuf = bytearray()  # frames held by send(flush=False)
+        if send_buffer < 0:
+            raise UsageError("send_buffer must be >= 0")
+        self._send_buffer = send_buffer
 
     # ---- context manager, properties ----
 
@@ -244,12 +253,27 @@ class Channel:
     # ---- sending ----
 
     def send(
-        self, array: Any, *, byteorder: str | None = None, checksum: bool | None = None
+        self,
+        array: Any,
+        *,
+        byteorder: str | None = None,
+        checksum: bool | None = None,
+        flush: bool = True,
     ) -> None:
         """Send one array (any supported dtype and layout).
 
         The payload is not copied when it already has the wire byte order and is
-        contiguous; otherwise it is converted through a 256 KiB staging buffer.
+        contiguous; otherwise it is converted through a 256 KiB staging buffer.  A
+        small array (up to SMALL_FRAME_BYTES = 16 KiB) is framed whole into one buffer
+        by the compiled core.  Either way the frame leaves in one system call.
+
+        ``flush=False`` holds a small array's frame in the channel's send buffer
+        instead, to go out with the next ones in one system call: when
+        ``send_buffer`` bytes are held, on ``send()`` with ``flush=True``, ``flush()``,
+        any receive, and ``close()``.  For streams of small arrays one way, where a
+        TCP send per message (several microseconds on loopback) is the limit; the
+        array may be modified once send() returns, as always.  Larger arrays are
+        never held: they flush what is held and go out at once.
 
         Raises:
             UnsupportedDtypeError, UsageError: before anything is sent.
@@ -257,9 +281,52 @@ class Channel:
         """
         self._check_open()
         self._tx.check("send")
+        if byteorder is None and checksum is None and self.format != "npy":
+            frame = self._enc.encode_small(array)
+            if frame is not None:
+                if flush and not self._wbuf:
+                    self._sendall(frame)
+                    return
+                self._wbuf += frame
+                if flush or len(self._wbuf) >= self._send_buffer:
+                    self.flush()
+                return
         kw = {} if self.format == "npy" else {"byteorder": byteorder, "checksum": checksum}
         frames = self._enc.frame(array, **kw)  # validates before anything is sent
+        if not flush and np.asarray(array).nbytes <= _codec.SMALL_FRAME_BYTES:
+            for parts in frames:
+                for p in parts:
+                    self._wbuf += p
+            if len(self._wbuf) >= self._send_buffer:
+                self.flush()
+            return
+        if self._wbuf:
+            self.flush()
         self._send_frames(frames)
+
+    def flush(self) -> None:
+        """Send the frames that ``send(..., flush=False)`` holds, now (one system call).
+
+        Raises:
+            TimeoutError, OSError: the send side is then broken.
+        """
+        if not self._wbuf or self._closed:
+            return
+        self._tx.check("send")
+        data, self._wbuf = self._wbuf, bytearray()
+        self._sendall(data)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held by ``send(..., flush=False)`` and not sent yet."""
+        return len(self._wbuf)
+
+    def _sendall(self, data: Any) -> None:
+        try:
+            self.sock.sendall(data)
+        except BaseException as exc:
+            self._tx.error = exc
+            raise
 
     def send_many(
         self,
@@ -273,7 +340,10 @@ class Channel:
         self._tx.check("send")
         if self.format == "npy":
             raise UsageError("format='npy' carries single arrays; use send()")
-        self._send_frames(self._enc.message(arrays, byteorder=byteorder, checksum=checksum))
+        frames = self._enc.message(arrays, byteorder=byteorder, checksum=checksum)
+        if self._wbuf:
+            self.flush()
+        self._send_frames(frames)
 
     def _send_frames(self, frames: Iterator[list]) -> None:
         try:
@@ -302,6 +372,12 @@ class Channel:
             BufferMismatchError: ``out`` does not fit; nothing was consumed.
             TimeoutError, TruncatedStreamError, ProtocolError, OSError.
         """
+        if self._wbuf:
+            self.flush()  # a peer may wait for what is held before it answers
+        if schema is None and not (self._closed or self._ended or self._rx.error):
+            a = self._dec.next_array(out)
+            if a is not None:
+                return a
         return array_of(self._recv_event(out, schema))
 
     def recv_many(
@@ -326,6 +402,8 @@ class Channel:
 
     def _recv_event(self, out: Any, schema: Any) -> Any:
         self._check_open()
+        if self._wbuf:
+            self.flush()
         self._rx.check("receive")
         if self._ended:
             raise EndOfStreamError("the peer ended the stream")
@@ -370,9 +448,12 @@ class Channel:
             return
         self._closed = True
         try:
-            if self._tx.error is None and hasattr(self._enc, "end"):
-                with contextlib.suppress(OSError):
-                    send_parts(self.sock, [self._enc.end()])
+            if self._tx.error is None:
+                if hasattr(self._enc, "end"):
+                    self._wbuf += self._enc.end()
+                if self._wbuf:
+                    with contextlib.suppress(OSError):
+                        send_parts(self.sock, [self._wbuf])
         finally:
             self.sock.close()
             if self._on_close is not None:
