@@ -79,6 +79,7 @@ CASES = [
     pytest.param(size, key, id=f"{key}-{size.replace(' ', '')}", marks=_marks(size, key))
     for size in SIZES
     for key in METHODS
+    if METHODS[key].runs_at(SIZES[size] * 8)
 ]
 
 

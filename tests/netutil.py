@@ -75,6 +75,13 @@ class AsyncChannelDriver:
     def recv_many(self, *a: Any, **k: Any) -> Any:
         return self._loop.run(self.channel.recv_many(*a, **k))
 
+    def flush(self) -> None:
+        return self._loop.run(self.channel.flush())
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.channel.pending_bytes
+
     def all(self) -> list:
         async def collect() -> list:
             return [x async for x in self.channel]
@@ -99,6 +106,11 @@ class SyncChannelDriver:
         self.sock = channel.sock
         self.send, self.send_many = channel.send, channel.send_many
         self.recv, self.recv_many = channel.recv, channel.recv_many
+        self.flush = channel.flush
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.channel.pending_bytes
 
     def all(self) -> list:
         return list(self.channel)

@@ -325,6 +325,65 @@ class TestFaults:
             big.communicate()
 
 
+    def test_send_flush_false_holds_small_frames_until_flush(self, net, address):
+        with wirearray.listen(address, timeout=WAIT) as listener:
+            ch = net.connect(show(listener.address))
+            rx = listener.accept()
+            arrays = [np.arange(n, dtype="f8") for n in range(1, 6)]
+            for a in arrays:
+                ch.send(a, flush=False)
+            assert ch.pending_bytes == 5 * 128  # five 64-byte headers + padded payloads
+            rx.timeout = 0.2
+            with pytest.raises(TimeoutError):  # nothing has left
+                rx.recv()
+            ch.flush()
+            assert ch.pending_bytes == 0
+            rx.timeout = WAIT
+            for a in arrays:
+                assert np.array_equal(rx.recv(), a)
+            ch.close()
+            rx.close()
+
+    def test_held_frames_keep_their_order(self, net, address):
+        """Held frames go out before anything sent after them: at send_buffer, before
+        a large array (never held), before a message, and on close()."""
+        with wirearray.listen(address, timeout=WAIT) as listener:
+            ch = net.connect(show(listener.address), send_buffer=1000)
+            rx = listener.accept()
+            small = [np.full(16, i, "f8") for i in range(12)]
+            for a in small[:8]:
+                ch.send(a, flush=False)
+                assert ch.pending_bytes < 1000  # flushed whenever it reached 1000
+            ch.send(small[8], byteorder="native", flush=False)  # the general path holds too
+            ch.send(small[9].astype("i2"), checksum=True, flush=False)
+            big = np.arange(2560, dtype="f8")  # 20 KiB: over the limit, within socket buffers
+            ch.send(big, flush=False)  # too large to hold: the held frames go first
+            assert ch.pending_bytes == 0
+            ch.send(small[10], flush=False)
+            ch.send_many({"x": small[11]})
+            ch.send(small[0], flush=False)
+            ch.close()  # flushes, then ends the stream
+            got = [rx.recv() for _ in range(9)]
+            assert all(np.array_equal(g, a) for g, a in zip(got, small[:9], strict=True))
+            nine = rx.recv()
+            assert nine.dtype == np.int16 and np.array_equal(nine, small[9])
+            assert np.array_equal(rx.recv(), big)
+            assert np.array_equal(rx.recv(), small[10])
+            assert np.array_equal(rx.recv_many()["x"], small[11])
+            assert np.array_equal(rx.recv(), small[0])
+            with pytest.raises(EndOfStreamError):
+                rx.recv()
+            rx.close()
+
+    def test_recv_sends_held_frames_first(self, net, address):
+        proc, addr = start_echo(address)
+        with net.connect(addr) as ch:
+            for i in range(3):
+                ch.send(np.full(4, i), flush=False)  # the echo peer waits for these
+                assert np.array_equal(ch.recv(), np.full(4, i))
+        finish(proc)
+
+
 def test_no_payload_sized_allocation_when_receiving_into_out(tmp_path):
     """recv(out=) of 64 MiB frames: traced peak memory stays far below one payload."""
     n = 8 << 20
@@ -403,6 +462,87 @@ class CountingSocket(socket.socket):
     def sendall(self, data, *args):
         self.calls.append(("sendall", 1))
         return super().sendall(data, *args)
+
+
+@pytest.mark.parametrize("byteorder", ["native", "network"])
+def test_one_send_call_per_small_frame(byteorder):
+    """A small array's frame is one buffer and one call; with flush=False, many
+    frames share one call."""
+    a_fd, b_sock = socket.socketpair()
+    a_sock = CountingSocket(fileno=a_fd.detach())
+    a_sock.calls = []
+    sender = wirearray.Channel(a_sock, byteorder=byteorder)
+    receiver = wirearray.Channel(b_sock, timeout=WAIT)
+    x = np.arange(16.0)
+    for _ in range(3):
+        sender.send(x)
+    for _ in range(10):
+        sender.send(x, flush=False)
+    sender.flush()
+    for _ in range(13):
+        assert np.array_equal(receiver.recv(), x)
+    if wirearray.IMPLEMENTATION == "cython":  # the compiled core frames it whole
+        assert a_sock.calls == [("sendall", 1)] * 4
+    else:  # the general path: a gather per frame; held frames are still one call
+        assert a_sock.calls == [("sendmsg", 2)] * 3 + [("sendall", 1)]
+    sender.close()
+    receiver.close()
+
+
+def test_async_senders_share_the_send_buffer_in_order():
+    """Tasks sending at once -- small frames held or not, large ones, messages --
+    never put frames on the wire out of sequence (the receiver checks every number)."""
+    from wirearray import aio
+
+    async def main():
+        async def handler(ch):
+            async for item in ch:
+                got.append(item)
+
+        got: list = []
+        server = await aio.serve(handler, ("127.0.0.1", 0), timeout=WAIT)
+        ch = await aio.connect(server.address, timeout=WAIT)
+
+        async def sender(k):
+            for i in range(40):
+                if i % 13 == 5:
+                    await ch.send(np.full(1 << 16, k, "f8"))  # large: not held
+                elif i % 17 == 3:
+                    await ch.send_many({"k": np.array([k, i])})
+                else:
+                    await ch.send(np.array([k, i]), flush=i % 3 == 0)
+                if i % 7 == 0:
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(sender(k) for k in range(8)))
+        await ch.close()
+        for _ in range(200):
+            if len(got) == 320:
+                break
+            await asyncio.sleep(0.02)
+        server.close()
+        await server.wait_closed()
+        return got
+
+    import asyncio
+
+    got = asyncio.run(main())
+    assert len(got) == 320
+    # each task's arrays arrive whole, in the order that task sent them
+    seen: dict[int, list] = {k: [] for k in range(8)}
+    for x in got:
+        if isinstance(x, dict):
+            k, i = x["k"].tolist()
+            seen[k].append(i)
+        elif x.size == 2:
+            k, i = x.tolist()
+            seen[k].append(i)
+        else:
+            assert x.size == 1 << 16 and np.all(x == x[0])
+            seen[int(x[0])].append("large")
+    for k in range(8):
+        numbers = [i for i in seen[k] if i != "large"]
+        assert numbers == sorted(numbers) and len(seen[k]) == 40
 
 
 @pytest.mark.skipif(not hasattr(socket.socket, "sendmsg"), reason="no sendmsg here")

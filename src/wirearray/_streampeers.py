@@ -112,6 +112,7 @@ class Method:
         requires: (module, pip name) of an optional dependency.
         transport: "tcp", or "zmq" (the data goes over a zmq socket; the TCP
             connection carries only the control protocol).
+        max_bytes: the largest array it is run with (None: every size).
     """
 
     key: str
@@ -124,6 +125,10 @@ class Method:
     fresh: bool
     requires: tuple[str, str] | None = None
     transport: str = "tcp"
+    max_bytes: int | None = None
+
+    def runs_at(self, nbytes: int) -> bool:
+        return self.max_bytes is None or nbytes <= self.max_bytes
 
 
 # ---- helpers ----
@@ -192,13 +197,14 @@ def recv_raw_fresh(link: Link, out: np.ndarray, count: int) -> np.ndarray:
 # ---- wirearray ----
 
 
-def _wa_sender(byteorder: str) -> Sender:
+def _wa_sender(byteorder: str, flush: bool = True) -> Sender:
     def send(link: Link, a: np.ndarray, count: int) -> None:
         ch = wirearray.Channel(link.sock, byteorder=byteorder)
         for _ in range(count):
-            ch.send(a)
+            ch.send(a, flush=flush)
+        ch.flush()  # what is still held (flush=False) leaves before the clock stops
 
-    send.__name__ = f"send_wirearray_{byteorder}"
+    send.__name__ = f"send_wirearray_{byteorder}" + ("" if flush else "_held")
     return send
 
 
@@ -484,6 +490,11 @@ _ALL = [
         "wa-native-fresh", "wirearray native, fresh arrays", _wa_sender("native"),
         recv_wa_fresh,
         family="wirearray", counterpart=None, carries=True, fresh=True,
+    ),
+    Method(
+        "wa-native-held", "wirearray native, reused out, send(flush=False)",
+        _wa_sender("native", flush=False), recv_wa_reused,
+        family="wirearray", counterpart=None, carries=True, fresh=False, max_bytes=64 << 10,
     ),
     Method(
         "wa-network", "wirearray network, reused out", _wa_sender("network"), recv_wa_reused,

@@ -243,8 +243,8 @@ class AsyncChannel:
         kw = {} if self.format == "npy" else {"byteorder": byteorder, "checksum": checksum}
         if not flush and np.asarray(array).nbytes <= _codec.SMALL_FRAME_BYTES:
             for parts in self._enc.frame(array, **kw):
-                for p in parts:
-                    self._wbuf += p
+                for v in _views(parts):
+                    self._wbuf += v
             if len(self._wbuf) >= self._send_buffer:
                 await self.flush()
             return

@@ -295,8 +295,8 @@ class Channel:
         frames = self._enc.frame(array, **kw)  # validates before anything is sent
         if not flush and np.asarray(array).nbytes <= _codec.SMALL_FRAME_BYTES:
             for parts in frames:
-                for p in parts:
-                    self._wbuf += p
+                for v in _views(parts):
+                    self._wbuf += v
             if len(self._wbuf) >= self._send_buffer:
                 self.flush()
             return
