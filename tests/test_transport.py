@@ -549,13 +549,14 @@ def test_async_senders_share_the_send_buffer_in_order():
 @pytest.mark.parametrize("byteorder", ["native", "network"])
 def test_one_sendmsg_per_frame(byteorder):
     """Header, payload and padding leave in one sendmsg call; a payload converted to
-    network order in 256 KiB chunks leaves one call per chunk -- never concatenated."""
+    network order through the staging buffer leaves one call per chunk (4 MiB: see
+    codec.DEFAULT_CHUNK_BYTES) -- never concatenated."""
     a_fd, b_sock = socket.socketpair()
     a_sock = CountingSocket(fileno=a_fd.detach())
     a_sock.calls = []
     sender = wirearray.Channel(a_sock, byteorder=byteorder)  # no timeout: sendmsg sends all
     receiver = wirearray.Channel(b_sock, timeout=WAIT)
-    x = np.random.default_rng(0).standard_normal(1 << 17)  # 1 MiB
+    x = np.random.default_rng(0).standard_normal(9 << 17)  # 9 MiB
     t = threading.Thread(target=sender.send, args=(x,))
     t.start()
     assert np.array_equal(receiver.recv(), x)
@@ -563,6 +564,6 @@ def test_one_sendmsg_per_frame(byteorder):
     if byteorder == "native" or sys.byteorder == "big":  # the memory is the wire's order
         assert a_sock.calls == [("sendmsg", 2)]  # header + the array itself (no padding)
     else:  # swapped through the staging buffer: [header, chunk], then one call per chunk
-        assert a_sock.calls == [("sendmsg", 2)] + [("sendmsg", 1)] * 3
+        assert a_sock.calls == [("sendmsg", 2)] + [("sendmsg", 1)] * 2
     sender.close()
     receiver.close()
