@@ -161,7 +161,7 @@ def _misfits(a: np.ndarray) -> list:
     c = np.zeros(a.shape, a.dtype)
     out = [
         np.zeros(a.shape, other),  # dtype
-        np.zeros(a.shape + (1,), a.dtype),  # shape
+        np.zeros((*a.shape, 1), a.dtype),  # shape
         a.tolist(),  # not an ndarray
     ]
     ro = c.copy()
@@ -190,13 +190,17 @@ def test_next_array_declines_names_messages_and_limits(impl_name):
     a = np.arange(16.0)
     enc = Encoder(implementation="python")
     named = b"".join(bytes(p) for parts in enc.frame(a, name="x") for p in parts)
+
+    def fresh() -> Encoder:
+        return Encoder(implementation="python")
+
     cases = [
         (named, {}, None),
-        (Encoder(implementation="python").encode_message({"x": a}), {}, None),
-        (Encoder(implementation="python").end(), {}, None),
-        (Encoder(implementation="python").encode(a), {"max_frame_bytes": 127}, FrameTooLargeError),
-        (Encoder(implementation="python").encode(a.reshape(2, 8)), {"max_ndim": 1}, FrameTooLargeError),
-    ]  # fmt: skip
+        (fresh().encode_message({"x": a}), {}, None),
+        (fresh().end(), {}, None),
+        (fresh().encode(a), {"max_frame_bytes": 127}, FrameTooLargeError),
+        (fresh().encode(a.reshape(2, 8)), {"max_ndim": 1}, FrameTooLargeError),
+    ]
     for data, kw, error in cases:
         got, d = fast_result(data, impl_name, **kw)
         assert got is None

@@ -324,7 +324,6 @@ class TestFaults:
             big.kill()
             big.communicate()
 
-
     def test_send_flush_false_holds_small_frames_until_flush(self, net, address):
         with wirearray.listen(address, timeout=WAIT) as listener:
             ch = net.connect(show(listener.address))

@@ -109,7 +109,6 @@ SWAP_CHUNK_BYTES = 1 << 20
 SMALL_FRAME_BYTES = 16 << 10
 
 _HOST_BIG = sys.byteorder == "big"
-_SWAP_DIRECT = True
 _CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoised
 #: (code, big-endian?) -> the payload's dtype as it travels
 _WIRE_DTYPES = {
@@ -591,7 +590,7 @@ class Decoder:
         if self._pending or self._events:
             raise UsageError("call next_event() until it returns NEED_DATA before get_buffer()")
         remaining = self._need - self._fill
-        if self._region == _PAYLOAD and remaining >= DIRECT_MIN_BYTES and (_SWAP_DIRECT or not self._unit):
+        if self._region == _PAYLOAD and remaining >= DIRECT_MIN_BYTES:
             n = min(remaining, SWAP_CHUNK_BYTES) if self._unit else remaining
             self._direct = True
             self._last_buffer_len = n
@@ -651,9 +650,7 @@ class Decoder:
         if self._fill or self._in_message or self._broken is not None:
             return None
         mv = pending[0]
-        r = self._small(
-            mv, self._seq, self._small_max, self.max_ndim, self.keep_wire_order, out
-        )
+        r = self._small(mv, self._seq, self._small_max, self.max_ndim, self.keep_wire_order, out)
         if r is None:
             return None
         a, n = r
