@@ -730,6 +730,20 @@ class Decoder:
             and not self._in_message
         )
 
+    @property
+    def idle(self) -> bool:
+        """True when next_event() could only return NEED_DATA: at a frame boundary with
+        nothing received and not yet used, and no end of input seen."""
+        return (
+            not self._pending
+            and not self._events
+            and not self._eof
+            and self._broken is None
+            and self._fill == 0
+            and self._header is None
+            and not self._in_message
+        )
+
     def _reset_frame(self) -> None:
         self._region = _HEADER
         self._fill = 0

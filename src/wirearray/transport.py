@@ -375,9 +375,22 @@ class Channel:
         if self._wbuf:
             self.flush()  # a peer may wait for what is held before it answers
         if schema is None and not (self._closed or self._ended or self._rx.error):
-            a = self._dec.next_array(out)
+            dec = self._dec
+            a = dec.next_array(out)
             if a is not None:
                 return a
+            if dec.idle:  # nothing buffered: one read, then the fast path again
+                try:
+                    n = self.sock.recv_into(dec.get_buffer())
+                except TimeoutError:
+                    raise TimeoutError("timed out waiting for the next frame") from None
+                except BaseException as exc:
+                    self._rx.error = exc
+                    raise
+                dec.advance(n)
+                a = dec.next_array(out)
+                if a is not None:
+                    return a
         return array_of(self._recv_event(out, schema))
 
     def recv_many(
