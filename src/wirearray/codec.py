@@ -8,9 +8,17 @@ Encoding -- :class:`Encoder` turns an array into a short list of buffers per
 ``sendmsg``/``writelines`` call.  When the array's memory already is the wire's byte
 order and layout, the payload buffer *is* the array (never copied).  Otherwise (network
 order on a little-endian host, or a non-contiguous view) the payload comes out in
-chunks converted into one reusable staging buffer of a few hundred KiB, so a sender
-never holds a converted copy of a large array.  Checksums go in a trailer, so the
-checksum of a converted payload is computed in the same single pass.
+chunks converted into one reusable staging buffer of at most 4 MiB, so a sender never
+holds a converted copy of a large array.  Checksums go in a trailer, so the checksum
+of a converted payload is computed in the same single pass.
+
+Whole small frames -- :meth:`Encoder.encode_small` and :meth:`Decoder.next_array` --
+are one call into the compiled core each (header, conversion, checksum, validation,
+allocation): a stream of small arrays is bounded by per-frame overhead, and the general
+path costs several microseconds of Python per frame.  They are accelerators of the
+general path, not a second codec: each gives exactly what the general path gives or
+declines (None), having changed nothing, and the general path then decides and reports
+(tests/test_fastpath.py holds them to that, for every bit flip and cut of a frame).
 
 Decoding -- :class:`Decoder` is fed either way:
 

@@ -4,10 +4,21 @@ A thin loop over the sans-I/O codec (wirearray.codec, docs/FORMAT.md):
 
 * sending: each frame leaves in one ``sendmsg`` call where the platform has it (header,
   payload and trailer gathered by the kernel, never concatenated), ``sendall`` per
-  buffer elsewhere and on TLS sockets;
+  buffer elsewhere and on TLS sockets.  Exceptions, both for speed: a small array (up
+  to codec.SMALL_FRAME_BYTES = 16 KiB) is framed whole into one buffer by the compiled
+  core and sent with one ``sendall`` (copying <= 16 KiB costs less than gathering three
+  buffers in Python, and in network order the copy is the byte swap itself); a payload
+  converted to network order leaves in staging chunks of up to 4 MiB, one call each
+  (codec.DEFAULT_CHUNK_BYTES explains the size);
+* ``send(a, flush=False)`` holds small frames in a send buffer so that many leave in
+  one system call (on loopback a TCP send costs 4-5 us, which bounds a stream of one
+  send per message to about 200-250 k messages/s here); the buffer goes out at
+  ``send_buffer`` bytes, on ``flush()``, before any larger frame or message, before any
+  receive (a peer may be waiting for it before it answers) and on ``close()``;
 * receiving: ``recv_into`` the buffer the decoder names -- a read-ahead buffer for
-  headers and small frames (many small frames per system call), a window of the
-  destination array for large payloads (no intermediate copy);
+  headers and small frames (many small frames per system call, each then decoded by
+  one compiled call: Decoder.next_array), a window of the destination array for large
+  payloads (no intermediate copy);
 * TCP_NODELAY on; socket buffer sizes left to the OS (forcing SO_SNDBUF/SO_RCVBUF
   switches off Linux's receive autotuning and lowered throughput in our tests).
 
@@ -263,8 +274,8 @@ class Channel:
         """Send one array (any supported dtype and layout).
 
         The payload is not copied when it already has the wire byte order and is
-        contiguous; otherwise it is converted through a 256 KiB staging buffer.  A
-        small array (up to SMALL_FRAME_BYTES = 16 KiB) is framed whole into one buffer
+        contiguous; otherwise it is converted through a staging buffer of up to 4 MiB.
+        A small array (up to SMALL_FRAME_BYTES = 16 KiB) is framed whole into one buffer
         by the compiled core.  Either way the frame leaves in one system call.
 
         ``flush=False`` holds a small array's frame in the channel's send buffer
