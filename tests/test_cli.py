@@ -77,6 +77,12 @@ def test_demo_quick_runs_and_reports_ratios():
     assert len(rows) == 4
     for row in rows:
         assert row.rstrip().endswith("x")
+    small = re.search(
+        r"float64\[16\] messages .*: raw sendall (\d+), wirearray (\d+) \([\d.]+x\), "
+        r"wirearray send\(flush=False\) (\d+) \([\d.]+x\)",
+        r.stdout,
+    )
+    assert small and all(int(x) > 0 for x in small.groups()), r.stdout
 
 
 def _free_port() -> int:

@@ -9,7 +9,8 @@ Commands:
   -- stream arrays, with a progress bar on a terminal for long transfers.
 * ``demo`` -- a server process and a client on loopback stream float64 arrays of
   several sizes in both byte-order modes and print MB/s next to a raw
-  ``sendall``/``recv_into`` of the same bytes measured in the same run.  (``demo
+  ``sendall``/``recv_into`` of the same bytes measured in the same run, then the rate of
+  float64[16] messages sent one by one and with ``send(flush=False)``.  (``demo
   --kernels``: the byte-order kernels against numpy instead.)
 * ``bench stream`` (plain ``bench`` too) -- streaming over TCP loopback to a receiving
   process: raw ``sendall``/``recv_into`` (the ceiling), wirearray in both byte orders
@@ -376,10 +377,12 @@ def _demo_case(address: Any, mode: int, a: np.ndarray, count: int) -> float:
             payload = memoryview(a).cast("B")
             for _ in range(count):
                 sock.sendall(payload)
-        else:
-            channel = Channel(sock, byteorder="native" if mode == 1 else "network")
+        else:  # 1: native, 2: network, 3: native with send(flush=False)
+            channel = Channel(sock, byteorder="network" if mode == 2 else "native")
+            flush = mode != 3
             for _ in range(count):
-                channel.send(a)
+                channel.send(a, flush=flush)
+            channel.flush()
         if sock.recv(1) != b"k":
             raise ConnectionError("the demo server did not acknowledge")
         return time.perf_counter() - start
@@ -431,6 +434,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"{rates['network'] / rates['raw']:11.2f}x",
                 flush=True,
             )
+        small = np.random.default_rng(16).standard_normal(16)
+        probe = _demo_case(address, 0, small, 1000)
+        count = int(min(200_000, max(1000, 1000 * DEMO_CASE_SECONDS / 3 / probe)))
+        rate = {
+            mode: count
+            / statistics.median(
+                [_demo_case(address, mode, small, count) for _ in range(DEMO_REPEATS)]
+            )
+            for mode in (0, 1, 3)
+        }
+        print(
+            f"\nfloat64[16] messages (128 B), one way, thousands per second: raw sendall "
+            f"{rate[0] / 1e3:.0f}, wirearray {rate[1] / 1e3:.0f} ({rate[1] / rate[0]:.2f}x), "
+            f"wirearray send(flush=False) {rate[3] / 1e3:.0f} ({rate[3] / rate[0]:.2f}x)"
+        )
         with socket.create_connection(address) as sock:
             sock.shutdown(socket.SHUT_WR)  # tells the server to stop
         server.join(10)
@@ -439,7 +457,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             server.terminate()
     print(
         "\nmedians of 3 runs; native = payload sent as is, network = big-endian on the wire "
-        "(swapped on both sides here)."
+        "(swapped on both sides here); flush=False: small frames leave together, not one "
+        "TCP send each."
     )
     return EXIT_OK
 
