@@ -54,10 +54,12 @@ CORE = [
     "tests/test_format.py",
     "tests/test_format_examples.py",
     "tests/test_codec.py",
+    "tests/test_fastpath.py",
 ]
 #: What runs on each emulated host, chosen to stay within about 10 minutes in all.
 #: Everything byte-order dependent runs on s390x, with both implementations: the
-#: core, the wire format, the codec (hostile input included), .npy headers, UDP, and
+#: core, the wire format, the codec (hostile input included) and its compiled
+#: whole-frame fast path, .npy headers, UDP, and
 #: with the compiled core the blocking and asyncio transports and the implementation
 #: switches (which start interpreters through sys.executable, i.e. through qemu).
 #: arm64 is little-endian like x86-64: there the point is the NEON kernels, which the
