@@ -7,6 +7,7 @@ threads for the fault cases (cut, reset, stalled, dripping streams).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sys
@@ -27,7 +28,7 @@ from wirearray import (
     StreamBrokenError,
     TruncatedStreamError,
 )
-from wirearray.codec import Encoder
+from wirearray.codec import SMALL_FRAME_BYTES, Encoder
 
 FAMILIES = ["ipv4", "unix"] + (["ipv6"] if has_ipv6() else [])
 
@@ -349,30 +350,34 @@ class TestFaults:
         with wirearray.listen(address, timeout=WAIT) as listener:
             ch = net.connect(show(listener.address), send_buffer=1000)
             rx = listener.accept()
+            got: list = []
+
+            def receive():  # concurrently: the large array need not fit socket buffers
+                with contextlib.suppress(EndOfStreamError):
+                    while True:
+                        got.append(rx.recv() if len(got) != 12 else rx.recv_many()["x"])
+
+            t = threading.Thread(target=receive)
+            t.start()
             small = [np.full(16, i, "f8") for i in range(12)]
             for a in small[:8]:
                 ch.send(a, flush=False)
                 assert ch.pending_bytes < 1000  # flushed whenever it reached 1000
             ch.send(small[8], byteorder="native", flush=False)  # the general path holds too
             ch.send(small[9].astype("i2"), checksum=True, flush=False)
-            big = np.arange(2560, dtype="f8")  # 20 KiB: over the limit, within socket buffers
+            big = np.arange(SMALL_FRAME_BYTES // 8 + 1024, dtype="f8")  # over the limit
             ch.send(big, flush=False)  # too large to hold: the held frames go first
             assert ch.pending_bytes == 0
             ch.send(small[10], flush=False)
             ch.send_many({"x": small[11]})
             ch.send(small[0], flush=False)
             ch.close()  # flushes, then ends the stream
-            got = [rx.recv() for _ in range(9)]
-            assert all(np.array_equal(g, a) for g, a in zip(got, small[:9], strict=True))
-            nine = rx.recv()
-            assert nine.dtype == np.int16 and np.array_equal(nine, small[9])
-            assert np.array_equal(rx.recv(), big)
-            assert np.array_equal(rx.recv(), small[10])
-            assert np.array_equal(rx.recv_many()["x"], small[11])
-            assert np.array_equal(rx.recv(), small[0])
-            with pytest.raises(EndOfStreamError):
-                rx.recv()
+            t.join(WAIT)
             rx.close()
+            want = [*small[:9], small[9].astype("i2"), big, small[10], small[11], small[0]]
+            assert len(got) == len(want)
+            for g, w in zip(got, want, strict=True):
+                assert g.dtype == w.dtype and np.array_equal(g, w)
 
     def test_recv_sends_held_frames_first(self, net, address):
         proc, addr = start_echo(address)

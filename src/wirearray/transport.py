@@ -5,8 +5,8 @@ A thin loop over the sans-I/O codec (wirearray.codec, docs/FORMAT.md):
 * sending: each frame leaves in one ``sendmsg`` call where the platform has it (header,
   payload and trailer gathered by the kernel, never concatenated), ``sendall`` per
   buffer elsewhere and on TLS sockets.  Exceptions, both for speed: a small array (up
-  to codec.SMALL_FRAME_BYTES = 16 KiB) is framed whole into one buffer by the compiled
-  core and sent with one ``sendall`` (copying <= 16 KiB costs less than gathering three
+  to codec.SMALL_FRAME_BYTES = 64 KiB) is framed whole into one buffer by the compiled
+  core and sent with one ``sendall`` (copying <= 64 KiB costs less than gathering three
   buffers in Python, and in network order the copy is the byte swap itself); a payload
   converted to network order leaves in staging chunks of up to 4 MiB, one call each
   (codec.DEFAULT_CHUNK_BYTES explains the size);
@@ -275,7 +275,7 @@ class Channel:
 
         The payload is not copied when it already has the wire byte order and is
         contiguous; otherwise it is converted through a staging buffer of up to 4 MiB.
-        A small array (up to SMALL_FRAME_BYTES = 16 KiB) is framed whole into one buffer
+        A small array (up to SMALL_FRAME_BYTES = 64 KiB) is framed whole into one buffer
         by the compiled core.  Either way the frame leaves in one system call.
 
         ``flush=False`` holds a small array's frame in the channel's send buffer
