@@ -62,6 +62,7 @@ def _subtitle() -> str:
 _WIREARRAY_COLORS = {
     "wa-native": "tab:blue",
     "wa-native-fresh": "tab:blue",
+    "wa-native-held": "navy",
     "wa-network": "tab:red",
     "wa-network-fresh": "tab:red",
 }
@@ -79,7 +80,7 @@ def _stream_style(key: str, index: int) -> dict[str, Any]:
     if m.family == "wirearray":
         return {
             "color": _WIREARRAY_COLORS.get(key, "tab:blue"),
-            "linestyle": "--" if m.fresh else "-",
+            "linestyle": "--" if m.fresh else ("-." if m.max_bytes else "-"),
             "linewidth": 2.2,
             "marker": "o",
             "markersize": 4,

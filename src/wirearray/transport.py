@@ -295,8 +295,8 @@ class Channel:
         if byteorder is None and checksum is None and self.format != "npy":
             frame = self._enc.encode_small(array)
             if frame is not None:
-                if flush and not self._wbuf:
-                    self._sendall(frame)
+                if not self._wbuf and (flush or len(frame) >= self._send_buffer):
+                    self._sendall(frame)  # nothing held, or nothing to gain by holding
                     return
                 self._wbuf += frame
                 if flush or len(self._wbuf) >= self._send_buffer:
