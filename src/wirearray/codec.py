@@ -523,6 +523,7 @@ class Decoder:
         self.keep_wire_order = keep_wire_order
         self._impl = _get_impl(implementation)
         self._readahead: bytearray | None = None  # allocated by the first get_buffer()
+        self._large_last = False  # the last frame's payload was received directly
         self._rview: memoryview | None = None
         self._pending: deque[memoryview] = deque()
         self._events: deque = deque()
@@ -609,6 +610,12 @@ class Decoder:
         if self._readahead is None:
             self._readahead = bytearray(READAHEAD_BYTES)
             self._rview = memoryview(self._readahead)
+        if self._large_last and self._region == _HEADER and not self._fill:
+            # The last frame was large: most likely this one is too, so read its first
+            # 64 header bytes alone and let the payload land in its array, instead of
+            # reading up to READAHEAD_BYTES of it here and copying them over.
+            self._last_buffer_len = F.MIN_HEADER
+            return self._rview[: F.MIN_HEADER]
         self._last_buffer_len = len(self._readahead)
         return self._rview
 
@@ -670,6 +677,7 @@ class Decoder:
             pending[0] = mv[n:]
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         self._next_out = self._next_schema = None
+        self._large_last = False
         return a
 
     def next_event(self) -> Any:
@@ -1056,6 +1064,7 @@ class Decoder:
 
     def _finish_frame(self) -> None:
         length, name = self._header[4], self._header[5]
+        self._large_last = length >= DIRECT_MIN_BYTES
         tail = self._tail[: self._need]
         pad_from = 0
         if self._crc is not None:
