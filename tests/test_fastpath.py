@@ -282,3 +282,35 @@ def test_stream_with_fast_and_general_paths_mixed(sizes, cuts, seed):
     assert len(got) == len(arrays)
     for x, y in zip(got, arrays, strict=True):
         assert bits(x) == bits(y.astype(y.dtype.newbyteorder("=")))
+
+
+def test_after_a_large_frame_the_next_header_is_read_alone(impl_name):
+    """recv_into protocol: after a large frame the decoder offers 64 bytes for the next
+    header, so the next large payload lands in its array rather than in the read-ahead
+    (from which it would be copied); a small frame after it still decodes."""
+    from wirearray.codec import READAHEAD_BYTES, EndOfStream
+
+    enc = Encoder(implementation="python")
+    big = np.arange(READAHEAD_BYTES // 4, dtype="f8")  # 512 KiB: more than the read-ahead
+    data = enc.encode(big) + enc.encode(big * 2) + enc.encode(np.arange(3.0)) + enc.end()
+    dec = Decoder(implementation=impl_name)
+    pos, offered, got = 0, [], []
+    while True:
+        ev = dec.next_event()
+        if ev is NEED_DATA:
+            buf = dec.get_buffer()
+            offered.append((len(got), len(buf)))
+            n = min(len(buf), len(data) - pos)
+            buf[:n] = data[pos : pos + n]
+            pos += n
+            dec.advance(n)
+            continue
+        if isinstance(ev, EndOfStream):
+            break
+        got.append(ev.array)
+    assert [len(a) for a in got] == [len(big), len(big), 3]
+    assert np.array_equal(got[1], big * 2) and np.array_equal(got[2], np.arange(3.0))
+    assert offered[0] == (0, READAHEAD_BYTES)  # nothing known yet: the whole read-ahead
+    after_first = [size for k, size in offered if k == 1]
+    assert after_first[0] == 64  # the second frame's header, alone
+    assert all(size >= 64 << 10 for size in after_first[1:-1])  # its payload: direct
