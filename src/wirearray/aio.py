@@ -379,10 +379,14 @@ class AsyncChannel:
                 if hasattr(self._enc, "end"):
                     self._wbuf += self._enc.end()
                 if self._wbuf:
-                    with contextlib.suppress(OSError, TimeoutError):
-                        async with self._send_lock:
+
+                    async def last_words() -> None:
+                        async with self._send_lock:  # after a send in progress, if any
                             held, self._wbuf = self._wbuf, bytearray()
-                            await _with_timeout(self._send_all((), held), self.timeout or 5.0)
+                            await self._send_all((), held)
+
+                    with contextlib.suppress(OSError, TimeoutError):  # the wait is bounded too
+                        await _with_timeout(last_words(), self.timeout or 5.0)
         finally:
             self.sock.close()
             if self._on_close is not None:

@@ -276,7 +276,8 @@ class Channel:
         The payload is not copied when it already has the wire byte order and is
         contiguous; otherwise it is converted through a staging buffer of up to 4 MiB.
         A small array (up to SMALL_FRAME_BYTES = 64 KiB) is framed whole into one buffer
-        by the compiled core.  Either way the frame leaves in one system call.
+        by the compiled core.  A frame leaves in one system call, except a large
+        payload converted on the way (one call per staging chunk of up to 4 MiB).
 
         ``flush=False`` holds a small array's frame in the channel's send buffer
         instead, to go out with the next ones in one system call: when
