@@ -571,3 +571,35 @@ def test_one_sendmsg_per_frame(byteorder):
         assert a_sock.calls == [("sendmsg", 2)] + [("sendmsg", 1)] * 2
     sender.close()
     receiver.close()
+
+
+def test_async_close_does_not_wait_forever_for_a_stuck_send():
+    """close() while another task's send is stuck (the peer reads nothing) returns
+    within the close timeout: waiting for the send lock is bounded too."""
+    import asyncio
+
+    from wirearray import aio
+
+    async def main():
+        srv = socket.create_server(("127.0.0.1", 0))
+        ch = await aio.connect(srv.getsockname(), timeout=None)
+        peer, _ = srv.accept()  # never reads
+        stuck = asyncio.ensure_future(ch.send(np.zeros(8 << 20)))  # 64 MiB: fills buffers
+        await asyncio.sleep(0.2)
+        assert not stuck.done()
+        await ch.send(np.arange(3.0), flush=False)  # held, to be sent by close()
+        ch.timeout = 0.3
+        start = time.monotonic()
+        await ch.close()
+        elapsed = time.monotonic() - start
+        stuck.cancel()
+        with contextlib.suppress(BaseException):
+            await stuck
+        peer.close()
+        srv.close()
+        return elapsed
+
+    async def bounded():
+        return await asyncio.wait_for(main(), WAIT)  # a hang fails instead of hanging
+
+    assert asyncio.run(bounded()) < 3
