@@ -54,6 +54,28 @@ def test_serve_and_send_random_arrays(tmp_path):
     assert np.load(saved[0]).shape == (100, 3)
 
 
+def test_send_keeps_order_when_small_arrays_are_held(tmp_path):
+    """send holds small arrays (send(flush=False)) and sends large ones at once: what
+    the server saves is every array, in order."""
+    arrays = [np.arange(5.0), np.arange(1 << 17, dtype="i8"), np.arange(3, dtype="u2")]
+    arrays += [np.full((4, 4), 7.0)]
+    files = []
+    for i, a in enumerate(arrays):
+        files.append(str(tmp_path / f"in{i}.npy"))
+        np.save(files[-1], a)
+    out_dir = tmp_path / "received"
+    server, address = start_server("127.0.0.1:0", "--connections", "1", "--out", str(out_dir))
+    sent = wirearray("send", address, *files)
+    assert sent.returncode == 0, sent.stderr
+    _out, err = server.communicate(timeout=WAIT)
+    assert server.returncode == 0, err
+    saved = sorted(out_dir.glob("*.npy"))
+    assert len(saved) == len(arrays)
+    for path, a in zip(saved, arrays, strict=True):
+        got = np.load(path)
+        assert got.dtype == a.dtype and np.array_equal(got, a), path.name
+
+
 def test_send_npy_files_over_unix_socket(tmp_path):
     files = []
     for i, a in enumerate([np.arange(10, dtype="i2"), np.eye(3), np.zeros((0, 4), "c8")]):

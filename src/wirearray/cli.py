@@ -44,7 +44,7 @@ import numpy as np
 
 import wirearray
 
-from .codec import Message
+from .codec import SMALL_FRAME_BYTES, Message
 from .exceptions import AddressError, EndOfStreamError, UsageError, WireError
 from .transport import Channel, Listener, connect, send_parts
 
@@ -297,7 +297,13 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _send_with_progress(channel: Channel, a: np.ndarray, progress: _Progress) -> None:
-    """channel.send(a), in pieces of at most 4 MiB so the bar moves during big arrays."""
+    """channel.send(a), in pieces of at most 4 MiB so the bar moves during big arrays;
+    small arrays are held to leave together (send(flush=False); close() sends the rest)."""
+    if a.nbytes <= SMALL_FRAME_BYTES:
+        channel.send(a, flush=False)
+        progress.update(a.nbytes)
+        return
+    channel.flush()  # what is held goes first
     step = 4 << 20
     channel._tx.check("send")
     try:
