@@ -12,7 +12,12 @@ Groups (``pytest bench/``; ``--bench-quick`` drops nothing here, 64 MiB takes ~1
   (``get_buffer``/``advance``, the buffer filled by a memcpy standing in for the
   kernel's copy, then swapped in place chunk by chunk); and ``np.copyto``.
 * ``encode float64 64MiB``: ``hton(a, out=)`` [baseline]; walking all the buffers of
-  ``Encoder.frame`` (swapping through the 256 KiB staging buffer); ``np.copyto``.
+  ``Encoder.frame`` (swapping through the staging buffer, 4 MiB chunks); ``np.copyto``.
+* ``encode/decode float64[16] x1000``: the per-frame cost that bounds a stream of small
+  arrays, without sockets -- 1000 frames encoded by the compiled whole-frame path
+  (``Encoder.encode_small``) and by the general path (``Encoder.frame``, as gathered
+  for ``sendmsg``) [baseline, compiled core]; 1000 buffered frames decoded by
+  ``Decoder.next_array`` and by the general ``next_event`` loop [baseline].
 """
 
 from __future__ import annotations
@@ -38,14 +43,16 @@ def _impl_or_skip(name: str):
         pytest.skip("compiled core not importable")
 
 
-def _setup(benchmark: Any, group: str, method: str, impl: str, baseline: bool = False) -> None:
+def _setup(
+    benchmark: Any, group: str, method: str, impl: str, baseline: bool = False, nbytes: int = N * 8
+) -> None:
     benchmark.group = group
     mod = _impl_or_skip(impl) if impl in IMPLS else None
     benchmark.extra_info.update(
         method=method,
         implementation=impl,
         simd=mod.get_simd() if mod else "numpy",
-        nbytes=N * 8,
+        nbytes=nbytes,
         baseline=baseline,
     )
 
@@ -147,6 +154,87 @@ def bench_encode_copyto(benchmark: Any, data: dict) -> None:
     _setup(benchmark, "encode float64 64MiB", "np.copyto (memcpy ceiling)", "numpy")
     out = np.empty(N)
     benchmark(np.copyto, out, data["a"])
+
+
+SMALL = 1000
+SMALL_BYTES = SMALL * 128  # array bytes per round
+ENC_SMALL = "encode float64[16] x1000"
+DEC_SMALL = "decode float64[16] x1000"
+
+
+@pytest.fixture(scope="module")
+def small() -> dict[str, Any]:
+    a = np.arange(16.0)
+    enc = Encoder(implementation="python")
+    stream = b"".join(enc.encode(a) for _ in range(SMALL)) + enc.end()
+    return {"a": a, "stream": stream}
+
+
+def _encode_small_loop(enc: Encoder, a: np.ndarray) -> int:
+    enc._seq = 0
+    return sum(len(enc.encode_small(a)) for _ in range(SMALL))
+
+
+def _encode_general_loop(enc: Encoder, a: np.ndarray) -> int:
+    enc._seq = 0
+    total = 0
+    for _ in range(SMALL):
+        for parts in enc.frame(a):
+            total += len(parts)  # the buffers a transport would gather
+    return total
+
+
+def _decode_loop(dec_factory: Any, stream: bytes, out: np.ndarray, fast: bool) -> int:
+    dec = dec_factory()
+    dec.receive_data(stream)
+    n = 0
+    while True:
+        if fast and dec.next_array(out) is not None:
+            n += 1
+            continue
+        dec.expect(out=out)
+        ev = dec.next_event()
+        if ev is NEED_DATA or not hasattr(ev, "array"):
+            return n
+        n += 1
+
+
+def bench_small_encode_fast(benchmark: Any, small: dict) -> None:
+    _setup(benchmark, ENC_SMALL, "Encoder.encode_small [cython]", "cython", nbytes=SMALL_BYTES)
+    enc = Encoder(byteorder="native", implementation="cython")
+    assert benchmark(_encode_small_loop, enc, small["a"]) == SMALL * 192
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def bench_small_encode_general(benchmark: Any, small: dict, impl: str) -> None:
+    name = f"Encoder.frame (general) [{impl}]"
+    _setup(benchmark, ENC_SMALL, name, impl, impl == "cython", nbytes=SMALL_BYTES)
+    enc = Encoder(byteorder="native", implementation=impl)
+    assert benchmark(_encode_general_loop, enc, small["a"]) == SMALL * 2
+
+
+def bench_small_decode_fast(benchmark: Any, small: dict) -> None:
+    _setup(benchmark, DEC_SMALL, "Decoder.next_array [cython]", "cython", nbytes=SMALL_BYTES)
+    out = np.empty(16)
+
+    def factory() -> Decoder:
+        return Decoder(implementation="cython")
+
+    assert benchmark(_decode_loop, factory, small["stream"], out, True) == SMALL
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def bench_small_decode_general(benchmark: Any, small: dict, impl: str) -> None:
+    name = f"Decoder.next_event (general) [{impl}]"
+    _setup(benchmark, DEC_SMALL, name, impl, impl == "cython", nbytes=SMALL_BYTES)
+    out = np.empty(16)
+
+    def factory() -> Decoder:
+        dec = Decoder(implementation=impl)
+        dec._small = None  # the general path only
+        return dec
+
+    assert benchmark(_decode_loop, factory, small["stream"], out, False) == SMALL
 
 
 def test_info() -> None:  # pragma: no cover - documents what ran, for the logs

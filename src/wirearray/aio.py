@@ -43,6 +43,8 @@ from .transport import (
     _views,
     array_of,
     bind_listening_socket,
+    check_send_buffer,
+    hold_frames,
     make_codec,
     message_of,
 )
@@ -203,9 +205,7 @@ class AsyncChannel:
         self._ended = False
         self._send_lock = asyncio.Lock()
         self._recv_lock = asyncio.Lock()
-        if send_buffer < 0:
-            raise UsageError("send_buffer must be >= 0")
-        self._send_buffer = send_buffer
+        self._send_buffer = check_send_buffer(send_buffer)
         self._wbuf = bytearray()  # frames held by send(flush=False), in sequence order
 
     async def __aenter__(self) -> AsyncChannel:
@@ -242,9 +242,7 @@ class AsyncChannel:
                 return
         kw = {} if self.format == "npy" else {"byteorder": byteorder, "checksum": checksum}
         if not flush and np.asarray(array).nbytes <= _codec.SMALL_FRAME_BYTES:
-            for parts in self._enc.frame(array, **kw):
-                for v in _views(parts):
-                    self._wbuf += v
+            hold_frames(self._wbuf, self._enc.frame(array, **kw))
             if len(self._wbuf) >= self._send_buffer:
                 await self.flush()
             return

@@ -94,10 +94,10 @@ DEFAULT_MAX_NDIM = 32
 DEFAULT_MAX_MESSAGE_ARRAYS = 1024
 #: Largest size of the encoder's staging buffer (converted payload chunks, one system
 #: call each).  Large, because on Linux loopback TCP the kernel's cost per byte falls
-#: with the size of each send call: a 16 MiB network-order stream sent in 256 KiB calls
-#: ran at 0.67x a raw sendall, in 1 MiB calls at 0.84-0.91x, in 4 MiB calls at 1.0x
-#: (medians of 7, sender CPU time per GB to match; docs/PERFORMANCE.md).  Allocated
-#: when first needed and only as large as the arrays sent need.
+#: with the size of each send call: network-order 16 MiB arrays sent in 256 KiB calls
+#: ran at 0.67-0.72x a raw sendall, in 4 MiB calls at 0.96-1.0x (sender alone, medians;
+#: ``python bench/loopback_calls.py calls``, docs/PERFORMANCE.md).  Allocated when
+#: first needed and only as large as the arrays sent need.
 DEFAULT_CHUNK_BYTES = 4 << 20
 #: Payloads up to this size that need converting are converted whole into one new
 #: array instead (cheaper than the chunked machinery).
@@ -114,8 +114,9 @@ SWAP_CHUNK_BYTES = 1 << 20
 #: byte swap itself in network order) is cheaper than gathering header, payload and
 #: trailer in Python; the frame still leaves in one system call.  At 64 KiB arrays
 #: this raised wirearray from 0.77-0.78x to 0.86-0.94x of raw sendall/recv_into in
-#: side-by-side runs against a 16 KiB limit (multiprocessing.connection's); above it
-#: the payload is sent from the array itself.
+#: side-by-side runs against a 16 KiB limit (multiprocessing.connection's;
+#: ``python -m wirearray bench stream --sizes 2K,8K,32K`` with either value); above
+#: it the payload is sent from the array itself.
 SMALL_FRAME_BYTES = 64 << 10
 
 _HOST_BIG = sys.byteorder == "big"

@@ -83,6 +83,20 @@ def _views(parts: list) -> list[memoryview]:
     return out
 
 
+def hold_frames(buf: bytearray, frames: Iterator[list]) -> None:
+    """Append every buffer of an Encoder.frame()/message() iterator to a send buffer
+    (what send(flush=False) holds: copied, so the array may change afterwards)."""
+    for parts in frames:
+        for v in _views(parts):
+            buf += v
+
+
+def check_send_buffer(send_buffer: int) -> int:
+    if send_buffer < 0:
+        raise UsageError("send_buffer must be >= 0")
+    return send_buffer
+
+
 def send_parts(sock: socket.socket, parts: list) -> None:
     """Send a list of buffers completely: one ``sendmsg`` per call where possible,
     resumed after partial sends; ``sendall`` per buffer where sendmsg is missing
@@ -234,9 +248,7 @@ class Channel:
         self._ended = False  # the peer's end-of-stream frame arrived
         self._on_close: Any = None  # the Listener's connection count
         self._wbuf = bytearray()  # frames held by send(flush=False)
-        if send_buffer < 0:
-            raise UsageError("send_buffer must be >= 0")
-        self._send_buffer = send_buffer
+        self._send_buffer = check_send_buffer(send_buffer)
 
     # ---- context manager, properties ----
 
@@ -306,9 +318,7 @@ class Channel:
         kw = {} if self.format == "npy" else {"byteorder": byteorder, "checksum": checksum}
         frames = self._enc.frame(array, **kw)  # validates before anything is sent
         if not flush and np.asarray(array).nbytes <= _codec.SMALL_FRAME_BYTES:
-            for parts in frames:
-                for v in _views(parts):
-                    self._wbuf += v
+            hold_frames(self._wbuf, frames)
             if len(self._wbuf) >= self._send_buffer:
                 self.flush()
             return
