@@ -484,6 +484,9 @@ cdef enum:
     KIND_ARRAY = 1
     KIND_MESSAGE = 2
     KIND_END = 3
+    KIND_ACK = 4
+    KIND_ERROR = 5
+    VERSION_CONTROL = 2
     FLAGS_KNOWN = 0x07
     N_CODES = 15
 
@@ -574,7 +577,8 @@ def pack_header(int kind, int code, int flags, shape, payload_len, name=b"", cou
     p[1] = b'W'
     p[2] = b'A'
     p[3] = b'R'
-    p[4] = 1
+    # a frame carries the lowest version that defines it: ACK and ERROR are version 2
+    p[4] = VERSION_CONTROL if (kind == KIND_ACK or kind == KIND_ERROR) else 1
     p[5] = <unsigned char> kind
     p[6] = <unsigned char> code
     p[7] = <unsigned char> flags
@@ -602,8 +606,9 @@ cdef Py_ssize_t _header_length(const unsigned char *p, Py_ssize_t n) except -1:
     if not (p[0] == 0x89 and p[1] == b'W' and p[2] == b'A' and p[3] == b'R'):
         raise MalformedFrameError(
             f"bad magic {bytes(p[:4])!r} (expected {_MAGIC!r})")
-    if p[4] != 1:
-        raise UnsupportedVersionError(f"wire-format version {p[4]} (this reader speaks 1)")
+    if p[4] != 1 and p[4] != VERSION_CONTROL:
+        raise UnsupportedVersionError(
+            f"wire-format version {p[4]} (this reader speaks 1 and 2)")
     ndim = p[8]
     name_len = p[9]
     if ndim > MAX_NDIM:
@@ -690,6 +695,11 @@ def parse_header(buf):
                     "message and end frames carry no dtype, flags, shape, name or payload")
             if kind == KIND_END and count:
                 raise MalformedFrameError("count must be 0 in an end frame")
+        elif (kind == KIND_ACK or kind == KIND_ERROR) and p[4] >= VERSION_CONTROL:
+            if code or flags or ndim or payload_len or (kind == KIND_ACK and name_len):
+                raise MalformedFrameError(
+                    "ack and error frames carry no dtype, flags, shape or payload "
+                    "(and an ack no name)")
         else:
             raise MalformedFrameError(f"unknown frame kind {kind}")
         return kind, code, flags, shape, payload_len, name, count, seq

@@ -83,9 +83,10 @@ def consistent_fields(draw):
     kind = draw(st.sampled_from(F.KINDS))
     seq = draw(st.integers(0, 2**32 - 1))
     if kind != F.KIND_ARRAY:
-        count = draw(st.integers(0, 2**32 - 1)) if kind == F.KIND_MESSAGE else 0
+        count = draw(st.integers(0, 2**32 - 1)) if kind != F.KIND_END else 0
+        name = draw(st.binary(max_size=255)) if kind == F.KIND_ERROR else b""
         return dict(
-            kind=kind, code=0, flags=0, shape=(), payload_len=0, name=b"", count=count, seq=seq
+            kind=kind, code=0, flags=0, shape=(), payload_len=0, name=name, count=count, seq=seq
         )
     code = draw(st.integers(1, 14))
     shape = draw(st.lists(st.one_of(st.integers(0, 3), st.integers(0, 2**20)), max_size=64))
@@ -119,7 +120,9 @@ def test_valid_headers_round_trip_identically(cw, f):
     header = same(cw, "pack_header", *pack_args(f))[1]
     h = F.header_size(len(f["shape"]), len(f["name"]))
     assert len(header) == h and h % 64 == 0
-    assert header[:4] == F.MAGIC and header[4] == 1 and header[10:12] == h.to_bytes(2, "big")
+    version = 2 if f["kind"] in (F.KIND_ACK, F.KIND_ERROR) else 1  # FORMAT.md section 9
+    assert header[:4] == F.MAGIC and header[4] == version
+    assert header[10:12] == h.to_bytes(2, "big")
     assert same(cw, "header_length", header[:64]) == ("ok", h)
     assert same(cw, "header_length", header) == ("ok", h)
     assert same(cw, "parse_header", header) == ("ok", pack_args(f))
@@ -168,6 +171,11 @@ def test_invalid_headers_fail_identically(cw, buf):
 HEADER = F.pack_header(F.KIND_ARRAY, 6, 5, (3, 4), 48, b"ab", 0, 7)
 
 
+def _v(header: bytes, version: int) -> bytes:
+    """``header`` with its version byte replaced (CRC not recomputed)."""
+    return header[:4] + bytes([version]) + header[5:]
+
+
 def _with(offset, value, *, crc=True):
     b = bytearray(HEADER)
     b[offset : offset + len(value)] = value
@@ -180,7 +188,8 @@ INVALID = {
     "magic": (b"\x89WAX" + HEADER[4:], MalformedFrameError),
     "magic-first": (b"\x00" + HEADER[1:], MalformedFrameError),
     "version-0": (_with(4, b"\x00"), UnsupportedVersionError),
-    "version-2": (_with(4, b"\x02"), UnsupportedVersionError),
+    "version-3": (_with(4, b"\x03"), UnsupportedVersionError),
+    "version-255": (_with(4, b"\xff"), UnsupportedVersionError),
     "ndim-65": (_with(8, b"\x41"), MalformedFrameError),
     "ndim-255": (_with(8, b"\xff"), MalformedFrameError),
     "h-mismatch": (_with(10, b"\x00\x80"), MalformedFrameError),
@@ -208,6 +217,17 @@ INVALID = {
     "end-name": (F.pack_header(F.KIND_END, 0, 0, (), 0, b"n"), MalformedFrameError),
     "message-shape": (F.pack_header(F.KIND_MESSAGE, 0, 0, (0,), 0, b"", 1), MalformedFrameError),
     "message-flags": (F.pack_header(F.KIND_MESSAGE, 0, 1, (), 0, b"", 1), MalformedFrameError),
+    # the close-protocol frames exist from version 2 on, and carry no array fields
+    "ack-v1": (fix_crc(_v(F.pack_header(F.KIND_ACK, 0, 0, (), 0, b"", 3), 1)), MalformedFrameError),
+    "error-v1": (
+        fix_crc(_v(F.pack_header(F.KIND_ERROR, 0, 0, (), 0, b"why", 2), 1)),
+        MalformedFrameError,
+    ),
+    "ack-name": (F.pack_header(F.KIND_ACK, 0, 0, (), 0, b"n", 1), MalformedFrameError),
+    "ack-shape": (F.pack_header(F.KIND_ACK, 0, 0, (1,), 0, b"", 1), MalformedFrameError),
+    "error-dtype": (F.pack_header(F.KIND_ERROR, 3, 0, (), 0, b"why", 1), MalformedFrameError),
+    "error-payload": (F.pack_header(F.KIND_ERROR, 0, 0, (), 8, b"why", 1), MalformedFrameError),
+    "kind-6-v2": (fix_crc(_v(_with(5, b"\x06"), 2)), MalformedFrameError),
 }
 
 

@@ -34,6 +34,22 @@ def check_dtype(dt: np.dtype) -> None:
         raise UnsupportedDtypeError(f"wirearray does not convert dtype {dt!r}")
 
 
+def detached(exc: BaseException) -> BaseException:
+    """A copy of ``exc`` to keep after it was raised: same type, message and plain
+    attributes, but no traceback, context or cause (whose frames could hold large
+    buffers alive through a reference cycle) and no array attributes."""
+    cls = type(exc)
+    try:
+        new = cls.__new__(cls, *exc.args)
+        new.args = exc.args
+        for key, value in vars(exc).items():
+            if not isinstance(value, (np.ndarray, memoryview, bytearray)):
+                setattr(new, key, value)
+    except Exception:  # an exception type that cannot be rebuilt this way
+        new = RuntimeError(f"{cls.__name__}: {exc}")
+    return new
+
+
 def big_endian(dt: np.dtype) -> np.dtype:
     """``dt`` with big-endian byte order (unchanged for one-byte types)."""
     return np.dtype(dt.char).newbyteorder(">")

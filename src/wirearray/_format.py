@@ -1,4 +1,4 @@
-"""wirearray wire format, version 1: constants and the pure-Python header codec.
+"""wirearray wire format (versions 1 and 2): constants and the pure-Python header codec.
 
 docs/FORMAT.md is the specification; this module is its executable reference and the
 pure-Python implementation of the header primitives (the compiled module
@@ -27,12 +27,21 @@ import numpy as np
 from .exceptions import MalformedFrameError, UnsupportedVersionError
 
 MAGIC = b"\x89WAR"
+#: The version a frame carries is the lowest that defines everything in it (FORMAT.md
+#: section 9): data frames and END are version 1, so version-1 readers read every data
+#: stream; the close-protocol frames ACK and ERROR, added in version 2, are version 2.
 VERSION = 1
+VERSION_CONTROL = 2
+VERSIONS = (1, 2)
 
 KIND_ARRAY = 1
 KIND_MESSAGE = 2
 KIND_END = 3
-KINDS = (KIND_ARRAY, KIND_MESSAGE, KIND_END)
+KIND_ACK = 4
+KIND_ERROR = 5
+KINDS = (KIND_ARRAY, KIND_MESSAGE, KIND_END, KIND_ACK, KIND_ERROR)
+#: kinds that a version-1 frame may carry
+KINDS_V1 = (KIND_ARRAY, KIND_MESSAGE, KIND_END)
 
 FLAG_BIG_ENDIAN = 0x01
 FLAG_FORTRAN = 0x02
@@ -85,6 +94,11 @@ def dtype_code(dt: np.dtype) -> int:
     if kind == "c" and size in (8, 16) and dt.char in "FD":
         return {8: 13, 16: 14}[size]
     return 0
+
+
+def frame_version(kind: int) -> int:
+    """The version a frame of ``kind`` carries: 2 for ACK and ERROR, else 1."""
+    return VERSION_CONTROL if kind in (KIND_ACK, KIND_ERROR) else VERSION
 
 
 def header_size(ndim: int, name_len: int) -> int:
@@ -203,7 +217,8 @@ def pack_header(
     h = header_size(ndim, len(name))
     buf = bytearray(h)
     _FIXED.pack_into(
-        buf, 0, MAGIC, VERSION, kind, code, flags, ndim, len(name), h, count, payload_len,
+        buf, 0, MAGIC, frame_version(kind), kind, code, flags, ndim, len(name), h, count,
+        payload_len,
         seq & 0xFFFFFFFF, 0,
     )  # fmt: skip
     struct.pack_into(f">{ndim}Q", buf, FIXED_HEADER, *shape)
@@ -217,14 +232,16 @@ def header_length(head) -> int:
 
     Raises:
         MalformedFrameError: bad magic, impossible ndim/name/H.
-        UnsupportedVersionError: a version other than 1.
+        UnsupportedVersionError: a version other than 1 or 2.
     """
     if len(head) < MIN_HEADER:
         raise ValueError("header_length needs the first 64 bytes of a frame")
     if bytes(head[0:4]) != MAGIC:
         raise MalformedFrameError(f"bad magic {bytes(head[0:4])!r} (expected {MAGIC!r})")
-    if head[4] != VERSION:
-        raise UnsupportedVersionError(f"wire-format version {head[4]} (this reader speaks 1)")
+    if head[4] not in VERSIONS:
+        raise UnsupportedVersionError(
+            f"wire-format version {head[4]} (this reader speaks 1 and 2)"
+        )
     ndim, name_len = head[8], head[9]
     if ndim > MAX_NDIM:
         raise MalformedFrameError(f"ndim {ndim} exceeds the format's maximum of {MAX_NDIM}")
@@ -282,6 +299,12 @@ def parse_header(buf) -> tuple:
             )
         if kind == KIND_END and count:
             raise MalformedFrameError("count must be 0 in an end frame")
+    elif kind in (KIND_ACK, KIND_ERROR) and buf[4] >= VERSION_CONTROL:
+        if code or flags or ndim or payload_len or (kind == KIND_ACK and name_len):
+            raise MalformedFrameError(
+                "ack and error frames carry no dtype, flags, shape or payload "
+                "(and an ack no name)"
+            )
     else:
         raise MalformedFrameError(f"unknown frame kind {kind}")
     return kind, code, flags, shape, payload_len, name, count, seq

@@ -60,11 +60,12 @@ from typing import Any
 import numpy as np
 
 from . import _format as F
-from ._common import check_dtype
+from ._common import check_dtype, detached
 from ._implementation import get as _get_impl
 from .exceptions import (
     BufferMismatchError,
     ChecksumError,
+    ErrorCode,
     FrameTooLargeError,
     MalformedFrameError,
     ProtocolError,
@@ -78,10 +79,12 @@ from .exceptions import (
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "NEED_DATA",
+    "Ack",
     "Array",
     "Decoder",
     "Encoder",
     "EndOfStream",
+    "ErrorReport",
     "Message",
     "Schema",
 ]
@@ -102,8 +105,14 @@ DEFAULT_CHUNK_BYTES = 4 << 20
 #: Payloads up to this size that need converting are converted whole into one new
 #: array instead (cheaper than the chunked machinery).
 ONE_COPY_BYTES = 256 << 10
-#: Size of the decoder's read-ahead buffer for headers and small payloads.
+#: Largest size of the decoder's read-ahead buffer for headers and small payloads.
 READAHEAD_BYTES = 256 << 10
+#: Its first size: the read-ahead starts small and doubles each time a read fills it
+#: (or a frame in progress needs more), up to READAHEAD_BYTES.  A connection pays for
+#: the bytes its peer actually sends -- an idle or one-byte connection holds 16 KiB,
+#: not 256 KiB (docs/SECURITY.md) -- while a stream of small frames reaches the full
+#: size after a few reads.
+INITIAL_READAHEAD_BYTES = 16 << 10
 #: A payload with at least this much left is received straight into its array.
 DIRECT_MIN_BYTES = 64 << 10
 #: When the payload must be swapped after it lands, land it in chunks of at most this,
@@ -128,6 +137,7 @@ _WIRE_DTYPES = {
     for big in (False, True)
 }
 _INTP_MAX = int(np.iinfo(np.intp).max)
+_RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
 _ZEROS = bytes(F.ALIGN)
 
 
@@ -163,6 +173,25 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class EndOfStream:
     """The peer ended the stream cleanly (an END frame)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An ACK frame (docs/FORMAT.md section 10): the peer consumed this side's stream
+    up to the END (or ACK) frame whose sequence number is ``count``, and its own
+    stream ends here."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """An ERROR frame (docs/FORMAT.md section 10): the peer refused the stream or ended
+    the channel, with an :class:`~wirearray.ErrorCode` (a plain int when unknown) and a
+    short reason; nothing more follows from it."""
+
+    code: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,6 +510,31 @@ class Encoder:
         self._seq = 0
         return head
 
+    @property
+    def seq(self) -> int:
+        """The sequence number the next frame will carry (docs/FORMAT.md section 5)."""
+        return self._seq
+
+    def ack(self, count: int) -> bytes:
+        """An ACK frame confirming the peer's stream up to its END (or ACK) frame of
+        sequence number ``count``; it also ends this side's stream (the sequence
+        restarts at 0).  docs/FORMAT.md section 10."""
+        head = self._impl.pack_header(
+            F.KIND_ACK, 0, 0, (), 0, b"", count & 0xFFFFFFFF, self._next_seq()
+        )
+        self._seq = 0
+        return head
+
+    def error(self, code: int, reason: str) -> bytes:
+        """An ERROR frame: ``code`` (an :class:`~wirearray.ErrorCode`) and ``reason``,
+        cut to 255 bytes of UTF-8 on a character boundary.  docs/FORMAT.md section 10."""
+        raw = reason.encode("utf-8", "replace")
+        if len(raw) > F.MAX_NAME:
+            raw = raw[: F.MAX_NAME].decode("utf-8", "ignore").encode("utf-8")
+        return self._impl.pack_header(
+            F.KIND_ERROR, 0, 0, (), 0, raw, int(code) & 0xFFFFFFFF, self._next_seq()
+        )
+
     def encode(self, array: Any, **kw: Any) -> bytes:
         """One frame as a single bytes object (copies; convenient for files and tests)."""
         return b"".join(bytes(p) for parts in self.frame(array, **kw) for p in parts)
@@ -492,6 +546,23 @@ class Encoder:
 
 # Decoder regions
 _HEADER, _PAYLOAD, _TAIL = 0, 1, 2
+
+
+def _error_code(code: int) -> int:
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return code
+
+
+#: First bytes of other protocols a wirearray receiver may meet by mistake, and what
+#: they mean (checked only once the frame magic has failed, for a clearer error).
+_FOREIGN = (
+    (b"\x89WAH", "the peer starts an authkey handshake: connect with authkey=..."),
+    (b"\x93NUM", "the peer sends .npy records, not wirearray frames: use format='npy'"),
+    (b"\x16\x03", "the peer speaks TLS: connect with ssl=... (or serve without TLS)"),
+    (b"\x15\x03", "the peer answered with a TLS alert: it expects TLS (ssl=...)"),
+)
 
 
 class Decoder:
@@ -524,6 +595,7 @@ class Decoder:
         self.keep_wire_order = keep_wire_order
         self._impl = _get_impl(implementation)
         self._readahead: bytearray | None = None  # allocated by the first get_buffer()
+        self._grow = False  # the last read filled the read-ahead: double it
         self._large_last = False  # the last frame's payload was received directly
         self._rview: memoryview | None = None
         self._pending: deque[memoryview] = deque()
@@ -608,9 +680,16 @@ class Decoder:
             self._last_buffer_len = n
             return memoryview(self._dest_bytes[self._fill : self._fill + n])
         self._direct = False
-        if self._readahead is None:
-            self._readahead = bytearray(READAHEAD_BYTES)
+        size = len(self._readahead) if self._readahead is not None else 0
+        want = size * 2 if self._grow else INITIAL_READAHEAD_BYTES
+        if self._region != _HEADER or self._fill:  # a frame in progress: room for its rest
+            want = max(want, remaining)
+        want = min(max(want, INITIAL_READAHEAD_BYTES), max(READAHEAD_BYTES, F.MAX_HEADER))
+        if want > size:  # nothing refers to the old buffer here: _pending is empty
+            self._rview = None
+            self._readahead = bytearray(want)
             self._rview = memoryview(self._readahead)
+        self._grow = False
         if self._large_last and self._region == _HEADER and not self._fill:
             # The last frame was large: most likely this one is too, so read its first
             # 64 header bytes alone and let the payload land in its array, instead of
@@ -627,10 +706,11 @@ class Decoder:
             raise UsageError(
                 f"advance({nbytes}) outside the {self._last_buffer_len}-byte buffer given"
             )
-        self._last_buffer_len = -1
+        given, self._last_buffer_len = self._last_buffer_len, -1
         if nbytes == 0:
             self._eof = True
             return
+        self._grow = nbytes == given and not self._direct
         self.bytes_received += nbytes
         self._clean = False
         if self._direct:
@@ -701,6 +781,22 @@ class Decoder:
 
     # ---- internals ----
 
+    def release(self) -> None:
+        """Drop every buffer the decoder holds (the read-ahead, a partly received array,
+        the arrays of an unfinished message) and make it unusable: later calls raise
+        StreamBrokenError.  Transports call it when a connection ends, so that a peer
+        that vanished inside a large frame leaves nothing behind; the stored error
+        keeps no traceback (whose frames could hold the buffers).  Idempotent."""
+        self._rview = None
+        self._readahead = None
+        self._pending.clear()
+        self._events.clear()
+        self._dest = self._dest_bytes = self._units = None
+        self._msg = {}
+        self._msg_out = {}
+        self._next_out = self._next_schema = None
+        self._broken = detached(self._broken) if self._broken is not None else _RELEASED
+
     def _check_usable(self) -> None:
         if self._broken is not None:
             raise StreamBrokenError(
@@ -708,6 +804,13 @@ class Decoder:
             ) from self._broken
 
     # ---- hooks for decoders of other framings (wirearray.npy) ----
+
+    def _foreign(self, head: bytes) -> str | None:
+        """What the first bytes of a frame say when they are another protocol's."""
+        for prefix, why in _FOREIGN:
+            if len(head) >= len(prefix) and head.startswith(prefix):
+                return why
+        return None
 
     #: A stream that ends at a frame boundary without an END frame is truncated.
     _EOF_AT_BOUNDARY_IS_END = False
@@ -724,10 +827,10 @@ class Decoder:
         """Called whenever the header region is full: either raise ``_need`` to read
         more and return False, or set ``_header`` (validated) and return True."""
         if self._need == F.MIN_HEADER:
-            if self._hview[:4] == b"\x89WAH":  # auth.py's hello: a handshake was expected
-                raise MalformedFrameError(
-                    "the peer starts an authkey handshake: connect with authkey=..."
-                )
+            if self._hview[:4] != F.MAGIC:
+                why = self._foreign(bytes(self._hview[:4]))
+                if why:
+                    raise MalformedFrameError(why)
             h = self._impl.header_length(self._hview[: F.MIN_HEADER])
             if h > F.MIN_HEADER:
                 self._need = h
@@ -806,6 +909,10 @@ class Decoder:
             if self._in_message
             else "inside a frame"
         )
+        if self._header is None and self._fill and self._region == _HEADER:
+            why = self._foreign(bytes(self._hview[: min(self._fill, 4)]))
+            if why:
+                raise MalformedFrameError(why)
         if got == 0 and not self._in_message:
             raise TruncatedStreamError(
                 "the stream ended without an end-of-stream frame", received=0, expected=None
@@ -936,11 +1043,15 @@ class Decoder:
         if seq != self._seq:
             raise MalformedFrameError(f"frame sequence number {seq}, expected {self._seq}")
         self._seq = (seq + 1) & 0xFFFFFFFF
-        if kind == F.KIND_END:
+        if kind == F.KIND_ERROR:  # may end the stream anywhere, a message included
+            return
+        if kind == F.KIND_END or kind == F.KIND_ACK:
             if self._in_message:
                 raise MalformedFrameError(
                     f"end of stream inside a message ({len(self._msg)} of {self._msg_count} arrays)"
                 )
+            if kind == F.KIND_ACK and name:
+                raise MalformedFrameError("an ack frame carries no name")
             return
         if kind == F.KIND_MESSAGE:
             if self._in_message:
@@ -995,10 +1106,18 @@ class Decoder:
 
     def _start_frame(self) -> None:
         kind, code, flags, shape, length, name, count, _ = self._header
-        if kind == F.KIND_END:
+        if kind == F.KIND_END or kind == F.KIND_ACK:  # the peer's stream ends here
             self._reset_frame()
             self._seq = 0
-            self._events.append(EndOfStream())
+            self._events.append(EndOfStream() if kind == F.KIND_END else Ack(count))
+            self._clean = not self._pending
+            return
+        if kind == F.KIND_ERROR:  # the last word of the peer: nothing follows
+            self._reset_frame()
+            self._in_message = False
+            self._msg = {}
+            reason = name.decode("utf-8", "replace")
+            self._events.append(ErrorReport(_error_code(count), reason))
             self._clean = not self._pending
             return
         if kind == F.KIND_MESSAGE:

@@ -8,6 +8,10 @@ Every error wirearray raises on purpose derives from :class:`WireError`, split i
   format: malformed or corrupted frames, limits exceeded, checksum or schema
   mismatches, truncated streams.  Nothing the peer sends can raise anything else from
   a decoder; any other exception escaping it is a bug.
+* :class:`DeliveryError` -- a channel could not confirm that the peer consumed the
+  stream (docs/FORMAT.md section 10, the orderly close): the peer reported an error
+  (:class:`PeerError`, with its code and reason), closed without confirming, or the
+  wait timed out (:class:`DeliveryTimeoutError`).
 
 Each class also subclasses the builtin a user would already catch (``TypeError``,
 ``ValueError``), so ``except ValueError`` keeps working.  OS errors from sockets are
@@ -17,15 +21,21 @@ never wrapped.  The 16/32/64-bit scalar helpers deliberately raise the builtins 
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
     "AddressError",
     "AuthenticationError",
     "BufferMismatchError",
     "ChecksumError",
     "DatagramTooLargeError",
+    "DeliveryError",
+    "DeliveryTimeoutError",
     "EndOfStreamError",
+    "ErrorCode",
     "FrameTooLargeError",
     "MalformedFrameError",
+    "PeerError",
     "ProtocolError",
     "SchemaMismatchError",
     "SequenceError",
@@ -123,7 +133,8 @@ class DatagramTooLargeError(UsageError, ValueError):
 
 
 class EndOfStreamError(WireError, EOFError):
-    """``recv()`` found the end of the stream: the peer closed it cleanly.
+    """The peer closed the channel cleanly: ``recv()`` found the end of its stream, or
+    ``send()`` was called after the peer closed (it reads nothing more).
 
     Iterating over a channel ends quietly instead.
     """
@@ -147,3 +158,71 @@ class SequenceError(ProtocolError):
 class AuthenticationError(WireError, ConnectionError):
     """The authkey handshake failed: a wrong, missing or replayed key on either side,
     or a peer that did not take part.  The connection is closed."""
+
+
+class ErrorCode(enum.IntEnum):
+    """The code of an ERROR frame (docs/FORMAT.md section 10): why a peer refused a
+    stream or ended it.  Codes a peer sends that this version does not know arrive as
+    plain ints."""
+
+    #: no reason given
+    UNSPECIFIED = 0
+    #: the bytes broke the format: malformed frame, unknown version, sequence, or not a
+    #: wirearray stream at all (a .npy stream against a wire receiver, and so on)
+    PROTOCOL = 1
+    #: a frame exceeded a receiver limit (max_frame_bytes, max_ndim, max_message_arrays)
+    TOO_LARGE = 2
+    #: a payload did not match its CRC32C trailer
+    CHECKSUM = 3
+    #: a frame was not the dtype, shape or kind the receiver expected (its schema)
+    SCHEMA = 4
+    #: the receiver closed with frames of the stream unread
+    UNREAD = 5
+    #: a deadline of the receiver passed (idle time, a frame, the close handshake)
+    TIMEOUT = 6
+    #: the server is at its connection limit (max_connections)
+    BUSY = 7
+    #: the receiving application failed or aborted the channel (a handler error, abort())
+    APPLICATION = 8
+    #: the server is shutting down
+    SHUTDOWN = 9
+
+
+class DeliveryError(WireError, ConnectionError):
+    """The channel could not confirm that the peer consumed everything sent.
+
+    Raised by ``close()`` when the peer closed or reset the connection without
+    confirming the stream (a peer that predates the close handshake of docs/FORMAT.md
+    section 10 never confirms), and as the base of :class:`PeerError` and
+    :class:`DeliveryTimeoutError`.  The connection is closed when it is raised; frames
+    may or may not have been consumed.
+    """
+
+
+class DeliveryTimeoutError(DeliveryError, TimeoutError):
+    """``close()`` waited ``close_timeout`` seconds and the peer did not confirm the
+    stream (it is not reading, or reads too slowly).  Also a :class:`TimeoutError`."""
+
+
+class PeerError(DeliveryError):
+    """The peer reported an error and ended the channel (an ERROR frame, docs/FORMAT.md
+    section 10): it refused a frame (a limit, a checksum, a schema, a malformed
+    stream), its application failed, or it closed with frames unread.
+
+    Attributes:
+        code: an :class:`ErrorCode` (a plain int for codes this version does not know).
+        reason: the peer's short explanation (at most 255 bytes of UTF-8).
+    """
+
+    def __init__(self, code: int, reason: str):
+        try:
+            code = ErrorCode(code)
+        except ValueError:
+            pass
+        name = code.name if isinstance(code, ErrorCode) else f"code {code}"
+        super().__init__(f"the peer ended the channel: {reason} ({name})")
+        self.code = code
+        self.reason = reason
+
+    def __reduce__(self):  # pickles (multiprocessing) with its two arguments
+        return (type(self), (int(self.code), self.reason))
