@@ -1,7 +1,7 @@
 """Streaming benchmarks: wirearray against the raw ceiling and the peers a user would
 pick instead, process to process over TCP loopback.
 
-The methods (both sides of each) are in wirearray._streampeers, shared with
+The methods (both sides of each) are in wirearray._bench.peers, shared with
 ``python -m wirearray bench stream``: raw ``sendall``/``recv_into`` into a reused and
 into fresh arrays; wirearray in native and network byte order, into a reused ``out=``
 and into fresh arrays; numpy's textbook ``astype('>f8')`` + ``sendall`` / ``recv_into``

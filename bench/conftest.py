@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import wirearray
-from wirearray._streambench import evaluate_targets, format_targets, peer_versions
+from wirearray._bench.stream import evaluate_targets, format_targets, peer_versions
 
 # Method names of the baselines, as bench_byteorder.py names them: the memcpy ceiling
 # and numpy's byteswap (its in-place form in the in-place groups).

@@ -1,12 +1,12 @@
 """The streaming methods and the receiving process used by bench_stream.py.
 
-They live in the package, in wirearray._streampeers (both sides of every method, the
+They live in the package, in wirearray._bench.peers (both sides of every method, the
 control protocol, the receiving process), so that ``python -m wirearray bench stream``
 runs the very same code from an installed wheel; this module re-exports them for the
 benchmarks.
 """
 
-from wirearray._streampeers import (
+from wirearray._bench.peers import (
     AUTHKEY,
     CEILING,
     METHODS,

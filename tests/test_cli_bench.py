@@ -164,6 +164,22 @@ def test_bad_arguments_exit_2(args):
     assert "error" in r.stderr
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import wirearray",
+        # the command line loads the harness only to run a bench or demo command
+        "import wirearray.cli; wirearray.cli.build_parser().parse_args(['bench'])",
+    ],
+)
+def test_import_wirearray_never_loads_the_benchmark_harness(code):
+    check = "import sys; assert not any(m.startswith('wirearray._bench') for m in sys.modules)"
+    r = subprocess.run(
+        [sys.executable, "-c", f"{code}; {check}"], capture_output=True, text=True, timeout=WAIT
+    )
+    assert r.returncode == 0, r.stderr
+
+
 def test_plain_bench_is_the_quick_stream_bench():
     args = cli.build_parser().parse_args(["bench"])
     assert args.func is cli.cmd_bench_stream

@@ -17,7 +17,7 @@ Commands:
   into reused and fresh arrays, and the peers users pick instead (numpy's
   astype+byteswap, pickle 5, multiprocessing.connection, pyzmq, pyarrow, .npy); a table
   of GB/s and ratios, ``--json FILE``, ``--plot FILE.png`` (matplotlib), ``--full``
-  for 128 B to 256 MiB (wirearray._streambench).
+  for 128 B to 256 MiB (wirearray._bench.stream).
 * ``bench kernels`` -- kernel timings over dtypes and sizes, ``--json`` for the medians,
   ``--plot`` for GB/s against size.
 
@@ -396,7 +396,7 @@ def _demo_case(address: Any, mode: int, a: np.ndarray, count: int) -> float:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.kernels:
-        from ._kernelbench import cmd_kernel_demo
+        from ._bench.kernels import cmd_kernel_demo
 
         return cmd_kernel_demo(args)
     print(
@@ -497,7 +497,7 @@ def _sizes_type(limit: int) -> Any:
 
 def _methods_type(text: str) -> list[str]:
     """argparse type for --methods: keys, or words matching keys or names."""
-    from ._streampeers import CEILING, METHODS
+    from ._bench.peers import CEILING, METHODS
 
     chosen: set[str] = {CEILING}  # every ratio needs the ceiling
     for token in filter(None, (t.strip().lower() for t in text.split(","))):
@@ -521,7 +521,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if path and not Path(path).resolve().parent.is_dir():
             raise CliUsageError(f"--{option} {path}: no such directory")
     if getattr(args, "plot", None):
-        from ._benchplot import missing
+        from ._bench.plot import missing
 
         why = missing()
         if why:
@@ -529,8 +529,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_stream(args: argparse.Namespace) -> int:
-    from ._streambench import FULL_ITEMS, QUICK_ITEMS, run_stream_bench
-    from ._streampeers import METHODS
+    from ._bench.peers import METHODS
+    from ._bench.stream import FULL_ITEMS, QUICK_ITEMS, run_stream_bench
 
     _check_outputs(args)
     return run_stream_bench(
@@ -543,14 +543,14 @@ def cmd_bench_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_kernels(args: argparse.Namespace) -> int:
-    from ._kernelbench import cmd_bench_kernels as run
+    from ._bench.kernels import cmd_bench_kernels as run
 
     _check_outputs(args)
     return run(args)
 
 
 def _dtypes_type(text: str) -> list[str]:
-    from ._kernelbench import KERNEL_DTYPES
+    from ._bench.kernels import KERNEL_DTYPES
 
     names = [t.strip() for t in text.split(",") if t.strip()]
     for name in names:

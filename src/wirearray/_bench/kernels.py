@@ -9,7 +9,7 @@ ceiling), checks that they all give the same numbers, and prints GB/s and ratios
 ``bench kernels`` does the same over the dtypes and sizes of the pytest-benchmark
 suite in bench/ (or those of ``--dtypes``/``--sizes``), can write the medians as JSON
 for a quick comparison between machines or builds without pytest, and with ``--plot``
-draws GB/s against size per dtype (wirearray._benchplot).
+draws GB/s against size per dtype (:mod:`.plot`).
 
 Both print which implementation (compiled or pure-Python) and SIMD path ran; set
 ``WIREARRAY_PUREPYTHON=1`` or ``WIREARRAY_SIMD=...`` to measure another one.
@@ -257,7 +257,7 @@ def cmd_bench_kernels(args: argparse.Namespace) -> int:
             f.write("\n")
         print(f"\nwrote {len(results)} medians to {args.json}")
     if args.plot:
-        from ._benchplot import plot_kernels
+        from .plot import plot_kernels
 
         plot_kernels(results, OPS, args.plot)
         print(f"wrote the plot to {args.plot}")

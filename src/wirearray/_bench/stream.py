@@ -1,7 +1,7 @@
 """The streaming benchmark without pytest: ``wirearray bench stream`` (and plain
 ``wirearray bench``), plus the targets that the pytest suite (bench/bench_stream.py)
-checks too.  The methods and the receiving process are in wirearray._streampeers;
-the command line's arguments are parsed and validated in wirearray.cli.
+checks too.  The methods and the receiving process are in :mod:`.peers`; the
+command line's arguments are parsed and validated in wirearray.cli.
 
 For every array size, every method first runs once untimed (the receiver checks
 dtype, shape and values; the run also sizes the next ones), then ``repeats`` timed
@@ -33,7 +33,7 @@ import numpy as np
 
 import wirearray
 
-from ._streampeers import CEILING, METHODS, StreamServer, make_array, unavailable
+from .peers import CEILING, METHODS, StreamServer, make_array, unavailable
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -460,7 +460,7 @@ def run_stream_bench(
             f.write("\n")
         print(f"\nwrote {len(results)} results to {json_path}")
     if plot_path:
-        from ._benchplot import plot_stream
+        from .plot import plot_stream
 
         plot_stream(results, plot_path)
         print(f"wrote the plot to {plot_path}")
