@@ -10,7 +10,8 @@ Commands:
 * ``demo`` -- a server process and a client on loopback stream float64 arrays of
   several sizes in both byte-order modes and print MB/s next to a raw
   ``sendall``/``recv_into`` of the same bytes measured in the same run, then the rate of
-  float64[16] messages sent one by one and with ``send(flush=False)``.  (``demo
+  float64[16] messages sent one by one and with ``send(flush=False)``, on the receiving
+  process and methods of ``bench stream`` (wirearray._bench.demo).  (``demo
   --kernels``: the byte-order kernels against numpy instead.)
 * ``bench stream`` (plain ``bench`` too) -- streaming over TCP loopback to a receiving
   process: raw ``sendall``/``recv_into`` (the ceiling), wirearray in both byte orders
@@ -29,11 +30,9 @@ stderr: ``wirearray: error: ...``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import re
 import socket
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -319,157 +318,18 @@ def _send_with_progress(channel: Channel, a: np.ndarray, progress: _Progress) ->
         raise
 
 
-# ---- demo: streaming over loopback ----
-
-DEMO_SIZES = (4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20)
-DEMO_BYTES_PER_CASE = 512 << 20  # per (size, mode) case, bounded in time too
-DEMO_CASE_SECONDS = float(os.environ.get("WIREARRAY_DEMO_SECONDS", "1.0"))
-DEMO_REPEATS = 3
-
-
-def _demo_server(conn: Any) -> None:
-    """Server process: for each connection, a 16-byte request (mode, size, count) says
-    what follows; it receives everything into one reused buffer, then acks one byte."""
-    with Listener(("127.0.0.1", 0)) as listener:
-        conn.send(listener.address)
-        buf = np.empty(max(DEMO_SIZES) // 8)
-        while True:
-            sock, _ = listener.sock.accept()
-            with sock:
-                head = _recv_exact(sock, 16)
-                if not head:
-                    return  # the client is done
-                mode, nbytes, count = (
-                    head[0],
-                    int.from_bytes(head[1:8], "big"),
-                    int.from_bytes(head[8:16], "big"),
-                )
-                dest = buf[: nbytes // 8]
-                if mode == 0:  # raw: recv_into the same bytes
-                    view = memoryview(dest).cast("B")
-                    for _ in range(count):
-                        got = 0
-                        while got < nbytes:
-                            n = sock.recv_into(view[got:])
-                            if not n:
-                                raise ConnectionError("client went away")
-                            got += n
-                    sock.sendall(b"k")
-                else:
-                    channel = Channel(sock)
-                    for _ in range(count):
-                        channel.recv(out=dest)
-                    sock.sendall(b"k")
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            return b""
-        data += chunk
-    return data
-
-
-def _demo_case(address: Any, mode: int, a: np.ndarray, count: int) -> float:
-    """Seconds to stream ``count`` copies of ``a`` and get the server's ack."""
-    nbytes = a.nbytes
-    with socket.create_connection(address) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(bytes([mode]) + nbytes.to_bytes(7, "big") + count.to_bytes(8, "big"))
-        start = time.perf_counter()
-        if mode == 0:
-            payload = memoryview(a).cast("B")
-            for _ in range(count):
-                sock.sendall(payload)
-        else:  # 1: native, 2: network, 3: native with send(flush=False)
-            channel = Channel(sock, byteorder="network" if mode == 2 else "native")
-            flush = mode != 3
-            for _ in range(count):
-                channel.send(a, flush=flush)
-            channel.flush()
-        if sock.recv(1) != b"k":
-            raise ConnectionError("the demo server did not acknowledge")
-        return time.perf_counter() - start
+# ---- demo and bench: the harness in wirearray._bench, imported only to run them ----
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.kernels:
-        from ._bench.kernels import cmd_kernel_demo
+        from ._bench.kernels import run_kernel_demo
 
-        return cmd_kernel_demo(args)
-    print(
-        f"wirearray {wirearray.__version__}: {wirearray.IMPLEMENTATION} core, "
-        f"SIMD {wirearray.get_simd()}, numpy {np.__version__}"
-    )
-    print(
-        "streaming float64 arrays over TCP loopback to a server process, which receives "
-        "each into one reused array;"
-    )
-    print("raw = sendall/recv_into of the same bytes (no framing, no byte order): the ceiling.")
-    print()
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_demo_server, args=(child,), daemon=True)
-    server.start()
-    try:
-        if not parent.poll(30):
-            raise ConnectionError("the demo server did not start")
-        address = parent.recv()
-        modes = (("raw", 0), ("native", 1), ("network", 2))
-        sizes = DEMO_SIZES[:-1] if args.quick else DEMO_SIZES
-        print(
-            f"{'array':>10} {'raw MB/s':>10} {'native MB/s':>12} {'network MB/s':>13} "
-            f"{'native/raw':>11} {'network/raw':>12}"
-        )
-        for nbytes in sizes:
-            a = np.random.default_rng(nbytes).standard_normal(nbytes // 8)
-            rates = {}
-            # calibrate the count so that one run takes about DEMO_CASE_SECONDS / 3
-            probe = _demo_case(address, 0, a, 4)
-            count = int(
-                min(DEMO_BYTES_PER_CASE // nbytes, max(4, 4 * DEMO_CASE_SECONDS / 3 / probe))
-            )
-            for name, mode in modes:
-                times = [_demo_case(address, mode, a, count) for _ in range(DEMO_REPEATS)]
-                rates[name] = nbytes * count / statistics.median(times) / MB
-            print(
-                f"{_fmt_bytes(nbytes):>10} {rates['raw']:10.0f} {rates['native']:12.0f} "
-                f"{rates['network']:13.0f} {rates['native'] / rates['raw']:10.2f}x "
-                f"{rates['network'] / rates['raw']:11.2f}x",
-                flush=True,
-            )
-        small = np.random.default_rng(16).standard_normal(16)
-        probe = _demo_case(address, 0, small, 1000)
-        count = int(min(200_000, max(1000, 1000 * DEMO_CASE_SECONDS / 3 / probe)))
-        rate = {
-            mode: count
-            / statistics.median(
-                [_demo_case(address, mode, small, count) for _ in range(DEMO_REPEATS)]
-            )
-            for mode in (0, 1, 3)
-        }
-        print(
-            f"\nfloat64[16] messages (128 B), one way, thousands per second: raw sendall "
-            f"{rate[0] / 1e3:.0f}, wirearray {rate[1] / 1e3:.0f} ({rate[1] / rate[0]:.2f}x), "
-            f"wirearray send(flush=False) {rate[3] / 1e3:.0f} ({rate[3] / rate[0]:.2f}x)"
-        )
-        with socket.create_connection(address) as sock:
-            sock.shutdown(socket.SHUT_WR)  # tells the server to stop
-        server.join(10)
-    finally:
-        if server.is_alive():
-            server.terminate()
-    print(
-        "\nmedians of 3 runs; native = payload sent as is, network = big-endian on the wire "
-        "(swapped on both sides here); flush=False: small frames leave together, not one "
-        "TCP send each."
-    )
-    return EXIT_OK
+        return run_kernel_demo(quick=args.quick)
+    from ._bench.demo import run_demo
 
+    return run_demo(quick=args.quick)
 
-# ---- bench ----
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -529,24 +389,25 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_stream(args: argparse.Namespace) -> int:
-    from ._bench.peers import METHODS
-    from ._bench.stream import FULL_ITEMS, QUICK_ITEMS, run_stream_bench
-
     _check_outputs(args)
+    from ._bench.stream import run_stream_bench
+
     return run_stream_bench(
-        args.methods or list(METHODS),
-        args.sizes or (FULL_ITEMS if args.full else QUICK_ITEMS),
-        full=args.full,
-        json_path=args.json,
-        plot_path=args.plot,
+        args.methods, args.sizes, full=args.full, json_path=args.json, plot_path=args.plot
     )
 
 
 def cmd_bench_kernels(args: argparse.Namespace) -> int:
-    from ._bench.kernels import cmd_bench_kernels as run
-
     _check_outputs(args)
-    return run(args)
+    from ._bench.kernels import run_kernel_bench
+
+    return run_kernel_bench(
+        dtypes=args.dtypes,
+        sizes=args.sizes,
+        quick=args.quick,
+        json_path=args.json,
+        plot_path=args.plot,
+    )
 
 
 def _dtypes_type(text: str) -> list[str]:
