@@ -103,6 +103,18 @@ def test_every_method_moves_a_small_array(tmp_path):
     assert {"raw", "wa-native", "wa-network-fresh", "astype-byteswap", "pickle5", "npy"} <= measured
 
 
+def test_plain_bench_takes_the_stream_options(tmp_path):
+    """`wirearray bench --json FILE` (and --plot, --sizes, ...) as the README shows it:
+    plain `bench` is `bench stream` with the same options."""
+    out = tmp_path / "plain.json"
+    r = wirearray("bench", "--sizes", "16", "--methods", "wa-native", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Throughput, GB/s" in r.stdout
+    doc = json.loads(out.read_text())
+    assert doc["sizes"] == [16 * 8]
+    assert {x["method"] for x in doc["results"]} == {"raw", "wa-native"}
+
+
 def test_missing_optional_peer_is_skipped_with_its_reason(tmp_path):
     out = tmp_path / "skip.json"
     r = wirearray(
@@ -154,6 +166,8 @@ def test_kernels_sizes_dtypes_json_and_plot(tmp_path):
         ["bench", "stream", "--sizes", "1G"],  # 8 GiB arrays: over the limit
         ["bench", "stream", "--methods", "carrier-pigeon"],
         ["bench", "stream", "--json", "/no/such/dir/out.json"],
+        ["bench", "--sizes", "0"],
+        ["bench", "--plot", "/no/such/dir/s.png"],
         ["bench", "kernels", "--dtypes", "U5"],
         ["bench", "kernels", "--plot", "/no/such/dir/k.png"],
     ],
@@ -187,6 +201,14 @@ def test_plain_bench_is_the_quick_stream_bench():
     stream = cli.build_parser().parse_args(["bench", "stream", "--full", "--sizes", "16,2M"])
     assert stream.func is cli.cmd_bench_stream and stream.full
     assert stream.sizes == [16, 2 << 20]
+    plain = cli.build_parser().parse_args(["bench", "--full", "--sizes", "16,2M", "--json", "x"])
+    assert plain.func is cli.cmd_bench_stream and plain.full
+    assert plain.sizes == [16, 2 << 20] and plain.json == "x"
+    # options before the word `stream` stay in force; after it, they win
+    both = cli.build_parser().parse_args(["bench", "--sizes", "16", "--json", "x", "stream"])
+    assert both.sizes == [16] and both.json == "x"
+    both = cli.build_parser().parse_args(["bench", "--sizes", "16", "stream", "--sizes", "32"])
+    assert both.sizes == [32]
     kernels = cli.build_parser().parse_args(["bench", "kernels", "--quick"])
     assert kernels.func is cli.cmd_bench_kernels
 

@@ -163,7 +163,7 @@ def test_install_from_sdist_builds_the_compiled_core(dists, tmp_path):
     assert any(f.startswith("_cwire.") and f.endswith((".so", ".pyd")) for f in files), files
     assert [f for f in files if PurePosixPath(f).suffix in SOURCE_SUFFIXES] == []
     # the benchmark harness is installed and runs (without the optional peers)
-    for args in (["bench", "stream", "--sizes", "16", "--methods", "wa-native"],
+    for args in (["bench", "--sizes", "16", "--methods", "wa-native"],
                  ["bench", "kernels", "--sizes", "8", "--dtypes", "float64"]):  # fmt: skip
         r = _run([result["python"], "-m", "wirearray", *args], cwd=result["cwd"], env=result["env"])
         assert "GB/s" in r.stdout

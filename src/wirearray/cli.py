@@ -470,6 +470,33 @@ def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
         )
 
 
+def _stream_bench_options(default: Any = None) -> argparse.ArgumentParser:
+    """The options of `bench stream`, as a parent parser: plain `bench` takes them too.
+    ``default`` is every option's default (argparse.SUPPRESS: none of its own)."""
+    p = argparse.ArgumentParser(add_help=False, argument_default=default)
+    p.add_argument(
+        "--full", action="store_true", help="128 B to 256 MiB and longer runs (a few minutes)"
+    )
+    p.add_argument(
+        "--sizes",
+        type=_sizes_type(64 << 20),
+        metavar="N,N,...",
+        help="array sizes in float64 items, e.g. 16,64K,2M (K, M = 2**10, 2**20)",
+    )
+    p.add_argument(
+        "--methods",
+        type=_methods_type,
+        metavar="M,M,...",
+        help="only these methods (keys, or words in their names, e.g. wa-native,pickle); "
+        "the raw ceiling always runs",
+    )
+    p.add_argument("--json", metavar="FILE", help="write every result to FILE as JSON")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="draw GB/s against size per method (matplotlib)"
+    )
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wirearray", description="wirearray: numeric arrays over sockets at memory speed."
@@ -531,17 +558,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
+    # plain `bench` is `bench stream`, options included: both get them from one parent
     bench = commands.add_parser(
         "bench",
+        parents=[_stream_bench_options()],
         help="benchmarks without pytest (plain `bench`: the quick streaming benchmark)",
-        description="Benchmarks without pytest.  Without WHAT: `bench stream`, quick.",
+        description="Benchmarks without pytest.  Without WHAT: `bench stream`, quick, with "
+        "the options of `bench stream`.",
     )
-    bench.set_defaults(
-        func=cmd_bench_stream, full=False, sizes=None, methods=None, json=None, plot=None
-    )
+    bench.set_defaults(func=cmd_bench_stream)
     bench_commands = bench.add_subparsers(dest="bench_command", required=False, metavar="WHAT")
     stream = bench_commands.add_parser(
         "stream",
+        # no defaults of its own: options given before the word `stream` stay in force
+        parents=[_stream_bench_options(argparse.SUPPRESS)],
         help="stream arrays over loopback: wirearray against raw sockets and its peers",
         description="Stream float64 arrays over TCP loopback to a receiving process with "
         "raw sendall/recv_into (the ceiling), wirearray (native and network byte order, "
@@ -550,26 +580,6 @@ def build_parser() -> argparse.ArgumentParser:
         "numpy .npy on a socket file (pyzmq and pyarrow when installed).  Prints GB/s, "
         "messages/s, ratios to the ceiling and to wirearray, and page faults per message.  "
         "Quick by default (128 B to 64 MiB, well under a minute on a quiet machine).",
-    )
-    stream.add_argument(
-        "--full", action="store_true", help="128 B to 256 MiB and longer runs (a few minutes)"
-    )
-    stream.add_argument(
-        "--sizes",
-        type=_sizes_type(64 << 20),
-        metavar="N,N,...",
-        help="array sizes in float64 items, e.g. 16,64K,2M (K, M = 2**10, 2**20)",
-    )
-    stream.add_argument(
-        "--methods",
-        type=_methods_type,
-        metavar="M,M,...",
-        help="only these methods (keys, or words in their names, e.g. wa-native,pickle); "
-        "the raw ceiling always runs",
-    )
-    stream.add_argument("--json", metavar="FILE", help="write every result to FILE as JSON")
-    stream.add_argument(
-        "--plot", metavar="FILE.png", help="draw GB/s against size per method (matplotlib)"
     )
     stream.set_defaults(func=cmd_bench_stream)
     kernels = bench_commands.add_parser(
