@@ -15,6 +15,7 @@ from wirearray._bench.peers import (
     Run,
     StreamServer,
     make_array,
+    tls_unavailable,
     unavailable,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "Run",
     "StreamServer",
     "make_array",
+    "tls_unavailable",
     "unavailable",
 ]

@@ -129,6 +129,29 @@ def test_missing_optional_peer_is_skipped_with_its_reason(tmp_path):
     assert {x["method"] for x in doc["results"]} == {"raw"}
 
 
+def test_tls_runs_without_trustme_say_why(tmp_path):
+    """bench/'s TLS streams skip with this reason; asked for anyway, a one-line error."""
+    code = (
+        "from wirearray._bench.peers import StreamServer, tls_unavailable\n"
+        "print(tls_unavailable())\n"
+        "try:\n"
+        "    StreamServer(tls=True)\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env=hiding(tmp_path, "trustme"),
+    )
+    assert r.returncode == 0, r.stderr
+    reason, error = r.stdout.splitlines()
+    assert reason.startswith("trustme is not installed (pip install trustme")
+    assert error == f"TLS runs need a certificate: {reason}"
+
+
 def test_plot_without_matplotlib_is_a_usage_error(tmp_path):
     out, png = tmp_path / "x.json", tmp_path / "x.png"
     for args in (["bench", "stream", "--sizes", "16"], ["bench", "kernels", "--sizes", "8"]):

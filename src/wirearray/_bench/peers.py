@@ -561,17 +561,24 @@ _ALL = [
 METHODS: dict[str, Method] = {m.key: m for m in _ALL}
 
 
-def unavailable(key: str) -> str | None:
-    """Why method ``key`` cannot run here (a missing optional package), or None."""
-    req = METHODS[key].requires
-    if req is None:
-        return None
-    module, pip_name = req
+def _missing(module: str, pip_name: str) -> str | None:
     try:
         __import__(module)
     except ImportError:
         return f"{pip_name} is not installed (pip install {pip_name}, or 'wirearray[bench]')"
     return None
+
+
+def unavailable(key: str) -> str | None:
+    """Why method ``key`` cannot run here (a missing optional package), or None."""
+    req = METHODS[key].requires
+    return None if req is None else _missing(*req)
+
+
+def tls_unavailable() -> str | None:
+    """Why ``StreamServer(tls=True)`` cannot run here (trustme, which makes its
+    certificate, is missing), or None."""
+    return _missing("trustme", "trustme")
 
 
 # ---- the receiving process ----
@@ -707,7 +714,8 @@ class Run:
 
 class StreamServer:
     """The receiving process.  With ``tls=True`` a certificate is made here (trustme,
-    as in the tests) and runs may ask for TLS; handshakes happen before the clock.
+    as in the tests; :func:`tls_unavailable` says whether it can be) and runs may ask
+    for TLS; handshakes happen before the clock.
 
     ``run(key, a, count)`` is ``open(...).go()``; pytest-benchmark calls ``open`` as
     its untimed setup and times ``go``.  After each run ``last_stats`` holds the
@@ -723,6 +731,9 @@ class StreamServer:
         if tls:
             import tempfile
 
+            why = tls_unavailable()
+            if why:
+                raise RuntimeError(f"TLS runs need a certificate: {why}")
             import trustme
 
             ca = trustme.CA()
