@@ -12,7 +12,7 @@ IPC tensors and a RecordBatch stream; numpy's ``.npy`` ``write_array``/``read_ar
 a socket file.  pyzmq and pyarrow runs, and the TLS ones without trustme, are skipped
 with the reason when those are not installed (the ``bench`` extra installs them).
 
-Targets (issue: socket transport), ratios to other methods in the same run; the
+Targets (docs/PERFORMANCE.md), ratios to other methods in the same run; the
 summary at the end of the session prints each beside its baselines:
 * native byte order: >= 0.95x raw at 1 MiB and above;
 * network byte order (swapped on both sides): >= 0.85x raw at 16 MiB and above;

@@ -126,7 +126,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         lines = format_targets(evaluate_targets(rates, tls=tls))
         if lines:
             tr.write_line("")
-            tr.write_line(f"targets ({kind}, issue: socket transport), ratios of medians:")
+            tr.write_line(f"targets ({kind}, docs/PERFORMANCE.md), ratios of medians:")
             for line in lines:
                 tr.write_line(line)
 

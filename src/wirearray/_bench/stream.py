@@ -52,7 +52,7 @@ MAX_COUNT = 20_000
 PROBE_BYTES = 16 * MIB  # the untimed first run moves about this much (2..200 messages)
 
 
-# ---- targets (issue: socket transport), shared with the pytest summary ----
+# ---- targets (docs/PERFORMANCE.md), shared with the pytest summary ----
 
 
 @dataclass(frozen=True)
@@ -362,7 +362,7 @@ def report(results: Sequence[Result], skipped: Mapping[str, str]) -> list[str]:
         )
     evaluated = evaluate_targets({(r.method, r.nbytes): r.rate for r in results})
     if evaluated:
-        lines += ["", "Targets (issue: socket transport):", *format_targets(evaluated)]
+        lines += ["", "Targets (docs/PERFORMANCE.md):", *format_targets(evaluated)]
     lines += [
         "",
         "Fresh: a new receive array per message; reused: one array for the whole stream.",
