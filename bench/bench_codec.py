@@ -1,6 +1,6 @@
 """Benchmarks of the frame codec against the byte-order kernels it is built on.
 
-Target (issue: wire format and codec): decoding a 64 MiB network-order frame into a
+Target (docs/PERFORMANCE.md): decoding a 64 MiB network-order frame into a
 preallocated array runs at >= 0.9x the speed of ``ntoh()`` into a preallocated array,
 i.e. the codec adds next to nothing to the conversion itself.  The encoder's chunked
 network-order output is lined up the same way against ``hton(out=)``.

@@ -1,7 +1,7 @@
 """Streaming benchmarks: wirearray against the raw ceiling and the peers a user would
 pick instead, process to process over TCP loopback.
 
-The methods (both sides of each) are in wirearray._streampeers, shared with
+The methods (both sides of each) are in wirearray._bench.peers, shared with
 ``python -m wirearray bench stream``: raw ``sendall``/``recv_into`` into a reused and
 into fresh arrays; wirearray in native and network byte order, into a reused ``out=``
 and into fresh arrays; numpy's textbook ``astype('>f8')`` + ``sendall`` / ``recv_into``
@@ -9,10 +9,10 @@ and into fresh arrays; numpy's textbook ``astype('>f8')`` + ``sendall`` / ``recv
 fresh); ``multiprocessing.connection`` bytes and pickled objects; pyzmq's
 ``send_array``/``recv_array`` recipe (copy=False, PAIR over tcp://127.0.0.1); pyarrow
 IPC tensors and a RecordBatch stream; numpy's ``.npy`` ``write_array``/``read_array`` on
-a socket file.  pyzmq and pyarrow runs are skipped, with the reason, when those are
-not installed (the ``bench`` extra installs them).
+a socket file.  pyzmq and pyarrow runs, and the TLS ones without trustme, are skipped
+with the reason when those are not installed (the ``bench`` extra installs them).
 
-Targets (issue: socket transport), ratios to other methods in the same run; the
+Targets (docs/PERFORMANCE.md), ratios to other methods in the same run; the
 summary at the end of the session prints each beside its baselines:
 * native byte order: >= 0.95x raw at 1 MiB and above;
 * network byte order (swapped on both sides): >= 0.85x raw at 16 MiB and above;
@@ -36,7 +36,14 @@ from typing import Any
 import pytest
 
 import wirearray
-from streampeers import CEILING, METHODS, StreamServer, make_array, unavailable
+from streampeers import (
+    CEILING,
+    METHODS,
+    StreamServer,
+    make_array,
+    tls_unavailable,
+    unavailable,
+)
 
 KIB, MIB = 1 << 10, 1 << 20
 #: Group label -> float64 items.
@@ -130,7 +137,9 @@ def bench_stream(benchmark: Any, server: StreamServer, size: str, key: str) -> N
 
 @pytest.fixture(scope="module")
 def tls_server():
-    pytest.importorskip("trustme", reason="pip install trustme (test extra)")
+    why = tls_unavailable()
+    if why:
+        pytest.skip(why)
     s = StreamServer(tls=True)
     yield s
     s.close()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import wirearray
-from wirearray._streambench import evaluate_targets, format_targets, peer_versions
+from wirearray._bench.stream import evaluate_targets, format_targets, peer_versions
 
 # Method names of the baselines, as bench_byteorder.py names them: the memcpy ceiling
 # and numpy's byteswap (its in-place form in the in-place groups).
@@ -126,7 +126,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         lines = format_targets(evaluate_targets(rates, tls=tls))
         if lines:
             tr.write_line("")
-            tr.write_line(f"targets ({kind}, issue: socket transport), ratios of medians:")
+            tr.write_line(f"targets ({kind}, docs/PERFORMANCE.md), ratios of medians:")
             for line in lines:
                 tr.write_line(line)
 

@@ -1,12 +1,12 @@
 """The streaming methods and the receiving process used by bench_stream.py.
 
-They live in the package, in wirearray._streampeers (both sides of every method, the
+They live in the package, in wirearray._bench.peers (both sides of every method, the
 control protocol, the receiving process), so that ``python -m wirearray bench stream``
 runs the very same code from an installed wheel; this module re-exports them for the
 benchmarks.
 """
 
-from wirearray._streampeers import (
+from wirearray._bench.peers import (
     AUTHKEY,
     CEILING,
     METHODS,
@@ -15,6 +15,7 @@ from wirearray._streampeers import (
     Run,
     StreamServer,
     make_array,
+    tls_unavailable,
     unavailable,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "Run",
     "StreamServer",
     "make_array",
+    "tls_unavailable",
     "unavailable",
 ]

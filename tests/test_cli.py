@@ -107,6 +107,16 @@ def test_demo_quick_runs_and_reports_ratios():
     assert small and all(int(x) > 0 for x in small.groups()), r.stdout
 
 
+def test_demo_kernels_quick_runs_and_reports_ratios():
+    r = wirearray("demo", "--kernels", "--quick")
+    assert r.returncode == 0, r.stderr
+    assert "implementation:" in r.stdout and "hton" in r.stdout
+    rows = [line for line in r.stdout.splitlines() if re.match(r"\s+\d+ (KiB|MiB)", line)]
+    assert len(rows) == 4  # 1 KiB to 16 MiB: --quick drops 256 MiB
+    for row in rows:
+        assert row.rstrip().endswith("x")
+
+
 def _free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -103,6 +103,18 @@ def test_every_method_moves_a_small_array(tmp_path):
     assert {"raw", "wa-native", "wa-network-fresh", "astype-byteswap", "pickle5", "npy"} <= measured
 
 
+def test_plain_bench_takes_the_stream_options(tmp_path):
+    """`wirearray bench --json FILE` (and --plot, --sizes, ...) as the README shows it:
+    plain `bench` is `bench stream` with the same options."""
+    out = tmp_path / "plain.json"
+    r = wirearray("bench", "--sizes", "16", "--methods", "wa-native", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Throughput, GB/s" in r.stdout
+    doc = json.loads(out.read_text())
+    assert doc["sizes"] == [16 * 8]
+    assert {x["method"] for x in doc["results"]} == {"raw", "wa-native"}
+
+
 def test_missing_optional_peer_is_skipped_with_its_reason(tmp_path):
     out = tmp_path / "skip.json"
     r = wirearray(
@@ -115,6 +127,29 @@ def test_missing_optional_peer_is_skipped_with_its_reason(tmp_path):
     doc = json.loads(out.read_text())
     assert "pyzmq is not installed" in doc["methods"]["zmq"]["skipped"]
     assert {x["method"] for x in doc["results"]} == {"raw"}
+
+
+def test_tls_runs_without_trustme_say_why(tmp_path):
+    """bench/'s TLS streams skip with this reason; asked for anyway, a one-line error."""
+    code = (
+        "from wirearray._bench.peers import StreamServer, tls_unavailable\n"
+        "print(tls_unavailable())\n"
+        "try:\n"
+        "    StreamServer(tls=True)\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env=hiding(tmp_path, "trustme"),
+    )
+    assert r.returncode == 0, r.stderr
+    reason, error = r.stdout.splitlines()
+    assert reason.startswith("trustme is not installed (pip install trustme")
+    assert error == f"TLS runs need a certificate: {reason}"
 
 
 def test_plot_without_matplotlib_is_a_usage_error(tmp_path):
@@ -154,6 +189,8 @@ def test_kernels_sizes_dtypes_json_and_plot(tmp_path):
         ["bench", "stream", "--sizes", "1G"],  # 8 GiB arrays: over the limit
         ["bench", "stream", "--methods", "carrier-pigeon"],
         ["bench", "stream", "--json", "/no/such/dir/out.json"],
+        ["bench", "--sizes", "0"],
+        ["bench", "--plot", "/no/such/dir/s.png"],
         ["bench", "kernels", "--dtypes", "U5"],
         ["bench", "kernels", "--plot", "/no/such/dir/k.png"],
     ],
@@ -164,6 +201,22 @@ def test_bad_arguments_exit_2(args):
     assert "error" in r.stderr
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import wirearray",
+        # the command line loads the harness only to run a bench or demo command
+        "import wirearray.cli; wirearray.cli.build_parser().parse_args(['bench'])",
+    ],
+)
+def test_import_wirearray_never_loads_the_benchmark_harness(code):
+    check = "import sys; assert not any(m.startswith('wirearray._bench') for m in sys.modules)"
+    r = subprocess.run(
+        [sys.executable, "-c", f"{code}; {check}"], capture_output=True, text=True, timeout=WAIT
+    )
+    assert r.returncode == 0, r.stderr
+
+
 def test_plain_bench_is_the_quick_stream_bench():
     args = cli.build_parser().parse_args(["bench"])
     assert args.func is cli.cmd_bench_stream
@@ -171,6 +224,14 @@ def test_plain_bench_is_the_quick_stream_bench():
     stream = cli.build_parser().parse_args(["bench", "stream", "--full", "--sizes", "16,2M"])
     assert stream.func is cli.cmd_bench_stream and stream.full
     assert stream.sizes == [16, 2 << 20]
+    plain = cli.build_parser().parse_args(["bench", "--full", "--sizes", "16,2M", "--json", "x"])
+    assert plain.func is cli.cmd_bench_stream and plain.full
+    assert plain.sizes == [16, 2 << 20] and plain.json == "x"
+    # options before the word `stream` stay in force; after it, they win
+    both = cli.build_parser().parse_args(["bench", "--sizes", "16", "--json", "x", "stream"])
+    assert both.sizes == [16] and both.json == "x"
+    both = cli.build_parser().parse_args(["bench", "--sizes", "16", "stream", "--sizes", "32"])
+    assert both.sizes == [32]
     kernels = cli.build_parser().parse_args(["bench", "kernels", "--quick"])
     assert kernels.func is cli.cmd_bench_kernels
 

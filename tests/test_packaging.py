@@ -3,7 +3,9 @@
 * the sdist has everything needed to build from source with a C compiler (the Cython
   sources and C headers, setup.py, pyproject.toml, README) and to test the result
   (tests/, docs/), and no generated C or compiled objects;
-* the wheel has the package and the compiled core only: no .pyx, .pxd, generated .c or .h;
+* the wheel has the package (with its private benchmark harness, wirearray._bench, which
+  `wirearray bench` and `demo` run) and the compiled core only: no .pyx, .pxd, generated
+  .c or .h;
 * ``pip install <sdist>`` into a fresh virtual environment, with build isolation as a
   user on a platform without a wheel gets it, yields the compiled core; with
   WIREARRAY_NO_EXTENSION=1 it yields the pure-Python package.
@@ -72,7 +74,7 @@ def test_sdist_has_what_a_source_build_and_the_tests_need(dists):
         "docs/FORMAT.md",
     }  # fmt: skip
     # ... and every source file of the tree, whatever gets added later
-    for pattern in ("pyx/*.pyx", "pyx/*.h", "src/wirearray/*.py", "tests/**/*.py",
+    for pattern in ("pyx/*.pyx", "pyx/*.h", "src/wirearray/**/*.py", "tests/**/*.py",
                     "tests/**/*.c", "docs/*.md"):  # fmt: skip
         required |= {p.relative_to(ROOT).as_posix() for p in ROOT.glob(pattern)}
     assert sorted(required - names) == []
@@ -101,8 +103,11 @@ def test_wheel_holds_the_package_and_the_compiled_core_only(dists):
     assert sources == [], "sources in the wheel"
     assert [n for n in names if n.startswith("wirearray/_cwire.")], "no compiled core"
     assert "wirearray/py.typed" in names
-    expected_py = {f"wirearray/{p.name}" for p in (ROOT / "src" / "wirearray").glob("*.py")}
+    # every module, the private benchmark harness too (`wirearray bench`, `demo`)
+    package = ROOT / "src"
+    expected_py = {p.relative_to(package).as_posix() for p in package.glob("wirearray/**/*.py")}
     assert sorted(expected_py - set(names)) == []
+    assert "wirearray/_bench/peers.py" in names
 
 
 def _fresh_venv(path: Path) -> Path:
@@ -122,6 +127,7 @@ _INSPECT = textwrap.dedent(
     a = np.arange(1000, dtype=np.float64)
     assert (wirearray.ntoh(wirearray.hton(a)) == a).all()
     print(json.dumps({
+        "python": sys.executable,
         "prefix": sys.prefix,
         "package": str(pkg),
         "implementation": wirearray.IMPLEMENTATION,
@@ -146,6 +152,7 @@ def _install_sdist(tmp_path: Path, sdist: Path, **env: str) -> dict:
     r = _run([str(python), "-c", _INSPECT], cwd=empty, env=run_env)
     result = json.loads(r.stdout)
     assert Path(result["package"]).is_relative_to(result["prefix"]), result["package"]
+    result["cwd"], result["env"] = empty, run_env
     return result
 
 
@@ -155,6 +162,11 @@ def test_install_from_sdist_builds_the_compiled_core(dists, tmp_path):
     files = result["files"]
     assert any(f.startswith("_cwire.") and f.endswith((".so", ".pyd")) for f in files), files
     assert [f for f in files if PurePosixPath(f).suffix in SOURCE_SUFFIXES] == []
+    # the benchmark harness is installed and runs (without the optional peers)
+    for args in (["bench", "--sizes", "16", "--methods", "wa-native"],
+                 ["bench", "kernels", "--sizes", "8", "--dtypes", "float64"]):  # fmt: skip
+        r = _run([result["python"], "-m", "wirearray", *args], cwd=result["cwd"], env=result["env"])
+        assert "GB/s" in r.stdout
 
 
 def test_install_from_sdist_without_extension_is_pure_python(dists, tmp_path):

@@ -10,14 +10,15 @@ Commands:
 * ``demo`` -- a server process and a client on loopback stream float64 arrays of
   several sizes in both byte-order modes and print MB/s next to a raw
   ``sendall``/``recv_into`` of the same bytes measured in the same run, then the rate of
-  float64[16] messages sent one by one and with ``send(flush=False)``.  (``demo
+  float64[16] messages sent one by one and with ``send(flush=False)``, on the receiving
+  process and methods of ``bench stream`` (wirearray._bench.demo).  (``demo
   --kernels``: the byte-order kernels against numpy instead.)
 * ``bench stream`` (plain ``bench`` too) -- streaming over TCP loopback to a receiving
   process: raw ``sendall``/``recv_into`` (the ceiling), wirearray in both byte orders
   into reused and fresh arrays, and the peers users pick instead (numpy's
   astype+byteswap, pickle 5, multiprocessing.connection, pyzmq, pyarrow, .npy); a table
   of GB/s and ratios, ``--json FILE``, ``--plot FILE.png`` (matplotlib), ``--full``
-  for 128 B to 256 MiB (wirearray._streambench).
+  for 128 B to 256 MiB (wirearray._bench.stream).
 * ``bench kernels`` -- kernel timings over dtypes and sizes, ``--json`` for the medians,
   ``--plot`` for GB/s against size.
 
@@ -29,11 +30,9 @@ stderr: ``wirearray: error: ...``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import re
 import socket
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -319,157 +318,18 @@ def _send_with_progress(channel: Channel, a: np.ndarray, progress: _Progress) ->
         raise
 
 
-# ---- demo: streaming over loopback ----
-
-DEMO_SIZES = (4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20)
-DEMO_BYTES_PER_CASE = 512 << 20  # per (size, mode) case, bounded in time too
-DEMO_CASE_SECONDS = float(os.environ.get("WIREARRAY_DEMO_SECONDS", "1.0"))
-DEMO_REPEATS = 3
-
-
-def _demo_server(conn: Any) -> None:
-    """Server process: for each connection, a 16-byte request (mode, size, count) says
-    what follows; it receives everything into one reused buffer, then acks one byte."""
-    with Listener(("127.0.0.1", 0)) as listener:
-        conn.send(listener.address)
-        buf = np.empty(max(DEMO_SIZES) // 8)
-        while True:
-            sock, _ = listener.sock.accept()
-            with sock:
-                head = _recv_exact(sock, 16)
-                if not head:
-                    return  # the client is done
-                mode, nbytes, count = (
-                    head[0],
-                    int.from_bytes(head[1:8], "big"),
-                    int.from_bytes(head[8:16], "big"),
-                )
-                dest = buf[: nbytes // 8]
-                if mode == 0:  # raw: recv_into the same bytes
-                    view = memoryview(dest).cast("B")
-                    for _ in range(count):
-                        got = 0
-                        while got < nbytes:
-                            n = sock.recv_into(view[got:])
-                            if not n:
-                                raise ConnectionError("client went away")
-                            got += n
-                    sock.sendall(b"k")
-                else:
-                    channel = Channel(sock)
-                    for _ in range(count):
-                        channel.recv(out=dest)
-                    sock.sendall(b"k")
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            return b""
-        data += chunk
-    return data
-
-
-def _demo_case(address: Any, mode: int, a: np.ndarray, count: int) -> float:
-    """Seconds to stream ``count`` copies of ``a`` and get the server's ack."""
-    nbytes = a.nbytes
-    with socket.create_connection(address) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(bytes([mode]) + nbytes.to_bytes(7, "big") + count.to_bytes(8, "big"))
-        start = time.perf_counter()
-        if mode == 0:
-            payload = memoryview(a).cast("B")
-            for _ in range(count):
-                sock.sendall(payload)
-        else:  # 1: native, 2: network, 3: native with send(flush=False)
-            channel = Channel(sock, byteorder="network" if mode == 2 else "native")
-            flush = mode != 3
-            for _ in range(count):
-                channel.send(a, flush=flush)
-            channel.flush()
-        if sock.recv(1) != b"k":
-            raise ConnectionError("the demo server did not acknowledge")
-        return time.perf_counter() - start
+# ---- demo and bench: the harness in wirearray._bench, imported only to run them ----
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.kernels:
-        from ._kernelbench import cmd_kernel_demo
+        from ._bench.kernels import run_kernel_demo
 
-        return cmd_kernel_demo(args)
-    print(
-        f"wirearray {wirearray.__version__}: {wirearray.IMPLEMENTATION} core, "
-        f"SIMD {wirearray.get_simd()}, numpy {np.__version__}"
-    )
-    print(
-        "streaming float64 arrays over TCP loopback to a server process, which receives "
-        "each into one reused array;"
-    )
-    print("raw = sendall/recv_into of the same bytes (no framing, no byte order): the ceiling.")
-    print()
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_demo_server, args=(child,), daemon=True)
-    server.start()
-    try:
-        if not parent.poll(30):
-            raise ConnectionError("the demo server did not start")
-        address = parent.recv()
-        modes = (("raw", 0), ("native", 1), ("network", 2))
-        sizes = DEMO_SIZES[:-1] if args.quick else DEMO_SIZES
-        print(
-            f"{'array':>10} {'raw MB/s':>10} {'native MB/s':>12} {'network MB/s':>13} "
-            f"{'native/raw':>11} {'network/raw':>12}"
-        )
-        for nbytes in sizes:
-            a = np.random.default_rng(nbytes).standard_normal(nbytes // 8)
-            rates = {}
-            # calibrate the count so that one run takes about DEMO_CASE_SECONDS / 3
-            probe = _demo_case(address, 0, a, 4)
-            count = int(
-                min(DEMO_BYTES_PER_CASE // nbytes, max(4, 4 * DEMO_CASE_SECONDS / 3 / probe))
-            )
-            for name, mode in modes:
-                times = [_demo_case(address, mode, a, count) for _ in range(DEMO_REPEATS)]
-                rates[name] = nbytes * count / statistics.median(times) / MB
-            print(
-                f"{_fmt_bytes(nbytes):>10} {rates['raw']:10.0f} {rates['native']:12.0f} "
-                f"{rates['network']:13.0f} {rates['native'] / rates['raw']:10.2f}x "
-                f"{rates['network'] / rates['raw']:11.2f}x",
-                flush=True,
-            )
-        small = np.random.default_rng(16).standard_normal(16)
-        probe = _demo_case(address, 0, small, 1000)
-        count = int(min(200_000, max(1000, 1000 * DEMO_CASE_SECONDS / 3 / probe)))
-        rate = {
-            mode: count
-            / statistics.median(
-                [_demo_case(address, mode, small, count) for _ in range(DEMO_REPEATS)]
-            )
-            for mode in (0, 1, 3)
-        }
-        print(
-            f"\nfloat64[16] messages (128 B), one way, thousands per second: raw sendall "
-            f"{rate[0] / 1e3:.0f}, wirearray {rate[1] / 1e3:.0f} ({rate[1] / rate[0]:.2f}x), "
-            f"wirearray send(flush=False) {rate[3] / 1e3:.0f} ({rate[3] / rate[0]:.2f}x)"
-        )
-        with socket.create_connection(address) as sock:
-            sock.shutdown(socket.SHUT_WR)  # tells the server to stop
-        server.join(10)
-    finally:
-        if server.is_alive():
-            server.terminate()
-    print(
-        "\nmedians of 3 runs; native = payload sent as is, network = big-endian on the wire "
-        "(swapped on both sides here); flush=False: small frames leave together, not one "
-        "TCP send each."
-    )
-    return EXIT_OK
+        return run_kernel_demo(quick=args.quick)
+    from ._bench.demo import run_demo
 
+    return run_demo(quick=args.quick)
 
-# ---- bench ----
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -497,7 +357,7 @@ def _sizes_type(limit: int) -> Any:
 
 def _methods_type(text: str) -> list[str]:
     """argparse type for --methods: keys, or words matching keys or names."""
-    from ._streampeers import CEILING, METHODS
+    from ._bench.peers import CEILING, METHODS
 
     chosen: set[str] = {CEILING}  # every ratio needs the ceiling
     for token in filter(None, (t.strip().lower() for t in text.split(","))):
@@ -521,7 +381,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if path and not Path(path).resolve().parent.is_dir():
             raise CliUsageError(f"--{option} {path}: no such directory")
     if getattr(args, "plot", None):
-        from ._benchplot import missing
+        from ._bench.plot import missing
 
         why = missing()
         if why:
@@ -529,28 +389,29 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_stream(args: argparse.Namespace) -> int:
-    from ._streambench import FULL_ITEMS, QUICK_ITEMS, run_stream_bench
-    from ._streampeers import METHODS
-
     _check_outputs(args)
+    from ._bench.stream import run_stream_bench
+
     return run_stream_bench(
-        args.methods or list(METHODS),
-        args.sizes or (FULL_ITEMS if args.full else QUICK_ITEMS),
-        full=args.full,
+        args.methods, args.sizes, full=args.full, json_path=args.json, plot_path=args.plot
+    )
+
+
+def cmd_bench_kernels(args: argparse.Namespace) -> int:
+    _check_outputs(args)
+    from ._bench.kernels import run_kernel_bench
+
+    return run_kernel_bench(
+        dtypes=args.dtypes,
+        sizes=args.sizes,
+        quick=args.quick,
         json_path=args.json,
         plot_path=args.plot,
     )
 
 
-def cmd_bench_kernels(args: argparse.Namespace) -> int:
-    from ._kernelbench import cmd_bench_kernels as run
-
-    _check_outputs(args)
-    return run(args)
-
-
 def _dtypes_type(text: str) -> list[str]:
-    from ._kernelbench import KERNEL_DTYPES
+    from ._bench.kernels import KERNEL_DTYPES
 
     names = [t.strip() for t in text.split(",") if t.strip()]
     for name in names:
@@ -607,6 +468,33 @@ def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
             default=None,
             help="largest array accepted (default 1 GiB)",
         )
+
+
+def _stream_bench_options(default: Any = None) -> argparse.ArgumentParser:
+    """The options of `bench stream`, as a parent parser: plain `bench` takes them too.
+    ``default`` is every option's default (argparse.SUPPRESS: none of its own)."""
+    p = argparse.ArgumentParser(add_help=False, argument_default=default)
+    p.add_argument(
+        "--full", action="store_true", help="128 B to 256 MiB and longer runs (a few minutes)"
+    )
+    p.add_argument(
+        "--sizes",
+        type=_sizes_type(64 << 20),
+        metavar="N,N,...",
+        help="array sizes in float64 items, e.g. 16,64K,2M (K, M = 2**10, 2**20)",
+    )
+    p.add_argument(
+        "--methods",
+        type=_methods_type,
+        metavar="M,M,...",
+        help="only these methods (keys, or words in their names, e.g. wa-native,pickle); "
+        "the raw ceiling always runs",
+    )
+    p.add_argument("--json", metavar="FILE", help="write every result to FILE as JSON")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="draw GB/s against size per method (matplotlib)"
+    )
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -670,17 +558,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
+    # plain `bench` is `bench stream`, options included: both get them from one parent
     bench = commands.add_parser(
         "bench",
+        parents=[_stream_bench_options()],
         help="benchmarks without pytest (plain `bench`: the quick streaming benchmark)",
-        description="Benchmarks without pytest.  Without WHAT: `bench stream`, quick.",
+        description="Benchmarks without pytest.  Without WHAT: `bench stream`, quick, with "
+        "the options of `bench stream`.",
     )
-    bench.set_defaults(
-        func=cmd_bench_stream, full=False, sizes=None, methods=None, json=None, plot=None
-    )
+    bench.set_defaults(func=cmd_bench_stream)
     bench_commands = bench.add_subparsers(dest="bench_command", required=False, metavar="WHAT")
     stream = bench_commands.add_parser(
         "stream",
+        # no defaults of its own: options given before the word `stream` stay in force
+        parents=[_stream_bench_options(argparse.SUPPRESS)],
         help="stream arrays over loopback: wirearray against raw sockets and its peers",
         description="Stream float64 arrays over TCP loopback to a receiving process with "
         "raw sendall/recv_into (the ceiling), wirearray (native and network byte order, "
@@ -689,26 +580,6 @@ def build_parser() -> argparse.ArgumentParser:
         "numpy .npy on a socket file (pyzmq and pyarrow when installed).  Prints GB/s, "
         "messages/s, ratios to the ceiling and to wirearray, and page faults per message.  "
         "Quick by default (128 B to 64 MiB, well under a minute on a quiet machine).",
-    )
-    stream.add_argument(
-        "--full", action="store_true", help="128 B to 256 MiB and longer runs (a few minutes)"
-    )
-    stream.add_argument(
-        "--sizes",
-        type=_sizes_type(64 << 20),
-        metavar="N,N,...",
-        help="array sizes in float64 items, e.g. 16,64K,2M (K, M = 2**10, 2**20)",
-    )
-    stream.add_argument(
-        "--methods",
-        type=_methods_type,
-        metavar="M,M,...",
-        help="only these methods (keys, or words in their names, e.g. wa-native,pickle); "
-        "the raw ceiling always runs",
-    )
-    stream.add_argument("--json", metavar="FILE", help="write every result to FILE as JSON")
-    stream.add_argument(
-        "--plot", metavar="FILE.png", help="draw GB/s against size per method (matplotlib)"
     )
     stream.set_defaults(func=cmd_bench_stream)
     kernels = bench_commands.add_parser(

@@ -9,7 +9,7 @@ ceiling), checks that they all give the same numbers, and prints GB/s and ratios
 ``bench kernels`` does the same over the dtypes and sizes of the pytest-benchmark
 suite in bench/ (or those of ``--dtypes``/``--sizes``), can write the medians as JSON
 for a quick comparison between machines or builds without pytest, and with ``--plot``
-draws GB/s against size per dtype (wirearray._benchplot).
+draws GB/s against size per dtype (:mod:`.plot`).
 
 Both print which implementation (compiled or pure-Python) and SIMD path ran; set
 ``WIREARRAY_PUREPYTHON=1`` or ``WIREARRAY_SIMD=...`` to measure another one.
@@ -17,7 +17,6 @@ Both print which implementation (compiled or pure-Python) and SIMD path ran; set
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import statistics
@@ -223,42 +222,53 @@ def print_legend() -> None:
 # ---- commands ----
 
 
-def cmd_kernel_demo(args: argparse.Namespace) -> int:
+def run_kernel_demo(*, quick: bool = False) -> int:
+    """``wirearray demo --kernels``: float64, 1 KiB to 256 MiB (16 MiB with ``quick``)."""
     for line in header_lines():
         print(line)
     print_legend()
     print_table_head("float64")
-    for nbytes in DEMO_SIZES[:-1] if args.quick else DEMO_SIZES:
+    for nbytes in DEMO_SIZES[:-1] if quick else DEMO_SIZES:
         print_row(_size(nbytes), measure("float64", nbytes // 8))
     return 0
 
 
-def cmd_bench_kernels(args: argparse.Namespace) -> int:
+def run_kernel_bench(
+    *,
+    dtypes: Sequence[str] | None = None,
+    sizes: Sequence[int] | None = None,
+    quick: bool = False,
+    json_path: str | None = None,
+    plot_path: str | None = None,
+) -> int:
+    """``wirearray bench kernels`` with validated arguments (see wirearray.cli): every
+    op over ``dtypes`` x ``sizes`` (items; KERNEL_DTYPES and KERNEL_COUNTS when None,
+    without the largest count with ``quick``)."""
     for line in header_lines():
         print(line)
     print_legend()
     results: list[Result] = []
-    counts = args.sizes or (KERNEL_COUNTS[:-1] if args.quick else KERNEL_COUNTS)
-    for dtype in args.dtypes or KERNEL_DTYPES:
+    counts = sizes or (KERNEL_COUNTS[:-1] if quick else KERNEL_COUNTS)
+    for dtype in dtypes or KERNEL_DTYPES:
         print_table_head(f"{dtype}, size in items")
         for n in counts:
             rows = measure(dtype, n)
             print_row(str(n), rows)
             results += rows
-    if args.json:
+    if json_path:
         doc = {
             "info": wirearray.info(),
             "unit": "seconds per call (median)",
             "ops": OPS,
             "results": [asdict(r) | {"gbps": r.gbps} for r in results],
         }
-        with open(args.json, "w", encoding="utf-8") as f:
+        with open(json_path, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)
             f.write("\n")
-        print(f"\nwrote {len(results)} medians to {args.json}")
-    if args.plot:
-        from ._benchplot import plot_kernels
+        print(f"\nwrote {len(results)} medians to {json_path}")
+    if plot_path:
+        from .plot import plot_kernels
 
-        plot_kernels(results, OPS, args.plot)
-        print(f"wrote the plot to {args.plot}")
+        plot_kernels(results, OPS, plot_path)
+        print(f"wrote the plot to {plot_path}")
     return 0

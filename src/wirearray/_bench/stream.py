@@ -1,7 +1,7 @@
 """The streaming benchmark without pytest: ``wirearray bench stream`` (and plain
 ``wirearray bench``), plus the targets that the pytest suite (bench/bench_stream.py)
-checks too.  The methods and the receiving process are in wirearray._streampeers;
-the command line's arguments are parsed and validated in wirearray.cli.
+checks too.  The methods and the receiving process are in :mod:`.peers`; the
+command line's arguments are parsed and validated in wirearray.cli.
 
 For every array size, every method first runs once untimed (the receiver checks
 dtype, shape and values; the run also sizes the next ones), then ``repeats`` timed
@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -33,7 +34,7 @@ import numpy as np
 
 import wirearray
 
-from ._streampeers import CEILING, METHODS, StreamServer, make_array, unavailable
+from .peers import CEILING, METHODS, StreamServer, make_array, unavailable
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -51,7 +52,7 @@ MAX_COUNT = 20_000
 PROBE_BYTES = 16 * MIB  # the untimed first run moves about this much (2..200 messages)
 
 
-# ---- targets (issue: socket transport), shared with the pytest summary ----
+# ---- targets (docs/PERFORMANCE.md), shared with the pytest summary ----
 
 
 @dataclass(frozen=True)
@@ -210,10 +211,17 @@ def measure(
     run_s: float,
     repeats: int,
     progress: Progress | None = None,
+    server: StreamServer | None = None,
+    max_count: int = MAX_COUNT,
 ) -> list[Result]:
-    """Time every method of ``keys`` at every size of ``items`` (float64 items)."""
+    """Time every method of ``keys`` at every size of ``items`` (float64 items).
+
+    ``server`` is the receiving process to use (``wirearray demo`` keeps one for all
+    its tables); without it one is started and stopped here.  ``max_count`` caps the
+    messages per run, the bound that matters for small arrays.
+    """
     results: list[Result] = []
-    with StreamServer() as server:
+    with nullcontext(server) if server is not None else StreamServer() as receiver:
         for index, n in enumerate(items):
             a = make_array("float64", (n,))
             if progress:
@@ -222,15 +230,15 @@ def measure(
             row: dict[str, Result] = {}
             here = [k for k in keys if METHODS[k].runs_at(a.nbytes)]
             for key in here:  # the checked, untimed run; it also sizes the timed ones
-                t = server.run(key, a, probe)
+                t = receiver.run(key, a, probe)
                 count = int(run_s / max(t / probe, 1e-9))
-                row[key] = Result(key, a.nbytes, max(MIN_COUNT, min(MAX_COUNT, count)))
+                row[key] = Result(key, a.nbytes, max(MIN_COUNT, min(max_count, count)))
                 if progress:
                     progress.step(a.nbytes, key)
             for _ in range(repeats):
                 for key in here:
                     r = row[key]
-                    r.record(server.run(key, a, r.count), server.last_stats)
+                    r.record(receiver.run(key, a, r.count), receiver.last_stats)
                     if progress:
                         progress.step(a.nbytes, key)
             results += row.values()
@@ -354,7 +362,7 @@ def report(results: Sequence[Result], skipped: Mapping[str, str]) -> list[str]:
         )
     evaluated = evaluate_targets({(r.method, r.nbytes): r.rate for r in results})
     if evaluated:
-        lines += ["", "Targets (issue: socket transport):", *format_targets(evaluated)]
+        lines += ["", "Targets (docs/PERFORMANCE.md):", *format_targets(evaluated)]
     lines += [
         "",
         "Fresh: a new receive array per message; reused: one array for the whole stream.",
@@ -434,14 +442,18 @@ def to_json(
 
 
 def run_stream_bench(
-    keys: Sequence[str],
-    items: Sequence[int],
+    keys: Sequence[str] | None = None,
+    items: Sequence[int] | None = None,
     *,
-    full: bool,
-    json_path: str | None,
-    plot_path: str | None,
+    full: bool = False,
+    json_path: str | None = None,
+    plot_path: str | None = None,
 ) -> int:
-    """``wirearray bench stream`` with validated arguments (see wirearray.cli)."""
+    """``wirearray bench stream`` with validated arguments (see wirearray.cli): the
+    methods ``keys`` (all when None) at ``items`` float64 items (QUICK_ITEMS, or
+    FULL_ITEMS with ``full``, when None)."""
+    keys = list(METHODS) if keys is None else keys
+    items = (FULL_ITEMS if full else QUICK_ITEMS) if items is None else items
     skipped = {k: why for k in keys if (why := unavailable(k))}
     keys = [k for k in keys if k not in skipped]
     settings = dict(FULL if full else QUICK)
@@ -460,7 +472,7 @@ def run_stream_bench(
             f.write("\n")
         print(f"\nwrote {len(results)} results to {json_path}")
     if plot_path:
-        from ._benchplot import plot_stream
+        from .plot import plot_stream
 
         plot_stream(results, plot_path)
         print(f"wrote the plot to {plot_path}")

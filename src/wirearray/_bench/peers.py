@@ -5,8 +5,9 @@ process) to a receiver (a separate process started by :class:`StreamServer`) ove
 loopback, and does the whole job: the receiver ends up with an array of the right
 dtype, shape and values, checked on the first run of every (method, dtype, shape).
 Both sides of every method live here, side by side, so what is compared is visible in
-one place.  Used by ``python -m wirearray bench stream`` (wirearray._streambench) and
-by the pytest-benchmark suite (bench/bench_stream.py, through bench/streampeers.py).
+one place.  Used by ``wirearray bench stream`` (:mod:`.stream`), ``wirearray demo``
+(:mod:`.demo`) and the pytest-benchmark suite (bench/bench_stream.py, through
+bench/streampeers.py).
 
 The methods, and what each receiver does with its buffers:
 
@@ -35,6 +36,11 @@ The control protocol, per TCP connection (one connection per run)::
 
 Setting up (connection, buffers, zmq sockets) therefore stays out of the timed part:
 what is timed is the stream, from the first byte sent to the receiver's ack.
+
+Only the public API is used (``wirearray.Channel``, ``wirearray.auth``), with one
+exception: the pickle 5 peer sends its parts with ``send_parts``, the helper behind
+wirearray's own sends (one ``sendmsg``, resumed after partial sends), so that the two
+are compared on the same system calls.  It is imported in :func:`send_pickle5` alone.
 """
 
 from __future__ import annotations
@@ -59,8 +65,6 @@ from numpy.lib import format as npformat
 
 import wirearray
 import wirearray.auth
-
-from .transport import send_parts
 
 try:  # page-fault counts (Unix only)
     import resource
@@ -257,6 +261,8 @@ _READ_BUFFER = 1 << 16
 
 
 def send_pickle5(link: Link, a: np.ndarray, count: int) -> None:
+    from wirearray.transport import send_parts  # the one private helper used here
+
     for _ in range(count):
         buffers: list[pickle.PickleBuffer] = []
         head = pickle.dumps(a, protocol=5, buffer_callback=buffers.append)
@@ -555,17 +561,24 @@ _ALL = [
 METHODS: dict[str, Method] = {m.key: m for m in _ALL}
 
 
-def unavailable(key: str) -> str | None:
-    """Why method ``key`` cannot run here (a missing optional package), or None."""
-    req = METHODS[key].requires
-    if req is None:
-        return None
-    module, pip_name = req
+def _missing(module: str, pip_name: str) -> str | None:
     try:
         __import__(module)
     except ImportError:
         return f"{pip_name} is not installed (pip install {pip_name}, or 'wirearray[bench]')"
     return None
+
+
+def unavailable(key: str) -> str | None:
+    """Why method ``key`` cannot run here (a missing optional package), or None."""
+    req = METHODS[key].requires
+    return None if req is None else _missing(*req)
+
+
+def tls_unavailable() -> str | None:
+    """Why ``StreamServer(tls=True)`` cannot run here (trustme, which makes its
+    certificate, is missing), or None."""
+    return _missing("trustme", "trustme")
 
 
 # ---- the receiving process ----
@@ -701,7 +714,8 @@ class Run:
 
 class StreamServer:
     """The receiving process.  With ``tls=True`` a certificate is made here (trustme,
-    as in the tests) and runs may ask for TLS; handshakes happen before the clock.
+    as in the tests; :func:`tls_unavailable` says whether it can be) and runs may ask
+    for TLS; handshakes happen before the clock.
 
     ``run(key, a, count)`` is ``open(...).go()``; pytest-benchmark calls ``open`` as
     its untimed setup and times ``go``.  After each run ``last_stats`` holds the
@@ -717,6 +731,9 @@ class StreamServer:
         if tls:
             import tempfile
 
+            why = tls_unavailable()
+            if why:
+                raise RuntimeError(f"TLS runs need a certificate: {why}")
             import trustme
 
             ca = trustme.CA()
