@@ -83,7 +83,14 @@ def test_loss_reordering_duplication_are_reported(pair):
         rx.recv()
     s.send(frames[3])
     assert rx.recv()[0] == 3.0
-    assert rx.stats == {"sent": 0, "received": 5, "lost": 0, "reordered": 1, "duplicated": 1}
+    assert rx.stats == {
+        "sent": 0,
+        "received": 5,
+        "lost": 0,
+        "reordered": 1,
+        "duplicated": 1,
+        "restarts": 0,
+    }
     s.close()
 
 

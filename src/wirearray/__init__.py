@@ -23,9 +23,13 @@ from .exceptions import (
     BufferMismatchError,
     ChecksumError,
     DatagramTooLargeError,
+    DeliveryError,
+    DeliveryTimeoutError,
     EndOfStreamError,
+    ErrorCode,
     FrameTooLargeError,
     MalformedFrameError,
+    PeerError,
     ProtocolError,
     SchemaMismatchError,
     SequenceError,
@@ -56,9 +60,20 @@ simd_paths = _impl.simd_paths
 get_simd = _impl.get_simd
 set_simd = _impl.set_simd
 
-from . import aio, codec  # noqa: E402  (after the implementation is chosen)
+from . import codec  # noqa: E402  (after the implementation is chosen)
 from .codec import Schema  # noqa: E402
-from .transport import Channel, DatagramChannel, Listener, connect, listen  # noqa: E402
+from .transport import Channel, Listener, connect, listen  # noqa: E402
+from .udp import DatagramChannel  # noqa: E402
+
+
+def __getattr__(name: str) -> object:
+    # The asyncio layer loads on first use: ``import wirearray`` does not import asyncio.
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # The fallback's docstrings are the reference text for both implementations.
 if IMPLEMENTATION == "cython":
@@ -100,10 +115,14 @@ __all__ = [
     "ChecksumError",
     "DatagramChannel",
     "DatagramTooLargeError",
+    "DeliveryError",
+    "DeliveryTimeoutError",
     "EndOfStreamError",
+    "ErrorCode",
     "FrameTooLargeError",
     "Listener",
     "MalformedFrameError",
+    "PeerError",
     "ProtocolError",
     "Schema",
     "SchemaMismatchError",

@@ -30,6 +30,7 @@ stderr: ``wirearray: error: ...``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import socket
@@ -44,8 +45,8 @@ import numpy as np
 import wirearray
 
 from .codec import SMALL_FRAME_BYTES, Message
-from .exceptions import AddressError, EndOfStreamError, UsageError, WireError
-from .transport import Channel, Listener, connect, send_parts
+from .exceptions import AddressError, UsageError, WireError
+from .transport import connect
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 MB = 1e6
@@ -126,71 +127,105 @@ def _security_options(args: argparse.Namespace, *, server: bool) -> dict[str, An
 def cmd_serve(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliUsageError(f"--out {args.out}: {exc.strerror}") from None
     opts = _channel_options(args)
     opts.update(_security_options(args, server=True))
     if args.max_connections:
         opts["max_connections"] = args.max_connections
     if args.idle_timeout:
         opts["idle_timeout"] = args.idle_timeout
-    with Listener(args.address, **opts) as listener:
-        print(
-            f"wirearray: listening on {_show(listener.address)} ({wirearray.IMPLEMENTATION})",
-            flush=True,
-        )
-        served = 0
-        index = 0
-        while args.connections is None or served < args.connections:
-            try:
-                channel = listener.accept()
-            except (WireError, OSError) as exc:  # one client's failed handshake
-                print(
-                    f"wirearray: refused a connection: {type(exc).__name__}: {exc}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                continue
-            served += 1
-            peer = _peer(channel.sock)
-            total_bytes, messages, start = 0, 0, time.perf_counter()
-            try:
-                with channel:
-                    while True:
-                        t0 = time.perf_counter()
-                        try:
-                            ev = channel._recv_event(None, None)
-                        except EndOfStreamError:
-                            break
-                        dt = max(time.perf_counter() - t0, 1e-9)
-                        arrays = ev.arrays if isinstance(ev, Message) else {ev.name: ev.array}
-                        nbytes = sum(a.nbytes for a in arrays.values())
-                        total_bytes += nbytes
-                        messages += 1
-                        for name, a in arrays.items():
-                            index += 1
-                            if out_dir is not None:
-                                stem = f"{index:06d}" + (f"-{_safe(name)}" if name else "")
-                                np.save(out_dir / f"{stem}.npy", a)
-                            if not args.summary:
-                                label = f" {name!r}" if name else ""
-                                print(
-                                    f"#{index}{label} {a.dtype} {a.shape} {_fmt_bytes(a.nbytes)} "
-                                    f"{a.nbytes / dt / MB:.1f} MB/s",
-                                    flush=True,
-                                )
-            except (WireError, OSError) as exc:
-                print(
-                    f"wirearray: connection from {peer} failed: {type(exc).__name__}: {exc}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                continue
-            elapsed = max(time.perf_counter() - start, 1e-9)
-            print(
-                f"wirearray: {peer}: {messages} messages, {_fmt_bytes(total_bytes)} in "
-                f"{elapsed:.2f} s ({total_bytes / elapsed / MB:.1f} MB/s)",
-                flush=True,
+    return asyncio.run(_serve(args, out_dir, opts))
+
+
+class _Output:
+    """Lines on stdout/stderr; a closed stdout (``serve | head``) stops the server
+    quietly instead of killing it with SIGPIPE or failing a client."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+    def line(self, text: str, *, err: bool = False) -> None:
+        stream = sys.stderr if err else sys.stdout
+        try:
+            print(text, file=stream, flush=True)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())  # no second error when Python exits
+            self.closed.set()
+
+
+async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str, Any]) -> int:
+    """The server: every connection in its own task (wirearray.aio.serve), bounded by
+    --max-connections; lines of several clients carry their connection number."""
+    from . import aio
+
+    out = _Output()
+    done = asyncio.Event()
+    state = {"served": 0, "index": 0, "ids": 0}
+
+    async def handler(channel: aio.AsyncChannel) -> None:
+        state["ids"] += 1
+        cid = state["ids"]
+        peer = _peer(channel.sock)
+        total_bytes, messages, start = 0, 0, time.perf_counter()
+        try:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    ev = await channel.recv_event()
+                except wirearray.EndOfStreamError:
+                    break
+                dt = max(time.perf_counter() - t0, 1e-9)
+                arrays = ev.arrays if isinstance(ev, Message) else {ev.name: ev.array}
+                total_bytes += sum(a.nbytes for a in arrays.values())
+                messages += 1
+                for name, a in arrays.items():
+                    state["index"] += 1
+                    index = state["index"]
+                    if out_dir is not None:
+                        stem = f"{index:06d}" + (f"-{_safe(name)}" if name else "")
+                        await asyncio.to_thread(np.save, out_dir / f"{stem}.npy", a)
+                    if not args.summary:
+                        label = f" {name!r}" if name else ""
+                        out.line(
+                            f"[{cid}] #{index}{label} {a.dtype} {a.shape} "
+                            f"{_fmt_bytes(a.nbytes)} {a.nbytes / dt / MB:.1f} MB/s"
+                        )
+        except (WireError, OSError) as exc:
+            out.line(
+                f"wirearray: [{cid}] connection from {peer} failed: {type(exc).__name__}: {exc}",
+                err=True,
             )
+            raise  # the server tells the client why and closes this connection only
+        else:
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            out.line(
+                f"wirearray: [{cid}] {peer}: {messages} messages, {_fmt_bytes(total_bytes)} in "
+                f"{elapsed:.2f} s ({total_bytes / elapsed / MB:.1f} MB/s)"
+            )
+        finally:
+            state["served"] += 1
+            if args.connections is not None and state["served"] >= args.connections:
+                done.set()
+
+    def refused(exc: BaseException) -> None:
+        out.line(f"wirearray: refused a connection: {type(exc).__name__}: {exc}", err=True)
+
+    server = await aio.serve(handler, args.address, on_refused=refused, **opts)
+    try:
+        out.line(f"wirearray: listening on {_show(server.address)} ({wirearray.IMPLEMENTATION})")
+        waits = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(out.closed.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+    finally:
+        server.close()
+        await server.wait_closed()
     return EXIT_OK
 
 
@@ -283,42 +318,25 @@ def cmd_send(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     opts = _channel_options(args)
     opts.update(_security_options(args, server=False))
+    # close() (leaving the block) returns only once the receiver confirmed every
+    # array (docs/FORMAT.md section 10); otherwise it raises and the exit code is 1
     with connect(args.address, **opts) as channel:
         for _label, a in arrays:
-            _send_with_progress(channel, np.asarray(a), progress)
+            a = np.asarray(a)
+            if a.nbytes <= SMALL_FRAME_BYTES:  # small arrays leave together
+                channel.send(a, flush=False)
+                progress.update(a.nbytes)
+            else:  # in slices of at most 4 MiB, so the bar moves during big arrays
+                channel.send(a, progress=progress.update if progress.enabled else None)
+                if not progress.enabled:
+                    progress.update(a.nbytes)
     progress.close()
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
         f"wirearray: sent {len(arrays)} arrays, {_fmt_bytes(total)} in {elapsed:.2f} s "
-        f"({total / elapsed / MB:.1f} MB/s)"
+        f"({total / elapsed / MB:.1f} MB/s), all received by the peer"
     )
     return EXIT_OK
-
-
-def _send_with_progress(channel: Channel, a: np.ndarray, progress: _Progress) -> None:
-    """channel.send(a), in pieces of at most 4 MiB so the bar moves during big arrays;
-    small arrays are held to leave together (send(flush=False); close() sends the rest)."""
-    if a.nbytes <= SMALL_FRAME_BYTES:
-        channel.send(a, flush=False)
-        progress.update(a.nbytes)
-        return
-    channel.flush()  # what is held goes first
-    step = 4 << 20
-    channel._tx.check("send")
-    try:
-        for parts in channel._enc.frame(a):
-            for p in parts:
-                mv = memoryview(p).cast("B")
-                for k in range(0, len(mv), step):
-                    piece = mv[k : k + step]
-                    send_parts(channel.sock, [piece])
-                    progress.update(len(piece))
-    except BaseException as exc:
-        channel._tx.error = exc
-        raise
-
-
-# ---- demo and bench: the harness in wirearray._bench, imported only to run them ----
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -608,10 +626,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    if os.name == "posix" and argv is None:  # `wirearray serve | head` ends quietly
-        import signal
-
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -628,6 +642,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _describe(exc: BaseException, args: argparse.Namespace) -> str:
     where = getattr(args, "address", None)
+    if isinstance(exc, WireError):  # ours: the message says what happened (the peer's reason)
+        return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, ConnectionRefusedError):
         return f"cannot connect to {where}: connection refused"
     if isinstance(exc, TimeoutError):

@@ -172,16 +172,20 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class EndOfStream:
-    """The peer ended the stream cleanly (an END frame)."""
+    """The peer ended the stream cleanly (an END frame); ``seq`` is that frame's
+    sequence number, the count its ACK confirms (docs/FORMAT.md section 10)."""
+
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Ack:
     """An ACK frame (docs/FORMAT.md section 10): the peer consumed this side's stream
     up to the END (or ACK) frame whose sequence number is ``count``, and its own
-    stream ends here."""
+    stream ends here, with this frame of sequence number ``seq``."""
 
     count: int
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -841,6 +845,17 @@ class Decoder:
         return True
 
     @property
+    def eof(self) -> bool:
+        """True once the end of input was fed (``advance(0)``, ``receive_data(b"")``)."""
+        return self._eof
+
+    @property
+    def seq(self) -> int:
+        """The sequence number the next frame must carry: after an event, the number of
+        frames of the stream up to and including it (docs/FORMAT.md section 5)."""
+        return self._seq
+
+    @property
     def at_boundary(self) -> bool:
         """True when no frame (or message) is partly received: a transport may stop
         here (a timeout between frames leaves the stream intact)."""
@@ -1040,11 +1055,11 @@ class Decoder:
     def _check_header(self) -> None:
         """Sequence, limits and structure: everything decidable from the header alone."""
         kind, code, _, shape, length, name, count, seq = self._header
+        if kind == F.KIND_ERROR:  # the last word, anywhere: even after frames never sent
+            return
         if seq != self._seq:
             raise MalformedFrameError(f"frame sequence number {seq}, expected {self._seq}")
         self._seq = (seq + 1) & 0xFFFFFFFF
-        if kind == F.KIND_ERROR:  # may end the stream anywhere, a message included
-            return
         if kind == F.KIND_END or kind == F.KIND_ACK:
             if self._in_message:
                 raise MalformedFrameError(
@@ -1105,11 +1120,11 @@ class Decoder:
                 raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
 
     def _start_frame(self) -> None:
-        kind, code, flags, shape, length, name, count, _ = self._header
+        kind, code, flags, shape, length, name, count, seq = self._header
         if kind == F.KIND_END or kind == F.KIND_ACK:  # the peer's stream ends here
             self._reset_frame()
             self._seq = 0
-            self._events.append(EndOfStream() if kind == F.KIND_END else Ack(count))
+            self._events.append(EndOfStream(seq) if kind == F.KIND_END else Ack(count, seq))
             self._clean = not self._pending
             return
         if kind == F.KIND_ERROR:  # the last word of the peer: nothing follows

@@ -176,27 +176,32 @@ class ErrorCode(enum.IntEnum):
     CHECKSUM = 3
     #: a frame was not the dtype, shape or kind the receiver expected (its schema)
     SCHEMA = 4
-    #: the receiver closed with frames of the stream unread
-    UNREAD = 5
     #: a deadline of the receiver passed (idle time, a frame, the close handshake)
-    TIMEOUT = 6
+    TIMEOUT = 5
     #: the server is at its connection limit (max_connections)
-    BUSY = 7
-    #: the receiving application failed or aborted the channel (a handler error, abort())
-    APPLICATION = 8
+    BUSY = 6
+    #: the application failed or aborted the channel (a handler error, abort())
+    APPLICATION = 7
     #: the server is shutting down
-    SHUTDOWN = 9
+    SHUTDOWN = 8
 
 
 class DeliveryError(WireError, ConnectionError):
     """The channel could not confirm that the peer consumed everything sent.
 
-    Raised by ``close()`` when the peer closed or reset the connection without
-    confirming the stream (a peer that predates the close handshake of docs/FORMAT.md
-    section 10 never confirms), and as the base of :class:`PeerError` and
-    :class:`DeliveryTimeoutError`.  The connection is closed when it is raised; frames
-    may or may not have been consumed.
+    Raised by ``close()`` when the peer confirmed only part of the stream (its
+    application closed before receiving every frame), or closed or reset the connection
+    without confirming (a peer that predates the close handshake of docs/FORMAT.md
+    section 10 never confirms); the base of :class:`PeerError` and
+    :class:`DeliveryTimeoutError`.  The connection is closed when it is raised.
+
+    Attributes:
+        consumed: how many frames of the stream the peer confirmed, when it said
+            (None otherwise); ``sent``: how many the stream had.
     """
+
+    consumed: int | None = None
+    sent: int | None = None
 
 
 class DeliveryTimeoutError(DeliveryError, TimeoutError):
@@ -207,7 +212,7 @@ class DeliveryTimeoutError(DeliveryError, TimeoutError):
 class PeerError(DeliveryError):
     """The peer reported an error and ended the channel (an ERROR frame, docs/FORMAT.md
     section 10): it refused a frame (a limit, a checksum, a schema, a malformed
-    stream), its application failed, or it closed with frames unread.
+    stream), a deadline passed, it is busy, or its application failed or aborted.
 
     Attributes:
         code: an :class:`ErrorCode` (a plain int for codes this version does not know).

@@ -1,197 +1,100 @@
-"""Blocking socket transport: TCP (IPv4/IPv6), UNIX stream sockets and UDP.
+"""Blocking socket transport: TCP (IPv4/IPv6) and UNIX stream sockets.
 
-A thin loop over the sans-I/O codec (wirearray.codec, docs/FORMAT.md):
+A thin loop over the sans-I/O channel core (``_connection.Connection``), which decides
+what goes on the wire and what an event means; this module only moves bytes:
 
-* sending: each frame leaves in one ``sendmsg`` call where the platform has it (header,
-  payload and trailer gathered by the kernel, never concatenated), ``sendall`` per
-  buffer elsewhere and on TLS sockets.  Exceptions, both for speed: a small array (up
-  to codec.SMALL_FRAME_BYTES = 64 KiB) is framed whole into one buffer by the compiled
-  core and sent with one ``sendall`` (copying <= 64 KiB costs less than gathering three
-  buffers in Python, and in network order the copy is the byte swap itself); a payload
-  converted to network order leaves in staging chunks of up to 4 MiB, one call each
-  (codec.DEFAULT_CHUNK_BYTES explains the size);
-* ``send(a, flush=False)`` holds small frames in a send buffer so that many leave in
-  one system call (on loopback a TCP send costs 4-5 us, which bounds a stream of one
-  send per message to about 200-250 k messages/s here); the buffer goes out at
-  ``send_buffer`` bytes, on ``flush()``, before any larger frame or message, before any
-  receive (a peer may be waiting for it before it answers) and on ``close()``;
-* receiving: ``recv_into`` the buffer the decoder names -- a read-ahead buffer for
-  headers and small frames (many small frames per system call, each then decoded by
-  one compiled call: Decoder.next_array), a window of the destination array for large
-  payloads (no intermediate copy);
+* sending: what the core returns is sent in order -- a whole small frame or the held
+  frames with one ``sendall``, a general frame's buffers with one ``sendmsg`` per
+  buffer list where the platform has it (header, payload and trailer gathered by the
+  kernel, never concatenated), ``sendall`` per buffer elsewhere and on TLS sockets;
+* receiving: ``recv_into`` the buffer the decoder names -- the read-ahead for headers
+  and small frames (many per system call, each then decoded by one compiled call),
+  a window of the destination array for large payloads (no intermediate copy);
 * TCP_NODELAY on; socket buffer sizes left to the OS (forcing SO_SNDBUF/SO_RCVBUF
   switches off Linux's receive autotuning and lowered throughput in our tests).
 
-Failure semantics, the same for every transport:
+Semantics, the same in the asyncio layer (the core holds the rules):
 
-* a timeout (``timeout=`` seconds) raises the builtin TimeoutError; at a frame
-  boundary the channel stays usable, inside a frame it is broken;
-* a peer that closes inside a frame raises TruncatedStreamError; one that closes at a
-  boundary without an end-of-stream frame too (received=0), since only ``close()``
-  sends that frame;
-* OS errors (reset, refused, ...) pass through unwrapped;
-* after any error inside a frame -- or a protocol error anywhere -- the channel's
-  receive (or send) side refuses further use with StreamBrokenError rather than
-  misread the stream; arrays returned before are untouched.
+* ``timeout`` bounds each send or receive call as a whole (a deadline, not per system
+  call).  A timeout at a frame boundary leaves the channel usable; inside a frame it
+  breaks the channel's receive (or send) side;
+* a peer that closes inside a frame raises TruncatedStreamError, one that closes at a
+  boundary without ending its stream too (received=0);
+* ``close()`` ends the stream and waits (``close_timeout``) until the peer confirms it
+  received every frame: a close() that returns means the peer's application has
+  every frame; otherwise DeliveryError (PeerError when the peer said why);
+* a receiver that refuses the stream (a protocol error, a limit, a deadline inside a
+  frame) tells the sender with an ERROR frame before it stops; the sender's next send,
+  receive or close raises PeerError with the code and the reason;
+* OS errors (reset, refused, ...) pass through unwrapped, except that a send failing
+  because the peer refused the stream raises the peer's PeerError (chained);
+* after any error inside a frame -- or a protocol error anywhere -- the side that
+  failed refuses further use with StreamBrokenError; arrays returned before are
+  untouched, and the buffers of the failed receive are released at once.
+
+Listener: handshakes (TLS, authkey) of many connections progress side by side, each
+within ``handshake_timeout`` in all; ``max_handshakes`` bounds them (the oldest is
+dropped for a new one), ``max_connections`` bounds the established channels only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import selectors
 import socket
-import stat
-from collections.abc import Iterator, Mapping
+import ssl as _ssl
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from . import codec as _codec
-from ._address import Endpoint, format_address, parse_address
-from .auth import DEFAULT_HANDSHAKE_TIMEOUT, client_handshake, normalize_authkey, server_handshake
-from .codec import NEED_DATA, Array, Decoder, Encoder, EndOfStream, Message
+from ._address import parse_address
+from ._connection import (
+    CONSUMED,
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_SEND_BUFFER,
+    Connection,
+    array_of,
+    item_of,
+    message_of,
+)
+from ._sockets import (
+    Deadline,
+    bind_listening_socket,
+    connect_socket,
+    is_tls,
+    send_parts,
+    shutdown_write,
+    tune,
+    unlink_quietly,
+)
+from .auth import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    ClientHandshake,
+    ServerHandshake,
+    normalize_authkey,
+    run_blocking,
+)
+from .codec import NEED_DATA, Encoder
 from .exceptions import (
-    AddressError,
-    DatagramTooLargeError,
+    AuthenticationError,
     EndOfStreamError,
-    SchemaMismatchError,
-    SequenceError,
-    StreamBrokenError,
+    ErrorCode,
+    PeerError,
     UsageError,
 )
 
-__all__ = ["Channel", "DatagramChannel", "Listener", "connect", "listen"]
+__all__ = ["Channel", "Listener", "connect", "listen"]
 
-_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
-#: Default for Channel(send_buffer=): what send(flush=False) holds before sending.
-DEFAULT_SEND_BUFFER = 64 << 10
-
-
-def _tune(sock: socket.socket) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _views(parts: list) -> list[memoryview]:
-    out = []
-    for p in parts:
-        mv = memoryview(p)
-        if mv.ndim != 1 or mv.itemsize != 1:
-            mv = mv.cast("B")
-        if len(mv):
-            out.append(mv)
-    return out
-
-
-def hold_frames(buf: bytearray, frames: Iterator[list]) -> None:
-    """Append every buffer of an Encoder.frame()/message() iterator to a send buffer
-    (what send(flush=False) holds: copied, so the array may change afterwards)."""
-    for parts in frames:
-        for v in _views(parts):
-            buf += v
-
-
-def check_send_buffer(send_buffer: int) -> int:
-    if send_buffer < 0:
-        raise UsageError("send_buffer must be >= 0")
-    return send_buffer
-
-
-def send_parts(sock: socket.socket, parts: list) -> None:
-    """Send a list of buffers completely: one ``sendmsg`` per call where possible,
-    resumed after partial sends; ``sendall`` per buffer where sendmsg is missing
-    (Windows) or unusable (TLS sockets)."""
-    views = _views(parts)
-    if _HAS_SENDMSG and not hasattr(sock, "cipher"):
-        while views:
-            n = sock.sendmsg(views)
-            while views and n >= len(views[0]):
-                n -= len(views.pop(0))
-            if views and n:
-                views[0] = views[0][n:]
-    else:
-        for v in views:
-            sock.sendall(v)
-
-
-def make_codec(
-    format: str,
-    byteorder: str,
-    checksum: bool,
-    max_frame_bytes: int,
-    max_ndim: int,
-    max_message_arrays: int,
-    keep_wire_order: bool,
-) -> tuple[Any, Any]:
-    """The encoder and decoder of a channel (shared by the blocking and asyncio layers)."""
-    if format == "wire":
-        dec = Decoder(
-            max_frame_bytes=max_frame_bytes,
-            max_ndim=max_ndim,
-            max_message_arrays=max_message_arrays,
-            keep_wire_order=keep_wire_order,
-        )
-        return Encoder(byteorder=byteorder, checksum=checksum), dec
-    if format == "npy":
-        from .npy import NpyDecoder, NpyEncoder
-
-        dec = NpyDecoder(
-            max_frame_bytes=max_frame_bytes, max_ndim=max_ndim, keep_wire_order=keep_wire_order
-        )
-        return NpyEncoder(), dec
-    raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
-
-
-def bind_listening_socket(address: Any, backlog: int) -> tuple[socket.socket, Any, str | None]:
-    """(listening socket, its reported address, UNIX path to unlink on close or None)."""
-    ep = parse_address(address)
-    family, socktype, proto, _, sockaddr = ep.resolve(socket.SOCK_STREAM, passive=True)[0]
-    unix_path = None
-    if ep.is_unix and not sockaddr.startswith("\0"):
-        _remove_stale_socket(sockaddr)
-        unix_path = sockaddr
-    sock = socket.socket(family, socktype, proto)
-    try:
-        if family != getattr(socket, "AF_UNIX", None) and os.name != "nt":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(sockaddr)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock, format_address(family, sock.getsockname()), unix_path
-
-
-def array_of(ev: Any) -> np.ndarray:
-    """recv()'s result: the array of an Array event; a message is a schema mismatch."""
-    if isinstance(ev, Array):
-        return ev.array
-    raise SchemaMismatchError(
-        f"expected a single array, received a message of {len(ev.arrays)} arrays (use recv_many())"
-    )
-
-
-def message_of(ev: Any) -> dict[str, np.ndarray]:
-    """recv_many()'s result: the arrays of a Message event; an array is a mismatch."""
-    if isinstance(ev, Message):
-        return ev.arrays
-    raise SchemaMismatchError("expected a message, received a single array (use recv())")
-
-
-class _Side:
-    """Broken-state bookkeeping for one direction of a channel."""
-
-    __slots__ = ("error",)
-
-    def __init__(self) -> None:
-        self.error: BaseException | None = None
-
-    def check(self, what: str) -> None:
-        if self.error is not None:
-            raise StreamBrokenError(
-                f"cannot {what}: the channel broke earlier ({type(self.error).__name__}: "
-                f"{self.error})"
-            ) from self.error
+#: Longest wait to hand the peer a control frame (ACK, ERROR) on the way out.
+CONTROL_TIMEOUT = 2.0
+#: Default bound on connections in their handshake at once (Listener, aio.serve).
+DEFAULT_MAX_HANDSHAKES = 128
+#: Bytes read, at most, to find the peer's report after a send failed.
+_REPORT_READ_LIMIT = 1 << 20
 
 
 class Channel:
@@ -204,7 +107,7 @@ class Channel:
         byteorder: "network" (default; payloads big-endian) or "native" (sent as the
             arrays' memory is; a same-order receiver converts nothing).
         checksum: append a CRC32C to every payload (off by default).
-        timeout: seconds a send or receive may block (None: forever).
+        timeout: seconds each send or receive call may take in all (None: forever).
         max_frame_bytes: the largest frame (and message) accepted from the peer,
             checked on the header before anything is allocated (default 1 GiB).
         max_ndim, max_message_arrays: further receive limits.
@@ -213,6 +116,8 @@ class Channel:
             standard .npy record, for peers that have only numpy (single arrays only).
         send_buffer: bytes of frames ``send(..., flush=False)`` may hold before they
             go out (default 64 KiB).
+        close_timeout: seconds ``close()`` waits for the peer's confirmation (default:
+            ``timeout``, else 10 s).
     """
 
     def __init__(
@@ -228,47 +133,63 @@ class Channel:
         keep_wire_order: bool = False,
         format: str = "wire",
         send_buffer: int = DEFAULT_SEND_BUFFER,
+        close_timeout: float | None = None,
     ):
-        self._enc, self._dec = make_codec(
-            format,
-            byteorder,
-            checksum,
-            max_frame_bytes,
-            max_ndim,
-            max_message_arrays,
-            keep_wire_order,
+        self._core = Connection(
+            format=format,
+            byteorder=byteorder,
+            checksum=checksum,
+            max_frame_bytes=max_frame_bytes,
+            max_ndim=max_ndim,
+            max_message_arrays=max_message_arrays,
+            keep_wire_order=keep_wire_order,
+            send_buffer=send_buffer,
+            close_timeout=close_timeout,
         )
-        self.format = format
         self.sock = sock
+        self._timeout = timeout
         sock.settimeout(timeout)
-        _tune(sock)
-        self._rx = _Side()
-        self._tx = _Side()
-        self._closed = False
-        self._ended = False  # the peer's end-of-stream frame arrived
-        self._on_close: Any = None  # the Listener's connection count
-        self._wbuf = bytearray()  # frames held by send(flush=False)
-        self._send_buffer = check_send_buffer(send_buffer)
+        tune(sock)
+        self._on_close: Callable[[], None] | None = None  # the Listener's connection count
 
     # ---- context manager, properties ----
 
     def __enter__(self) -> Channel:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # an incomplete stream: say so rather than end it as if it were whole
+            self.abort(f"the application failed ({exc_type.__name__})")
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self._core.closed else "open"
         return f"<wirearray.Channel {self.format} {state} fd={self.sock.fileno()}>"
 
     @property
+    def format(self) -> str:
+        """ "wire" or "npy"."""
+        return self._core.format
+
+    @property
     def timeout(self) -> float | None:
-        return self.sock.gettimeout()
+        """Seconds each send or receive call may take in all (None: no limit)."""
+        return self._timeout
 
     @timeout.setter
     def timeout(self, value: float | None) -> None:
         self.sock.settimeout(value)
+        self._timeout = value
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held by ``send(..., flush=False)`` and not sent yet."""
+        return len(self._core.held)
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -282,6 +203,7 @@ class Channel:
         byteorder: str | None = None,
         checksum: bool | None = None,
         flush: bool = True,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         """Send one array (any supported dtype and layout).
 
@@ -291,64 +213,28 @@ class Channel:
         by the compiled core.  A frame leaves in one system call, except a large
         payload converted on the way (one call per staging chunk of up to 4 MiB).
 
-        ``flush=False`` holds a small array's frame in the channel's send buffer
-        instead, to go out with the next ones in one system call: when
-        ``send_buffer`` bytes are held, on ``send()`` with ``flush=True``, ``flush()``,
-        any receive, and ``close()``.  For streams of small arrays one way, where a
-        TCP send per message (several microseconds on loopback) is the limit; the
-        array may be modified once send() returns, as always.  Larger arrays are
-        never held: they flush what is held and go out at once.
+        Args:
+            array: the array (anything ``numpy.asarray`` accepts).
+            byteorder, checksum: override the channel's for this array.
+            flush: False holds a small array's frame in the send buffer, to go out
+                with the next ones in one system call: when ``send_buffer`` bytes are
+                held, on ``send()`` with ``flush=True``, ``flush()``, any receive and
+                ``close()``.  Larger arrays are never held.  The array may be modified
+                once send() returns, as always.
+            progress: called with each number of bytes handed to the socket; the
+                frame's buffers then go out in slices of at most 4 MiB.
 
         Raises:
             UnsupportedDtypeError, UsageError: before anything is sent.
+            PeerError: the peer refused the stream (its code and reason).
+            EndOfStreamError: the peer closed the channel.
             TimeoutError, OSError: the send side is then broken.
         """
-        self._check_open()
-        self._tx.check("send")
-        if byteorder is None and checksum is None and self.format != "npy":
-            frame = self._enc.encode_small(array)
-            if frame is not None:
-                if not self._wbuf and (flush or len(frame) >= self._send_buffer):
-                    self._sendall(frame)  # nothing held, or nothing to gain by holding
-                    return
-                self._wbuf += frame
-                if flush or len(self._wbuf) >= self._send_buffer:
-                    self.flush()
-                return
-        kw = {} if self.format == "npy" else {"byteorder": byteorder, "checksum": checksum}
-        frames = self._enc.frame(array, **kw)  # validates before anything is sent
-        if not flush and np.asarray(array).nbytes <= _codec.SMALL_FRAME_BYTES:
-            hold_frames(self._wbuf, frames)
-            if len(self._wbuf) >= self._send_buffer:
-                self.flush()
-            return
-        if self._wbuf:
-            self.flush()
-        self._send_frames(frames)
-
-    def flush(self) -> None:
-        """Send the frames that ``send(..., flush=False)`` holds, now (one system call).
-
-        Raises:
-            TimeoutError, OSError: the send side is then broken.
-        """
-        if not self._wbuf or self._closed:
-            return
-        self._tx.check("send")
-        data, self._wbuf = self._wbuf, bytearray()
-        self._sendall(data)
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes held by ``send(..., flush=False)`` and not sent yet."""
-        return len(self._wbuf)
-
-    def _sendall(self, data: Any) -> None:
-        try:
-            self.sock.sendall(data)
-        except BaseException as exc:
-            self._tx.error = exc
-            raise
+        core = self._core
+        core.check_send()
+        data, frames = core.prepare_array(array, byteorder, checksum, flush)
+        if data is not None or frames is not None:
+            self._transmit(data, frames, progress)
 
     def send_many(
         self,
@@ -356,24 +242,109 @@ class Channel:
         *,
         byteorder: str | None = None,
         checksum: bool | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Send named arrays as one message: the peer's recv_many() gets all or none."""
-        self._check_open()
-        self._tx.check("send")
-        if self.format == "npy":
-            raise UsageError("format='npy' carries single arrays; use send()")
-        frames = self._enc.message(arrays, byteorder=byteorder, checksum=checksum)
-        if self._wbuf:
-            self.flush()
-        self._send_frames(frames)
+        """Send named arrays as one message: the peer's recv_many() gets all or none.
 
-    def _send_frames(self, frames: Iterator[list]) -> None:
+        Raises: as :meth:`send`; UsageError for a non-mapping or ``format="npy"``.
+        """
+        core = self._core
+        core.check_send()
+        data, frames = core.prepare_message(arrays, byteorder, checksum)
+        self._transmit(data, frames, progress)
+
+    def flush(self) -> None:
+        """Send the frames that ``send(..., flush=False)`` holds, now (one system call).
+
+        Raises:
+            TimeoutError, OSError: the send side is then broken.
+        """
+        core = self._core
+        if not core.held or core.closed:
+            return
+        core.check_send()
+        self._transmit(core.take_held(), None, None)
+
+    def _transmit(self, data: Any, frames: Any, progress: Any) -> None:
+        sock, core = self.sock, self._core
+        deadline = Deadline(self._timeout) if self._timeout is not None else None
         try:
-            for parts in frames:
-                send_parts(self.sock, parts)
+            if progress is not None:
+                self._send_sliced(data, frames, progress, deadline)
+            else:
+                if data is not None:
+                    sock.sendall(data)  # sendall's timeout bounds the whole call
+                if frames is not None:
+                    for parts in frames:
+                        send_parts(sock, parts, deadline)
         except BaseException as exc:
-            self._tx.error = exc
+            core.send_failed(exc)
+            if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+                raise self._peer_report(exc) from exc
             raise
+        finally:
+            if deadline is not None and self._timeout is not None:
+                sock.settimeout(self._timeout)
+
+    def _send_sliced(self, data: Any, frames: Any, progress: Any, deadline: Any) -> None:
+        step = 4 << 20
+
+        def out(buf: Any) -> None:
+            mv = memoryview(buf).cast("B")
+            for k in range(0, len(mv), step):
+                piece = mv[k : k + step]
+                if deadline is not None and deadline.at is not None:
+                    self.sock.settimeout(deadline.remaining())
+                self.sock.sendall(piece)
+                progress(len(piece))
+
+        if data is not None:
+            out(data)
+        for parts in frames or ():
+            for p in parts:
+                out(p)
+
+    def _peer_report(self, exc: BaseException) -> BaseException:
+        """A send failed with ``exc``: read what the peer left before it went (its
+        ERROR report, or its close) and say that instead of the bare OS error."""
+        core, dec, sock = self._core, self._core.dec, self.sock
+        if not core.wire or core.rx_error is not None or not dec.at_boundary:
+            return exc
+        got = 0
+        try:
+            sock.settimeout(0.0)
+            while got < _REPORT_READ_LIMIT and core.peer_error is None:
+                ev = dec.next_event()
+                if ev is NEED_DATA:
+                    n = sock.recv_into(dec.get_buffer())
+                    dec.advance(n)
+                    if not n:
+                        break
+                    got += n
+                    continue
+                core.stash(ev)  # arrays stay for the next recv(); no reply: we failed
+        except Exception:  # nothing (more) to read, or it was not a report
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(self._timeout)
+        err = core.failed_send_error(exc)
+        return exc if err is exc else err
+
+    def _send_control(self, data: bytes | None) -> None:
+        """Hand the peer a control frame (ACK, ERROR) without waiting long for it."""
+        if not data:
+            return
+        sock = self.sock
+        limit = CONTROL_TIMEOUT if self._timeout is None else min(self._timeout, CONTROL_TIMEOUT)
+        try:
+            sock.settimeout(limit)
+            sock.sendall(data)
+        except OSError as exc:
+            self._core.send_failed(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(self._timeout)
 
     # ---- receiving ----
 
@@ -389,30 +360,31 @@ class Channel:
                 a wildcard; checked on the header, before the payload is read.
 
         Raises:
-            EndOfStreamError: the peer ended the stream (close()).
+            EndOfStreamError: the peer ended the stream (its close()).
+            PeerError: the peer reported an error (its code and reason).
             SchemaMismatchError: the frame did not match (or was a message).
             BufferMismatchError: ``out`` does not fit; nothing was consumed.
             TimeoutError, TruncatedStreamError, ProtocolError, OSError.
         """
-        if self._wbuf:
+        core = self._core
+        if core.held:
             self.flush()  # a peer may wait for what is held before it answers
-        if schema is None and not (self._closed or self._ended or self._rx.error):
-            dec = self._dec
-            a = dec.next_array(out)
+        a = core.fast_recv(out)
+        if a is not None:
+            return a
+        if schema is None and core.receivable and core.dec.idle:
+            dec = core.dec  # nothing buffered: one read, then the fast path again
+            try:
+                n = self.sock.recv_into(dec.get_buffer())
+            except TimeoutError:
+                raise TimeoutError("timed out waiting for the next frame") from None
+            except BaseException as exc:
+                self._send_control(core.recv_failed(exc))
+                raise
+            dec.advance(n)
+            a = core.fast_recv(out)
             if a is not None:
                 return a
-            if dec.idle:  # nothing buffered: one read, then the fast path again
-                try:
-                    n = self.sock.recv_into(dec.get_buffer())
-                except TimeoutError:
-                    raise TimeoutError("timed out waiting for the next frame") from None
-                except BaseException as exc:
-                    self._rx.error = exc
-                    raise
-                dec.advance(n)
-                a = dec.next_array(out)
-                if a is not None:
-                    return a
         return array_of(self._recv_event(out, schema))
 
     def recv_many(
@@ -420,11 +392,20 @@ class Channel:
     ) -> dict[str, np.ndarray]:
         """Receive one message sent with send_many(): a dict of name -> array.
 
-        ``out`` and ``schema`` are dicts by name (see Decoder.expect).
+        ``out`` and ``schema`` are dicts by name (see Decoder.expect).  Raises as
+        :meth:`recv`; UsageError on ``format="npy"``.
         """
-        if self.format == "npy":
+        if self._core.format == "npy":
             raise UsageError("format='npy' carries single arrays; use recv()")
         return message_of(self._recv_event(out, schema))
+
+    def recv_event(self, out: Any = None, *, schema: Any = None) -> _codec.Array | _codec.Message:
+        """Receive the next array or message as a codec event (:class:`codec.Array`,
+        with its name, or :class:`codec.Message`): for receivers that take both.
+
+        Raises: as :meth:`recv`.
+        """
+        return self._recv_event(out, schema)
 
     def __iter__(self) -> Iterator[Any]:
         """Arrays (and dicts, for messages) until the peer ends the stream."""
@@ -433,85 +414,143 @@ class Channel:
                 ev = self._recv_event(None, None)
             except EndOfStreamError:
                 return
-            yield ev.array if isinstance(ev, Array) else ev.arrays
+            yield item_of(ev)
 
     def _recv_event(self, out: Any, schema: Any) -> Any:
-        self._check_open()
-        if self._wbuf:
+        core = self._core
+        if core.held:
             self.flush()
-        self._rx.check("receive")
-        if self._ended:
-            raise EndOfStreamError("the peer ended the stream")
-        dec = self._dec
-        dec.expect(out=out, schema=schema)
+        ev = core.start_recv(out, schema)
+        if ev is not None:
+            return ev
+        sock, dec = self.sock, core.dec
+        deadline = Deadline(self._timeout) if self._timeout is not None else None
+        first = True
         try:
             while True:
                 ev = dec.next_event()
-                if ev is not NEED_DATA:
-                    break
-                buf = dec.get_buffer()
-                try:
-                    n = self.sock.recv_into(buf)
-                except TimeoutError:
-                    if not dec.at_boundary:
-                        raise
-                    raise TimeoutError("timed out waiting for the next frame") from None
-                dec.advance(n)
-        except UsageError:
-            raise  # e.g. out= does not fit: reported before anything was consumed
-        except TimeoutError as exc:
-            if dec.at_boundary:
-                raise
-            self._rx.error = exc
+                if ev is NEED_DATA:
+                    buf = dec.get_buffer()
+                    if not first and deadline is not None:
+                        sock.settimeout(deadline.remaining())
+                    first = False
+                    dec.advance(sock.recv_into(buf))
+                    continue
+                result, reply = core.handle(ev)
+                if reply is not None:
+                    self._send_control(reply)
+                if result is CONSUMED:
+                    continue
+                if isinstance(result, BaseException):
+                    raise result
+                return result
+        except (EndOfStreamError, PeerError):
             raise
         except BaseException as exc:
-            self._rx.error = exc
+            interrupted = isinstance(exc, TimeoutError)
+            self._send_control(core.recv_failed(exc, interrupted=interrupted))
+            if interrupted and core.rx_error is None:
+                raise TimeoutError("timed out waiting for the next frame") from None
             raise
-        if isinstance(ev, EndOfStream):
-            self._ended = True
-            raise EndOfStreamError("the peer ended the stream")
-        return ev
+        finally:
+            if not first and deadline is not None:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(self._timeout)
 
     # ---- closing ----
 
-    def close(self) -> None:
-        """End the stream cleanly (an end-of-stream frame) and close the socket.
+    def close(self, timeout: float | None = None) -> None:
+        """End the stream, wait until the peer confirms it received every frame, and
+        close the socket (docs/FORMAT.md section 10).
 
-        Idempotent; if the send side is broken the socket is just closed.
+        Frames held by ``send(flush=False)`` go out first.  Arrays the peer sends
+        meanwhile are not delivered (and the peer learns they were not received).
+
+        Args:
+            timeout: seconds to wait for the confirmation (default: ``close_timeout``,
+                else the channel's ``timeout``, else 10 s); 0 does not wait, and then
+                nothing is confirmed or raised.
+
+        Raises:
+            PeerError: the peer refused the stream (its code and reason).
+            DeliveryError: the peer confirmed only part of the stream, or closed
+                without confirming; DeliveryTimeoutError: no confirmation in time.
+            The socket is closed whatever happens; idempotent.
         """
-        if self._closed:
+        core = self._core
+        if core.closed:
             return
-        self._closed = True
+        if timeout is None:
+            timeout = core.close_timeout
+        if timeout is None:
+            timeout = self._timeout if self._timeout is not None else DEFAULT_CLOSE_TIMEOUT
+        timed_out = False
         try:
-            if self._tx.error is None:
-                if hasattr(self._enc, "end"):
-                    self._wbuf += self._enc.end()
-                if self._wbuf:
-                    with contextlib.suppress(OSError):
-                        send_parts(self.sock, [self._wbuf])
+            data = core.begin_close()
+            if data is not None:
+                try:
+                    self.sock.settimeout(timeout if timeout > 0 else CONTROL_TIMEOUT)
+                    self.sock.sendall(data)
+                except OSError as exc:
+                    core.send_failed(exc)
+                    self._peer_report(exc)
+            if not core.wire:
+                shutdown_write(self.sock)  # an npy stream ends with the half-close
+            if timeout > 0 and core.close_pending:
+                try:
+                    self._drain(Deadline(timeout))
+                except TimeoutError:
+                    timed_out = True
         finally:
-            self.sock.close()
-            if self._on_close is not None:
-                self._on_close()
+            self._finish()
+        if timeout > 0:
+            err = core.close_result(timeout, timed_out=timed_out)
+            if err is not None:
+                raise err
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StreamBrokenError("the channel is closed")
-
-
-def _connect_socket(ep: Endpoint, timeout: float | None) -> socket.socket:
-    last: OSError | None = None
-    for family, socktype, proto, _, sockaddr in ep.resolve(socket.SOCK_STREAM):
-        sock = socket.socket(family, socktype, proto)
+    def _drain(self, deadline: Deadline) -> None:
+        """Read until the core needs nothing more for the close (or the deadline)."""
+        core, sock = self._core, self.sock
+        dec = core.dec
         try:
-            sock.settimeout(timeout)
-            sock.connect(sockaddr)
-            return sock
-        except OSError as exc:
-            sock.close()
-            last = exc
-    assert last is not None
-    raise last
+            while core.close_pending:
+                ev = dec.next_event()
+                if ev is NEED_DATA:
+                    buf = dec.get_buffer()
+                    sock.settimeout(deadline.remaining())
+                    n = sock.recv_into(buf)
+                    if not n:
+                        core.close_failed(None)
+                        return
+                    dec.advance(n)
+                    continue
+                self._send_control(core.handle(ev)[1])
+        except TimeoutError:
+            raise
+        except (OSError, _ssl.SSLError) as exc:
+            core.close_failed(exc)
+        except Exception as exc:  # a ProtocolError: what the peer sent instead
+            core.close_failed(exc)
+
+    def abort(self, reason: str = "aborted", *, code: int = ErrorCode.APPLICATION) -> None:
+        """End the channel at once with an error: the peer gets an ERROR frame with
+        ``code`` and ``reason`` (at most 255 bytes of UTF-8) -- its next call raises
+        PeerError -- and the socket is closed without waiting.  Held frames are
+        dropped.  Idempotent; a no-op on a closed channel."""
+        core = self._core
+        if core.closed:
+            return
+        try:
+            self._send_control(core.abort_frame(code, reason))
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._core.finish()
+        self.sock.close()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()
 
 
 def connect(
@@ -529,7 +568,7 @@ def connect(
     Args:
         address: ``("host", port)``, ``"host:port"``, ``"[::1]:port"`` or
             ``"unix:/path"``; names resolve with getaddrinfo, each address tried in turn.
-        timeout: bounds the connection attempt and every later send/receive.
+        timeout: bounds the connection attempt and every later send/receive call.
         ssl: an ``ssl.SSLContext`` (e.g. ``ssl.create_default_context(cafile=...)``,
             with ``load_cert_chain`` for mutual TLS) to speak TLS.
         server_hostname: the name the server's certificate must carry (default: the
@@ -537,7 +576,7 @@ def connect(
             hostnames).
         authkey: a shared secret (>= 16 bytes) for the HMAC challenge-response
             handshake, run before any frame (inside TLS when both are given).
-        handshake_timeout: bounds the TLS and authkey handshakes.
+        handshake_timeout: bounds the TLS and authkey handshakes together.
         options: see :class:`Channel`.
 
     Raises:
@@ -547,17 +586,70 @@ def connect(
     """
     ep = parse_address(address)
     key = normalize_authkey(authkey)
-    sock = _connect_socket(ep, timeout)
+    sock = connect_socket(ep, timeout)
     try:
+        deadline = Deadline(handshake_timeout)
         if ssl is not None:
-            sock.settimeout(handshake_timeout)
+            sock.settimeout(deadline.remaining())  # do_handshake: one deadline in all
             sock = ssl.wrap_socket(sock, server_hostname=server_hostname or ep.host)
         if key is not None:
-            client_handshake(sock, key, handshake_timeout)
+            run_blocking(sock, ClientHandshake(key), deadline)
         return Channel(sock, timeout=timeout, **options)
+    except TimeoutError:
+        sock.close()
+        raise TimeoutError(f"the handshake took more than {handshake_timeout} s") from None
     except BaseException:
         sock.close()
         raise
+
+
+class _Pending:
+    """One accepted connection in its handshakes, driven without blocking."""
+
+    __slots__ = ("auth", "conn", "deadline", "events", "started", "tls_done")
+
+    def __init__(self, conn: socket.socket, ctx: Any, key: bytes | None, timeout: float | None):
+        conn.setblocking(False)
+        self.started = time.monotonic()
+        self.deadline = None if timeout is None else self.started + timeout
+        self.tls_done = ctx is None
+        if ctx is not None:
+            conn = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        self.conn = conn
+        self.auth = ServerHandshake(key) if key is not None else None
+        self.events = selectors.EVENT_READ | selectors.EVENT_WRITE
+
+    def step(self) -> bool:
+        """Progress as far as the socket allows; True once every handshake is done.
+        Sets ``events`` to what to wait for next; raises what failed."""
+        try:
+            if not self.tls_done:
+                self.conn.do_handshake()
+                self.tls_done = True
+            hs = self.auth
+            while hs is not None:
+                out = hs.data_to_send()
+                if out:
+                    n = self.conn.send(out)
+                    if n < len(out):  # rare: 64 bytes; keep the rest for later
+                        hs._out[:0] = out[n:]
+                        self.events = selectors.EVENT_WRITE
+                        return False
+                if hs.done:
+                    break
+                data = self.conn.recv(hs.want)
+                try:
+                    hs.receive_data(data)
+                except AuthenticationError:
+                    with contextlib.suppress(OSError, _ssl.SSLError):
+                        self.conn.send(hs.data_to_send())
+                    raise
+            return True
+        except (_ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+            self.events = selectors.EVENT_READ
+        except _ssl.SSLWantWriteError:
+            self.events = selectors.EVENT_WRITE
+        return False
 
 
 class Listener:
@@ -571,15 +663,24 @@ class Listener:
         ssl: an ``ssl.SSLContext`` for TLS (server side; ``verify_mode=CERT_REQUIRED``
             and ``load_verify_locations`` for mutual TLS).
         authkey: shared secret for the challenge-response handshake.
-        handshake_timeout: bounds the TLS and authkey handshakes of each connection.
-        max_connections: channels open at once; beyond it new connections are
-            accepted and closed at once (counted in ``refused``).
+        handshake_timeout: seconds a connection's TLS and authkey handshakes may take
+            in all (default 10).
+        max_handshakes: connections in their handshake at once (default 128); a new
+            one beyond it drops the one that has waited longest.
+        max_connections: established channels open at once; beyond it a connection
+            that completed its handshake gets an ERROR frame (ErrorCode.BUSY) and is
+            closed (counted in ``refused``).  Connections in their handshake never
+            take these slots.
         idle_timeout: the accepted channels' ``timeout`` (a peer silent for that long
-            between frames gets TimeoutError) unless ``timeout`` is given.
+            gets TimeoutError, a frame that takes longer is cut) unless ``timeout`` is
+            given.
         options: channel options applied to every accepted channel.
 
-    accept() raises what one connection's handshake raised (AuthenticationError,
-    ssl.SSLError, TimeoutError); a server loop catches it and accepts the next one.
+    The handshakes of many connections progress side by side inside ``accept()``, so
+    a slow, silent or keyless client delays nobody.  ``accept()`` raises what one
+    connection's handshake raised (AuthenticationError, ssl.SSLError, TimeoutError);
+    a server loop catches it and accepts the next one.  Counters: ``active``,
+    ``refused``, ``handshake_failures``.
     """
 
     def __init__(
@@ -590,38 +691,126 @@ class Listener:
         ssl: Any = None,
         authkey: Any = None,
         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+        max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
         max_connections: int | None = None,
         idle_timeout: float | None = None,
         **options: Any,
     ):
+        if max_handshakes < 1:
+            raise UsageError("max_handshakes must be >= 1")
         self._ssl = ssl
         self._authkey = normalize_authkey(authkey)
         self._handshake_timeout = handshake_timeout
+        self.max_handshakes = max_handshakes
         self.max_connections = max_connections
         self.active = 0
         self.refused = 0
+        self.handshake_failures = 0
         if idle_timeout is not None:
             options.setdefault("timeout", idle_timeout)
         self.sock, self.address, self._unix_path = bind_listening_socket(address, backlog)
+        self.sock.setblocking(False)
         self._options = options
         self._closed = False
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self.sock, selectors.EVENT_READ, None)
+        self._pending: dict[socket.socket, _Pending] = {}  # insertion order: oldest first
+        self._ready: deque[Any] = deque()  # established sockets, and handshake errors
 
     def accept(self, timeout: float | None = None) -> Channel:
-        """Wait (at most ``timeout`` seconds) for a connection, run its handshakes and
-        return its Channel."""
-        self.sock.settimeout(timeout)
+        """Wait (at most ``timeout`` seconds) for a connection whose handshakes are
+        done, and return its Channel.
+
+        Raises:
+            TimeoutError: no connection in time.
+            AuthenticationError, ssl.SSLError, OSError: one connection's handshake
+                failed (that connection is closed; the others carry on).
+        """
+        deadline = Deadline(timeout)
         while True:
-            conn, _ = self.sock.accept()
-            if self.max_connections is None or self.active < self.max_connections:
-                break
-            self.refused += 1
-            conn.close()
+            while self._ready:
+                item = self._ready.popleft()
+                if isinstance(item, BaseException):
+                    raise item
+                channel = self._established(item)
+                if channel is not None:
+                    return channel
+            wait = deadline.remaining()
+            soonest = min((p.deadline for p in self._pending.values() if p.deadline), default=None)
+            if soonest is not None:
+                left = max(0.0, soonest - time.monotonic())
+                wait = left if wait is None else min(wait, left)
+            for key, _ in self._sel.select(wait):
+                if key.data is None:
+                    self._accept_new()
+                else:
+                    self._progress(key.data)
+            self._expire()
+
+    def _accept_new(self) -> None:
+        for _ in range(64):  # what is queued now, in bounded bites
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. EMFILE: report it, keep the listener
+                self._ready.append(exc)
+                return
+            if self._ssl is None and self._authkey is None:
+                self._ready.append(conn)
+                continue
+            if len(self._pending) >= self.max_handshakes:
+                oldest = next(iter(self._pending.values()))
+                self._drop(oldest, AuthenticationError("handshake dropped: too many at once"))
+            try:
+                p = _Pending(conn, self._ssl, self._authkey, self._handshake_timeout)
+            except OSError as exc:
+                conn.close()
+                self.handshake_failures += 1
+                self._ready.append(exc)
+                continue
+            self._pending[p.conn] = p
+            self._sel.register(p.conn, p.events, p)
+            self._progress(p)
+
+    def _progress(self, p: _Pending) -> None:
         try:
-            if self._ssl is not None:
-                conn.settimeout(self._handshake_timeout)
-                conn = self._ssl.wrap_socket(conn, server_side=True)
-            if self._authkey is not None:
-                server_handshake(conn, self._authkey, self._handshake_timeout)
+            done = p.step()
+        except (OSError, AuthenticationError) as exc:
+            self._drop(p, exc)
+            return
+        if done:
+            self._sel.unregister(p.conn)
+            del self._pending[p.conn]
+            self._ready.append(p.conn)
+        else:
+            self._sel.modify(p.conn, p.events, p)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for p in [p for p in self._pending.values() if p.deadline and p.deadline <= now]:
+            err: BaseException = (
+                AuthenticationError("authkey handshake timed out")
+                if p.tls_done
+                else TimeoutError("the TLS handshake timed out")
+            )
+            self._drop(p, err)
+
+    def _drop(self, p: _Pending, exc: BaseException) -> None:
+        self._sel.unregister(p.conn)
+        del self._pending[p.conn]
+        p.conn.close()
+        self.handshake_failures += 1
+        if len(self._ready) < 1024:  # reported by accept(), without growing unbounded
+            self._ready.append(exc)
+
+    def _established(self, conn: Any) -> Channel | None:
+        if self.max_connections is not None and self.active >= self.max_connections:
+            self.refused += 1
+            _refuse_busy(conn, self.max_connections)
+            return None
+        try:
+            conn.setblocking(True)
             channel = Channel(conn, **self._options)
         except BaseException:
             conn.close()
@@ -637,14 +826,25 @@ class Listener:
         while True:
             yield self.accept()
 
+    @property
+    def handshaking(self) -> int:
+        """Connections in their handshake now."""
+        return len(self._pending)
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        for p in list(self._pending.values()):
+            p.conn.close()
+        self._pending.clear()
+        for item in self._ready:
+            if not isinstance(item, BaseException):
+                item.close()
+        self._ready.clear()
+        self._sel.close()
         self.sock.close()
-        if self._unix_path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self._unix_path)
+        unlink_quietly(self._unix_path)
 
     def __enter__(self) -> Listener:
         return self
@@ -656,187 +856,19 @@ class Listener:
         return self.sock.fileno()
 
 
-def _remove_stale_socket(path: str) -> None:
+def _refuse_busy(conn: Any, limit: int) -> None:
+    """Tell a connection the server is full (an ERROR frame), then close it."""
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise AddressError(f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(path)
+        conn.settimeout(CONTROL_TIMEOUT)
+        conn.sendall(Encoder().error(ErrorCode.BUSY, f"server busy: {limit} connections open"))
+        if not is_tls(conn):
+            conn.shutdown(socket.SHUT_WR)
     except OSError:
-        os.unlink(path)  # nobody listens: a leftover of a dead process
-        return
+        pass
     finally:
-        probe.close()
-    raise AddressError(f"{path} is in use by another listener")
+        conn.close()
 
 
 def listen(address: Any, **options: Any) -> Listener:
     """Listen on ``address`` (see :func:`connect`); returns a :class:`Listener`."""
     return Listener(address, **options)
-
-
-# ---- UDP ----
-
-#: The largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes).
-MAX_UDP_PAYLOAD = 65507
-
-
-class DatagramChannel:
-    """Arrays that fit one datagram, over UDP (or UNIX datagram sockets).
-
-    Each array travels as one self-contained frame in one datagram.  Frames carry
-    sequence numbers, so loss, reordering and duplication are detected and never
-    silent: ``stats`` counts them, and with ``on_gap="raise"`` (the default) the
-    ``recv`` that notices one raises :class:`~wirearray.SequenceError` -- carrying the
-    array that revealed it, so nothing received is dropped.  ``on_gap="count"`` only
-    counts.
-
-    Args:
-        local: address to bind (``("127.0.0.1", 0)`` picks a port; None: any).
-        remote: default peer for send(); recv() then accepts only that peer.
-        max_datagram: largest datagram sent or accepted (default 65507, the IPv4
-            UDP maximum); a larger frame raises DatagramTooLargeError before sending.
-        byteorder, checksum, timeout, max_ndim, keep_wire_order: as for Channel.
-    """
-
-    def __init__(
-        self,
-        local: Any = None,
-        remote: Any = None,
-        *,
-        byteorder: str = "network",
-        checksum: bool = False,
-        timeout: float | None = None,
-        max_datagram: int = MAX_UDP_PAYLOAD,
-        max_ndim: int = _codec.DEFAULT_MAX_NDIM,
-        keep_wire_order: bool = False,
-        on_gap: str = "raise",
-    ):
-        if local is None and remote is None:
-            raise UsageError("a DatagramChannel needs a local or a remote address")
-        if on_gap not in ("raise", "count"):
-            raise UsageError("on_gap must be 'raise' or 'count'")
-        ref = parse_address(local if local is not None else remote)
-        family, _, proto, _, sockaddr = ref.resolve(socket.SOCK_DGRAM, passive=local is not None)[0]
-        self.sock = socket.socket(family, socket.SOCK_DGRAM, proto)
-        self._unix_path = None
-        try:
-            if local is not None:
-                if ref.is_unix and not sockaddr.startswith("\0"):
-                    if os.path.exists(sockaddr):
-                        raise AddressError(f"{sockaddr} exists")
-                    self._unix_path = sockaddr
-                self.sock.bind(sockaddr)
-            elif ref.is_unix:
-                pass
-            self._remote = None
-            if remote is not None:
-                rep = parse_address(remote)
-                rinfo = [i for i in rep.resolve(socket.SOCK_DGRAM) if i[0] == family]
-                if not rinfo:
-                    raise AddressError(f"{remote!r} has no address of the local socket's family")
-                self._remote = rinfo[0][4]
-                self.sock.connect(self._remote)
-        except BaseException:
-            self.sock.close()
-            raise
-        self.sock.settimeout(timeout)
-        self._enc = Encoder(byteorder=byteorder, checksum=checksum)
-        self._dec_opts = {
-            "max_frame_bytes": max_datagram,
-            "max_ndim": max_ndim,
-            "keep_wire_order": keep_wire_order,
-        }
-        self.max_datagram = max_datagram
-        self.on_gap = on_gap
-        self._buf = bytearray(max_datagram + 1)
-        self._expected = 0
-        self._recent: dict[int, None] = {}
-        self.stats = {"sent": 0, "received": 0, "lost": 0, "reordered": 0, "duplicated": 0}
-        self._closed = False
-
-    @property
-    def address(self) -> Any:
-        return format_address(self.sock.family, self.sock.getsockname())
-
-    def send(self, array: Any, *, to: Any = None) -> None:
-        """Send one array in one datagram (to ``to``, else the channel's remote).
-
-        Raises:
-            DatagramTooLargeError: the frame exceeds max_datagram; nothing was sent.
-        """
-        a = np.asarray(array)
-        frame = self._enc.encode(a)
-        if len(frame) > self.max_datagram:
-            self._enc._seq = (self._enc._seq - 1) & 0xFFFFFFFF  # not sent: no gap
-            raise DatagramTooLargeError(
-                f"a {a.dtype}{list(a.shape)} array needs a {len(frame)}-byte datagram; "
-                f"this channel sends at most {self.max_datagram} (use a stream channel)"
-            )
-        if to is not None:
-            self.sock.sendto(frame, parse_address(to).resolve(socket.SOCK_DGRAM)[0][4])
-        elif self._remote is not None:
-            self.sock.send(frame)
-        else:
-            raise UsageError("send() needs to= on a channel without a remote address")
-        self.stats["sent"] += 1
-
-    def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
-        """Receive one array (see Channel.recv); raises SequenceError on a gap when
-        ``on_gap="raise"``, after decoding the datagram."""
-        return self.recv_from(out, schema=schema)[0]
-
-    def recv_from(self, out: np.ndarray | None = None, *, schema: Any = None) -> tuple:
-        """Like recv(), returning ``(array, sender_address)``."""
-        n, sender = self.sock.recvfrom_into(self._buf)
-        if n > self.max_datagram:
-            raise DatagramTooLargeError(f"a datagram over {self.max_datagram} bytes arrived")
-        ev, seq = _codec.decode_frame(
-            memoryview(self._buf)[:n], out=out, schema=schema, **self._dec_opts
-        )
-        self.stats["received"] += 1
-        self._track(seq, ev.array)
-        return ev.array, sender
-
-    def _track(self, seq: int, array: np.ndarray) -> None:
-        expected = self._expected
-        ahead = (seq - expected) & 0xFFFFFFFF
-        problem = None
-        if ahead == 0:
-            self._expected = (seq + 1) & 0xFFFFFFFF
-        elif ahead < 0x80000000:  # later than expected: the ones between are missing
-            self.stats["lost"] += ahead
-            self._expected = (seq + 1) & 0xFFFFFFFF
-            problem = f"{ahead} datagram(s) lost before #{seq}"
-        elif seq in self._recent:
-            self.stats["duplicated"] += 1
-            problem = f"datagram #{seq} duplicated"
-        else:  # an earlier one, counted lost, arrived late
-            self.stats["reordered"] += 1
-            self.stats["lost"] = max(0, self.stats["lost"] - 1)
-            problem = f"datagram #{seq} arrived after #{(expected - 1) & 0xFFFFFFFF}"
-        self._recent[seq] = None
-        if len(self._recent) > 4096:
-            self._recent.pop(next(iter(self._recent)))
-        if problem and self.on_gap == "raise":
-            raise SequenceError(problem, seq=seq, expected=expected, array=array)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.sock.close()
-        if self._unix_path:
-            with contextlib.suppress(OSError):
-                os.unlink(self._unix_path)
-
-    def __enter__(self) -> DatagramChannel:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

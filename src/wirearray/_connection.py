@@ -1,0 +1,619 @@
+"""The sans-I/O channel core: everything a channel decides, for every I/O loop.
+
+In the manner of h11's ``Connection``: :class:`Connection` holds the codec pair, the
+frames ``send(flush=False)`` holds, the state of both directions and of the close
+handshake, and the failure bookkeeping -- and never touches a socket.  The blocking
+layer (``transport.py``) and the asyncio layer (``aio.py``) are sibling loops over it:
+each asks the core what to send and hands it what arrived, so a rule is written once
+and both layers follow it (tests/test_connection.py checks the core without sockets).
+
+Rules that live here, with one answer for both layers:
+
+* **Small frames.** An unnamed array of up to codec.SMALL_FRAME_BYTES with the
+  channel's byte order and checksum is framed whole by the compiled core
+  (Encoder.encode_small) and leaves in one call; ``flush=False`` holds it (and any
+  small array) in the send buffer until ``send_buffer`` bytes, a flush, a larger frame
+  or message, a receive, or close.  Held bytes always leave before anything numbered
+  after them: the loops send what :meth:`prepare_array` returns, in order, under their
+  send lock.
+* **Failures.** A timeout (or, in asyncio, a cancellation) at a frame boundary with
+  nothing of a frame consumed leaves that direction usable; any other failure breaks
+  it: later calls raise StreamBrokenError.  Errors are kept without their traceback
+  (whose frames could keep a half-received array alive through a reference cycle),
+  and a broken receive side releases every decoder buffer at once.
+* **Timeouts** bound each send or receive call as a whole (a deadline), never a single
+  system call: a peer dripping one byte per interval cannot stretch a receive.
+* **The close handshake** (docs/FORMAT.md section 10).  An ACK frame says "your
+  application received the first ``count`` frames of your stream, and my stream ends
+  here".  ``close()`` ends this side's stream -- with END when the application
+  received nothing of the peer's stream (so a version-1 reader reads it), else with
+  ACK(frames received) -- then, if it sent frames, waits until the peer's ACK names
+  all of them.  A receiver whose application reads the peer's END answers at once
+  with ACK (which ends its own stream); whoever sees the peer's stream end beyond
+  what it already confirmed answers with an ACK of what its application received.
+  Frames that arrive while closing are never delivered, and never confirmed: a peer
+  whose frames were dropped learns it from the count.  A receiver that refuses the
+  stream (a protocol error, a limit, a deadline inside a frame) or whose application
+  fails sends an ERROR frame with a code and a reason; the other side raises
+  PeerError with them.  For ``format="npy"`` (no control frames) the end of the
+  stream is the half-close, and the peer's own close confirms it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+import numpy as np
+
+from . import codec as _codec
+from ._common import detached
+from .codec import Ack, Array, Decoder, Encoder, EndOfStream, ErrorReport, Message
+from .exceptions import (
+    BufferMismatchError,
+    ChecksumError,
+    DeliveryError,
+    DeliveryTimeoutError,
+    EndOfStreamError,
+    ErrorCode,
+    FrameTooLargeError,
+    MalformedFrameError,
+    PeerError,
+    ProtocolError,
+    SchemaMismatchError,
+    StreamBrokenError,
+    TruncatedStreamError,
+    UsageError,
+)
+
+__all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_SEND_BUFFER", "Connection"]
+
+#: Default for Channel(send_buffer=): what send(flush=False) holds before sending.
+DEFAULT_SEND_BUFFER: Final = 64 << 10
+#: Default bound of close()'s wait for the peer's confirmation, in seconds (when the
+#: channel has no timeout of its own).
+DEFAULT_CLOSE_TIMEOUT: Final = 10.0
+
+#: What Connection.handle() returns for an event the application must not see.
+CONSUMED: Final = object()
+
+
+def error_code(exc: BaseException) -> ErrorCode:
+    """The ERROR frame code that reports ``exc`` to the peer."""
+    if isinstance(exc, FrameTooLargeError):
+        return ErrorCode.TOO_LARGE
+    if isinstance(exc, ChecksumError):
+        return ErrorCode.CHECKSUM
+    if isinstance(exc, SchemaMismatchError):
+        return ErrorCode.SCHEMA
+    if isinstance(exc, ProtocolError):
+        return ErrorCode.PROTOCOL
+    if isinstance(exc, TimeoutError):
+        return ErrorCode.TIMEOUT
+    return ErrorCode.APPLICATION
+
+
+def make_codec(
+    format: str,
+    byteorder: str,
+    checksum: bool,
+    max_frame_bytes: int,
+    max_ndim: int,
+    max_message_arrays: int,
+    keep_wire_order: bool,
+) -> tuple[Any, Any]:
+    """The encoder and decoder of a channel's framing ("wire" or "npy")."""
+    if format == "wire":
+        dec = Decoder(
+            max_frame_bytes=max_frame_bytes,
+            max_ndim=max_ndim,
+            max_message_arrays=max_message_arrays,
+            keep_wire_order=keep_wire_order,
+        )
+        return Encoder(byteorder=byteorder, checksum=checksum), dec
+    if format == "npy":
+        from .npy import NpyDecoder, NpyEncoder
+
+        dec = NpyDecoder(
+            max_frame_bytes=max_frame_bytes, max_ndim=max_ndim, keep_wire_order=keep_wire_order
+        )
+        return NpyEncoder(), dec
+    raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+
+
+def check_send_buffer(send_buffer: int) -> int:
+    if send_buffer < 0:
+        raise UsageError("send_buffer must be >= 0")
+    return send_buffer
+
+
+def views(parts: list) -> list[memoryview]:
+    """Flat byte views of a frame's buffers, empty ones dropped (for sendmsg)."""
+    out = []
+    for p in parts:
+        mv = memoryview(p)
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        if len(mv):
+            out.append(mv)
+    return out
+
+
+def hold_frames(buf: bytearray, frames: Iterator[list]) -> None:
+    """Append every buffer of an Encoder.frame()/message() iterator to a send buffer
+    (copied, so the array may change afterwards)."""
+    for parts in frames:
+        for v in views(parts):
+            buf += v
+
+
+def array_of(ev: Any) -> np.ndarray:
+    """recv()'s result: the array of an Array event; a message is a schema mismatch."""
+    if isinstance(ev, Array):
+        return ev.array
+    raise SchemaMismatchError(
+        f"expected a single array, received a message of {len(ev.arrays)} arrays (use recv_many())"
+    )
+
+
+def message_of(ev: Any) -> dict[str, np.ndarray]:
+    """recv_many()'s result: the arrays of a Message event; an array is a mismatch."""
+    if isinstance(ev, Message):
+        return ev.arrays
+    raise SchemaMismatchError("expected a message, received a single array (use recv())")
+
+
+def item_of(ev: Any) -> Any:
+    """What iterating over a channel yields: an array, or a dict for a message."""
+    return ev.array if isinstance(ev, Array) else ev.arrays
+
+
+def deliver_into(out: Any, array: np.ndarray) -> np.ndarray:
+    """An array decoded before the caller named ``out=`` (it arrived while a send
+    failed), copied into ``out`` under the rules of Decoder.expect."""
+    if not isinstance(out, np.ndarray):
+        raise BufferMismatchError(f"out must be an ndarray, not {type(out).__name__}")
+    if out.dtype.newbyteorder("=") != array.dtype.newbyteorder("="):
+        raise BufferMismatchError(f"out has dtype {out.dtype}; the frame carries {array.dtype}")
+    if out.shape != array.shape:
+        raise BufferMismatchError(f"out has shape {out.shape}; the frame carries {array.shape}")
+    if not out.flags.writeable:
+        raise BufferMismatchError("out is read-only")
+    np.copyto(out, array)
+    return out
+
+
+class Connection:
+    """The state of one channel, whatever drives its I/O.
+
+    Args: those of :class:`wirearray.Channel` that concern framing and state
+    (``format``, ``byteorder``, ``checksum``, the receive limits, ``keep_wire_order``,
+    ``send_buffer``, ``close_timeout``).
+    """
+
+    def __init__(
+        self,
+        *,
+        format: str = "wire",
+        byteorder: str = "network",
+        checksum: bool = False,
+        max_frame_bytes: int = _codec.DEFAULT_MAX_FRAME_BYTES,
+        max_ndim: int = _codec.DEFAULT_MAX_NDIM,
+        max_message_arrays: int = _codec.DEFAULT_MAX_MESSAGE_ARRAYS,
+        keep_wire_order: bool = False,
+        send_buffer: int = DEFAULT_SEND_BUFFER,
+        close_timeout: float | None = None,
+    ):
+        self.enc, self.dec = make_codec(
+            format,
+            byteorder,
+            checksum,
+            max_frame_bytes,
+            max_ndim,
+            max_message_arrays,
+            keep_wire_order,
+        )
+        self.format = format
+        self.wire = format == "wire"
+        # control frames (ERROR) of an npy channel come from a wire encoder of their own
+        self._control = self.enc if self.wire else Encoder()
+        self.held = bytearray()  # frames held by send(flush=False), in sequence order
+        self.send_buffer = check_send_buffer(send_buffer)
+        if close_timeout is not None and close_timeout < 0:
+            raise UsageError("close_timeout must be >= 0 or None")
+        self.close_timeout = close_timeout
+        self.inbox: deque[Any] = deque()  # events decoded while a send failed
+        # this side's stream
+        self.tx_error: BaseException | None = None  # detached
+        self.tx_ended = False  # our stream ended: END, ACK or ERROR sent
+        self.end_seq: int | None = None  # frames of our stream: what the peer must name
+        self.data_sent = 0  # frames numbered in our stream
+        self.peer_consumed: int | None = None  # the count of the peer's last ACK
+        self.sent_error = False  # we sent an ERROR frame: nothing more from us
+        # the peer's stream
+        self.rx_error: BaseException | None = None  # detached
+        self.consumed = 0  # frames of the peer's stream our application received
+        self.claimed: int | None = None  # the count of our last ACK
+        self.peer_ended = False  # the peer's stream ended (its END or ACK arrived)
+        self.peer_end_seq = 0
+        self.peer_error: PeerError | None = None
+        self.peer_error_seen = False  # raised to the application once already
+        self.discarded = 0  # data frames that arrived while closing
+        self.eof = False
+        self.closing = False
+        self.closed = False
+        self.close_problem: BaseException | None = None
+        self.failed_before_close = False
+
+    @property
+    def confirmed(self) -> bool:
+        """The peer's ACK named every frame of our (ended) stream."""
+        return self.end_seq is not None and self.peer_consumed == self.end_seq
+
+    # ---- checks ----
+
+    def check_send(self) -> None:
+        """Raise what a send would meet: a closed or broken channel, a peer that
+        reported an error or closed."""
+        if self.closed or self.closing:
+            raise StreamBrokenError("the channel is closed")
+        if self.tx_error is not None:
+            raise StreamBrokenError(
+                f"cannot send: the channel broke earlier ({type(self.tx_error).__name__}: "
+                f"{self.tx_error})"
+            ) from self.tx_error
+        if self.peer_error is not None:
+            raise self._raise_peer_error()
+        if self.tx_ended:
+            if self.sent_error:
+                raise StreamBrokenError("cannot send: this side ended the channel with an error")
+            raise EndOfStreamError("the peer closed the channel: it reads nothing more")
+
+    def check_recv(self) -> None:
+        if self.closed or self.closing:
+            raise StreamBrokenError("the channel is closed")
+        if self.inbox:
+            return
+        if self.rx_error is not None:
+            raise StreamBrokenError(
+                f"cannot receive: the channel broke earlier ({type(self.rx_error).__name__}: "
+                f"{self.rx_error})"
+            ) from self.rx_error
+        if self.peer_error is not None:
+            raise self._raise_peer_error()
+        if self.peer_ended:
+            raise EndOfStreamError("the peer ended the stream")
+
+    def _raise_peer_error(self) -> PeerError:
+        assert self.peer_error is not None
+        self.peer_error_seen = True
+        err = self.peer_error
+        return PeerError(err.code, err.reason)
+
+    @property
+    def receivable(self) -> bool:
+        """True when the fast receive path may run (no state to report first)."""
+        return not (
+            self.closed
+            or self.closing
+            or self.rx_error is not None
+            or self.peer_ended
+            or self.peer_error is not None
+            or self.inbox
+        )
+
+    # ---- sending ----
+
+    def hold(self, array: Any, byteorder: str | None, checksum: bool | None) -> bool:
+        """``send(array, flush=False)``: number a small array's frame into the send
+        buffer and return True -- no I/O, so a loop may do it without its send lock
+        (held bytes always leave before anything numbered later).  False, with nothing
+        numbered, for an array over SMALL_FRAME_BYTES: it must be sent at once."""
+        if byteorder is None and checksum is None and self.wire:
+            frame = self.enc.encode_small(array)
+            if frame is not None:
+                self.data_sent += 1
+                self.held += frame
+                return True
+        if np.asarray(array).nbytes > _codec.SMALL_FRAME_BYTES:
+            return False
+        kw = {"byteorder": byteorder, "checksum": checksum} if self.wire else {}
+        frames = self.enc.frame(array, **kw)  # validates before anything is numbered
+        self.data_sent += 1
+        hold_frames(self.held, frames)
+        return True
+
+    def prepare_array(
+        self, array: Any, byteorder: str | None, checksum: bool | None, flush: bool
+    ) -> tuple[Any, Iterator[list] | None]:
+        """Number and frame one array.  Returns ``(data, frames)``: send ``data`` (a
+        bytes-like, or None) first, then each buffer list of ``frames`` (or None).
+        ``(None, None)``: the frame is held.  Raises before numbering anything for an
+        array or option that cannot travel."""
+        if not flush and self.hold(array, byteorder, checksum):
+            if len(self.held) >= self.send_buffer:
+                return self.take_held(), None
+            return None, None
+        if byteorder is None and checksum is None and self.wire:
+            frame = self.enc.encode_small(array)
+            if frame is not None:
+                self.data_sent += 1
+                if not self.held:
+                    return frame, None  # one buffer, one call
+                self.held += frame
+                return self.take_held(), None
+        kw = {"byteorder": byteorder, "checksum": checksum} if self.wire else {}
+        frames = self.enc.frame(array, **kw)  # validates before anything is numbered
+        self.data_sent += 1
+        return self.take_held(), frames
+
+    def prepare_message(
+        self, arrays: Mapping[str, Any], byteorder: str | None, checksum: bool | None
+    ) -> tuple[Any, Iterator[list]]:
+        """Number and frame a message; ``(held data or None, frames)``."""
+        if not self.wire:
+            raise UsageError("format='npy' carries single arrays; use send()")
+        frames = self.enc.message(arrays, byteorder=byteorder, checksum=checksum)
+        self.data_sent += 1 + len(arrays)
+        return self.take_held(), frames
+
+    def take_held(self) -> bytearray | None:
+        """The held frames, to send now (None when nothing is held)."""
+        if not self.held:
+            return None
+        data, self.held = self.held, bytearray()
+        return data
+
+    def send_failed(self, exc: BaseException) -> None:
+        """A send raised ``exc``: the send side is broken (a frame may be half sent)."""
+        self.tx_error = detached(exc)
+        self.held = bytearray()
+
+    def failed_send_error(self, exc: BaseException) -> BaseException:
+        """What a failed send raises once the bytes the peer left were read into the
+        inbox (Connection.stash): its report (PeerError), or its close (a
+        DeliveryError saying what it received), else ``exc`` itself."""
+        if self.peer_error is not None:
+            err = self._raise_peer_error()
+        elif self.peer_ended and self.peer_consumed is not None:
+            err = DeliveryError(
+                f"the peer closed the channel after receiving {self.peer_consumed} of "
+                f"{self.data_sent} frames"
+            )
+            err.consumed, err.sent = self.peer_consumed, self.data_sent
+        elif self.peer_ended:
+            err = EndOfStreamError("the peer closed the channel: it reads nothing more")
+        else:
+            return exc
+        err.__cause__ = exc
+        return err
+
+    # ---- receiving ----
+
+    def fast_recv(self, out: Any) -> np.ndarray | None:
+        """The next array when its frame lies whole in the read-ahead (see
+        Decoder.next_array), else None with nothing consumed."""
+        if self.receivable:
+            a = self.dec.next_array(out)
+            if a is not None:
+                self.consumed = self.dec.seq
+            return a
+        return None
+
+    def start_recv(self, out: Any, schema: Any) -> Any:
+        """Before a receive loop: raise what the state says, or return an event decoded
+        earlier (while a send failed); else set the destination and return None."""
+        self.check_recv()
+        if self.inbox:
+            ev = self.inbox.popleft()
+            if out is not None and isinstance(ev, Array):
+                return Array(deliver_into(out, ev.array), ev.name)
+            if isinstance(ev, BaseException):
+                raise ev
+            return ev
+        self.dec.expect(out=out, schema=schema)
+        return None
+
+    def stash(self, ev: Any) -> bytes | None:
+        """Keep an event decoded while a send failed, for the next receive; returns a
+        reply to send, as handle() does."""
+        result, reply = self.handle(ev)
+        if result is not CONSUMED:
+            self.inbox.append(result)
+        return reply
+
+    def handle(self, ev: Any) -> tuple[Any, bytes | None]:
+        """Process one decoded event.  Returns ``(result, reply)``: send ``reply`` (if
+        any) first, then give ``result`` to the application -- an Array or Message, an
+        exception to raise (EndOfStreamError, PeerError), or CONSUMED."""
+        if isinstance(ev, (Array, Message)):
+            if self.closing:
+                self.discarded += 1
+                return CONSUMED, None
+            self.consumed = self.dec.seq
+            return ev, None
+        if isinstance(ev, EndOfStream):
+            if self.dec.eof:  # the input ended (npy: the end of the stream; wire: after END)
+                self.eof = True
+            self.peer_ended = True
+            self.peer_end_seq = ev.seq
+            if not self.closing:
+                self.consumed = ev.seq  # the application reads END after every frame
+            reply = self._answer()
+            if self.closing:
+                return CONSUMED, reply
+            return EndOfStreamError("the peer ended the stream"), reply
+        if isinstance(ev, Ack):
+            limit = self.end_seq if self.end_seq is not None else self.data_sent
+            if ev.count > limit:
+                raise MalformedFrameError(
+                    f"an ack for {ev.count} frames of a stream of {limit} frames"
+                )
+            self.peer_consumed = ev.count
+            self.peer_ended = True
+            self.peer_end_seq = ev.seq
+            reply = self._answer()
+            if self.closing:
+                return CONSUMED, reply
+            return EndOfStreamError("the peer closed the channel"), reply
+        if isinstance(ev, ErrorReport):
+            self.peer_error = PeerError(ev.code, ev.reason)
+            self.peer_ended = True
+            if self.closing:
+                return CONSUMED, None
+            return self._raise_peer_error(), None
+        raise AssertionError(f"unknown event {ev!r}")
+
+    def _answer(self) -> bytes | None:
+        """The peer's stream ended: confirm what our application received of it with
+        an ACK (which also ends our stream), unless an earlier ACK said as much."""
+        if self.tx_error is not None or self.sent_error or not self.wire:
+            return None
+        if self.claimed is not None and self.claimed >= self.peer_end_seq:
+            return None
+        if self.tx_ended and self.peer_end_seq == 0:
+            return None  # an empty stream, and ours has ended: nothing to say
+        held = None
+        if not self.tx_ended:
+            self.tx_ended = True
+            self.end_seq = self.enc.seq
+            held = self.take_held()  # numbered before the ACK: they go first
+        self.claimed = self.consumed
+        ack = self.enc.ack(self.consumed)
+        return ack if held is None else bytes(held + ack)
+
+    def _error_frame(self, code: int, reason: str) -> bytes | None:
+        if self.tx_error is not None or self.sent_error:
+            return None
+        self.sent_error = True
+        self.tx_ended = True
+        self.held = bytearray()
+        return self._control.error(code, reason)
+
+    def recv_failed(self, exc: BaseException, *, interrupted: bool = False) -> bytes | None:
+        """A receive raised ``exc``.  ``interrupted``: a timeout or cancellation, which
+        leaves the channel usable at a frame boundary.  Returns an ERROR frame to send
+        when the peer should hear why (its bytes broke a rule, or a deadline passed
+        inside a frame); the receive side is then broken and its buffers released."""
+        if isinstance(exc, UsageError):  # the caller's mistake, reported before consuming
+            return None
+        if interrupted and self.dec.at_boundary:
+            return None
+        self.rx_error = detached(exc)
+        self.dec.release()
+        self.inbox.clear()
+        if isinstance(exc, TruncatedStreamError) or not isinstance(
+            exc, (ProtocolError, TimeoutError)
+        ):
+            return None  # the peer is gone, or an OS error: nobody to tell
+        if self.peer_ended:
+            return None
+        reason = str(exc) if isinstance(exc, ProtocolError) else "no complete frame in time"
+        return self._error_frame(error_code(exc), f"refused: {reason}")
+
+    def abort_frame(self, code: int, reason: str) -> bytes | None:
+        """The ERROR frame that aborts the channel (Channel.abort), or None when the
+        send side cannot carry it or the close exchange is already over."""
+        self.closing = True
+        if self.tx_ended and self.peer_ended:
+            return None
+        return self._error_frame(code, reason)
+
+    # ---- closing ----
+
+    def begin_close(self) -> Any:
+        """Start closing: returns what to send (held frames, then END or ACK), or None."""
+        self.closing = True
+        self.failed_before_close = self.rx_error is not None
+        if self.tx_error is not None or self.sent_error:
+            return None
+        data = self.take_held()
+        if not self.tx_ended and self.wire:
+            self.tx_ended = True
+            self.end_seq = self.enc.seq
+            if self.consumed or self.peer_ended:
+                self.claimed = self.consumed
+                last = self.enc.ack(self.consumed)
+            else:  # nothing of the peer's to confirm: END, which version 1 reads
+                last = self.enc.end()
+            data = last if data is None else data + last
+        return data
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Whether close() must see the peer confirm our stream before it returns."""
+        if self.tx_error is not None:
+            return False
+        if not self.wire:  # the peer's own close confirms an npy stream
+            return self.data_sent > 0 and not self.eof
+        return self.data_sent > 0 and not self.confirmed
+
+    @property
+    def close_pending(self) -> bool:
+        """Whether close() must keep reading for the peer's confirmation."""
+        if self.eof or self.rx_error is not None or self.peer_error is not None:
+            return False
+        if not self.wire:
+            return self.needs_confirmation
+        if self.sent_error or (self.peer_ended and self.peer_consumed is not None):
+            return False  # refused, or the peer's last word named its count
+        return self.needs_confirmation
+
+    def close_failed(self, exc: BaseException | None) -> None:
+        """Close's wait ended on ``exc`` (a receive error) or EOF (None)."""
+        if exc is None:
+            self.eof = True
+        else:
+            self.rx_error = detached(exc)
+            self.close_problem = self.rx_error
+
+    def close_result(self, timeout: float | None, *, timed_out: bool) -> BaseException | None:
+        """What close() raises once the socket is closed: None when every frame was
+        confirmed (or nothing needed confirming), else a DeliveryError."""
+        if self.peer_error is not None and not self.peer_error_seen:
+            return self._raise_peer_error()
+        if not self.needs_confirmation or self.peer_error is not None:
+            return None
+        if self.failed_before_close:
+            return None  # the application was told the connection failed already
+        if not self.wire:
+            if timed_out:
+                return DeliveryTimeoutError(
+                    f"the peer did not close its end within {timeout} s "
+                    "(format='npy': its close confirms the stream)"
+                )
+            return None
+        if self.sent_error:
+            return None  # we ended the channel with an error: the caller knows why
+        sent = self.end_seq
+        if self.peer_consumed is not None and self.peer_ended:
+            err = DeliveryError(
+                f"the peer's application received {self.peer_consumed} of the {sent} frames "
+                "of the stream before it closed"
+            )
+        elif self.close_problem is not None:
+            err = DeliveryError(
+                f"the peer did not confirm the stream: {type(self.close_problem).__name__}: "
+                f"{self.close_problem}"
+            )
+            err.__cause__ = self.close_problem
+        elif timed_out:
+            err = DeliveryTimeoutError(
+                f"the peer did not confirm the stream within {timeout} s "
+                "(it is not reading, or reads slowly)"
+            )
+        else:
+            err = DeliveryError(
+                "the peer closed the connection without confirming the stream "
+                "(it closed early or predates the close handshake)"
+            )
+        err.consumed, err.sent = self.peer_consumed, sent
+        return err
+
+    def finish(self) -> None:
+        """The socket is closed: drop every buffer."""
+        self.closed = True
+        self.held = bytearray()
+        self.inbox.clear()
+        self.dec.release()

@@ -1,0 +1,241 @@
+"""Arrays in datagrams: UDP (IPv4/IPv6) and UNIX datagram sockets.
+
+Each array travels as one self-contained frame (docs/FORMAT.md, an ARRAY frame) in one
+datagram; its sequence number counts the sender's datagrams, so loss, reordering and
+duplication are detected and never silent.  Sequence state is kept **per sender**
+(its address): two senders, or one that restarts, never look like each other's
+reordering.  A sender whose datagram carries sequence number 0 while a later number
+was expected has restarted (a new socket, a new process): its count starts over and
+``stats["restarts"]`` counts it.  The table of senders is bounded (``max_senders``,
+least recently heard dropped first), so senders that go quiet cost nothing forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections import OrderedDict
+from typing import Any, Final
+
+import numpy as np
+
+from . import _format as F
+from . import codec as _codec
+from ._address import format_address, parse_address
+from .codec import Encoder
+from .exceptions import AddressError, DatagramTooLargeError, SequenceError, UsageError
+
+__all__ = ["MAX_UDP_PAYLOAD", "DatagramChannel"]
+
+#: The largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes).
+MAX_UDP_PAYLOAD: Final = 65507
+#: Default bound on the senders whose sequence numbers a channel tracks.
+DEFAULT_MAX_SENDERS: Final = 1024
+#: Sequence numbers remembered per sender, to tell a duplicate from a late datagram.
+_RECENT = 256
+
+
+class _Sender:
+    """Sequence state of one sender."""
+
+    __slots__ = ("expected", "recent")
+
+    def __init__(self) -> None:
+        self.expected = 0
+        self.recent: OrderedDict[int, None] = OrderedDict()
+
+
+class DatagramChannel:
+    """Arrays that fit one datagram, over UDP (or UNIX datagram sockets).
+
+    Frames carry sequence numbers per sender, so loss, reordering and duplication are
+    detected and never silent: ``stats`` counts them, and with ``on_gap="raise"`` (the
+    default) the ``recv`` that notices one raises :class:`~wirearray.SequenceError` --
+    carrying the array that revealed it, so nothing received is dropped.
+    ``on_gap="count"`` only counts.
+
+    Args:
+        local: address to bind (``("127.0.0.1", 0)`` picks a port; None: any).
+        remote: default peer for send(); recv() then accepts only that peer.
+        max_datagram: largest datagram sent or accepted (default 65507, the IPv4
+            UDP maximum); a larger frame raises DatagramTooLargeError before sending.
+        max_senders: senders tracked at once (default 1024; the least recently heard
+            is forgotten first, and counts afresh if it comes back).
+        byteorder, checksum, timeout, max_ndim, keep_wire_order: as for Channel.
+    """
+
+    def __init__(
+        self,
+        local: Any = None,
+        remote: Any = None,
+        *,
+        byteorder: str = "network",
+        checksum: bool = False,
+        timeout: float | None = None,
+        max_datagram: int = MAX_UDP_PAYLOAD,
+        max_ndim: int = _codec.DEFAULT_MAX_NDIM,
+        keep_wire_order: bool = False,
+        on_gap: str = "raise",
+        max_senders: int = DEFAULT_MAX_SENDERS,
+    ):
+        if local is None and remote is None:
+            raise UsageError("a DatagramChannel needs a local or a remote address")
+        if on_gap not in ("raise", "count"):
+            raise UsageError("on_gap must be 'raise' or 'count'")
+        if max_senders < 1:
+            raise UsageError("max_senders must be >= 1")
+        ref = parse_address(local if local is not None else remote)
+        family, _, proto, _, sockaddr = ref.resolve(socket.SOCK_DGRAM, passive=local is not None)[0]
+        self.sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+        self._unix_path = None
+        try:
+            if local is not None:
+                if ref.is_unix and not sockaddr.startswith("\0"):
+                    if os.path.exists(sockaddr):
+                        raise AddressError(f"{sockaddr} exists")
+                    self._unix_path = sockaddr
+                self.sock.bind(sockaddr)
+            self._remote = None
+            if remote is not None:
+                rep = parse_address(remote)
+                rinfo = [i for i in rep.resolve(socket.SOCK_DGRAM) if i[0] == family]
+                if not rinfo:
+                    raise AddressError(f"{remote!r} has no address of the local socket's family")
+                self._remote = rinfo[0][4]
+                self.sock.connect(self._remote)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.sock.settimeout(timeout)
+        self._enc = Encoder(byteorder=byteorder, checksum=checksum)
+        self._checksum = checksum
+        self._dec_opts = {
+            "max_frame_bytes": max_datagram,
+            "max_ndim": max_ndim,
+            "keep_wire_order": keep_wire_order,
+        }
+        self.max_datagram = max_datagram
+        self.max_senders = max_senders
+        self.on_gap = on_gap
+        self._buf = bytearray(max_datagram + 1)
+        self._senders: OrderedDict[Any, _Sender] = OrderedDict()
+        self.stats = {
+            "sent": 0,
+            "received": 0,
+            "lost": 0,
+            "reordered": 0,
+            "duplicated": 0,
+            "restarts": 0,
+        }
+        self._closed = False
+
+    @property
+    def address(self) -> Any:
+        return format_address(self.sock.family, self.sock.getsockname())
+
+    @property
+    def senders(self) -> int:
+        """Senders whose sequence numbers are tracked now (at most ``max_senders``)."""
+        return len(self._senders)
+
+    def send(self, array: Any, *, to: Any = None) -> None:
+        """Send one array in one datagram (to ``to``, else the channel's remote).
+
+        Raises:
+            DatagramTooLargeError: the frame exceeds max_datagram; nothing was sent
+                and no sequence number was used.
+            UnsupportedDtypeError, UsageError: before anything is sent.
+        """
+        a = np.asarray(array)
+        size = F.header_size(a.ndim, 0) + a.nbytes + F.frame_tail(a.nbytes, self._checksum)
+        if size > self.max_datagram:
+            raise DatagramTooLargeError(
+                f"a {a.dtype}{list(a.shape)} array needs a {size}-byte datagram; "
+                f"this channel sends at most {self.max_datagram} (use a stream channel)"
+            )
+        if to is None and self._remote is None:
+            raise UsageError("send() needs to= on a channel without a remote address")
+        dest = parse_address(to).resolve(socket.SOCK_DGRAM)[0][4] if to is not None else None
+        frame = self._enc.encode(a)
+        if dest is not None:
+            self.sock.sendto(frame, dest)
+        else:
+            self.sock.send(frame)
+        self.stats["sent"] += 1
+
+    def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
+        """Receive one array (see Channel.recv); raises SequenceError on a gap in the
+        sender's sequence when ``on_gap="raise"``, after decoding the datagram."""
+        return self.recv_from(out, schema=schema)[0]
+
+    def recv_from(self, out: np.ndarray | None = None, *, schema: Any = None) -> tuple:
+        """Like recv(), returning ``(array, sender_address)``.
+
+        Raises:
+            DatagramTooLargeError: a datagram over max_datagram arrived (dropped).
+            ProtocolError: the datagram is not one valid ARRAY frame (dropped; the
+                channel stays usable).
+            SequenceError: a gap in that sender's sequence (``on_gap="raise"``).
+            TimeoutError, OSError.
+        """
+        n, sender = self.sock.recvfrom_into(self._buf)
+        if n > self.max_datagram:
+            raise DatagramTooLargeError(f"a datagram over {self.max_datagram} bytes arrived")
+        ev, seq = _codec.decode_frame(
+            memoryview(self._buf)[:n], out=out, schema=schema, **self._dec_opts
+        )
+        self.stats["received"] += 1
+        self._track(sender, seq, ev.array)
+        return ev.array, sender
+
+    def _track(self, sender: Any, seq: int, array: np.ndarray) -> None:
+        senders = self._senders
+        state = senders.get(sender)
+        if state is None:
+            state = senders[sender] = _Sender()
+            if len(senders) > self.max_senders:
+                senders.popitem(last=False)  # the least recently heard
+        else:
+            senders.move_to_end(sender)
+        stats = self.stats
+        expected = state.expected
+        ahead = (seq - expected) & 0xFFFFFFFF
+        problem = None
+        if ahead == 0:
+            state.expected = (seq + 1) & 0xFFFFFFFF
+        elif seq == 0 and seq not in state.recent:  # the sender started over
+            stats["restarts"] += 1
+            state.recent.clear()
+            state.expected = 1
+        elif ahead < 0x80000000:  # later than expected: the ones between are missing
+            stats["lost"] += ahead
+            state.expected = (seq + 1) & 0xFFFFFFFF
+            problem = f"{ahead} datagram(s) lost before #{seq}"
+        elif seq in state.recent:
+            stats["duplicated"] += 1
+            problem = f"datagram #{seq} duplicated"
+        else:  # an earlier one, counted lost, arrived late
+            stats["reordered"] += 1
+            stats["lost"] = max(0, stats["lost"] - 1)
+            problem = f"datagram #{seq} arrived after #{(expected - 1) & 0xFFFFFFFF}"
+        state.recent[seq] = None
+        if len(state.recent) > _RECENT:
+            state.recent.popitem(last=False)
+        if problem and self.on_gap == "raise":
+            raise SequenceError(problem, seq=seq, expected=expected, array=array)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.sock.close()
+        if self._unix_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self._unix_path)
+
+    def __enter__(self) -> DatagramChannel:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
