@@ -95,7 +95,7 @@ class AsyncChannelDriver:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()
+        self._loop.run(self.channel.__aexit__(*exc))
 
 
 class SyncChannelDriver:
@@ -122,7 +122,7 @@ class SyncChannelDriver:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()
+        self.channel.__exit__(*exc)
 
 
 class ListenerDriver:

@@ -525,7 +525,7 @@ class Connection:
     def begin_close(self) -> Any:
         """Start closing: returns what to send (held frames, then END or ACK), or None."""
         self.closing = True
-        self.failed_before_close = self.rx_error is not None
+        self.failed_before_close = self.rx_error is not None or self.tx_error is not None
         if self.tx_error is not None or self.sent_error:
             return None
         data = self.take_held()
@@ -570,34 +570,35 @@ class Connection:
 
     def close_result(self, timeout: float | None, *, timed_out: bool) -> BaseException | None:
         """What close() raises once the socket is closed: None when every frame was
-        confirmed (or nothing needed confirming), else a DeliveryError."""
-        if self.peer_error is not None and not self.peer_error_seen:
-            return self._raise_peer_error()
-        if not self.needs_confirmation or self.peer_error is not None:
-            return None
-        if self.failed_before_close:
-            return None  # the application was told the connection failed already
+        confirmed (or nothing needed confirming, or the application already saw the
+        connection fail), else a DeliveryError saying what is known."""
+        if self.peer_error is not None:
+            return None if self.peer_error_seen else self._raise_peer_error()
+        if self.failed_before_close or self.sent_error:
+            return None  # the application was told why already
         if not self.wire:
-            if timed_out:
+            if self.data_sent and not self.eof and timed_out:
                 return DeliveryTimeoutError(
                     f"the peer did not close its end within {timeout} s "
                     "(format='npy': its close confirms the stream)"
                 )
+            if self.data_sent and not self.eof and self.tx_error is not None:
+                return DeliveryError(f"the connection failed while closing: {self.tx_error}")
             return None
-        if self.sent_error:
-            return None  # we ended the channel with an error: the caller knows why
-        sent = self.end_seq
+        sent = self.end_seq if self.end_seq is not None else self.data_sent
+        if not sent or self.confirmed:
+            return None
+        problem = self.close_problem or self.tx_error
         if self.peer_consumed is not None and self.peer_ended:
             err = DeliveryError(
                 f"the peer's application received {self.peer_consumed} of the {sent} frames "
                 "of the stream before it closed"
             )
-        elif self.close_problem is not None:
+        elif problem is not None:
             err = DeliveryError(
-                f"the peer did not confirm the stream: {type(self.close_problem).__name__}: "
-                f"{self.close_problem}"
+                f"the peer did not confirm the stream: {type(problem).__name__}: {problem}"
             )
-            err.__cause__ = self.close_problem
+            err.__cause__ = problem
         elif timed_out:
             err = DeliveryTimeoutError(
                 f"the peer did not confirm the stream within {timeout} s "

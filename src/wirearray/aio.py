@@ -387,14 +387,21 @@ class AsyncChannel:
                 progress(len(mv[k : k + step]))
 
     def _peer_report(self, exc: BaseException) -> BaseException:
-        """A send failed with ``exc``: read what the peer left before it went (its
-        ERROR report, or its close) and say that instead of the bare OS error."""
+        """A send failed with ``exc``: what to raise instead -- the peer's report
+        (PeerError) or its close (what it received), read from what it left."""
+        self._read_report()
+        err = self._core.failed_send_error(exc)
+        return exc if err is exc else err
+
+    def _read_report(self) -> None:
+        """Read, without waiting, what the peer left before its connection went (its
+        ERROR report, its ACK); arrays found stay for the next recv()."""
         core = self._core
         dec = core.dec
         if not core.wire or core.rx_error is not None or not dec.at_boundary:
-            return exc
+            return
         if self._recv_lock.locked():
-            return exc  # a receiving task reads the report itself
+            return  # a receiving task reads the report itself
         got = 0
         with contextlib.suppress(Exception):
             while got < _REPORT_READ_LIMIT and core.peer_error is None:
@@ -407,8 +414,6 @@ class AsyncChannel:
                     got += n
                     continue
                 core.stash(ev)
-        err = core.failed_send_error(exc)
-        return exc if err is exc else err
 
     async def _send_control(self, data: bytes | None) -> None:
         """Hand the peer a control frame (ACK, ERROR), after any send in progress, without
@@ -477,13 +482,20 @@ class AsyncChannel:
                 except (EndOfStreamError, PeerError):
                     raise
                 except (TimeoutError, asyncio.CancelledError) as exc:
-                    await self._send_control(core.recv_failed(exc, interrupted=True))
+                    await self._refused(core.recv_failed(exc, interrupted=True))
                     if isinstance(exc, TimeoutError) and core.rx_error is None:
                         raise TimeoutError("timed out waiting for the next frame") from None
                     raise
                 except BaseException as exc:
-                    await self._send_control(core.recv_failed(exc))
+                    await self._refused(core.recv_failed(exc))
                     raise
+
+    async def _refused(self, report: bytes | None) -> None:
+        """This side refused the stream: tell the peer why, then end the connection at
+        once (see Channel._refused)."""
+        if report is not None:
+            await self._send_control(report)
+            self._finish()
 
     async def _recv_loop(self) -> Any:
         core, stream = self._core, self._stream
@@ -538,7 +550,7 @@ class AsyncChannel:
                     await self._stream.sendall(data)
                 except OSError as exc:
                     core.send_failed(exc)
-                    self._peer_report(exc)
+                    self._read_report()
         if not core.wire:
             self._stream.shutdown_write()  # an npy stream ends with the half-close
         if not wait or not core.close_pending:

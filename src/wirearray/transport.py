@@ -305,11 +305,18 @@ class Channel:
                 out(p)
 
     def _peer_report(self, exc: BaseException) -> BaseException:
-        """A send failed with ``exc``: read what the peer left before it went (its
-        ERROR report, or its close) and say that instead of the bare OS error."""
+        """A send failed with ``exc``: what to raise instead -- the peer's report
+        (PeerError) or its close (what it received), read from what it left."""
+        self._read_report()
+        err = self._core.failed_send_error(exc)
+        return exc if err is exc else err
+
+    def _read_report(self) -> None:
+        """Read, without waiting, what the peer left before its connection went (its
+        ERROR report, its ACK); arrays found stay for the next recv()."""
         core, dec, sock = self._core, self._core.dec, self.sock
         if not core.wire or core.rx_error is not None or not dec.at_boundary:
-            return exc
+            return
         got = 0
         try:
             sock.settimeout(0.0)
@@ -322,14 +329,12 @@ class Channel:
                         break
                     got += n
                     continue
-                core.stash(ev)  # arrays stay for the next recv(); no reply: we failed
+                core.stash(ev)  # no reply: our send side failed
         except Exception:  # nothing (more) to read, or it was not a report
             pass
         finally:
             with contextlib.suppress(OSError):
                 sock.settimeout(self._timeout)
-        err = core.failed_send_error(exc)
-        return exc if err is exc else err
 
     def _send_control(self, data: bytes | None) -> None:
         """Hand the peer a control frame (ACK, ERROR) without waiting long for it."""
@@ -345,6 +350,14 @@ class Channel:
         finally:
             with contextlib.suppress(OSError):
                 sock.settimeout(self._timeout)
+
+    def _refused(self, report: bytes | None) -> None:
+        """This side refused the stream: tell the peer why, then end the connection at
+        once -- nothing more can be read or sent on it, and a sender blocked on full
+        buffers learns it now (its send fails, and finds the report)."""
+        if report is not None:
+            self._send_control(report)
+            self._finish()
 
     # ---- receiving ----
 
@@ -379,7 +392,7 @@ class Channel:
             except TimeoutError:
                 raise TimeoutError("timed out waiting for the next frame") from None
             except BaseException as exc:
-                self._send_control(core.recv_failed(exc))
+                self._refused(core.recv_failed(exc))
                 raise
             dec.advance(n)
             a = core.fast_recv(out)
@@ -448,7 +461,7 @@ class Channel:
             raise
         except BaseException as exc:
             interrupted = isinstance(exc, TimeoutError)
-            self._send_control(core.recv_failed(exc, interrupted=interrupted))
+            self._refused(core.recv_failed(exc, interrupted=interrupted))
             if interrupted and core.rx_error is None:
                 raise TimeoutError("timed out waiting for the next frame") from None
             raise
@@ -493,7 +506,7 @@ class Channel:
                     self.sock.sendall(data)
                 except OSError as exc:
                     core.send_failed(exc)
-                    self._peer_report(exc)
+                    self._read_report()
             if not core.wire:
                 shutdown_write(self.sock)  # an npy stream ends with the half-close
             if timeout > 0 and core.close_pending:
