@@ -284,9 +284,14 @@ def test_close_timeout_bounds_the_wait():
 # ---- the sender learns that the receiver refused everything ----
 
 
+def refused_once(listener, error: type) -> None:
+    with pytest.raises(error):
+        listener.accept(timeout=WAIT)
+
+
 def test_missing_authkey_is_reported_to_the_sender():
     listener = wirearray.listen("127.0.0.1:0", authkey=KEY, handshake_timeout=5)
-    t = threading.Thread(target=lambda: pytest.raises(Exception, listener.accept, WAIT))
+    t = threading.Thread(target=refused_once, args=(listener, wirearray.AuthenticationError))
     t.start()
     ch = wirearray.connect(listener.address, timeout=WAIT)
     ch.send(np.arange(3))
@@ -298,7 +303,7 @@ def test_missing_authkey_is_reported_to_the_sender():
 
 def test_plain_sender_against_tls_receiver_is_told(server_ctx):
     listener = wirearray.listen("127.0.0.1:0", ssl=server_ctx, handshake_timeout=5)
-    t = threading.Thread(target=lambda: pytest.raises(Exception, listener.accept, WAIT))
+    t = threading.Thread(target=refused_once, args=(listener, ssl.SSLError))
     t.start()
     ch = wirearray.connect(listener.address, timeout=WAIT)
     ch.send(np.arange(3))
