@@ -5,9 +5,11 @@ datagram; its sequence number counts the sender's datagrams, so loss, reordering
 duplication are detected and never silent.  Sequence state is kept **per sender**
 (its address): two senders, or one that restarts, never look like each other's
 reordering.  A sender whose datagram carries sequence number 0 while a later number
-was expected has restarted (a new socket, a new process): its count starts over and
-``stats["restarts"]`` counts it.  The table of senders is bounded (``max_senders``,
-least recently heard dropped first), so senders that go quiet cost nothing forever.
+was expected has restarted (a process bound to a fixed port, started again): its
+count starts over and ``stats["restarts"]`` counts it -- the one case a duplicated
+first datagram cannot be told apart from, and is counted as.  The table of senders is
+bounded (``max_senders``, least recently heard dropped first), so senders that go
+quiet cost nothing forever.
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ class DatagramChannel:
         problem = None
         if ahead == 0:
             state.expected = (seq + 1) & 0xFFFFFFFF
-        elif seq == 0 and seq not in state.recent:  # the sender started over
+        elif seq == 0:  # the sender started over (a duplicate of #0 looks the same)
             stats["restarts"] += 1
             state.recent.clear()
             state.expected = 1
