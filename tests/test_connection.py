@@ -207,7 +207,7 @@ def test_refusal_report_for_a_protocol_error():
 def test_abort_after_the_exchange_is_over_sends_nothing():
     a, b = Connection(), Connection()
     end = a.begin_close()
-    _, ack = deliver(b, end)
+    deliver(b, end)
     assert b.abort_frame(ErrorCode.APPLICATION, "late") is None
 
 
