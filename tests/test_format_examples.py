@@ -9,7 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wirearray.codec import NEED_DATA, Array, Decoder, Encoder, EndOfStream, Message
+from wirearray import ErrorCode
+from wirearray.codec import (
+    NEED_DATA,
+    Ack,
+    Array,
+    Decoder,
+    Encoder,
+    EndOfStream,
+    ErrorReport,
+    Message,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "FORMAT.md"
 
@@ -45,7 +55,7 @@ def _decode_all(data: bytes, impl_name: str) -> list:
 
 
 def test_document_has_the_examples():
-    assert len(_examples()) == 4
+    assert len(_examples()) == 6
 
 
 @pytest.mark.parametrize("impl_name", ["cython", "python"])
@@ -66,8 +76,18 @@ def test_examples_byte_for_byte(impl_name):
     enc4 = Encoder(implementation=impl_name)
     assert enc4.encode_message({"x": np.array([7], dtype=np.uint8)}) == ex[3]
 
+    assert Encoder(implementation=impl_name).ack(3) == ex[4]
+    err = Encoder(implementation=impl_name).error(2, "refused: frame over 65536 bytes")
+    assert err == ex[5]
+
     [first] = _decode_all(ex[0], impl_name)
     assert isinstance(first, Array) and first.array.tolist() == [1.0, -2.5]
     assert first.array.dtype == np.dtype("float64")
     [msg] = _decode_all(ex[3], impl_name)
     assert isinstance(msg, Message) and msg.arrays["x"].tolist() == [7]
+    dec = Decoder(implementation=impl_name)
+    dec.receive_data(ex[4] + ex[5])
+    ack, report = dec.next_event(), dec.next_event()
+    assert isinstance(ack, Ack) and (ack.count, ack.seq) == (3, 0)
+    assert isinstance(report, ErrorReport) and report.code == ErrorCode.TOO_LARGE
+    assert report.reason == "refused: frame over 65536 bytes"

@@ -358,3 +358,72 @@ def test_cli_serve_and_send_with_tls_and_authkey(ca, tmp_path):
     assert good.returncode == 0, good.stderr
     out, err = server.communicate(timeout=WAIT)
     assert "float64 (10,)" in out and "refused a connection" in err
+
+
+def test_cli_deployment_recipe(ca, tmp_path):
+    """docs/SECURITY.md's deployment recipe, run as written: the two commands are read
+    from the document, with the files made here (certificates from trustme), the
+    address on loopback and the server's name ``localhost``."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "SECURITY.md").read_text()
+    block = re.search(r"## Deploying `wirearray serve`\n\n```sh\n(.*?)```", doc, re.S)[1]
+    commands = [c for c in block.replace("\\\n", " ").splitlines() if c and c[0] != "#"]
+    serve_line, send_line = (c for c in commands if "wirearray" in c)
+    server_cert = ca.issue_cert("localhost", "127.0.0.1")
+    client_ca = trustme.CA()
+    client_cert = client_ca.issue_cert("client@example")
+    files = {
+        "server.pem": server_cert.cert_chain_pems[0],
+        "server.key": server_cert.private_key_pem,
+        "clients-ca.pem": client_ca.cert_pem,
+        "ca.pem": ca.cert_pem,
+        "client.pem": client_cert.cert_chain_pems[0],
+        "client.key": client_cert.private_key_pem,
+    }
+    for name, blob in files.items():
+        blob.write_to_path(str(tmp_path / name))
+    (tmp_path / "secret").write_bytes(KEY)
+    np.save(tmp_path / "data.npy", np.arange(1000.0))
+
+    def argv(line: str) -> list[str]:
+        out = []
+        for word in shlex.split(line):
+            if word in files or word == "data.npy":
+                word = str(tmp_path / word)
+            word = word.replace("/run/secrets/wirearray", str(tmp_path / "secret"))
+            out.append(word)
+        return out
+
+    serve = argv(serve_line)
+    assert serve[:2] == ["wirearray", "serve"] and serve[2] == "0.0.0.0:5555"
+    serve[2] = "127.0.0.1:0"  # traffic stays on loopback
+    server = subprocess.Popen(
+        [sys.executable, "-m", *serve[:2], *serve[2:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        address = re.search(r"listening on (\S+)", server.stdout.readline()).group(1)
+        env_word, *send = argv(send_line)
+        assert env_word.startswith("WIREARRAY_AUTHKEY=") and send[:2] == ["wirearray", "send"]
+        send[2] = send[2].replace("server:5555", address)
+        send += ["--server-hostname", "localhost"]  # the document's "server" is this host
+        r = subprocess.run(
+            [sys.executable, "-m", *send],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            env={**os.environ, "WIREARRAY_AUTHKEY": KEY.decode()},
+        )
+        assert r.returncode == 0, r.stderr
+        assert "all received by the peer" in r.stdout
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=WAIT)
+    assert "float64 (1000,)" in out, (out, err)
