@@ -422,3 +422,28 @@ def test_cli_send_without_the_servers_key_fails(tmp_path):
     finally:
         proc.kill()
         proc.wait(WAIT)
+
+
+def test_cli_streams_arrive_whole(tmp_path):
+    """``wirearray send`` of three 8 MiB arrays, STREAMS times, to one ``serve``: every
+    send exits 0 (confirmed) and the server saved every array intact."""
+    files = []
+    for k, a in enumerate(arrays_for(0)):
+        files.append(str(tmp_path / f"a{k}.npy"))
+        np.save(files[-1], a)
+    out = tmp_path / "received"
+    proc, address = start_serve(
+        "127.0.0.1:0", "--connections", str(STREAMS), "--out", str(out), "--summary"
+    )
+    try:
+        for _ in range(STREAMS):
+            r = cli("send", address, *files)
+            assert r.returncode == 0, r.stderr
+        proc.wait(WAIT)
+    finally:
+        proc.kill()
+    saved = sorted(out.glob("*.npy"))
+    assert len(saved) == 3 * STREAMS
+    want = arrays_for(0)
+    for i, path in enumerate(saved):
+        assert np.array_equal(np.load(path), want[i % 3]), path.name
