@@ -62,7 +62,8 @@ set_simd = _impl.set_simd
 
 from . import codec  # noqa: E402  (after the implementation is chosen)
 from .codec import Schema  # noqa: E402
-from .transport import Channel, Listener, connect, listen  # noqa: E402
+from .listener import Listener, listen  # noqa: E402
+from .transport import Channel, connect  # noqa: E402
 from .udp import DatagramChannel  # noqa: E402
 
 

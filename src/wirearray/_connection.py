@@ -49,7 +49,7 @@ import numpy as np
 
 from . import codec as _codec
 from ._common import detached
-from .codec import Ack, Array, Decoder, Encoder, EndOfStream, ErrorReport, Message
+from .codec import NEED_DATA, Ack, Array, Decoder, Encoder, EndOfStream, ErrorReport, Message
 from .exceptions import (
     BufferMismatchError,
     ChecksumError,
@@ -67,7 +67,13 @@ from .exceptions import (
     UsageError,
 )
 
-__all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_SEND_BUFFER", "Connection"]
+__all__ = [
+    "CONTROL_TIMEOUT",
+    "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_MAX_HANDSHAKES",
+    "DEFAULT_SEND_BUFFER",
+    "Connection",
+]
 
 #: Default for Channel(send_buffer=): what send(flush=False) holds before sending.
 DEFAULT_SEND_BUFFER: Final = 64 << 10
@@ -75,8 +81,20 @@ DEFAULT_SEND_BUFFER: Final = 64 << 10
 #: channel has no timeout of its own).
 DEFAULT_CLOSE_TIMEOUT: Final = 10.0
 
+#: Longest wait to hand the peer a control frame (ACK, ERROR) on the way out, seconds.
+CONTROL_TIMEOUT: Final = 2.0
+#: Default bound on connections in their handshake at once (Listener, aio.serve).
+DEFAULT_MAX_HANDSHAKES: Final = 128
+#: Bytes read, at most, to find the peer's report after a send failed.
+REPORT_READ_LIMIT: Final = 1 << 20
+
 #: What Connection.handle() returns for an event the application must not see.
 CONSUMED: Final = object()
+
+
+def busy_frame(limit: int) -> bytes:
+    """The ERROR frame a server at ``max_connections`` answers a new connection with."""
+    return Encoder().error(ErrorCode.BUSY, f"server busy: {limit} connections open")
 
 
 def error_code(exc: BaseException) -> ErrorCode:
@@ -388,6 +406,34 @@ class Connection:
             return exc
         err.__cause__ = exc
         return err
+
+    def read_report(self, read_now: Any) -> None:
+        """A send failed: read, with ``read_now(buffer) -> int`` (a read that does not
+        wait, raising when nothing is there), what the peer left before its connection
+        went -- its ERROR report, its ACK -- without replying; arrays found stay for the
+        next receive.  At most REPORT_READ_LIMIT bytes; only at a frame boundary."""
+        dec = self.dec
+        if not self.wire or self.rx_error is not None or not dec.at_boundary:
+            return
+        got = 0
+        try:
+            while got < REPORT_READ_LIMIT and self.peer_error is None:
+                ev = dec.next_event()
+                if ev is NEED_DATA:
+                    n = read_now(dec.get_buffer())
+                    dec.advance(n)
+                    if not n:
+                        return
+                    got += n
+                    continue
+                self.stash(ev)
+        except Exception:  # nothing (more) to read now, or not a report: what is known
+            return
+
+    @property
+    def half_close_on_close(self) -> bool:
+        """An npy stream has no END frame: its end is the half-close."""
+        return not self.wire
 
     # ---- receiving ----
 

@@ -32,19 +32,14 @@ Semantics, the same in the asyncio layer (the core holds the rules):
   failed refuses further use with StreamBrokenError; arrays returned before are
   untouched, and the buffers of the failed receive are released at once.
 
-Listener: handshakes (TLS, authkey) of many connections progress side by side, each
-within ``handshake_timeout`` in all; ``max_handshakes`` bounds them (the oldest is
-dropped for a new one), ``max_connections`` bounds the established channels only.
+The listening side is listener.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import selectors
 import socket
 import ssl as _ssl
-import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -54,6 +49,7 @@ from . import codec as _codec
 from ._address import parse_address
 from ._connection import (
     CONSUMED,
+    CONTROL_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_SEND_BUFFER,
     Connection,
@@ -63,38 +59,26 @@ from ._connection import (
 )
 from ._sockets import (
     Deadline,
-    bind_listening_socket,
     connect_socket,
-    is_tls,
     send_parts,
     shutdown_write,
     tune,
-    unlink_quietly,
 )
 from .auth import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     ClientHandshake,
-    ServerHandshake,
     normalize_authkey,
     run_blocking,
 )
-from .codec import NEED_DATA, Encoder
+from .codec import NEED_DATA
 from .exceptions import (
-    AuthenticationError,
     EndOfStreamError,
     ErrorCode,
     PeerError,
     UsageError,
 )
 
-__all__ = ["Channel", "Listener", "connect", "listen"]
-
-#: Longest wait to hand the peer a control frame (ACK, ERROR) on the way out.
-CONTROL_TIMEOUT = 2.0
-#: Default bound on connections in their handshake at once (Listener, aio.serve).
-DEFAULT_MAX_HANDSHAKES = 128
-#: Bytes read, at most, to find the peer's report after a send failed.
-_REPORT_READ_LIMIT = 1 << 20
+__all__ = ["Channel", "connect"]
 
 
 class Channel:
@@ -312,26 +296,11 @@ class Channel:
         return exc if err is exc else err
 
     def _read_report(self) -> None:
-        """Read, without waiting, what the peer left before its connection went (its
-        ERROR report, its ACK); arrays found stay for the next recv()."""
-        core, dec, sock = self._core, self._core.dec, self.sock
-        if not core.wire or core.rx_error is not None or not dec.at_boundary:
-            return
-        got = 0
+        """Read, without waiting, what the peer left before its connection went."""
+        sock = self.sock
         try:
             sock.settimeout(0.0)
-            while got < _REPORT_READ_LIMIT and core.peer_error is None:
-                ev = dec.next_event()
-                if ev is NEED_DATA:
-                    n = sock.recv_into(dec.get_buffer())
-                    dec.advance(n)
-                    if not n:
-                        break
-                    got += n
-                    continue
-                core.stash(ev)  # no reply: our send side failed
-        except Exception:  # nothing (more) to read, or it was not a report
-            pass
+            self._core.read_report(sock.recv_into)
         finally:
             with contextlib.suppress(OSError):
                 sock.settimeout(self._timeout)
@@ -507,8 +476,8 @@ class Channel:
                 except OSError as exc:
                     core.send_failed(exc)
                     self._read_report()
-            if not core.wire:
-                shutdown_write(self.sock)  # an npy stream ends with the half-close
+            if core.half_close_on_close:
+                shutdown_write(self.sock)
             if timeout > 0 and core.close_pending:
                 try:
                     self._drain(Deadline(timeout))
@@ -614,274 +583,3 @@ def connect(
     except BaseException:
         sock.close()
         raise
-
-
-class _Pending:
-    """One accepted connection in its handshakes, driven without blocking."""
-
-    __slots__ = ("auth", "conn", "deadline", "events", "started", "tls_done")
-
-    def __init__(self, conn: socket.socket, ctx: Any, key: bytes | None, timeout: float | None):
-        conn.setblocking(False)
-        self.started = time.monotonic()
-        self.deadline = None if timeout is None else self.started + timeout
-        self.tls_done = ctx is None
-        if ctx is not None:
-            conn = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-        self.conn = conn
-        self.auth = ServerHandshake(key) if key is not None else None
-        self.events = selectors.EVENT_READ | selectors.EVENT_WRITE
-
-    def step(self) -> bool:
-        """Progress as far as the socket allows; True once every handshake is done.
-        Sets ``events`` to what to wait for next; raises what failed."""
-        try:
-            if not self.tls_done:
-                self.conn.do_handshake()
-                self.tls_done = True
-            hs = self.auth
-            while hs is not None:
-                out = hs.data_to_send()
-                if out:
-                    n = self.conn.send(out)
-                    if n < len(out):  # rare: 64 bytes; keep the rest for later
-                        hs._out[:0] = out[n:]
-                        self.events = selectors.EVENT_WRITE
-                        return False
-                if hs.done:
-                    break
-                data = self.conn.recv(hs.want)
-                try:
-                    hs.receive_data(data)
-                except AuthenticationError:
-                    with contextlib.suppress(OSError, _ssl.SSLError):
-                        self.conn.send(hs.data_to_send())
-                    raise
-            return True
-        except (_ssl.SSLWantReadError, BlockingIOError, InterruptedError):
-            self.events = selectors.EVENT_READ
-        except _ssl.SSLWantWriteError:
-            self.events = selectors.EVENT_WRITE
-        return False
-
-
-class Listener:
-    """A listening socket that hands out :class:`Channel` objects.
-
-    ``listener.address`` is the bound address (``(host, port)`` -- port 0 picks a free
-    one -- or ``"unix:/path"``).  A UNIX path that exists is replaced only when it is
-    a stale socket nobody listens on.
-
-    Args:
-        ssl: an ``ssl.SSLContext`` for TLS (server side; ``verify_mode=CERT_REQUIRED``
-            and ``load_verify_locations`` for mutual TLS).
-        authkey: shared secret for the challenge-response handshake.
-        handshake_timeout: seconds a connection's TLS and authkey handshakes may take
-            in all (default 10).
-        max_handshakes: connections in their handshake at once (default 128); a new
-            one beyond it drops the one that has waited longest.
-        max_connections: established channels open at once; beyond it a connection
-            that completed its handshake gets an ERROR frame (ErrorCode.BUSY) and is
-            closed (counted in ``refused``).  Connections in their handshake never
-            take these slots.
-        idle_timeout: the accepted channels' ``timeout`` (a peer silent for that long
-            gets TimeoutError, a frame that takes longer is cut) unless ``timeout`` is
-            given.
-        options: channel options applied to every accepted channel.
-
-    The handshakes of many connections progress side by side inside ``accept()``, so
-    a slow, silent or keyless client delays nobody.  ``accept()`` raises what one
-    connection's handshake raised (AuthenticationError, ssl.SSLError, TimeoutError);
-    a server loop catches it and accepts the next one.  Counters: ``active``,
-    ``refused``, ``handshake_failures``.
-    """
-
-    def __init__(
-        self,
-        address: Any,
-        *,
-        backlog: int = 128,
-        ssl: Any = None,
-        authkey: Any = None,
-        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-        max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
-        max_connections: int | None = None,
-        idle_timeout: float | None = None,
-        **options: Any,
-    ):
-        if max_handshakes < 1:
-            raise UsageError("max_handshakes must be >= 1")
-        self._ssl = ssl
-        self._authkey = normalize_authkey(authkey)
-        self._handshake_timeout = handshake_timeout
-        self.max_handshakes = max_handshakes
-        self.max_connections = max_connections
-        self.active = 0
-        self.refused = 0
-        self.handshake_failures = 0
-        if idle_timeout is not None:
-            options.setdefault("timeout", idle_timeout)
-        self.sock, self.address, self._unix_path = bind_listening_socket(address, backlog)
-        self.sock.setblocking(False)
-        self._options = options
-        self._closed = False
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self.sock, selectors.EVENT_READ, None)
-        self._pending: dict[socket.socket, _Pending] = {}  # insertion order: oldest first
-        self._ready: deque[Any] = deque()  # established sockets, and handshake errors
-
-    def accept(self, timeout: float | None = None) -> Channel:
-        """Wait (at most ``timeout`` seconds) for a connection whose handshakes are
-        done, and return its Channel.
-
-        Raises:
-            TimeoutError: no connection in time.
-            AuthenticationError, ssl.SSLError, OSError: one connection's handshake
-                failed (that connection is closed; the others carry on).
-        """
-        deadline = Deadline(timeout)
-        while True:
-            while self._ready:
-                item = self._ready.popleft()
-                if isinstance(item, BaseException):
-                    raise item
-                channel = self._established(item)
-                if channel is not None:
-                    return channel
-            wait = deadline.remaining()
-            soonest = min((p.deadline for p in self._pending.values() if p.deadline), default=None)
-            if soonest is not None:
-                left = max(0.0, soonest - time.monotonic())
-                wait = left if wait is None else min(wait, left)
-            for key, _ in self._sel.select(wait):
-                if key.data is None:
-                    self._accept_new()
-                else:
-                    self._progress(key.data)
-            self._expire()
-
-    def _accept_new(self) -> None:
-        for _ in range(64):  # what is queued now, in bounded bites
-            try:
-                conn, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # e.g. EMFILE: report it, keep the listener
-                self._ready.append(exc)
-                return
-            if self._ssl is None and self._authkey is None:
-                self._ready.append(conn)
-                continue
-            if len(self._pending) >= self.max_handshakes:
-                oldest = next(iter(self._pending.values()))
-                self._drop(oldest, AuthenticationError("handshake dropped: too many at once"))
-            try:
-                p = _Pending(conn, self._ssl, self._authkey, self._handshake_timeout)
-            except OSError as exc:
-                conn.close()
-                self.handshake_failures += 1
-                self._ready.append(exc)
-                continue
-            self._pending[p.conn] = p
-            self._sel.register(p.conn, p.events, p)
-            self._progress(p)
-
-    def _progress(self, p: _Pending) -> None:
-        try:
-            done = p.step()
-        except (OSError, AuthenticationError) as exc:
-            self._drop(p, exc)
-            return
-        if done:
-            self._sel.unregister(p.conn)
-            del self._pending[p.conn]
-            self._ready.append(p.conn)
-        else:
-            self._sel.modify(p.conn, p.events, p)
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for p in [p for p in self._pending.values() if p.deadline and p.deadline <= now]:
-            err: BaseException = (
-                AuthenticationError("authkey handshake timed out")
-                if p.tls_done
-                else TimeoutError("the TLS handshake timed out")
-            )
-            self._drop(p, err)
-
-    def _drop(self, p: _Pending, exc: BaseException) -> None:
-        self._sel.unregister(p.conn)
-        del self._pending[p.conn]
-        p.conn.close()
-        self.handshake_failures += 1
-        if len(self._ready) < 1024:  # reported by accept(), without growing unbounded
-            self._ready.append(exc)
-
-    def _established(self, conn: Any) -> Channel | None:
-        if self.max_connections is not None and self.active >= self.max_connections:
-            self.refused += 1
-            _refuse_busy(conn, self.max_connections)
-            return None
-        try:
-            conn.setblocking(True)
-            channel = Channel(conn, **self._options)
-        except BaseException:
-            conn.close()
-            raise
-        self.active += 1
-        channel._on_close = self._channel_closed
-        return channel
-
-    def _channel_closed(self) -> None:
-        self.active -= 1
-
-    def __iter__(self) -> Iterator[Channel]:
-        while True:
-            yield self.accept()
-
-    @property
-    def handshaking(self) -> int:
-        """Connections in their handshake now."""
-        return len(self._pending)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for p in list(self._pending.values()):
-            p.conn.close()
-        self._pending.clear()
-        for item in self._ready:
-            if not isinstance(item, BaseException):
-                item.close()
-        self._ready.clear()
-        self._sel.close()
-        self.sock.close()
-        unlink_quietly(self._unix_path)
-
-    def __enter__(self) -> Listener:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-
-def _refuse_busy(conn: Any, limit: int) -> None:
-    """Tell a connection the server is full (an ERROR frame), then close it."""
-    try:
-        conn.settimeout(CONTROL_TIMEOUT)
-        conn.sendall(Encoder().error(ErrorCode.BUSY, f"server busy: {limit} connections open"))
-        if not is_tls(conn):
-            conn.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-    finally:
-        conn.close()
-
-
-def listen(address: Any, **options: Any) -> Listener:
-    """Listen on ``address`` (see :func:`connect`); returns a :class:`Listener`."""
-    return Listener(address, **options)

@@ -1,0 +1,405 @@
+"""The asyncio channel: AsyncChannel, the sibling of transport.Channel over the same
+sans-I/O core (``_connection``); see aio.py's header for the layer as a whole."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import codec as _codec
+from ._aio_stream import SocketStream, with_timeout
+from ._connection import (
+    CONSUMED,
+    CONTROL_TIMEOUT,
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_SEND_BUFFER,
+    Connection,
+    array_of,
+    item_of,
+    message_of,
+    views,
+)
+from ._sockets import tune
+from .codec import NEED_DATA
+from .exceptions import (
+    EndOfStreamError,
+    ErrorCode,
+    PeerError,
+    StreamBrokenError,
+    UsageError,
+    WireError,
+)
+
+__all__ = ["AsyncChannel"]
+
+
+class AsyncChannel:
+    """One connection carrying arrays both ways, for asyncio.
+
+    Same options and semantics as :class:`wirearray.Channel` (``close_timeout``
+    included); the send and receive methods are coroutines and ``async for`` iterates
+    until the peer ends the stream.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        byteorder: str = "network",
+        checksum: bool = False,
+        timeout: float | None = None,
+        max_frame_bytes: int = _codec.DEFAULT_MAX_FRAME_BYTES,
+        max_ndim: int = _codec.DEFAULT_MAX_NDIM,
+        max_message_arrays: int = _codec.DEFAULT_MAX_MESSAGE_ARRAYS,
+        keep_wire_order: bool = False,
+        format: str = "wire",
+        send_buffer: int = DEFAULT_SEND_BUFFER,
+        close_timeout: float | None = None,
+        _stream: Any = None,
+    ):
+        self._core = Connection(
+            format=format,
+            byteorder=byteorder,
+            checksum=checksum,
+            max_frame_bytes=max_frame_bytes,
+            max_ndim=max_ndim,
+            max_message_arrays=max_message_arrays,
+            keep_wire_order=keep_wire_order,
+            send_buffer=send_buffer,
+            close_timeout=close_timeout,
+        )
+        self.sock = sock
+        sock.setblocking(False)
+        tune(sock)
+        self._stream = _stream if _stream is not None else SocketStream(sock)
+        self._on_close: Callable[[], None] | None = None
+        self.timeout = timeout
+        self._send_lock = asyncio.Lock()
+        self._recv_lock = asyncio.Lock()
+        self._io_tasks: set[asyncio.Task] = set()  # tasks inside a send or receive
+        self._cancelled: set[asyncio.Task] = set()  # ... that close() cancelled
+
+    async def __aenter__(self) -> AsyncChannel:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            await self.close()
+        else:  # an incomplete stream: say so rather than end it as if it were whole
+            await self.abort(f"the application failed ({exc_type.__name__})")
+
+    @property
+    def format(self) -> str:
+        """ "wire" or "npy"."""
+        return self._core.format
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held by ``send(..., flush=False)`` and not sent yet."""
+        return len(self._core.held)
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    # ---- I/O bookkeeping: close() never leaves a task hanging on a closed socket ----
+
+    @contextlib.contextmanager
+    def _io(self) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            self._io_tasks.add(task)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if task is not None and task in self._cancelled:
+                self._cancelled.discard(task)
+                if sys.version_info >= (3, 11):
+                    task.uncancel()
+                raise StreamBrokenError("the channel was closed during the call") from None
+            raise
+        finally:
+            if task is not None:
+                self._io_tasks.discard(task)
+
+    # ---- sending ----
+
+    async def send(
+        self,
+        array: Any,
+        *,
+        byteorder: str | None = None,
+        checksum: bool | None = None,
+        flush: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Send one array (see Channel.send, ``flush=False`` and ``progress`` included)."""
+        core = self._core
+        core.check_send()
+        if not flush and core.hold(array, byteorder, checksum):  # no I/O: no lock needed
+            if len(core.held) >= core.send_buffer:
+                await self.flush()
+            return
+        with self._io():
+            async with self._send_lock:  # frames are numbered and sent in one order
+                core.check_send()
+                data, frames = core.prepare_array(array, byteorder, checksum, True)
+                await self._transmit(data, frames, progress)
+
+    async def send_many(
+        self,
+        arrays: Mapping[str, Any],
+        *,
+        byteorder: str | None = None,
+        checksum: bool | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Send named arrays as one message (see Channel.send_many)."""
+        core = self._core
+        core.check_send()
+        with self._io():
+            async with self._send_lock:
+                core.check_send()
+                data, frames = core.prepare_message(arrays, byteorder, checksum)
+                await self._transmit(data, frames, progress)
+
+    async def flush(self) -> None:
+        """Send the frames that ``send(..., flush=False)`` holds (see Channel.flush)."""
+        core = self._core
+        if not core.held or core.closed:
+            return
+        core.check_send()
+        with self._io():
+            async with self._send_lock:
+                data = core.take_held()
+                if data is not None:
+                    await self._transmit(data, None, None)
+
+    async def _transmit(self, data: Any, frames: Any, progress: Any) -> None:
+        """Under the send lock: send ``data`` then ``frames``, within the timeout."""
+        try:
+            await with_timeout(self._send_all(data, frames, progress), self.timeout)
+        except BaseException as exc:
+            self._core.send_failed(exc)
+            if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+                raise self._peer_report(exc) from exc
+            raise
+
+    async def _send_all(self, data: Any, frames: Any, progress: Any) -> None:
+        stream = self._stream
+        if progress is None:
+            if data is not None:
+                await stream.sendall(data)
+            for parts in frames or ():
+                await stream.send_views(views(parts))
+            return
+        step = 4 << 20
+        for buf in ([data] if data is not None else []) + [p for ps in frames or () for p in ps]:
+            mv = memoryview(buf).cast("B")
+            for k in range(0, len(mv), step):
+                await stream.sendall(mv[k : k + step])
+                progress(len(mv[k : k + step]))
+
+    def _peer_report(self, exc: BaseException) -> BaseException:
+        """A send failed with ``exc``: what to raise instead -- the peer's report
+        (PeerError) or its close (what it received), read from what it left."""
+        self._read_report()
+        err = self._core.failed_send_error(exc)
+        return exc if err is exc else err
+
+    def _read_report(self) -> None:
+        """Read, without waiting, what the peer left before its connection went."""
+        if not self._recv_lock.locked():  # else a receiving task reads it itself
+            self._core.read_report(self._stream.recv_now)
+
+    async def _send_control(self, data: bytes | None) -> None:
+        """Hand the peer a control frame (ACK, ERROR), after any send in progress, without
+        waiting long for it."""
+        if not data:
+            return
+
+        async def locked() -> None:
+            async with self._send_lock:
+                await self._stream.sendall(data)
+
+        try:
+            await with_timeout(locked(), CONTROL_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            self._core.send_failed(exc)
+
+    # ---- receiving ----
+
+    async def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
+        """Receive one array (see Channel.recv)."""
+        core = self._core
+        if core.held:
+            await self.flush()
+        if schema is None:
+            a = core.fast_recv(out)  # whole frames already received: no await
+            if a is not None:
+                return a
+        return array_of(await self._recv_event(out, schema))
+
+    async def recv_many(
+        self, out: Mapping[str, np.ndarray] | None = None, *, schema: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Receive one message (see Channel.recv_many)."""
+        if self._core.format == "npy":
+            raise UsageError("format='npy' carries single arrays; use recv()")
+        return message_of(await self._recv_event(out, schema))
+
+    async def recv_event(
+        self, out: Any = None, *, schema: Any = None
+    ) -> _codec.Array | _codec.Message:
+        """Receive the next array or message as a codec event (see Channel.recv_event)."""
+        return await self._recv_event(out, schema)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while True:
+            try:
+                ev = await self._recv_event(None, None)
+            except EndOfStreamError:
+                return
+            yield item_of(ev)
+
+    async def _recv_event(self, out: Any, schema: Any) -> Any:
+        core = self._core
+        if core.held:
+            await self.flush()  # a peer may wait for what is held before it answers
+        with self._io():
+            async with self._recv_lock:
+                ev = core.start_recv(out, schema)
+                if ev is not None:
+                    return ev
+                try:
+                    return await with_timeout(self._recv_loop(), self.timeout)
+                except (EndOfStreamError, PeerError):
+                    raise
+                except (TimeoutError, asyncio.CancelledError) as exc:
+                    await self._refused(core.recv_failed(exc, interrupted=True))
+                    if isinstance(exc, TimeoutError) and core.rx_error is None:
+                        raise TimeoutError("timed out waiting for the next frame") from None
+                    raise
+                except BaseException as exc:
+                    await self._refused(core.recv_failed(exc))
+                    raise
+
+    async def _refused(self, report: bytes | None) -> None:
+        """This side refused the stream: tell the peer why, then end the connection at
+        once (see Channel._refused)."""
+        if report is not None:
+            await self._send_control(report)
+            self._finish()
+
+    async def _recv_loop(self) -> Any:
+        core, stream = self._core, self._stream
+        dec = core.dec
+        while True:
+            ev = dec.next_event()
+            if ev is NEED_DATA:
+                dec.advance(await stream.recv_into(dec.get_buffer()))
+                continue
+            result, reply = core.handle(ev)
+            if reply is not None:
+                await self._send_control(reply)
+            if result is CONSUMED:
+                if core.closing:
+                    raise StreamBrokenError("the channel was closed during the call")
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            return result
+
+    # ---- closing ----
+
+    async def close(self, timeout: float | None = None) -> None:
+        """End the stream, wait until the peer confirms it received every frame, and
+        close the socket (see Channel.close for ``timeout`` and what it raises)."""
+        core = self._core
+        if core.closed or core.closing:
+            return
+        if timeout is None:
+            timeout = core.close_timeout
+        if timeout is None:
+            timeout = self.timeout if self.timeout is not None else DEFAULT_CLOSE_TIMEOUT
+        timed_out = False
+        try:
+            try:
+                await with_timeout(self._closing(timeout > 0), timeout or CONTROL_TIMEOUT)
+            except TimeoutError:
+                timed_out = True
+        finally:
+            self._finish()
+        if timeout > 0:
+            err = core.close_result(timeout, timed_out=timed_out)
+            if err is not None:
+                raise err
+
+    async def _closing(self, wait: bool) -> None:
+        core = self._core
+        async with self._send_lock:  # after a send in progress, if any
+            data = core.begin_close()
+            if data is not None:
+                try:
+                    await self._stream.sendall(data)
+                except OSError as exc:
+                    core.send_failed(exc)
+                    self._read_report()
+        if core.half_close_on_close:
+            self._stream.shutdown_write()
+        if not wait or not core.close_pending:
+            return
+        async with self._recv_lock:  # a receiving task may have read the answer already
+            dec = core.dec
+            try:
+                while core.close_pending:
+                    ev = dec.next_event()
+                    if ev is NEED_DATA:
+                        n = await self._stream.recv_into(dec.get_buffer())
+                        if not n:
+                            core.close_failed(None)
+                            return
+                        dec.advance(n)
+                        continue
+                    await self._send_control(core.handle(ev)[1])
+            except (OSError, WireError) as exc:
+                core.close_failed(exc)
+
+    async def abort(self, reason: str = "aborted", *, code: int = ErrorCode.APPLICATION) -> None:
+        """End the channel at once with an error (see Channel.abort)."""
+        core = self._core
+        if core.closed:
+            return
+        try:
+            data = core.abort_frame(code, reason)
+            if data is not None:
+                with contextlib.suppress(OSError, TimeoutError):
+                    await with_timeout(self._stream.sendall(data), CONTROL_TIMEOUT)
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._core.closed:
+            return
+        self._core.finish()
+        current = asyncio.current_task()
+        for task in list(self._io_tasks):  # a send or receive waiting on this socket
+            if task is not current and not task.done():
+                self._cancelled.add(task)
+                task.cancel()
+        self.sock.close()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()
