@@ -91,3 +91,30 @@ def impl_name(request) -> str:
     if request.param == "cython":
         load_cwire()
     return request.param
+
+
+# ---- TLS: certificates made by trustme, shared by the transport test modules ----
+
+
+@pytest.fixture(scope="session")
+def ca():
+    trustme = pytest.importorskip("trustme", reason="pip install trustme (in the test extra)")
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_ctx(ca):
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def client_ctx(ca):
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx

@@ -207,3 +207,36 @@ def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
     except OSError:  # not Linux
         return -1
+
+
+# ---- the command line, as a user runs it ----
+
+
+def run_cli(*args: str, timeout: float = WAIT, **kw: Any) -> subprocess.CompletedProcess:
+    """``python -m wirearray ARGS`` to completion, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "wirearray", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
+
+
+def start_serve(*args: str) -> tuple[subprocess.Popen, str]:
+    """``wirearray serve ARGS`` in the background; (process, the address it prints)."""
+    import re
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wirearray", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    m = re.search(r"listening on (\S+)", line)
+    if not m:
+        proc.kill()
+        err = proc.stderr.read() if proc.stderr else ""
+        raise AssertionError(f"serve did not start: {line!r} {err}")
+    return proc, m.group(1)

@@ -7,37 +7,20 @@ import os
 import re
 import socket
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+from netutil import run_cli, start_serve
 
 WAIT = 120
 
 
 def wirearray(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "wirearray", *args],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        **kw,
-    )
+    return run_cli(*args, timeout=WAIT, **kw)
 
 
-def start_server(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wirearray", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    m = re.search(r"listening on (\S+)", line)
-    if not m:
-        proc.kill()
-        raise AssertionError(f"no address in {line!r}: {proc.stderr.read()}")
-    return proc, m.group(1)
+start_server = start_serve
 
 
 def test_serve_and_send_random_arrays(tmp_path):

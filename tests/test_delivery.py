@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 
@@ -22,7 +20,7 @@ import numpy as np
 import pytest
 
 import wirearray
-from netutil import WAIT, Net
+from netutil import WAIT, Net, run_cli, start_serve
 from wirearray import DeliveryError, ErrorCode, PeerError
 from wirearray.codec import Encoder
 
@@ -31,25 +29,6 @@ trustme = pytest.importorskip("trustme", reason="pip install trustme (in the tes
 STREAMS = int(os.environ.get("WIREARRAY_DELIVERY_STREAMS", "3"))
 BIG = 8 << 20  # bytes per array, as in the report that found the TLS tail loss
 KEY = b"d" * 32
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_ctx(ca):
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
-    return ctx
-
-
-@pytest.fixture(scope="module")
-def client_ctx(ca):
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    return ctx
 
 
 @pytest.fixture(params=["blocking", "asyncio"])
@@ -336,28 +315,7 @@ def test_format_mismatch_is_reported_to_the_sender(net, sender, receiver):
 # ---- the command line ----
 
 
-def cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "wirearray", *args],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        **kw,
-    )
-
-
-def start_serve(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wirearray", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise AssertionError(f"serve did not start: {line!r} {proc.stderr.read()}")
-    return proc, line.split("listening on ")[1].split()[0]
+cli = run_cli
 
 
 def test_cli_send_over_tls_delivers_a_large_file_whole(tmp_path, ca):

@@ -21,35 +21,14 @@ import numpy as np
 import pytest
 
 import wirearray
-from netutil import WAIT
+from netutil import WAIT, run_cli, start_serve
 from wirearray import DatagramChannel, SequenceError, aio
 from wirearray.codec import Encoder
 
 KEY = b"h" * 32
 
 
-def cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "wirearray", *args],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        **kw,
-    )
-
-
-def start_serve(*args: str, stdout=subprocess.PIPE) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wirearray", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise AssertionError(f"serve did not start: {line!r} {proc.stderr.read()}")
-    return proc, line.split("listening on ")[1].split()[0]
+cli = run_cli
 
 
 def tcp(address: str) -> socket.socket:

@@ -8,17 +8,16 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import auth
 from ._aio_channel import AsyncChannel
 from ._aio_stream import secure_within, with_timeout
-from ._connection import CONTROL_TIMEOUT, DEFAULT_MAX_HANDSHAKES, busy_frame, error_code
-from ._sockets import bind_listening_socket, unlink_quietly
-from .exceptions import EndOfStreamError, ErrorCode, PeerError, UsageError, WireError
+from ._connection import CONTROL_TIMEOUT, busy_frame, error_code
+from ._listening import ListeningSocket
+from .exceptions import EndOfStreamError, ErrorCode, PeerError, WireError
 
 __all__ = ["AsyncListener", "AsyncServer", "Handler", "listen", "serve"]
 
 
-class AsyncListener:
+class AsyncListener(ListeningSocket):
     """A listening socket for asyncio; ``await accept()`` returns an AsyncChannel.
 
     Takes the arguments of :class:`wirearray.Listener` (``ssl``, ``authkey``,
@@ -26,35 +25,6 @@ class AsyncListener:
     and channel options).  ``accept()`` runs one connection's handshakes at a time;
     :func:`serve` runs each in its own task.
     """
-
-    def __init__(
-        self,
-        address: Any,
-        *,
-        backlog: int = 128,
-        ssl: Any = None,
-        authkey: Any = None,
-        handshake_timeout: float | None = auth.DEFAULT_HANDSHAKE_TIMEOUT,
-        max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
-        max_connections: int | None = None,
-        idle_timeout: float | None = None,
-        **options: Any,
-    ):
-        if max_handshakes < 1:
-            raise UsageError("max_handshakes must be >= 1")
-        self._ssl = ssl
-        self._authkey = auth.normalize_authkey(authkey)
-        self._handshake_timeout = handshake_timeout
-        self.max_handshakes = max_handshakes
-        self.max_connections = max_connections
-        self.active = 0
-        self.refused = 0
-        if idle_timeout is not None:
-            options.setdefault("timeout", idle_timeout)
-        self.sock, self.address, self._unix_path = bind_listening_socket(address, backlog)
-        self.sock.setblocking(False)
-        self._options = options
-        self._closed = False
 
     async def accept(self, timeout: float | None = None) -> AsyncChannel:
         """Wait for a connection, run its handshakes, return its AsyncChannel.
@@ -74,7 +44,7 @@ class AsyncListener:
             except BaseException:
                 conn.close()
                 raise
-            if self.max_connections is not None and self.active >= self.max_connections:
+            if self.full:
                 self.refused += 1
                 await _refuse_busy(conn, stream, self.max_connections)
                 continue
@@ -86,19 +56,7 @@ class AsyncListener:
         except BaseException:
             conn.close()
             raise
-        self.active += 1
-        channel._on_close = self._channel_closed
-        return channel
-
-    def _channel_closed(self) -> None:
-        self.active -= 1
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.sock.close()
-        unlink_quietly(self._unix_path)
+        return self._adopt(channel)
 
     async def __aenter__(self) -> AsyncListener:
         return self
@@ -199,7 +157,7 @@ class AsyncServer:
             return
         finally:
             self._handshaking.pop(task, None)
-        if lst.max_connections is not None and lst.active >= lst.max_connections:
+        if lst.full:
             lst.refused += 1
             await _refuse_busy(conn, stream, lst.max_connections)
             if self._on_refused is not None:

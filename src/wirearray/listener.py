@@ -20,10 +20,11 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from ._connection import CONTROL_TIMEOUT, DEFAULT_MAX_HANDSHAKES, busy_frame
-from ._sockets import Deadline, bind_listening_socket, is_tls, unlink_quietly
-from .auth import DEFAULT_HANDSHAKE_TIMEOUT, ServerHandshake, normalize_authkey
-from .exceptions import AuthenticationError, UsageError
+from ._connection import CONTROL_TIMEOUT, busy_frame
+from ._listening import ListeningSocket
+from ._sockets import Deadline, is_tls
+from .auth import ServerHandshake
+from .exceptions import AuthenticationError
 from .transport import Channel
 
 __all__ = ["Listener", "listen"]
@@ -78,7 +79,7 @@ class _Pending:
         return False
 
 
-class Listener:
+class Listener(ListeningSocket):
     """A listening socket that hands out :class:`Channel` objects.
 
     ``listener.address`` is the bound address (``(host, port)`` -- port 0 picks a free
@@ -109,35 +110,9 @@ class Listener:
     ``refused``, ``handshake_failures``.
     """
 
-    def __init__(
-        self,
-        address: Any,
-        *,
-        backlog: int = 128,
-        ssl: Any = None,
-        authkey: Any = None,
-        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-        max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
-        max_connections: int | None = None,
-        idle_timeout: float | None = None,
-        **options: Any,
-    ):
-        if max_handshakes < 1:
-            raise UsageError("max_handshakes must be >= 1")
-        self._ssl = ssl
-        self._authkey = normalize_authkey(authkey)
-        self._handshake_timeout = handshake_timeout
-        self.max_handshakes = max_handshakes
-        self.max_connections = max_connections
-        self.active = 0
-        self.refused = 0
+    def __init__(self, address: Any, **options: Any):
+        super().__init__(address, **options)
         self.handshake_failures = 0
-        if idle_timeout is not None:
-            options.setdefault("timeout", idle_timeout)
-        self.sock, self.address, self._unix_path = bind_listening_socket(address, backlog)
-        self.sock.setblocking(False)
-        self._options = options
-        self._closed = False
         self._sel = selectors.DefaultSelector()
         self._sel.register(self.sock, selectors.EVENT_READ, None)
         self._pending: dict[socket.socket, _Pending] = {}  # insertion order: oldest first
@@ -231,7 +206,7 @@ class Listener:
             self._ready.append(exc)
 
     def _established(self, conn: Any) -> Channel | None:
-        if self.max_connections is not None and self.active >= self.max_connections:
+        if self.full:
             self.refused += 1
             _refuse_busy(conn, self.max_connections)
             return None
@@ -241,12 +216,7 @@ class Listener:
         except BaseException:
             conn.close()
             raise
-        self.active += 1
-        channel._on_close = self._channel_closed
-        return channel
-
-    def _channel_closed(self) -> None:
-        self.active -= 1
+        return self._adopt(channel)
 
     def __iter__(self) -> Iterator[Channel]:
         while True:
@@ -257,10 +227,7 @@ class Listener:
         """Connections in their handshake now."""
         return len(self._pending)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _close_more(self) -> None:
         for p in list(self._pending.values()):
             p.conn.close()
         self._pending.clear()
@@ -269,17 +236,12 @@ class Listener:
                 item.close()
         self._ready.clear()
         self._sel.close()
-        self.sock.close()
-        unlink_quietly(self._unix_path)
 
     def __enter__(self) -> Listener:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
 
 
 def _refuse_busy(conn: Any, limit: int) -> None:
