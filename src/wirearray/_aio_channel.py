@@ -144,7 +144,8 @@ class AsyncChannel:
     ) -> None:
         """Send one array (see Channel.send, ``flush=False`` and ``progress`` included)."""
         core = self._core
-        core.check_send()
+        if core.send_blocked:
+            core.check_send()
         if not flush and core.hold(array, byteorder, checksum):  # no I/O: no lock needed
             if len(core.held) >= core.send_buffer:
                 await self.flush()

@@ -41,6 +41,7 @@ Rules that live here, with one answer for both layers:
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
@@ -202,6 +203,19 @@ def deliver_into(out: Any, array: np.ndarray) -> np.ndarray:
     return out
 
 
+def _refreshing(method: Any) -> Any:
+    """Mark a method that moves the state: the hot-path flags are recomputed after it."""
+
+    @functools.wraps(method)
+    def wrapper(self: Connection, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._refresh()
+
+    return wrapper
+
+
 class Connection:
     """The state of one channel, whatever drives its I/O.
 
@@ -263,6 +277,23 @@ class Connection:
         self.closed = False
         self.close_problem: BaseException | None = None
         self.failed_before_close = False
+        # what the per-message paths test, kept by _refresh() whenever the state moves
+        self.send_blocked = False
+        self.recv_blocked = False
+
+    def _refresh(self) -> None:
+        """Recompute send_blocked and recv_blocked (one test each on the hot paths)."""
+        done = self.closing or self.closed
+        self.send_blocked = (
+            done or self.tx_ended or self.tx_error is not None or self.peer_error is not None
+        )
+        self.recv_blocked = (
+            done
+            or self.rx_error is not None
+            or self.peer_ended
+            or self.peer_error is not None
+            or bool(self.inbox)
+        )
 
     @property
     def confirmed(self) -> bool:
@@ -274,6 +305,8 @@ class Connection:
     def check_send(self) -> None:
         """Raise what a send would meet: a closed or broken channel, a peer that
         reported an error or closed."""
+        if not self.send_blocked:
+            return
         if self.closed or self.closing:
             raise StreamBrokenError("the channel is closed")
         if self.tx_error is not None:
@@ -312,14 +345,7 @@ class Connection:
     @property
     def receivable(self) -> bool:
         """True when the fast receive path may run (no state to report first)."""
-        return not (
-            self.closed
-            or self.closing
-            or self.rx_error is not None
-            or self.peer_ended
-            or self.peer_error is not None
-            or self.inbox
-        )
+        return not self.recv_blocked
 
     # ---- sending ----
 
@@ -349,18 +375,24 @@ class Connection:
         bytes-like, or None) first, then each buffer list of ``frames`` (or None).
         ``(None, None)``: the frame is held.  Raises before numbering anything for an
         array or option that cannot travel."""
-        if not flush and self.hold(array, byteorder, checksum):
-            if len(self.held) >= self.send_buffer:
-                return self.take_held(), None
-            return None, None
         if byteorder is None and checksum is None and self.wire:
             frame = self.enc.encode_small(array)
             if frame is not None:
                 self.data_sent += 1
-                if not self.held:
-                    return frame, None  # one buffer, one call
-                self.held += frame
+                held = self.held
+                if flush:
+                    if not held:
+                        return frame, None  # one buffer, one call
+                    held += frame
+                    return self.take_held(), None
+                held += frame
+                if len(held) >= self.send_buffer:
+                    return self.take_held(), None
+                return None, None
+        if not flush and self.hold(array, byteorder, checksum):
+            if len(self.held) >= self.send_buffer:
                 return self.take_held(), None
+            return None, None
         kw = {"byteorder": byteorder, "checksum": checksum} if self.wire else {}
         frames = self.enc.frame(array, **kw)  # validates before anything is numbered
         self.data_sent += 1
@@ -383,6 +415,7 @@ class Connection:
         data, self.held = self.held, bytearray()
         return data
 
+    @_refreshing
     def send_failed(self, exc: BaseException) -> None:
         """A send raised ``exc``: the send side is broken (a frame may be half sent)."""
         self.tx_error = detached(exc)
@@ -440,13 +473,15 @@ class Connection:
     def fast_recv(self, out: Any) -> np.ndarray | None:
         """The next array when its frame lies whole in the read-ahead (see
         Decoder.next_array), else None with nothing consumed."""
-        if self.receivable:
-            a = self.dec.next_array(out)
-            if a is not None:
-                self.consumed = self.dec.seq
-            return a
-        return None
+        if self.recv_blocked:
+            return None
+        dec = self.dec
+        a = dec.next_array(out)
+        if a is not None:
+            self.consumed = dec._seq
+        return a
 
+    @_refreshing
     def start_recv(self, out: Any, schema: Any) -> Any:
         """Before a receive loop: raise what the state says, or return an event decoded
         earlier (while a send failed); else set the destination and return None."""
@@ -461,6 +496,7 @@ class Connection:
         self.dec.expect(out=out, schema=schema)
         return None
 
+    @_refreshing
     def stash(self, ev: Any) -> bytes | None:
         """Keep an event decoded while a send failed, for the next receive; returns a
         reply to send, as handle() does."""
@@ -473,12 +509,16 @@ class Connection:
         """Process one decoded event.  Returns ``(result, reply)``: send ``reply`` (if
         any) first, then give ``result`` to the application -- an Array or Message, an
         exception to raise (EndOfStreamError, PeerError), or CONSUMED."""
-        if isinstance(ev, (Array, Message)):
+        if isinstance(ev, (Array, Message)):  # changes nothing the flags track
             if self.closing:
                 self.discarded += 1
                 return CONSUMED, None
             self.consumed = self.dec.seq
             return ev, None
+        return self._handle_control(ev)
+
+    @_refreshing
+    def _handle_control(self, ev: Any) -> tuple[Any, bytes | None]:
         if isinstance(ev, EndOfStream):
             if self.dec.eof:  # the input ended (npy: the end of the stream; wire: after END)
                 self.eof = True
@@ -529,6 +569,7 @@ class Connection:
         ack = self.enc.ack(self.consumed)
         return ack if held is None else bytes(held + ack)
 
+    @_refreshing
     def _error_frame(self, code: int, reason: str) -> bytes | None:
         if self.tx_error is not None or self.sent_error:
             return None
@@ -537,6 +578,7 @@ class Connection:
         self.held = bytearray()
         return self._control.error(code, reason)
 
+    @_refreshing
     def recv_failed(self, exc: BaseException, *, interrupted: bool = False) -> bytes | None:
         """A receive raised ``exc``.  ``interrupted``: a timeout or cancellation, which
         leaves the channel usable at a frame boundary.  Returns an ERROR frame to send
@@ -558,6 +600,7 @@ class Connection:
         reason = str(exc) if isinstance(exc, ProtocolError) else "no complete frame in time"
         return self._error_frame(error_code(exc), f"refused: {reason}")
 
+    @_refreshing
     def abort_frame(self, code: int, reason: str) -> bytes | None:
         """The ERROR frame that aborts the channel (Channel.abort), or None when the
         send side cannot carry it or the close exchange is already over."""
@@ -568,6 +611,7 @@ class Connection:
 
     # ---- closing ----
 
+    @_refreshing
     def begin_close(self) -> Any:
         """Start closing: returns what to send (held frames, then END or ACK), or None."""
         self.closing = True
@@ -606,6 +650,7 @@ class Connection:
             return False  # refused, or the peer's last word named its count
         return self.needs_confirmation
 
+    @_refreshing
     def close_failed(self, exc: BaseException | None) -> None:
         """Close's wait ended on ``exc`` (a receive error) or EOF (None)."""
         if exc is None:
@@ -658,6 +703,7 @@ class Connection:
         err.consumed, err.sent = self.peer_consumed, sent
         return err
 
+    @_refreshing
     def finish(self) -> None:
         """The socket is closed: drop every buffer."""
         self.closed = True

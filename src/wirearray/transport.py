@@ -215,7 +215,8 @@ class Channel:
             TimeoutError, OSError: the send side is then broken.
         """
         core = self._core
-        core.check_send()
+        if core.send_blocked:
+            core.check_send()
         data, frames = core.prepare_array(array, byteorder, checksum, flush)
         if data is not None or frames is not None:
             self._transmit(data, frames, progress)
