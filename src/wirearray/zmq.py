@@ -75,6 +75,7 @@ import struct
 import sys
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -277,17 +278,21 @@ class _StagingPool:
 
     ``take(n)`` returns a buffer of at least n bytes that nothing else uses;
     ``give(buf, tracker)`` hands it back with the MessageTracker of the send that
-    refers to it.  A buffer is reused only when its tracker is done (libzmq released
-    every reference: sent on every pipe, or dropped).  At most KEEP_STAGING idle
-    buffers are kept; buffers still in flight when more are needed are left to libzmq
-    (pyzmq's garbage collector frees them when it is done), so the pool never holds
-    more than KEEP_STAGING + the buffers of one message.  Thread-safe (the stateless
-    functions share one pool).
+    refers to it.  A buffer is reused only when its tracker is done: libzmq released
+    every reference (sent on every pipe, or dropped) and pyzmq's garbage-collector
+    thread said so.  Buffers in flight stay listed (they are alive anyway: zmq holds
+    them) up to MAX_IN_FLIGHT, the oldest beyond that are left to zmq; of the idle
+    ones at most KEEP_STAGING are kept.  So a stream settles on the few buffers its
+    pipeline needs, and the pool holds at most KEEP_STAGING buffers of its own.
+    Thread-safe (the stateless functions share one pool).
     """
+
+    MAX_IN_FLIGHT = 64
 
     def __init__(self) -> None:
         self._entries: list[tuple[np.ndarray, Any]] = []
         self._lock = threading.Lock()
+        self.allocations = 0  # buffers allocated so far (tests, benchmarks)
 
     def take(self, nbytes: int) -> np.ndarray:
         with self._lock:
@@ -298,7 +303,8 @@ class _StagingPool:
                         best = i
             if best >= 0:
                 return self._entries.pop(best)[0]
-        # round up so that arrays of slightly different sizes share buffers
+            self.allocations += 1
+        # rounded up, so that arrays of slightly different sizes share buffers
         size = -(-nbytes // (64 << 10)) * (64 << 10)
         return np.empty(size, dtype=np.uint8)
 
@@ -306,13 +312,15 @@ class _StagingPool:
         with self._lock:
             entries = self._entries
             entries.append((buf, tracker))
-            if len(entries) > KEEP_STAGING:
-                # forget the oldest in flight first, then the oldest idle ones
-                busy = [i for i, (_, t) in enumerate(entries) if t is not None and not t.done]
-                victims = busy[: len(entries) - KEEP_STAGING]
-                for i in reversed(victims):
-                    del entries[i]
-                del entries[: max(0, len(entries) - KEEP_STAGING)]
+            idle = [i for i, (_, t) in enumerate(entries) if t is None or t.done]
+            busy = len(entries) - len(idle)
+            drop = idle[: max(0, len(idle) - KEEP_STAGING)]
+            if busy > self.MAX_IN_FLIGHT:
+                drop += [i for i, (_, t) in enumerate(entries) if i not in idle][
+                    : busy - self.MAX_IN_FLIGHT
+                ]
+            for i in sorted(drop, reverse=True):
+                del entries[i]
 
 
 _POOL = _StagingPool()
@@ -1408,8 +1416,9 @@ class Receiver:
         sock: a pyzmq socket, blocking or ``zmq.asyncio`` (then receive methods return
             awaitables).  Never closed here.  Create the Receiver *before* binding or
             connecting the socket: it sets ``ZMQ_MAXMSGSIZE`` (and the high-water
-            marks, with ``hwm_bytes``), which libzmq applies to later connections
-            only (:func:`set_limits`).
+            marks, with ``hwm_bytes``), which libzmq applies to connections made
+            afterwards only (:func:`set_limits`); on a socket already bound or
+            connected (not inproc) with other values it warns (RuntimeWarning).
         on_gap: "raise", "count" (only ``stats``) or "off" (no checking); None: "off"
             on a PULL socket (PUSH deals messages round-robin, each worker sees a
             subset by design), "raise" on every other.
@@ -1430,8 +1439,7 @@ class Receiver:
             received (origin 0 for an unsequenced one).
 
     Raises:
-        UsageError: the socket is already bound or connected with other limits than
-            the ones asked for.
+        UsageError: an unknown ``on_gap``, a negative limit or envelope.
     """
 
     def __init__(
@@ -1451,22 +1459,25 @@ class Receiver:
         if on_gap not in _GAP_POLICIES:
             raise UsageError(f"on_gap must be one of {_GAP_POLICIES}, not {on_gap!r}")
         self._limits = _Limits(max_frame_bytes, max_ndim, max_message_arrays)
+        self.envelope = _default_envelope(sock) if envelope is None else int(envelope)
+        if self.envelope < 0:
+            raise UsageError("envelope is a count of parts, >= 0")
         opts = _socket_limits(max_frame_bytes, hwm_bytes)
-        if sock.getsockopt(zmq.LAST_ENDPOINT):
-            differ = {k: v for k, v in opts.items() if sock.getsockopt(k) != v}
-            if differ:
-                raise UsageError(
-                    "the socket is already bound or connected: libzmq would not apply "
-                    "the Receiver's limits to its connections; create the Receiver (or "
-                    "call wirearray.zmq.set_limits) before bind/connect"
+        endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
+        if endpoint and not endpoint.startswith(b"inproc://"):  # inproc: no decoding
+            if any(sock.getsockopt(k) != v for k, v in opts.items()):
+                warnings.warn(
+                    "the socket is already bound or connected: libzmq applies the "
+                    "Receiver's limits (ZMQ_MAXMSGSIZE, high-water marks) only to "
+                    "connections made from now on; create the Receiver (or call "
+                    "wirearray.zmq.set_limits) before bind/connect",
+                    RuntimeWarning,
+                    stacklevel=2,
                 )
         for k, v in opts.items():
             sock.setsockopt(k, v)
         self.sock = sock
         self.on_gap = on_gap
-        self.envelope = _default_envelope(sock) if envelope is None else int(envelope)
-        if self.envelope < 0:
-            raise UsageError("envelope is a count of parts, >= 0")
         self._impl = _get_impl(implementation)
         self._origins: OrderedDict[int, _Origin] = OrderedDict()
         self.stats = {"received": 0, "lost": 0, "reordered": 0, "duplicated": 0, "refused": 0}
