@@ -852,6 +852,7 @@ def test_push_pull_workers(ctx, endpoints):
 
 def test_pub_sub_topics(ctx, endpoints):
     pub = bounded(ctx.socket(zmq.XPUB))
+    pub.setsockopt(zmq.XPUB_VERBOSE, 1)
     ep = bind(pub, endpoints.new("ipc"))
     subs = {}
     for topic in (b"a", b"b"):

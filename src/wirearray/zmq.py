@@ -1745,6 +1745,8 @@ def send(
         sock.setsockopt(zmq.SNDTIMEO, ms)
         sock.setsockopt(zmq.RCVTIMEO, ms)
         sock.setsockopt(zmq.LINGER, ms)
+        if kind == zmq.XPUB:  # every subscription shows, not only a topic's first
+            sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         _attach(sock, endpoint, bind)
         if kind == zmq.XPUB:
             seen = 0
