@@ -11,6 +11,7 @@ ROLE is ``send``, ``recv``, ``rpc-server`` or ``rpc-client``; SPEC is JSON:
   message ``i`` of a sender is :func:`payload` (seed, i) -- the receiver recomputes it
   from the sequence number, so every byte is checked;
 * ``byteorder``, ``checksum``; ``timeout_ms``: RCVTIMEO/SNDTIMEO (every wait bounded);
+  ``ipv6``: allow IPv6 endpoints;
 * send: ``subscribers`` (XPUB: wait for that many subscriptions), ``peers`` (wait for
   that many handshakes), ``interval_s`` (pause between messages), ``blind`` (send
   that many messages first without waiting for anyone), ``final_after_s`` (then a
@@ -69,6 +70,8 @@ def make_socket(ctx: zmq.Context, spec: dict) -> zmq.Socket:
     sock.setsockopt(zmq.RCVTIMEO, ms)
     sock.setsockopt(zmq.SNDTIMEO, ms)
     sock.setsockopt(zmq.LINGER, int(spec.get("linger_ms", 5000)))
+    if spec.get("ipv6"):
+        sock.setsockopt(zmq.IPV6, 1)
     if spec.get("hwm") is not None:
         sock.setsockopt(zmq.SNDHWM, spec["hwm"])
         sock.setsockopt(zmq.RCVHWM, spec["hwm"])
