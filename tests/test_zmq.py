@@ -183,12 +183,12 @@ def test_part_layout(inproc):
         parts = b.recv_multipart()
         assert [len(p) for p in parts] == [32, 64, big.nbytes, tail]
         assert parts[2] == big.tobytes()
-    at_limit = np.zeros(wz.WHOLE_FRAME_BYTES // 4, dtype=np.float32)
+    below = np.zeros(wz.WHOLE_FRAME_BYTES // 4 - 1, dtype=np.float32)
+    wz.send_array(a, below)
+    assert [len(p) for p in b.recv_multipart()] == [32, 64 + below.nbytes + 4]
+    at_limit = np.zeros(wz.WHOLE_FRAME_BYTES // 4, dtype=np.float32)  # no padding either
     wz.send_array(a, at_limit)
-    assert [len(p) for p in b.recv_multipart()] == [32, 64 + at_limit.nbytes]
-    no_padding = np.zeros(wz.WHOLE_FRAME_BYTES // 2, dtype=np.float32)
-    wz.send_array(a, no_padding)
-    assert [len(p) for p in b.recv_multipart()] == [32, 64, no_padding.nbytes]
+    assert [len(p) for p in b.recv_multipart()] == [32, 64, at_limit.nbytes]
 
 
 def test_large_payloads_split_in_pieces(inproc, monkeypatch):
@@ -484,16 +484,38 @@ def test_staging_buffers_are_reused(inproc):
     tx = wz.Sender(a)
     arr = make("<f8", (BIG // 8,))
     out = np.empty_like(arr)
-    for _ in range(50):
+
+    def settle() -> None:  # pyzmq's garbage collector releases buffers a bit later
+        for _, tracker in list(tx._pool._busy):
+            tracker.wait(10)
+
+    for _ in range(3):  # bursts: as many buffers as messages queued, then reused
+        for _ in range(10):
+            tx.send(arr)
+        for _ in range(10):
+            same(wz.recv_array(b, out=out), arr)
+        settle()
+    first = tx._pool.allocations
+    assert first <= 10, "a fresh staging buffer per message"
+    for _ in range(100):  # one at a time: the buffers of the bursts take turns
         tx.send(arr)
         same(wz.recv_array(b, out=out), arr)
-    assert tx._pool.allocations <= wz.KEEP_STAGING, "a fresh staging buffer per message"
-    for _, tracker in tx._pool._entries:
-        tracker.wait(10)
-    tx.send(arr[:100_000])  # smaller: an idle buffer serves it
+    settle()
+    tx.send(arr[:10_000])  # smaller: an idle buffer serves it
     wz.recv_array(b)
-    assert tx._pool.allocations <= wz.KEEP_STAGING
-    assert len(tx._pool._entries) <= wz.KEEP_STAGING
+    assert tx._pool.allocations == first
+
+
+def test_staging_pool_keeps_a_bounded_idle_set(monkeypatch):
+    monkeypatch.setattr(wz, "KEEP_STAGING_BYTES", 1 << 20)
+    pool = wz._StagingPool()
+    bufs = [pool.take(300_000) for _ in range(8)]  # 320 KiB each once rounded up
+    for buf in bufs:
+        pool.give(buf, None)
+    assert pool._idle_bytes <= 1 << 20 and len(pool._idle) == 3
+    big = pool.take(5 << 20)
+    pool.give(big, None)
+    assert pool._idle == [big]  # one buffer is kept whatever its size
 
 
 def test_send_errors(inproc):

@@ -14,7 +14,7 @@ Wire mapping (docs/FORMAT.md, "Over ZeroMQ"): one zmq message is
                      sequence number, CRC32C (a header of its own, checked first)
     frame parts      whose concatenation is exactly a FORMAT.md frame (or, for
                      send_many, a MESSAGE frame and its array frames), each frame
-                     either whole in one part (payloads up to 64 KiB) or as header,
+                     either whole in one part (payloads under 64 KiB) or as header,
                      payload (one part; from 2 GiB, parts of 1 GiB), tail (CRC32C
                      trailer and padding, when not empty)
 
@@ -32,7 +32,7 @@ Design choices, and why:
 * **Each message is a stream of its own**, frame sequence numbers from 0 (no END
   frame): zmq messages are atomic, so the frame sequence only checks the structure
   inside one message, and loss between messages is the origin part's business.
-* **Small frames whole, large ones split.**  Up to 64 KiB of payload a frame goes in
+* **Small frames whole, large ones split.**  Under 64 KiB of payload a frame goes in
   one part: pyzmq copies such parts anyway (``zmq.COPY_THRESHOLD``), and one part
   decodes in one call into the compiled core.  Larger payloads go in a part of their
   own, sent without a copy (from the array, or from a staging buffer holding the
@@ -44,6 +44,9 @@ Design choices, and why:
   is converted once into a staging buffer that libzmq then sends from; a pool keeps
   those buffers and reuses one as soon as its tracker says libzmq is done with it,
   so a stream of large arrays costs no allocation and no page faults per message.
+  Every message zmq still queues holds its own buffer (a burst of sends that zmq
+  queues needs as many); between bursts a pool keeps up to 64 MiB of idle buffers
+  (or the one largest), never blocking a send to wait for one.
 * **The caller's array may change as soon as a send returns** (as with
   ``Channel.send``), unless ``copy=False``: then a payload that needs no conversion
   is sent from the array's own memory and the send returns the MessageTracker to
@@ -76,7 +79,7 @@ import sys
 import threading
 import time
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,7 +137,8 @@ ORIGIN_VERSION = 1
 ORIGIN_BYTES = 32
 #: Origin flag bit 0: the origin id and sequence number are meaningful.
 ORIGIN_SEQUENCED = 0x01
-#: Frames with payloads up to this size travel whole, in one part.
+#: Frames with payloads under this size travel whole, in one part (pyzmq copies parts
+#: under zmq.COPY_THRESHOLD, 64 KiB, anyway); larger payloads go in parts of their own.
 WHOLE_FRAME_BYTES = 64 << 10
 #: Payloads of this size and more are split into parts of PIECE_BYTES (libzmq fails on
 #: parts of 2 GiB and more); smaller ones travel in one part.
@@ -147,8 +151,8 @@ MAX_ORIGINS = 65536
 #: Sequence numbers below the highest seen that a Receiver remembers individually, to
 #: tell a late message (reordered) from a repeated one (duplicated).
 SEQ_WINDOW = 64
-#: Idle staging buffers a pool keeps for reuse.
-KEEP_STAGING = 4
+#: Idle staging memory a pool keeps for reuse (at least one buffer, whatever its size).
+KEEP_STAGING_BYTES = 64 << 20
 
 _ORIGIN = struct.Struct(">4sBBHQQII")  # magic, version, flags, 0, origin, seq, 0, crc
 _U64 = (1 << 64) - 1
@@ -161,6 +165,8 @@ _WIRE_DTYPES = {
 _INTP_MAX = int(np.iinfo(np.intp).max)
 _DISCARD = bytearray(0)
 _ZEROS = bytes(F.ALIGN)
+_ZERO4 = bytes(4)
+_CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoised
 _MORE = zmq.SNDMORE
 _DONTWAIT = zmq.DONTWAIT
 
@@ -179,7 +185,28 @@ def _pack_origin(impl: Any, origin: int, seq: int) -> bytes:
 
 
 def _parse_origin(impl: Any, mv: memoryview) -> tuple[int, int]:
-    """(origin, seq) of an origin part; origin 0 for an unsequenced message."""
+    """(origin, seq) of an origin part; origin 0 for an unsequenced message.
+
+    Raises:
+        MalformedFrameError, UnsupportedVersionError: not a valid origin part.
+    """
+    if len(mv) == ORIGIN_BYTES:
+        magic, version, flags, zero16, origin, seq, zero32, crc = _ORIGIN.unpack(mv)
+        if (
+            magic == ORIGIN_MAGIC
+            and version == ORIGIN_VERSION
+            and not zero16
+            and not zero32
+            and impl.crc32c(_ZERO4, impl.crc32c(mv[: F.CRC_OFFSET])) == crc
+            and ((flags == ORIGIN_SEQUENCED and origin) or (flags == 0 and not origin and not seq))
+        ):
+            return origin, seq
+    _origin_error(impl, mv)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _origin_error(impl: Any, mv: memoryview) -> None:
+    """Raise the error that says what is wrong with an origin part."""
     n = len(mv)
     head = bytes(mv[:4])
     if head != ORIGIN_MAGIC:
@@ -195,23 +222,19 @@ def _parse_origin(impl: Any, mv: memoryview) -> tuple[int, int]:
         )
     if n != ORIGIN_BYTES:
         raise MalformedFrameError(f"origin part of {n} bytes (expected {ORIGIN_BYTES})")
-    _magic, version, flags, zero16, origin, seq, zero32, crc = _ORIGIN.unpack(mv)
+    _magic, version, flags, zero16, _origin, _seq, zero32, crc = _ORIGIN.unpack(mv)
     if version != ORIGIN_VERSION:
         raise UnsupportedVersionError(
             f"origin part version {version} (this reader speaks {ORIGIN_VERSION})"
         )
-    check = bytearray(mv)
-    check[F.CRC_OFFSET :] = b"\0\0\0\0"
-    if impl.crc32c(check) != crc:
+    if impl.crc32c(_ZERO4, impl.crc32c(mv[: F.CRC_OFFSET])) != crc:
         raise MalformedFrameError("origin part checksum mismatch (corrupted)")
     if flags & ~ORIGIN_SEQUENCED or zero16 or zero32:
         raise MalformedFrameError("origin part: unknown flags or non-zero reserved bytes")
-    if bool(flags & ORIGIN_SEQUENCED) != bool(origin) or (not origin and seq):
-        raise MalformedFrameError(
-            "origin part: a sequenced message needs an origin id, an unsequenced one "
-            "carries origin and sequence 0"
-        )
-    return origin, seq
+    raise MalformedFrameError(
+        "origin part: a sequenced message needs an origin id, an unsequenced one "
+        "carries origin and sequence 0"
+    )
 
 
 # ---- limits ----
@@ -280,29 +303,50 @@ class _StagingPool:
     ``give(buf, tracker)`` hands it back with the MessageTracker of the send that
     refers to it.  A buffer is reused only when its tracker is done: libzmq released
     every reference (sent on every pipe, or dropped) and pyzmq's garbage-collector
-    thread said so.  Buffers in flight stay listed (they are alive anyway: zmq holds
-    them) up to MAX_IN_FLIGHT, the oldest beyond that are left to zmq; of the idle
-    ones at most KEEP_STAGING are kept.  So a stream settles on the few buffers its
-    pipeline needs, and the pool holds at most KEEP_STAGING buffers of its own.
-    Thread-safe (the stateless functions share one pool).
+    thread said so.  Buffers in flight wait in send order (at most MAX_IN_FLIGHT are
+    followed; zmq keeps the others alive and frees them itself); idle ones are kept up
+    to KEEP_STAGING_BYTES (or one buffer, if larger).  So a stream settles on the
+    buffers its pipeline needs -- a burst of sends queued by zmq needs one per queued
+    message, a steady stream two or three -- and reuses them without new allocations
+    or page faults.  Thread-safe (the stateless functions share one pool).
     """
 
-    MAX_IN_FLIGHT = 64
+    MAX_IN_FLIGHT = 1024
+    #: In-flight buffers looked at, besides the oldest, before allocating a new one.
+    SCAN = 16
 
     def __init__(self) -> None:
-        self._entries: list[tuple[np.ndarray, Any]] = []
+        self._idle: list[np.ndarray] = []
+        self._idle_bytes = 0
+        self._busy: deque[tuple[np.ndarray, Any]] = deque()
         self._lock = threading.Lock()
         self.allocations = 0  # buffers allocated so far (tests, benchmarks)
 
+    def _reap(self) -> None:
+        busy = self._busy
+        while busy and busy[0][1].done:  # trackers complete roughly in send order
+            buf = busy.popleft()[0]
+            self._idle.append(buf)
+            self._idle_bytes += buf.size
+        for i in range(min(self.SCAN, len(busy)) - 1, 0, -1):
+            if busy[i][1].done:
+                buf = busy[i][0]
+                del busy[i]
+                self._idle.append(buf)
+                self._idle_bytes += buf.size
+
     def take(self, nbytes: int) -> np.ndarray:
         with self._lock:
+            self._reap()
+            idle = self._idle
             best = -1
-            for i, (buf, tracker) in enumerate(self._entries):
-                if buf.size >= nbytes and (tracker is None or tracker.done):
-                    if best < 0 or buf.size < self._entries[best][0].size:
-                        best = i
+            for i, buf in enumerate(idle):
+                if buf.size >= nbytes and (best < 0 or buf.size < idle[best].size):
+                    best = i
             if best >= 0:
-                return self._entries.pop(best)[0]
+                buf = idle.pop(best)
+                self._idle_bytes -= buf.size
+                return buf
             self.allocations += 1
         # rounded up, so that arrays of slightly different sizes share buffers
         size = -(-nbytes // (64 << 10)) * (64 << 10)
@@ -310,17 +354,16 @@ class _StagingPool:
 
     def give(self, buf: np.ndarray, tracker: Any) -> None:
         with self._lock:
-            entries = self._entries
-            entries.append((buf, tracker))
-            idle = [i for i, (_, t) in enumerate(entries) if t is None or t.done]
-            busy = len(entries) - len(idle)
-            drop = idle[: max(0, len(idle) - KEEP_STAGING)]
-            if busy > self.MAX_IN_FLIGHT:
-                drop += [i for i, (_, t) in enumerate(entries) if i not in idle][
-                    : busy - self.MAX_IN_FLIGHT
-                ]
-            for i in sorted(drop, reverse=True):
-                del entries[i]
+            if tracker is None or tracker.done:
+                self._idle.append(buf)
+                self._idle_bytes += buf.size
+            else:
+                self._busy.append((buf, tracker))
+                if len(self._busy) > self.MAX_IN_FLIGHT:
+                    self._busy.popleft()
+            idle = self._idle
+            while len(idle) > 1 and self._idle_bytes > KEEP_STAGING_BYTES:
+                self._idle_bytes -= idle.pop(0).size  # the least recently returned
 
 
 _POOL = _StagingPool()
@@ -377,7 +420,7 @@ def _encode_array(
 ) -> None:
     """Append the parts of one array frame (frame sequence number ``seq``) to ``out``."""
     a = array if type(array) is np.ndarray else np.asarray(array)
-    if seq == 0 and name is None and a.nbytes <= WHOLE_FRAME_BYTES:
+    if seq == 0 and name is None and a.nbytes < WHOLE_FRAME_BYTES:
         small = getattr(impl, "encode_small", None)
         if small is not None:
             frame = small(a, -1 if want_big is None else int(want_big), checksum, 0, a.nbytes)
@@ -385,7 +428,9 @@ def _encode_array(
                 out.parts.append((frame, False))
                 return
     dt = a.dtype
-    code = F.dtype_code(dt)
+    code = _CODES.get(dt)
+    if code is None:
+        code = _CODES[dt] = F.dtype_code(dt)
     if not code:
         check_dtype(dt)
         raise UnsupportedDtypeError(f"wirearray cannot send dtype {dt!r}")
@@ -405,7 +450,7 @@ def _encode_array(
     )
     header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, 0, seq)
     n = a.nbytes
-    if n <= WHOLE_FRAME_BYTES:
+    if n < WHOLE_FRAME_BYTES:
         if swap:
             a = impl.byteswap(a)
         if not (a.flags.c_contiguous or fortran):
@@ -467,6 +512,8 @@ def _encode_message(
 
 
 def _check_envelope(envelope: Envelope) -> list[Any]:
+    if envelope == ():
+        return []
     if isinstance(envelope, (bytes, str)):
         raise UsageError("envelope is a sequence of parts, e.g. [identity] or [b'topic']")
     parts = list(envelope)
@@ -559,11 +606,10 @@ class _Reader:
         self.more = f.more
         return f
 
-    def into(self, buf: Any, what: str) -> int:
-        """recv_into ``buf``; the part must be exactly ``len(buf)`` bytes."""
+    def into(self, buf: Any, want: int, what: str) -> int:
+        """recv_into ``buf`` (``want`` bytes long); the part must be exactly that long."""
         if not self.more:
             raise MalformedFrameError(f"the message ended where {what} belongs")
-        want = len(buf)
         n = self.sock.recv_into(buf)
         self.more = self.sock.getsockopt(zmq.RCVMORE)
         if n != want:
@@ -714,13 +760,29 @@ def _read_array(
         view.flags.writeable = False
         return text, view
     if out is not None:
-        dest = _fit_out(out, wire_dt, shape, order)
+        dt = out.dtype if type(out) is np.ndarray else None
+        if (
+            dt is not None
+            and dt.kind == wire_dt.kind
+            and dt.itemsize == itemsize
+            and out.shape == shape
+            and out.flags.writeable
+            and (out.flags.c_contiguous if order == "C" else out.flags.f_contiguous)
+        ):
+            dest = out  # the common case, without _fit_out's dtype arithmetic
+        else:
+            dest = _fit_out(out, wire_dt, shape, order)
     else:
         try:
             dest = np.empty(shape, dtype=F.DTYPES[code], order=order)
         except (ValueError, MemoryError) as exc:
             raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
     swap = itemsize > 1 and _mem_is_big(dest.dtype) != wire_big
+    if not whole and not swap and len(pieces) == 1 and not checksum:
+        # libzmq copies the payload part into the destination itself
+        reader.into(dest, length, "the payload")
+        _check_tail(_read_tail(reader, tail_len), False, 0)
+        return text, dest
     dest_bytes = dest.reshape(-1, order=order).view(np.uint8)
     unit = (itemsize // 2 if wire_dt.kind == "c" else itemsize) if swap else 0
     units = dest_bytes.view(f"u{unit}") if unit else None
@@ -746,7 +808,7 @@ def _read_array(
             _land(impl, src, dest_bytes, units, unit, offset)
         else:
             # no conversion: libzmq copies the part into the destination itself
-            reader.into(window, "the payload")
+            reader.into(window, piece, "the payload")
             if checksum:
                 crc = impl.crc32c(window, crc)
         offset += piece
