@@ -9,6 +9,8 @@ timeout, and they are killed on the way out.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from contextlib import ExitStack
 
@@ -220,3 +222,35 @@ def test_wrong_peer_is_refused_not_hung(ctx, endpoints):
         with pytest.raises(wirearray.ProtocolError):
             rx.recv()
     assert rx.stats["refused"] == 3
+
+
+EXIT_WITH_MESSAGES_IN_FLIGHT = """
+import sys, numpy as np, zmq
+from wirearray import zmq as wz
+s = zmq.Context.instance().socket(zmq.PUSH)
+s.setsockopt(zmq.LINGER, 1000)
+s.connect(sys.argv[1])
+for i in range(16):
+    wz.send_array(s, np.full(1 << 20, float(i)))  # staging buffers, zero-copy
+    wz.send_array(s, np.full(1 << 18, float(i)), byteorder="native", copy=False)
+s.close()  # and exit at once: libzmq is still sending from those buffers
+"""
+
+
+def test_exit_with_messages_in_flight(ctx, endpoints):
+    """A process that exits while libzmq still sends from staging buffers (or from
+    arrays sent with copy=False) exits cleanly: pyzmq drops its references at exit,
+    wirearray keeps those buffers alive until the process is gone."""
+    pull = bounded(ctx.socket(zmq.PULL))
+    pull.setsockopt(zmq.RCVHWM, 1)  # read nothing meanwhile: the sender's queue stays full
+    ep = bind(pull, endpoints.new("tcp"))
+    for _ in range(3):
+        r = subprocess.run(
+            [sys.executable, "-c", EXIT_WITH_MESSAGES_IN_FLIGHT, ep],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        assert r.returncode == 0 and "Bad address" not in r.stderr, r.stderr
+        while pull.poll(200):
+            pull.recv_multipart()

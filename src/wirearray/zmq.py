@@ -73,6 +73,7 @@ waiting: zmq delivers all parts of a message at once.
 
 from __future__ import annotations
 
+import atexit
 import os
 import struct
 import sys
@@ -369,6 +370,42 @@ class _StagingPool:
 _POOL = _StagingPool()
 
 
+class _InFlight:
+    """Every buffer handed to libzmq without a copy, until its tracker is done.
+
+    While the process runs, pyzmq's garbage collector keeps such buffers alive until
+    libzmq has sent them.  At exit it drops them (its atexit handler clears its
+    references) while libzmq's I/O thread may still be sending -- reading freed memory,
+    which aborts the process.  So at exit the buffers still in flight are kept alive
+    for good (one reference leaked each): the memory stays valid until the process is
+    gone, whatever order the interpreter tears down in.
+    """
+
+    def __init__(self) -> None:
+        self._entries: deque[tuple[Any, Any]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, obj: Any, tracker: Any) -> None:
+        with self._lock:
+            entries = self._entries
+            while entries and entries[0][1].done:
+                entries.popleft()
+            entries.append((obj, tracker))
+
+    def keep_at_exit(self) -> None:
+        import ctypes
+
+        with self._lock:
+            for obj, tracker in self._entries:
+                if not tracker.done:
+                    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+            self._entries.clear()
+
+
+_IN_FLIGHT = _InFlight()
+atexit.register(_IN_FLIGHT.keep_at_exit)
+
+
 # ---- encoding: arrays to parts ----
 
 
@@ -544,7 +581,9 @@ def _send_parts(sock: zmq.Socket, envelope: list, origin: bytes, built: _Parts, 
     for i, (buf, zero_copy) in enumerate(parts):
         f = _MORE if i < last else 0
         if zero_copy:
-            trackers.append(sock.send(buf, f, copy=False, track=True))
+            tracker = sock.send(buf, f, copy=False, track=True)
+            _IN_FLIGHT.add(buf, tracker)
+            trackers.append(tracker)
         else:
             sock.send(buf, f)
     if not trackers:
@@ -1789,10 +1828,16 @@ def send(
         pattern: "push" (to PULL receivers), "pub" (to SUB receivers; first waits
             until ``subscribers`` subscriptions arrived, so that no array is dropped
             for want of a subscriber) or "pair".
-        timeout: seconds each array may wait for the peer(s) to take it, and that the
-            socket lingers at the end for queued arrays to leave (None: no limit).
+        timeout: seconds each array may wait for a peer to take it (a PUSH or PAIR
+            socket queues arrays only for connected peers: no peer in time raises
+            zmq.Again instead of dropping them at the end), and that the socket
+            lingers at the end for queued arrays to leave (None: no limit).  Taken
+            means queued: ZeroMQ does not confirm delivery.
         progress: called with each array's (or message's) bytes once it is queued.
-        context: the zmq context (default: the global instance).
+        context: a zmq context to use; by default one of its own, terminated before
+            returning, which waits (at most ``timeout``) until the queued arrays have
+            left.  With a context of the caller's, the caller must keep the process
+            alive until then (terminate the context).
 
     Raises:
         zmq.Again: a peer did not take an array, or did not subscribe, in time.
@@ -1801,7 +1846,8 @@ def send(
     if kind is None:
         raise UsageError(f"send patterns: {', '.join(SEND_PATTERNS)} (not {pattern!r})")
     _check_endpoint(endpoint)
-    sock = (context or zmq.Context.instance()).socket(kind)
+    ctx = context if context is not None else zmq.Context()
+    sock = ctx.socket(kind)
     ms = -1 if timeout is None else max(0, int(timeout * 1000))
     try:
         sock.setsockopt(zmq.SNDTIMEO, ms)
@@ -1809,6 +1855,8 @@ def send(
         sock.setsockopt(zmq.LINGER, ms)
         if kind == zmq.XPUB:  # every subscription shows, not only a topic's first
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        else:  # queue only to connected peers: no peer is a timeout, not a silent drop
+            sock.setsockopt(zmq.IMMEDIATE, 1)
         _attach(sock, endpoint, bind)
         if kind == zmq.XPUB:
             seen = 0
@@ -1829,4 +1877,8 @@ def send(
                 progress(nbytes)
         return n
     finally:
-        sock.close()  # lingers (at most ``timeout``) until queued arrays have left
+        # The arrays leave from memory that must outlive libzmq's sending: close, and
+        # with a context of our own wait (at most ``timeout``) until they have left.
+        sock.close()
+        if context is None:
+            ctx.term()
