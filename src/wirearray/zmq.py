@@ -341,8 +341,13 @@ class _StagingPool:
             self._reap()
             idle = self._idle
             best = -1
-            for i, buf in enumerate(idle):
-                if buf.size >= nbytes and (best < 0 or buf.size < idle[best].size):
+            # the most recently freed buffer that fits without waste: still in cache
+            for i in range(len(idle) - 1, -1, -1):
+                size = idle[i].size
+                if nbytes <= size <= 2 * nbytes + (64 << 10):
+                    best = i
+                    break
+                if size >= nbytes and (best < 0 or size < idle[best].size):
                     best = i
             if best >= 0:
                 buf = idle.pop(best)
