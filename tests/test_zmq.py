@@ -1032,3 +1032,50 @@ def test_asyncio_send_waits_for_room(endpoints):
             ctx.destroy(linger=0)
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+# ---- CURVE (docs/SECURITY.md) ----
+
+
+@pytest.mark.skipif(not zmq.has("curve"), reason="libzmq built without CURVE")
+def test_curve_admits_only_known_keys(ctx, endpoints):
+    from zmq.auth.thread import ThreadAuthenticator
+
+    server_public, server_secret = zmq.curve_keypair()
+    good_public, good_secret = zmq.curve_keypair()
+    bad_public, bad_secret = zmq.curve_keypair()
+
+    class Admitted:
+        def callback(self, domain: str, key: bytes) -> bool:
+            return key == good_public
+
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    try:
+        auth.configure_curve_callback(domain="*", credentials_provider=Admitted())
+        server = bounded(ctx.socket(zmq.PULL))
+        server.curve_secretkey, server.curve_publickey = server_secret, server_public
+        server.curve_server = True
+        rx = wz.Receiver(server)
+        ep = bind(server, endpoints.new("tcp"))
+
+        def client(public: bytes, secret: bytes) -> wz.Sender:
+            s = bounded(ctx.socket(zmq.PUSH))
+            s.curve_secretkey, s.curve_publickey = secret, public
+            s.curve_serverkey = server_public
+            s.connect(ep)
+            return wz.Sender(s)
+
+        bad = client(bad_public, bad_secret)  # kept: a closed socket drops its queue
+        bad.send(np.ones(3))
+        plain = bounded(ctx.socket(zmq.PUSH))
+        plain.connect(ep)
+        wz.send_array(plain, np.ones(3))
+        assert server.poll(500) == 0, "a client without an admitted key got through"
+        good = client(good_public, good_secret)
+        good.send(np.arange(3.0))
+        same(rx.recv(), np.arange(3.0))
+        assert server.poll(200) == 0
+        assert rx.stats["received"] == 1 and rx.stats["refused"] == 0
+    finally:
+        auth.stop()

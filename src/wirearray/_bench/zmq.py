@@ -24,8 +24,9 @@ The methods (sender / receiver):
   ``recv_array(copy=False)`` (a read-only view of zmq's buffer);
 * ``recipe``: pyzmq's documented ``send_array``/``recv_array`` recipe (a JSON part with
   dtype and shape, then the buffer; copy=False), a peer;
-* PUB/SUB: ``pyzmq-into`` and ``wa-network`` with a :class:`~wirearray.zmq.Sender`
-  and :class:`~wirearray.zmq.Receiver` (sequence numbers checked), per subscriber.
+* PUB/SUB: ``pyzmq-into``, and ``wa-native`` / ``wa-network`` with a
+  :class:`~wirearray.zmq.Sender` and a :class:`~wirearray.zmq.Receiver` (sequence
+  numbers checked), per subscriber.
 
 The targets (ratios of median round times in the same run) are :data:`TARGETS`.
 """
@@ -78,7 +79,8 @@ PUBSUB_METHODS = {
     m.key: m
     for m in (
         Method("pyzmq-into", "pyzmq PUB send(copy=False) / SUB recv_into(out)", baseline=True),
-        Method("wa-network", "wirearray Sender (network) / Receiver.recv(out=)"),
+        Method("wa-native", "wirearray Sender (native, copy=False) / Receiver.recv(out=)"),
+        Method("wa-network", "wirearray Sender (network, default) / Receiver.recv(out=)"),
     )
 }
 
@@ -148,15 +150,18 @@ def _recipe_recv(sock: Any) -> np.ndarray:
     return np.frombuffer(msg, dtype=md["dtype"]).reshape(md["shape"])
 
 
-def _sender(key: str, sock: Any, tx: Any) -> Callable[[np.ndarray], Any]:
+def _sender(key: str, sock: Any, senders: dict) -> Callable[[np.ndarray], Any]:
+    """The sending side of ``key``; ``senders``: the PUB/SUB runs' Sender objects."""
     from wirearray import zmq as wz
 
     if key in ("pyzmq-into", "pyzmq-view"):
         return lambda a: sock.send(a, copy=False)
+    if key == "wa-native" and senders:
+        return lambda a: senders["native"].send(a, copy=False)
     if key in ("wa-native", "wa-view"):
         return lambda a: wz.send_array(sock, a, byteorder="native", copy=False)
     if key == "wa-network":
-        return tx.send if tx is not None else (lambda a: wz.send_array(sock, a))
+        return senders["network"].send if senders else (lambda a: wz.send_array(sock, a))
     if key == "recipe":
         return lambda a: _recipe_send(sock, a)
     raise ValueError(key)
@@ -267,7 +272,11 @@ class Bench:
         self.ctl.setsockopt(zmq.LINGER, 0)
         self.ctl.setsockopt(zmq.RCVTIMEO, WAIT_MS)
         self.ctl.bind("tcp://127.0.0.1:*")
-        self.tx = wz.Sender(self.data) if pattern == "pubsub" else None
+        self.senders = (
+            {"network": wz.Sender(self.data), "native": wz.Sender(self.data, byteorder="native")}
+            if pattern == "pubsub"
+            else {}
+        )
         control = self.ctl.getsockopt(zmq.LAST_ENDPOINT).decode()
         argv = [sys.executable, "-m", "wirearray._bench.zmq", "receive", control]
         self.procs = [subprocess.Popen(argv, stdin=subprocess.DEVNULL) for _ in range(receivers)]
@@ -313,7 +322,7 @@ class Bench:
             )  # fmt: skip
         for _ in self.ids:
             self._recv_ctl()  # ready
-        send = _sender(key, self.data, self.tx)
+        send = _sender(key, self.data, self.senders)
 
         def run() -> float:
             t0 = time.perf_counter()
