@@ -1079,3 +1079,21 @@ def test_curve_admits_only_known_keys(ctx, endpoints):
         assert rx.stats["received"] == 1 and rx.stats["refused"] == 0
     finally:
         auth.stop()
+
+
+def test_interrupted_receive_leaves_a_message_boundary(inproc, monkeypatch):
+    """An exception between two parts (here a KeyboardInterrupt before the tail part is
+    read) discards the rest of that message: the next receive reads the next one."""
+    a, b = inproc
+    wz.send_array(a, BIG_ARR, checksum=True)  # origin, header, payload, tail
+    wz.send_array(a, np.arange(3.0))
+    real = wz._read_tail
+
+    def interrupted(reader, tail_len):
+        monkeypatch.setattr(wz, "_read_tail", real)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wz, "_read_tail", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        wz.recv_array(b)
+    same(wz.recv_array(b), np.arange(3.0))

@@ -58,6 +58,11 @@ Design choices, and why:
   bound is the *number* of parts of a message; for untrusted peers use CURVE
   (docs/SECURITY.md).  wirearray's own allocations happen only after a header passed
   every check.
+* **Exiting with messages in flight is safe.**  pyzmq drops its references to buffers
+  sent without a copy when the interpreter exits, while libzmq may still be sending
+  from them; the ones still in flight then are kept alive until the process is gone.
+  (Messages still queued are lost at exit unless the context is terminated first:
+  ``ctx.term()`` waits up to ``ZMQ_LINGER``.)
 * **A malformed message costs that message only.**  zmq keeps message boundaries, so
   after a ProtocolError the rest of the bad message is discarded and the next one is
   read normally; a Receiver counts refusals in ``stats``.
@@ -120,13 +125,16 @@ from .exceptions import (
 __all__ = [
     "ORIGIN_BYTES",
     "ORIGIN_MAGIC",
+    "Delivery",
     "Receiver",
     "Sender",
     "max_part_bytes",
     "recv_array",
     "recv_many",
+    "send",
     "send_array",
     "send_many",
+    "serve",
     "set_limits",
 ]
 
@@ -1020,7 +1028,12 @@ def _recv(
     reader = _Reader(sock)
     try:
         return _read_message(reader, impl, flags, n_env, out, schema, limits, copy, many, info)
-    except (ProtocolError, UsageError):
+    except zmq.ZMQError:
+        raise  # the socket failed (closed, context terminated): nothing to read on it
+    except BaseException:
+        # a bad message, a misfit out=, or an interruption between two parts: the rest
+        # of this message is already here (zmq delivers messages whole), so discarding
+        # it cannot block, and the next receive starts at a message boundary
         reader.drain()
         raise
 
@@ -1096,7 +1109,7 @@ async def _await_send(asock: Any, attempt: Callable[[int], Any], flags: int) -> 
             if flags & _DONTWAIT:
                 raise
         else:
-            asock.getsockopt(zmq.EVENTS)  # lets pyzmq wake other waiters on the socket
+            asock.get(zmq.EVENTS)  # get(), not getsockopt(): wakes the socket's other waiters
             return result
         left = None if deadline is None else max(0, deadline - time.monotonic())
         if left == 0:
@@ -1116,7 +1129,7 @@ async def _await_recv(asock: Any, attempt: Callable[[int], Any], flags: int) -> 
             if flags & _DONTWAIT:
                 raise
         else:
-            asock.getsockopt(zmq.EVENTS)
+            asock.get(zmq.EVENTS)
             return result
         left = None if deadline is None else max(0, deadline - time.monotonic())
         if left == 0:
