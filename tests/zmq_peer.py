@@ -14,7 +14,8 @@ ROLE is ``send``, ``recv``, ``rpc-server`` or ``rpc-client``; SPEC is JSON:
   ``ipv6``: allow IPv6 endpoints;
 * send: ``subscribers`` (XPUB: wait for that many subscriptions), ``peers`` (wait for
   that many handshakes), ``interval_s`` (pause between messages), ``blind`` (send
-  that many messages first without waiting for anyone), ``final_after_s`` (then a
+  that many messages before binding, so that nobody gets them: an XPUB or PUB
+  without peers drops them, as when a publisher restarts), ``final_after_s`` (then a
   last message after that pause, which reveals loss at the end of the burst),
   ``heartbeat_ms``;
 * recv: ``subscribe`` (SUB), ``on_gap`` (default: the socket type's), ``idle_s``
@@ -117,17 +118,14 @@ def role_send(ctx: zmq.Context, spec: dict) -> dict:
     mon = None
     if spec.get("peers"):
         mon = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-    attach(sock, spec)
     tx = wz.Sender(sock, byteorder=spec.get("byteorder", "network"), checksum=spec.get("checksum"))
     n, dtype, seed = spec["nbytes"], spec.get("dtype", "uint8"), spec.get("seed", 1)
     sent = 0
-    blind = 0
-    for _ in range(spec.get("blind", 0)):  # before anyone is there: a restart's case
-        if spec["socket"] == "XPUB" and sock.poll(0):
-            break
+    blind = spec.get("blind", 0)
+    for _ in range(blind):  # before binding: nobody can be there (a restart's case)
         tx.send(payload(seed, sent, n, dtype))
         sent += 1
-        blind += 1
+    attach(sock, spec)
     if mon is not None:
         wait_handshakes(sock, mon, spec["peers"], spec.get("timeout_ms", 30_000) / 1000)
     for _ in range(spec.get("subscribers", 0)):

@@ -35,10 +35,11 @@ Design choices, and why:
 * **Small frames whole, large ones split.**  Under 64 KiB of payload a frame goes in
   one part: pyzmq copies such parts anyway (``zmq.COPY_THRESHOLD``), and one part
   decodes in one call into the compiled core.  Larger payloads go in a part of their
-  own, sent without a copy (from the array, or from a staging buffer holding the
-  converted bytes) and received straight into the destination (``recv_into``) or
-  converted from zmq's buffer into it in one pass.  libzmq fails on parts of 2 GiB
-  and more, hence the 1 GiB pieces.
+  own -- from 512 KiB sent without a copy (from the array, or from a staging buffer
+  holding the converted bytes; below that libzmq's copy is cheaper than pyzmq's
+  tracking, see ZERO_COPY_BYTES) -- and are received straight into the destination
+  (``recv_into``) or converted from zmq's buffer into it in one pass.  libzmq fails
+  on parts of 2 GiB and more, hence the 1 GiB pieces.
 * **Staging buffers are reused, released by zmq's MessageTracker.**  A payload that
   must be converted (network order on a little-endian host, a non-contiguous view)
   is converted once into a staging buffer that libzmq then sends from; a pool keeps
@@ -149,6 +150,13 @@ ORIGIN_SEQUENCED = 0x01
 #: Frames with payloads under this size travel whole, in one part (pyzmq copies parts
 #: under zmq.COPY_THRESHOLD, 64 KiB, anyway); larger payloads go in parts of their own.
 WHOLE_FRAME_BYTES = 64 << 10
+#: Payload parts of this size and more are handed to libzmq without a copy (from the
+#: array, or from a staging buffer), with a MessageTracker; smaller ones are copied by
+#: libzmq.  Tracking costs pyzmq several microseconds per part (an Event, a tracker, its
+#: garbage-collector thread), more than copying up to about half a MiB: on this
+#: project's 2-core x86-64 machine a tracked zero-copy send + recv_into of 256 KiB took
+#: 18 us against 13 us copied, 25 us both at 512 KiB, 39 against 47 us at 1 MiB.
+ZERO_COPY_BYTES = 512 << 10
 #: Payloads of this size and more are split into parts of PIECE_BYTES (libzmq fails on
 #: parts of 2 GiB and more); smaller ones travel in one part.
 SPLIT_BYTES = 1 << 31
@@ -453,7 +461,7 @@ class _Parts:
 
     def __init__(self) -> None:
         self.parts: list[tuple[Any, bool]] = []
-        self.staging: list[np.ndarray] = []
+        self.staging: list[tuple[np.ndarray, bool]] = []  # (buffer, sent without a copy?)
         self.borrowed = False
 
 
@@ -509,12 +517,14 @@ def _encode_array(
         tail = _tail(impl, payload, checksum, n)
         out.parts.append((b"".join((header, payload, tail)), False))
         return
-    if not swap and contiguous and not copy:
+    zero_copy = n >= ZERO_COPY_BYTES
+    if not swap and contiguous and (not copy or not zero_copy):
+        # the array's own memory: without a copy (copy=False), or copied by libzmq
         payload = a.reshape(-1, order=order).view(np.uint8)
-        out.borrowed = True
+        out.borrowed = zero_copy
     else:
         buf = pool.take(n)
-        out.staging.append(buf)
+        out.staging.append((buf, zero_copy))
         payload = buf[:n]
         dest = payload.view(dt).reshape(a.shape, order=order)
         if swap:
@@ -523,10 +533,10 @@ def _encode_array(
             np.copyto(dest, a)
     out.parts.append((header, False))
     if n < SPLIT_BYTES:
-        out.parts.append((payload, True))
+        out.parts.append((payload, zero_copy))
     else:
         for k in range(0, n, PIECE_BYTES):
-            out.parts.append((payload[k : k + PIECE_BYTES], True))
+            out.parts.append((payload[k : k + PIECE_BYTES], zero_copy))
     tail = _tail(impl, payload, checksum, n)
     if tail:
         out.parts.append((tail, False))
@@ -605,8 +615,9 @@ def _send_parts(sock: zmq.Socket, envelope: list, origin: bytes, built: _Parts, 
 
 
 def _release(pool: _StagingPool, built: _Parts, tracker: Any) -> None:
-    for buf in built.staging:
-        pool.give(buf, tracker)
+    """Staging buffers back to the pool: free at once if libzmq copied them."""
+    for buf, zero_copy in built.staging:
+        pool.give(buf, tracker if zero_copy else None)
 
 
 # ---- decoding: parts to arrays ----
@@ -1227,15 +1238,16 @@ def send_array(
             :func:`recv_array` with an envelope), a PUB topic.
         flags: 0, or ``zmq.DONTWAIT`` to raise ``zmq.Again`` instead of blocking when
             the socket cannot take the message (high-water mark, no peer).
-        copy: True (default): ``a`` may change as soon as this returns; payloads over
-            64 KiB leave from a reused staging buffer, converted or copied.  False: a
-            payload that needs no conversion leaves from ``a``'s own memory, without
-            a copy, and a MessageTracker is returned: do not change ``a`` before
-            ``tracker.done`` (``tracker.wait()``).
+        copy: True (default): ``a`` may change as soon as this returns; payloads of
+            512 KiB and more leave from a reused staging buffer without a further
+            copy, converted or copied there; smaller ones are copied by libzmq.
+            False: a payload of 512 KiB or more that needs no conversion leaves from
+            ``a``'s own memory, without a copy, and a MessageTracker is returned: do
+            not change ``a`` before ``tracker.done`` (``tracker.wait()``).
 
     Returns:
         A ``zmq.MessageTracker`` when the message refers to ``a``'s memory (copy=False,
-        no conversion, over 64 KiB), else None.
+        no conversion, 512 KiB or more), else None.
 
     Raises:
         UnsupportedDtypeError: the dtype cannot travel.
