@@ -35,10 +35,10 @@ Design choices, and why:
 * **Small frames whole, large ones split.**  Under 64 KiB of payload a frame goes in
   one part: pyzmq copies such parts anyway (``zmq.COPY_THRESHOLD``), and one part
   decodes in one call into the compiled core.  Larger payloads go in a part of their
-  own -- from 512 KiB sent without a copy (from the array, or from a staging buffer
-  holding the converted bytes; below that libzmq's copy is cheaper than pyzmq's
-  tracking, see ZERO_COPY_BYTES) -- and are received straight into the destination
-  (``recv_into``) or converted from zmq's buffer into it in one pass.  libzmq fails
+  own, sent without a copy (from the array, or from a staging buffer holding the
+  converted bytes; ZERO_COPY_BYTES says why not copied), and are received straight
+  into the destination (``recv_into``) or converted from zmq's buffer into it in one
+  pass.  libzmq fails
   on parts of 2 GiB and more, hence the 1 GiB pieces.
 * **Staging buffers are reused, released by zmq's MessageTracker.**  A payload that
   must be converted (network order on a little-endian host, a non-contiguous view)
@@ -151,12 +151,13 @@ ORIGIN_SEQUENCED = 0x01
 #: under zmq.COPY_THRESHOLD, 64 KiB, anyway); larger payloads go in parts of their own.
 WHOLE_FRAME_BYTES = 64 << 10
 #: Payload parts of this size and more are handed to libzmq without a copy (from the
-#: array, or from a staging buffer), with a MessageTracker; smaller ones are copied by
-#: libzmq.  Tracking costs pyzmq several microseconds per part (an Event, a tracker, its
-#: garbage-collector thread), more than copying up to about half a MiB: on this
-#: project's 2-core x86-64 machine a tracked zero-copy send + recv_into of 256 KiB took
-#: 18 us against 13 us copied, 25 us both at 512 KiB, 39 against 47 us at 1 MiB.
-ZERO_COPY_BYTES = 512 << 10
+#: array, or from a staging buffer), with a MessageTracker; smaller ones travel whole,
+#: copied.  A copy is cheaper than pyzmq's tracking only while zmq queues almost
+#: nothing: send+receive of 64 KiB over inproc took 26 us copied against 38 us without
+#: a copy one message at a time, but 93 against 32 us with 500 messages queued (each
+#: copy lands in fresh memory: page faults), and 201 against 61 us at 256 KiB.  Without
+#: a copy there is no such cliff (bench/zmq_overhead.py measures the per-message costs).
+ZERO_COPY_BYTES = WHOLE_FRAME_BYTES
 #: Payloads of this size and more are split into parts of PIECE_BYTES (libzmq fails on
 #: parts of 2 GiB and more); smaller ones travel in one part.
 SPLIT_BYTES = 1 << 31
@@ -1239,15 +1240,15 @@ def send_array(
         flags: 0, or ``zmq.DONTWAIT`` to raise ``zmq.Again`` instead of blocking when
             the socket cannot take the message (high-water mark, no peer).
         copy: True (default): ``a`` may change as soon as this returns; payloads of
-            512 KiB and more leave from a reused staging buffer without a further
-            copy, converted or copied there; smaller ones are copied by libzmq.
-            False: a payload of 512 KiB or more that needs no conversion leaves from
+            64 KiB and more leave from a reused staging buffer without a further
+            copy, converted or copied there; smaller ones are copied into the frame.
+            False: a payload of 64 KiB or more that needs no conversion leaves from
             ``a``'s own memory, without a copy, and a MessageTracker is returned: do
             not change ``a`` before ``tracker.done`` (``tracker.wait()``).
 
     Returns:
         A ``zmq.MessageTracker`` when the message refers to ``a``'s memory (copy=False,
-        no conversion, 512 KiB or more), else None.
+        no conversion, 64 KiB or more), else None.
 
     Raises:
         UnsupportedDtypeError: the dtype cannot travel.
