@@ -185,8 +185,11 @@ _DISCARD = bytearray(0)
 _ZEROS = bytes(F.ALIGN)
 _ZERO4 = bytes(4)
 _CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoised
-_MORE = zmq.SNDMORE
-_DONTWAIT = zmq.DONTWAIT
+# plain ints: pyzmq's constants are enum.IntFlag members, whose | and & run Python code
+_MORE = int(zmq.SNDMORE)
+_DONTWAIT = int(zmq.DONTWAIT)
+_RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
 
 #: Envelope parts: a ROUTER peer's identity, a PUB topic (bytes each).
 Envelope = Sequence[bytes]
@@ -585,6 +588,7 @@ def _check_envelope(envelope: Envelope) -> list[Any]:
 
 
 def _check_flags(flags: int) -> int:
+    flags = int(flags)
     if flags & ~_DONTWAIT:
         raise UsageError("flags may only be zmq.DONTWAIT: a send is always a whole message")
     return flags
@@ -675,7 +679,7 @@ class _Reader:
         if not self.more:
             raise MalformedFrameError(f"the message ended where {what} belongs")
         n = self.sock.recv_into(buf)
-        self.more = self.sock.getsockopt(zmq.RCVMORE)
+        self.more = self.sock.getsockopt(_RCVMORE)
         if n != want:
             raise MalformedFrameError(f"{what}: a part of {n} bytes (expected {want})")
         return n
@@ -689,7 +693,7 @@ class _Reader:
         sock = self.sock
         while self.more:
             sock.recv_into(_DISCARD)
-            self.more = sock.getsockopt(zmq.RCVMORE)
+            self.more = sock.getsockopt(_RCVMORE)
 
 
 def _fit_out(out: Any, wire_dt: np.dtype, shape: tuple, order: str) -> np.ndarray:
@@ -1171,7 +1175,7 @@ def _send(
 ) -> Any:
     """Build a message and send it on ``sock`` (blocking or asyncio)."""
     env = _check_envelope(envelope)
-    _check_flags(flags)
+    flags = _check_flags(flags)
     built = _Parts()
     try:
         build(built)
@@ -1309,6 +1313,7 @@ def _recv_api(
     if n_env < 0:
         raise UsageError("envelope is a count of parts, >= 0")
     schema = _coerce_schema(schema, many)
+    flags = int(flags)
 
     def attempt(f: int) -> Any:
         info = _Incoming()
