@@ -239,9 +239,7 @@ def header_length(head) -> int:
     if bytes(head[0:4]) != MAGIC:
         raise MalformedFrameError(f"bad magic {bytes(head[0:4])!r} (expected {MAGIC!r})")
     if head[4] not in VERSIONS:
-        raise UnsupportedVersionError(
-            f"wire-format version {head[4]} (this reader speaks 1 and 2)"
-        )
+        raise UnsupportedVersionError(f"wire-format version {head[4]} (this reader speaks 1 and 2)")
     ndim, name_len = head[8], head[9]
     if ndim > MAX_NDIM:
         raise MalformedFrameError(f"ndim {ndim} exceeds the format's maximum of {MAX_NDIM}")
@@ -302,8 +300,7 @@ def parse_header(buf) -> tuple:
     elif kind in (KIND_ACK, KIND_ERROR) and buf[4] >= VERSION_CONTROL:
         if code or flags or ndim or payload_len or (kind == KIND_ACK and name_len):
             raise MalformedFrameError(
-                "ack and error frames carry no dtype, flags, shape or payload "
-                "(and an ack no name)"
+                "ack and error frames carry no dtype, flags, shape or payload (and an ack no name)"
             )
     else:
         raise MalformedFrameError(f"unknown frame kind {kind}")
