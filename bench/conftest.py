@@ -116,6 +116,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             _stream_group(tr, group, benches, width)
         else:
             _kernel_group(tr, group, benches, width)
+    _zmq_targets(tr, [b for bs in groups.values() for b in bs])
     for kind, tls in (("stream", False), ("tls stream", True)):
         rates = {
             (b.extra_info["key"], b.extra_info["size"]): b.extra_info["messages"] / b.stats.median
@@ -129,6 +130,33 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             tr.write_line(f"targets ({kind}, docs/PERFORMANCE.md), ratios of medians:")
             for line in lines:
                 tr.write_line(line)
+
+
+def _zmq_targets(tr: Any, benches: list[Any]) -> None:
+    """The ZeroMQ targets (bench_zmq.py), from the medians of this session."""
+    zmq_benches = [b for b in benches if b.extra_info.get("kind") == "zmq"]
+    if not zmq_benches:
+        return
+    from wirearray._bench import zmq as zb
+
+    results = [
+        zb.Result(
+            b.extra_info["zmq_group"],
+            b.extra_info["key"],
+            b.extra_info["method"],
+            b.extra_info["size"],
+            b.extra_info["messages"],
+            1,
+            [b.stats.median],
+        )
+        for b in zmq_benches
+    ]
+    lines = zb.format_targets(zb.evaluate_targets(results))
+    if lines:
+        tr.write_line("")
+        tr.write_line("targets (zmq, docs/PERFORMANCE.md), ratios of medians:")
+        for line in lines:
+            tr.write_line(line)
 
 
 def _kernel_group(tr: Any, group: str, benches: list[Any], width: int) -> None:

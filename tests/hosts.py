@@ -1,4 +1,5 @@
-"""Two hosts on one Linux machine: network namespaces joined by a veth pair.
+"""Hosts on one Linux machine: network namespaces joined by a veth pair (TwoHosts), or
+any number of them on a Linux bridge (Bridge; tests/test_many_hosts.py).
 
 ``TwoHosts`` creates namespaces ``wa-<pid>-<n>-a`` and ``-b`` (unique per test run and
 per test), one veth pair between them (``veth-a`` in a, ``veth-b`` in b; the pair is
@@ -119,7 +120,7 @@ def _kill_namespace(ns: str) -> None:
 def remove_stale() -> None:
     """Delete namespaces of earlier test runs whose process is gone (killed mid-test)."""
     for ns in namespaces():
-        m = re.fullmatch(rf"{PREFIX}(\d+)-\d+-[ab]", ns)
+        m = re.fullmatch(rf"{PREFIX}(\d+)-\d+-(?:[ab]|h\d+|br)", ns)
         if m and not os.path.exists(f"/proc/{m.group(1)}"):
             _kill_namespace(ns)
 
@@ -244,17 +245,18 @@ class Host:
         return next(int(x["counter"]["packets"]) for x in out["nftables"] if "counter" in x)
 
 
-class TwoHosts:
-    """Namespaces ``a`` and ``b`` joined by a veth pair; see the module docstring."""
+class Namespaces:
+    """Network namespaces made for one test: the processes run in them, the
+    impairments of their links, and the cleanup.  Subclasses build the topology in
+    ``setup()`` and list the hosts in ``hosts``."""
 
     def __init__(self) -> None:
-        tag = f"{PREFIX}{os.getpid()}-{next(_serial)}"
-        self.a = Host(f"{tag}-a", "veth-a", "10.213.0.1", "fd00:77::1")
-        self.b = Host(f"{tag}-b", "veth-b", "10.213.0.2", "fd00:77::2")
+        self.tag = f"{PREFIX}{os.getpid()}-{next(_serial)}"
+        self.hosts: list[Host] = []
         self.processes: list[Process] = []
         self._created: list[str] = []
 
-    def __enter__(self) -> TwoHosts:
+    def __enter__(self):
         try:
             self.setup()
         except BaseException:
@@ -266,27 +268,25 @@ class TwoHosts:
         self.close()
 
     def setup(self) -> None:
-        remove_stale()
-        a, b = self.a, self.b
-        for h in (a, b):
-            try:
-                run("ip", "netns", "add", h.ns)
-            except RuntimeError as exc:
-                unavailable(f"cannot create a network namespace: {exc}")
-            self._created.append(h.ns)
+        raise NotImplementedError
+
+    def _namespace(self, ns: str) -> None:
         try:
-            a.ip("link", "add", a.ifname, "type", "veth", "peer", "name", b.ifname, "netns", b.ns)
+            run("ip", "netns", "add", ns)
         except RuntimeError as exc:
-            unavailable(f"cannot create a veth pair: {exc}")
-        for h in (a, b):
-            h.ip("addr", "add", f"{h.ipv4}/24", "dev", h.ifname)
-            # nodad: usable at once, no duplicate-address detection wait
-            h.ip("addr", "add", f"{h.ipv6}/64", "dev", h.ifname, "nodad")
-            h.ip("link", "set", "lo", "up")
-            h.ip("link", "set", h.ifname, "up")
+            unavailable(f"cannot create a network namespace: {exc}")
+        self._created.append(ns)
+
+    @staticmethod
+    def _up(h: Host) -> None:
+        h.ip("addr", "add", f"{h.ipv4}/24", "dev", h.ifname)
+        # nodad: usable at once, no duplicate-address detection wait
+        h.ip("addr", "add", f"{h.ipv6}/64", "dev", h.ifname, "nodad")
+        h.ip("link", "set", "lo", "up")
+        h.ip("link", "set", h.ifname, "up")
 
     def close(self) -> None:
-        """Stop every process, delete both namespaces (and so the veth pair), and check
+        """Stop every process, delete every namespace (and so every link), and check
         that nothing is left.  Safe to call twice and after a failed setup."""
         errors = []
         for p in self.processes:
@@ -310,17 +310,11 @@ class TwoHosts:
         self.processes.append(p)
         return p
 
-    def peer(self, host: Host, role: str, address: str, spec: dict) -> Process:
-        """tests/hosts_peer.py in ``host``: ``role`` is "serve" or "send"."""
-        return self.spawn(
-            host, os.path.join(TESTS, "hosts_peer.py"), role, address, json.dumps(spec)
-        )
-
     # ---- impairments ----
 
     def offloads_off(self) -> None:
         """Segment in the stack, not in (virtual) hardware: one skb per wire packet."""
-        for h in (self.a, self.b):
+        for h in self.hosts:
             h.exec("ethtool", "-K", h.ifname, "tso", "off", "gso", "off", "gro", "off")
 
     def rate_limit(self, host: Host, rate: str) -> None:
@@ -401,6 +395,16 @@ class TwoHosts:
         else:
             raise ValueError(how)
 
+    def restore(self, host: Host, how: str) -> None:
+        """Undo ``cut(host, how)``: the link comes back up, or the drop rules go."""
+        if how == "down":
+            host.ip("link", "set", host.ifname, "up")
+        elif how == "drop":
+            for hook in ("input", "output"):
+                host.exec("nft", "delete", "table", "inet", f"wirearray_cut_{hook}")
+        else:
+            raise ValueError(how)
+
     def _nft(
         self,
         host: Host,
@@ -421,3 +425,70 @@ class TwoHosts:
             host.exec("nft", "-f", "-", input=ruleset)
         except RuntimeError as exc:
             unavailable(f"nftables rule not accepted ({exc}):\n{ruleset}")
+
+
+class TwoHosts(Namespaces):
+    """Namespaces ``a`` and ``b`` joined by a veth pair; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = Host(f"{self.tag}-a", "veth-a", "10.213.0.1", "fd00:77::1")
+        self.b = Host(f"{self.tag}-b", "veth-b", "10.213.0.2", "fd00:77::2")
+        self.hosts = [self.a, self.b]
+
+    def setup(self) -> None:
+        remove_stale()
+        a, b = self.a, self.b
+        for h in (a, b):
+            self._namespace(h.ns)
+        try:
+            a.ip("link", "add", a.ifname, "type", "veth", "peer", "name", b.ifname, "netns", b.ns)
+        except RuntimeError as exc:
+            unavailable(f"cannot create a veth pair: {exc}")
+        for h in (a, b):
+            self._up(h)
+
+    def peer(self, host: Host, role: str, address: str, spec: dict) -> Process:
+        """tests/hosts_peer.py in ``host``: ``role`` is "serve" or "send"."""
+        return self.spawn(
+            host, os.path.join(TESTS, "hosts_peer.py"), role, address, json.dumps(spec)
+        )
+
+
+class Bridge(Namespaces):
+    """``n`` hosts on one Ethernet segment: namespaces ``h0`` .. ``h<n-1>``, each with an
+    interface ``eth0`` that is one end of a veth pair whose other end (``p<i>``) is a
+    port of a Linux bridge in a namespace of its own (``br``, the switch).  Host ``i``
+    has 10.213.0.<i+1>/24 and fd00:77::<i+1>/64.  A link cut or an impairment on one
+    host's ``eth0`` leaves the others' traffic alone."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        if not 2 <= n <= 200:
+            raise ValueError("2 to 200 hosts")
+        self.hosts = [
+            Host(f"{self.tag}-h{i}", "eth0", f"10.213.0.{i + 1}", f"fd00:77::{i + 1:x}")
+            for i in range(n)
+        ]
+        self.switch = f"{self.tag}-br"
+
+    def __getitem__(self, i: int) -> Host:
+        return self.hosts[i]
+
+    def setup(self) -> None:
+        remove_stale()
+        self._namespace(self.switch)
+        for h in self.hosts:
+            self._namespace(h.ns)
+        br = ("ip", "-n", self.switch)
+        try:
+            run(*br, "link", "add", "br0", "type", "bridge")
+        except RuntimeError as exc:
+            unavailable(f"cannot create a bridge: {exc}")
+        run(*br, "link", "set", "br0", "up")
+        for i, h in enumerate(self.hosts):
+            port = f"p{i}"
+            run(*br, "link", "add", port, "type", "veth", "peer", "name", h.ifname, "netns", h.ns)
+            run(*br, "link", "set", port, "master", "br0")
+            run(*br, "link", "set", port, "up")
+            self._up(h)

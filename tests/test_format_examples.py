@@ -27,6 +27,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "FORMAT.md"
 def _examples() -> list[bytes]:
     """Every fenced hex dump in section 8, as bytes ('… zeros to XXXX' expands)."""
     text = DOC.read_text(encoding="utf-8").split("## 8. Worked examples", 1)[1]
+    text = text.split("\n## ", 1)[0]  # up to the next section
     dumps = []
     for block in re.findall(r"```\n(.*?)```", text, flags=re.S):
         data = bytearray()

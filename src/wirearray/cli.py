@@ -21,6 +21,9 @@ Commands:
   for 128 B to 256 MiB (wirearray._bench.stream).
 * ``bench kernels`` -- kernel timings over dtypes and sizes, ``--json`` for the medians,
   ``--plot`` for GB/s against size.
+* ``bench zmq`` -- wirearray.zmq against pyzmq on the same sockets (wirearray._bench.zmq).
+* ``serve --zmq PATTERN tcp://...`` / ``send --zmq PATTERN tcp://...`` -- the same over
+  ZeroMQ sockets (wirearray.zmq.serve/send; the ``zmq`` extra).
 
 Exit codes: 0 success; 1 a runtime failure (connection refused or lost, a protocol
 error, a timeout); 2 bad usage (arguments, addresses, files).  Errors are one line on
@@ -125,6 +128,8 @@ def _security_options(args: argparse.Namespace, *, server: bool) -> dict[str, An
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if _zmq_requested(args):
+        return _zmq_serve(args)
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None:
         try:
@@ -311,6 +316,8 @@ class _Progress:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    if _zmq_requested(args):
+        return _zmq_send(args)
     arrays = _load_arrays(args)
     total = sum(a.nbytes for _, a in arrays)
     show = args.progress or (sys.stderr.isatty() and total >= 64 << 20)
@@ -337,6 +344,121 @@ def cmd_send(args: argparse.Namespace) -> int:
         f"({total / elapsed / MB:.1f} MB/s), all received by the peer"
     )
     return EXIT_OK
+
+
+# ---- ZeroMQ endpoints (--zmq PATTERN): the work is wirearray.zmq's serve()/send() ----
+
+
+def _zmq_requested(args: argparse.Namespace) -> bool:
+    """True with --zmq; a tcp:// or ipc:// address without it is a usage error."""
+    address = str(getattr(args, "address", ""))
+    if not args.zmq:
+        if address.startswith(("tcp://", "ipc://")):
+            raise CliUsageError(f"{address} is a ZeroMQ endpoint: add --zmq PATTERN")
+        return False
+    tls = ("tls_cert", "tls_key", "tls", "tls_ca", "tls_client_ca", "server_hostname")
+    if args.format != "wire" or args.authkey_file or any(getattr(args, k, None) for k in tls):
+        raise CliUsageError(
+            "--zmq takes no --format, --authkey-file or TLS options "
+            "(ZeroMQ has CURVE for that: docs/SECURITY.md)"
+        )
+    return True
+
+
+def _zmq_module() -> Any:
+    try:
+        from . import zmq as wz
+    except ImportError as exc:
+        raise CliUsageError(str(exc)) from None
+    return wz
+
+
+def _zmq_serve(args: argparse.Namespace) -> int:
+    wz = _zmq_module()
+    import zmq
+
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def ready(endpoint: str) -> None:
+        print(f"wirearray: listening on {endpoint} (zmq {args.zmq})", flush=True)
+
+    def refused(exc: Exception) -> None:
+        print(f"wirearray: refused a message: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    index = messages = total = lost = 0
+    start = time.perf_counter()
+    deliveries = wz.serve(
+        args.address, args.zmq, max_frame_bytes=args.max_frame_bytes or wz.DEFAULT_MAX_FRAME_BYTES,
+        timeout=args.timeout, ready=ready, refused=refused,
+    )  # fmt: skip
+    try:
+        for d in deliveries:
+            messages += 1
+            if d.stats["lost"] > lost:
+                print(
+                    f"wirearray: {d.stats['lost'] - lost} message(s) lost before "
+                    f"#{d.seq} of origin {d.origin:016x}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                lost = d.stats["lost"]
+            for name, a in d.arrays.items():
+                index += 1
+                total += a.nbytes
+                if out_dir is not None:
+                    stem = f"{index:06d}" + (f"-{_safe(name)}" if name else "")
+                    np.save(out_dir / f"{stem}.npy", a)
+                if not args.summary:
+                    label = f" {name!r}" if name else ""
+                    rate = a.nbytes / max(d.seconds, 1e-9) / MB
+                    print(
+                        f"#{index}{label} {a.dtype} {a.shape} {_fmt_bytes(a.nbytes)} "
+                        f"{rate:.1f} MB/s",
+                        flush=True,
+                    )
+    except zmq.Again:
+        pass  # --timeout seconds without a message: done
+    except zmq.ZMQError as exc:
+        raise OSError(exc.errno, str(exc)) from None
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    print(
+        f"wirearray: {messages} messages, {_fmt_bytes(total)} in {elapsed:.2f} s "
+        f"({total / elapsed / MB:.1f} MB/s), {lost} lost",
+        flush=True,
+    )
+    return EXIT_OK
+
+
+def _zmq_send(args: argparse.Namespace) -> int:
+    wz = _zmq_module()
+    import zmq
+
+    arrays = _load_arrays(args)
+    total = sum(a.nbytes for _, a in arrays)
+    progress = _Progress(total, args.progress or (sys.stderr.isatty() and total >= 64 << 20))
+    start = time.perf_counter()
+    try:
+        n = wz.send(
+            args.address, [np.asarray(a) for _, a in arrays], args.zmq,
+            byteorder=args.byteorder, checksum=args.checksum, timeout=args.timeout,
+            progress=progress.update,
+        )  # fmt: skip
+    except zmq.Again:
+        raise TimeoutError(f"no peer took the arrays within {args.timeout} s") from None
+    except zmq.ZMQError as exc:
+        raise OSError(exc.errno, str(exc)) from None
+    progress.close()
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    print(
+        f"wirearray: sent {n} arrays, {_fmt_bytes(total)} in {elapsed:.2f} s "
+        f"({total / elapsed / MB:.1f} MB/s)"
+    )
+    return EXIT_OK
+
+
+# ---- demo and bench: the harness in wirearray._bench, imported only to run them ----
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -426,6 +548,30 @@ def cmd_bench_kernels(args: argparse.Namespace) -> int:
         json_path=args.json,
         plot_path=args.plot,
     )
+
+
+def cmd_bench_zmq(args: argparse.Namespace) -> int:
+    _check_outputs(args)
+    from ._bench.zmq import run_zmq_bench
+
+    return run_zmq_bench(
+        [n * 8 for n in args.sizes] if args.sizes else None,
+        args.subscribers,
+        quick=args.quick,
+        rounds=args.rounds,
+        json_path=args.json,
+    )
+
+
+def _counts_type(text: str) -> list[int]:
+    """argparse type for --subscribers: positive counts, comma-separated."""
+    try:
+        counts = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1 or counts[-1] > 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: counts from 1 to 16, e.g. 1,2,4")
+    return counts
 
 
 def _dtypes_type(text: str) -> list[str]:
@@ -543,6 +689,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit after N connections (default: serve until interrupted)",
     )
     _add_channel_args(serve, sender=False)
+    serve.add_argument(
+        "--zmq",
+        choices=("pull", "sub", "pair"),
+        metavar="PATTERN",
+        help="serve on a ZeroMQ endpoint (tcp://host:port, ipc:///path; bound) with a "
+        "pull, sub or pair socket; gaps in the senders' sequences are reported, --timeout "
+        "ends serving after that many idle seconds (needs wirearray[zmq])",
+    )
     serve.set_defaults(func=cmd_serve)
 
     send = commands.add_parser(
@@ -561,6 +715,13 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--count", type=int, default=1, help="how many random arrays")
     send.add_argument("--progress", action="store_true", help="draw the progress bar always")
     _add_channel_args(send, sender=True)
+    send.add_argument(
+        "--zmq",
+        choices=("push", "pub", "pair"),
+        metavar="PATTERN",
+        help="send to a ZeroMQ endpoint (tcp://host:port, ipc:///path; connected) with a "
+        "push, pub (waits for a subscriber) or pair socket (needs wirearray[zmq])",
+    )
     send.set_defaults(func=cmd_send)
 
     demo = commands.add_parser(
@@ -621,6 +782,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="FILE.png", help="draw GB/s against size per dtype (matplotlib)"
     )
     kernels.set_defaults(func=cmd_bench_kernels)
+    zmq_bench = bench_commands.add_parser(
+        "zmq",
+        help="wirearray.zmq against pyzmq on the same sockets (needs pyzmq)",
+        description="Stream float64 arrays over tcp://127.0.0.1 to receiving processes: "
+        "wirearray.zmq (recv_array(out=), copy=False views, both byte orders) against "
+        "pyzmq's own recv_into and recv(copy=False) and its send_array recipe on one PAIR, "
+        "and per subscriber on PUB/SUB with 1, 2 and 4 subscribers.  Prints medians, "
+        "GB/s, ratios to pyzmq and the targets (wirearray._bench.zmq).",
+    )
+    zmq_bench.add_argument(
+        "--sizes",
+        type=_sizes_type(64 << 20),
+        metavar="N,N,...",
+        help="array sizes in float64 items (default 8K,128K,2M: 64 KiB, 1 MiB, 16 MiB)",
+    )
+    zmq_bench.add_argument(
+        "--subscribers", type=_counts_type, metavar="N,N,...", help="PUB/SUB runs (default 1,2,4)"
+    )
+    zmq_bench.add_argument("--rounds", type=int, default=5, help="timed rounds per method")
+    zmq_bench.add_argument("--quick", action="store_true", help="skip the 16 MiB arrays")
+    zmq_bench.add_argument("--json", metavar="FILE", help="write every result to FILE as JSON")
+    zmq_bench.set_defaults(func=cmd_bench_zmq)
     return parser
 
 
