@@ -562,7 +562,7 @@ def _error_code(code: int) -> int:
 #: First bytes of other protocols a wirearray receiver may meet by mistake, and what
 #: they mean (checked only once the frame magic has failed, for a clearer error).
 _FOREIGN = (
-    (b"\x89WAH", "the peer starts an authkey handshake: connect with authkey=..."),
+    (F.HANDSHAKE_MAGIC, "the peer starts an authkey handshake: connect with authkey=..."),
     (b"\x93NUM", "the peer sends .npy records, not wirearray frames: use format='npy'"),
     (b"\x16\x03", "the peer speaks TLS: connect with ssl=... (or serve without TLS)"),
     (b"\x15\x03", "the peer answered with a TLS alert: it expects TLS (ssl=...)"),
