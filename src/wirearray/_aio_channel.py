@@ -32,7 +32,6 @@ from .exceptions import (
     ErrorCode,
     PeerError,
     StreamBrokenError,
-    UsageError,
     WireError,
 )
 
@@ -253,8 +252,7 @@ class AsyncChannel:
         self, out: Mapping[str, np.ndarray] | None = None, *, schema: Any = None
     ) -> dict[str, np.ndarray]:
         """Receive one message (see Channel.recv_many)."""
-        if self._core.format == "npy":
-            raise UsageError("format='npy' carries single arrays; use recv()")
+        self._core.check_messages()
         return message_of(await self._recv_event(out, schema))
 
     async def recv_event(

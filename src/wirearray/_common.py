@@ -50,6 +50,11 @@ def detached(exc: BaseException) -> BaseException:
     return new
 
 
+def mem_is_big(dt: np.dtype) -> bool:
+    """Whether ``dt``'s items are big-endian in memory (one-byte types: as the host)."""
+    return dt.byteorder == ">" or (dt.byteorder == "=" and not HOST_IS_LITTLE)
+
+
 def big_endian(dt: np.dtype) -> np.dtype:
     """``dt`` with big-endian byte order (unchanged for one-byte types)."""
     return np.dtype(dt.char).newbyteorder(">")

@@ -49,6 +49,8 @@ import numpy as np
 
 from . import codec as _codec
 from ._common import detached
+from ._framing import WIRE, Framing
+from ._types import ByteOrder
 from .codec import NEED_DATA, Ack, Array, Decoder, Encoder, EndOfStream, ErrorReport, Message
 from .exceptions import (
     BufferMismatchError,
@@ -112,32 +114,36 @@ def error_code(exc: BaseException) -> ErrorCode:
     return ErrorCode.APPLICATION
 
 
+def framing_named(format: str) -> Framing:
+    """The framing of a channel's ``format=`` ("wire" or "npy")."""
+    if format == "wire":
+        return WIRE
+    if format == "npy":
+        from .npy import NPY  # loaded on first use
+
+        return NPY
+    raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+
+
 def make_codec(
     format: str,
-    byteorder: str,
+    byteorder: ByteOrder,
     checksum: bool,
     max_frame_bytes: int,
     max_ndim: int,
     max_message_arrays: int,
     keep_wire_order: bool,
-) -> tuple[Any, Any]:
+) -> tuple[Encoder, Decoder]:
     """The encoder and decoder of a channel's framing ("wire" or "npy")."""
-    if format == "wire":
-        dec = Decoder(
-            max_frame_bytes=max_frame_bytes,
-            max_ndim=max_ndim,
-            max_message_arrays=max_message_arrays,
-            keep_wire_order=keep_wire_order,
-        )
-        return Encoder(byteorder=byteorder, checksum=checksum), dec
-    if format == "npy":
-        from .npy import NpyDecoder, NpyEncoder
-
-        dec = NpyDecoder(
-            max_frame_bytes=max_frame_bytes, max_ndim=max_ndim, keep_wire_order=keep_wire_order
-        )
-        return NpyEncoder(), dec
-    raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+    framing = framing_named(format)
+    dec = Decoder(
+        max_frame_bytes=max_frame_bytes,
+        max_ndim=max_ndim,
+        max_message_arrays=max_message_arrays,
+        keep_wire_order=keep_wire_order,
+        framing=framing,
+    )
+    return Encoder(byteorder=byteorder, checksum=checksum, framing=framing), dec
 
 
 def check_send_buffer(send_buffer: int) -> int:
@@ -232,8 +238,10 @@ class Connection:
             max_message_arrays,
             keep_wire_order,
         )
+        self.framing = self.dec.framing
         self.format = format
-        self.wire = format == "wire"
+        #: whether the framing has control frames (END, ACK, ERROR) and messages
+        self.wire = self.framing.control_frames
         # control frames (ERROR) of an npy channel come from a wire encoder of their own
         self._control = self.enc if self.wire else Encoder()
         self.held = bytearray()  # frames held by send(flush=False), in sequence order
@@ -328,7 +336,7 @@ class Connection:
         buffer and return True -- no I/O, so a loop may do it without its send lock
         (held bytes always leave before anything numbered later).  False, with nothing
         numbered, for an array over SMALL_FRAME_BYTES: it must be sent at once."""
-        if byteorder is None and checksum is None and self.wire:
+        if byteorder is None and checksum is None:
             frame = self.enc.encode_small(array)
             if frame is not None:
                 self.data_sent += 1
@@ -336,8 +344,7 @@ class Connection:
                 return True
         if np.asarray(array).nbytes > _codec.SMALL_FRAME_BYTES:
             return False
-        kw = {"byteorder": byteorder, "checksum": checksum} if self.wire else {}
-        frames = self.enc.frame(array, **kw)  # validates before anything is numbered
+        frames = self.enc.frame(array, byteorder=byteorder, checksum=checksum)  # validates
         self.data_sent += 1
         hold_frames(self.held, frames)
         return True
@@ -353,7 +360,7 @@ class Connection:
             if len(self.held) >= self.send_buffer:
                 return self.take_held(), None
             return None, None
-        if byteorder is None and checksum is None and self.wire:
+        if byteorder is None and checksum is None:
             frame = self.enc.encode_small(array)
             if frame is not None:
                 self.data_sent += 1
@@ -361,8 +368,8 @@ class Connection:
                     return frame, None  # one buffer, one call
                 self.held += frame
                 return self.take_held(), None
-        kw = {"byteorder": byteorder, "checksum": checksum} if self.wire else {}
-        frames = self.enc.frame(array, **kw)  # validates before anything is numbered
+        # validates before anything is numbered
+        frames = self.enc.frame(array, byteorder=byteorder, checksum=checksum)
         self.data_sent += 1
         return self.take_held(), frames
 
@@ -370,11 +377,16 @@ class Connection:
         self, arrays: Mapping[str, Any], byteorder: str | None, checksum: bool | None
     ) -> tuple[Any, Iterator[list]]:
         """Number and frame a message; ``(held data or None, frames)``."""
-        if not self.wire:
-            raise UsageError("format='npy' carries single arrays; use send()")
+        if not self.framing.messages:
+            raise UsageError(f"format={self.format!r} carries single arrays; use send()")
         frames = self.enc.message(arrays, byteorder=byteorder, checksum=checksum)
         self.data_sent += 1 + len(arrays)
         return self.take_held(), frames
+
+    def check_messages(self) -> None:
+        """Raise UsageError when the framing carries no messages (recv_many)."""
+        if not self.framing.messages:
+            raise UsageError(f"format={self.format!r} carries single arrays; use recv()")
 
     def take_held(self) -> bytearray | None:
         """The held frames, to send now (None when nothing is held)."""

@@ -75,7 +75,6 @@ from .exceptions import (
     EndOfStreamError,
     ErrorCode,
     PeerError,
-    UsageError,
 )
 
 __all__ = ["Channel", "connect"]
@@ -377,8 +376,7 @@ class Channel:
         ``out`` and ``schema`` are dicts by name (see Decoder.expect).  Raises as
         :meth:`recv`; UsageError on ``format="npy"``.
         """
-        if self._core.format == "npy":
-            raise UsageError("format='npy' carries single arrays; use recv()")
+        self._core.check_messages()
         return message_of(self._recv_event(out, schema))
 
     def recv_event(self, out: Any = None, *, schema: Any = None) -> _codec.Array | _codec.Message:
