@@ -9,6 +9,7 @@ ndarray, for raw-buffer input to ``ntoh``, and for non-ndarray inputs.
 from __future__ import annotations
 
 import sys
+from typing import Literal, cast
 
 import numpy as np
 
@@ -32,6 +33,15 @@ def check_dtype(dt: np.dtype) -> None:
         )
     if dt.type is not np.dtype(dt.char).type:  # a user-defined dtype reusing a char
         raise UnsupportedDtypeError(f"wirearray does not convert dtype {dt!r}")
+
+
+def byte_view(data: bytes | bytearray | memoryview | np.ndarray) -> memoryview:
+    """A flat view of the bytes of any buffer (a multi-byte-item or n-d buffer is read
+    as its bytes in memory order)."""
+    mv = memoryview(cast("bytes", data))  # an ndarray is a buffer: numpy's stubs say so on 3.12+
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    return mv
 
 
 def detached(exc: BaseException) -> BaseException:
@@ -65,7 +75,7 @@ def native(dt: np.dtype) -> np.dtype:
     return np.dtype(dt.char)
 
 
-def layout_order(a: np.ndarray) -> str:
+def layout_order(a: np.ndarray) -> Literal["C", "F"]:
     """'F' for an array that is Fortran- but not C-contiguous, else 'C'."""
     return "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
 

@@ -220,7 +220,7 @@ class Connection:
         self,
         *,
         format: str = "wire",
-        byteorder: str = "network",
+        byteorder: ByteOrder = "network",
         checksum: bool = False,
         max_frame_bytes: int = _codec.DEFAULT_MAX_FRAME_BYTES,
         max_ndim: int = _codec.DEFAULT_MAX_NDIM,
@@ -331,7 +331,7 @@ class Connection:
 
     # ---- sending ----
 
-    def hold(self, array: Any, byteorder: str | None, checksum: bool | None) -> bool:
+    def hold(self, array: Any, byteorder: ByteOrder | None, checksum: bool | None) -> bool:
         """``send(array, flush=False)``: number a small array's frame into the send
         buffer and return True -- no I/O, so a loop may do it without its send lock
         (held bytes always leave before anything numbered later).  False, with nothing
@@ -350,7 +350,7 @@ class Connection:
         return True
 
     def prepare_array(
-        self, array: Any, byteorder: str | None, checksum: bool | None, flush: bool
+        self, array: Any, byteorder: ByteOrder | None, checksum: bool | None, flush: bool
     ) -> tuple[Any, Iterator[list] | None]:
         """Number and frame one array.  Returns ``(data, frames)``: send ``data`` (a
         bytes-like, or None) first, then each buffer list of ``frames`` (or None).
@@ -374,7 +374,7 @@ class Connection:
         return self.take_held(), frames
 
     def prepare_message(
-        self, arrays: Mapping[str, Any], byteorder: str | None, checksum: bool | None
+        self, arrays: Mapping[str, Any], byteorder: ByteOrder | None, checksum: bool | None
     ) -> tuple[Any, Iterator[list]]:
         """Number and frame a message; ``(held data or None, frames)``."""
         if not self.framing.messages:
@@ -404,6 +404,7 @@ class Connection:
         """What a failed send raises once the bytes the peer left were read into the
         inbox (Connection.stash): its report (PeerError), or its close (a
         DeliveryError saying what it received), else ``exc`` itself."""
+        err: BaseException
         if self.peer_error is not None:
             err = self._raise_peer_error()
         elif self.peer_ended and self.peer_consumed is not None:
@@ -459,7 +460,7 @@ class Connection:
             return a
         return None
 
-    def start_recv(self, out: Any, schema: Any) -> Any:
+    def start_recv(self, out: Any, schema: Any) -> Array | Message | None:
         """Before a receive loop: raise what the state says, or return an event decoded
         earlier (while a send failed); else set the destination and return None."""
         self.check_recv()
@@ -580,13 +581,13 @@ class Connection:
 
     # ---- closing ----
 
-    def begin_close(self) -> Any:
+    def begin_close(self) -> bytes | bytearray | None:
         """Start closing: returns what to send (held frames, then END or ACK), or None."""
         self.closing = True
         self.failed_before_close = self.rx_error is not None or self.tx_error is not None
         if self.tx_error is not None or self.sent_error:
             return None
-        data = self.take_held()
+        data: bytes | bytearray | None = self.take_held()
         if not self.tx_ended and self.wire:
             self.tx_ended = True
             self.end_seq = self.enc.seq

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _format as F
 from . import _sizes as S
-from ._common import detached, mem_is_big
+from ._common import byte_view, detached, mem_is_big
 from ._events import NEED_DATA, Ack, Array, EndOfStream, ErrorReport, Message, Schema
 from ._framing import WIRE, Framing
 from ._implementation import get as _get_impl
@@ -60,6 +60,8 @@ _WIRE_DTYPES = {
     for code, dt in F.DTYPES.items()
     for big in (False, True)
 }
+_NO_BYTES: np.ndarray = np.empty(0, np.uint8)  # no destination (typed, never None)
+_NO_VIEW = memoryview(b"")
 _RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
 
 # Decoder regions
@@ -99,6 +101,19 @@ class Decoder:
     One decoder reads one stream: use it from one thread at a time.
     """
 
+    # the record in progress (set by _reset_frame and _start_frame)
+    _region: int
+    _fill: int
+    _need: int
+    _header: Header | None
+    _header_bytes: int
+    _dest: np.ndarray | None
+    _dest_bytes: np.ndarray
+    _units: np.ndarray
+    _unit: int
+    _swapped: int
+    _crc: int | None
+
     def __init__(
         self,
         *,
@@ -121,7 +136,7 @@ class Decoder:
         self._readahead: bytearray | None = None  # allocated by the first get_buffer()
         self._grow = False  # the last read filled the read-ahead: double it
         self._large_last = False  # the last frame's payload was received directly
-        self._rview: memoryview | None = None
+        self._rview = _NO_VIEW
         self._pending: deque[memoryview] = deque()
         self._events: deque[Event] = deque()
         self._eof = False
@@ -216,15 +231,15 @@ class Decoder:
             n = min(remaining, SWAP_CHUNK_BYTES) if self._unit else remaining
             self._direct = True
             self._last_buffer_len = n
-            return memoryview(self._dest_bytes[self._fill : self._fill + n])
+            return self._dest_bytes[self._fill : self._fill + n].data
         self._direct = False
-        size = len(self._readahead) if self._readahead is not None else 0
+        size = len(self._rview)
         want = size * 2 if self._grow else S.INITIAL_READAHEAD_BYTES
         if self._region != _HEADER or self._fill:  # a frame in progress: room for its rest
             want = max(want, remaining)
         want = min(max(want, S.INITIAL_READAHEAD_BYTES), max(S.READAHEAD_BYTES, F.MAX_HEADER))
         if want > size:  # nothing refers to the old buffer here: _pending is empty
-            self._rview = None
+            self._rview = _NO_VIEW
             self._readahead = bytearray(want)
             self._rview = memoryview(self._readahead)
         self._grow = False
@@ -234,7 +249,7 @@ class Decoder:
             # reading up to READAHEAD_BYTES of it here and copying them over.
             self._last_buffer_len = F.MIN_HEADER
             return self._rview[: F.MIN_HEADER]
-        self._last_buffer_len = len(self._readahead)
+        self._last_buffer_len = len(self._rview)
         return self._rview
 
     def advance(self, nbytes: int) -> None:
@@ -274,9 +289,7 @@ class Decoder:
             StreamBrokenError: the decoder failed earlier or was released.
         """
         self._check_usable()
-        mv = memoryview(data)
-        if mv.ndim != 1 or mv.itemsize != 1:
-            mv = mv.cast("B")
+        mv = byte_view(data)
         if not len(mv):
             self._eof = True
             return
@@ -307,7 +320,8 @@ class Decoder:
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         self._next_out = self._next_schema = None
         self._large_last = False
-        return a
+        array: np.ndarray = a
+        return array
 
     def next_event(self) -> NextEvent:
         """The next complete event -- :class:`Array`, :class:`Message`,
@@ -335,11 +349,12 @@ class Decoder:
         StreamBrokenError.  Transports call it when a connection ends, so that a peer
         that vanished inside a large frame leaves nothing behind; the stored error
         keeps no traceback (whose frames could hold the buffers).  Idempotent."""
-        self._rview = None
+        self._rview = _NO_VIEW
         self._readahead = None
         self._pending.clear()
         self._events.clear()
-        self._dest = self._dest_bytes = self._units = None
+        self._dest = None
+        self._dest_bytes = self._units = _NO_BYTES
         self._msg = {}
         self._msg_out = {}
         self._next_out = self._next_schema = None
@@ -413,13 +428,12 @@ class Decoder:
         self._region = _HEADER
         self._fill = 0
         self._need = self.framing.first_need
-        self._header: Header | None = None
-        self._dest: np.ndarray | None = None
-        self._dest_bytes: np.ndarray | None = None
-        self._units: np.ndarray | None = None
+        self._header = None
+        self._dest = None
+        self._dest_bytes = self._units = _NO_BYTES
         self._unit = 0
         self._swapped = 0
-        self._crc: int | None = None
+        self._crc = None
 
     def _take(self, want: int) -> memoryview | None:
         """Up to ``want`` bytes from the pending input, or None if there are none."""
@@ -493,7 +507,8 @@ class Decoder:
         if len(mv) < F.MIN_HEADER or not self.framing.whole_frames or mv[5] != F.KIND_ARRAY:
             return False
         if self._next_schema is None and not self._in_message:
-            a = self.next_array(self._next_out)
+            out = self._next_out
+            a = self.next_array(out if isinstance(out, np.ndarray) else None)
             if a is not None:
                 self._events.append(Array(a, None))
                 return True
@@ -571,6 +586,7 @@ class Decoder:
 
     def _check_header(self) -> None:
         """Sequence, limits and structure: everything decidable from the header alone."""
+        assert self._header is not None
         kind, code, _, shape, length, name, count, seq = self._header
         if kind == F.KIND_ERROR:  # the last word, anywhere: even after frames never sent
             return
@@ -607,6 +623,7 @@ class Decoder:
             check_schema(self._next_schema, False, text, code, shape)
 
     def _start_frame(self) -> None:
+        assert self._header is not None
         kind, code, flags, shape, length, name, count, seq = self._header
         if kind == F.KIND_END or kind == F.KIND_ACK:  # the peer's stream ends here
             self._reset_frame()
@@ -639,7 +656,7 @@ class Decoder:
             if count == 0:
                 self._end_message()
             return
-        text = name.decode("utf-8") if name else None
+        text = name.decode("utf-8") if name else ""
         out = self._msg_out.get(text) if self._in_message else self._next_out
         wire_dt = _WIRE_DTYPES[code, bool(flags & F.FLAG_BIG_ENDIAN)]
         order = "F" if flags & F.FLAG_FORTRAN else "C"
@@ -648,7 +665,7 @@ class Decoder:
         else:
             target = wire_dt if self.keep_wire_order else F.DTYPES[code]
             try:
-                dest = np.empty(shape, dtype=target, order=order)
+                dest = np.empty(shape, dtype=target, order="F" if order == "F" else "C")
             except (ValueError, MemoryError) as exc:
                 raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
         # destination accepted: the frame is committed
@@ -657,7 +674,7 @@ class Decoder:
         itemsize = wire_dt.itemsize
         swap = itemsize > 1 and mem_is_big(dest.dtype) != bool(flags & F.FLAG_BIG_ENDIAN)
         self._dest = dest
-        self._dest_bytes = dest.reshape(-1, order=order).view(np.uint8)
+        self._dest_bytes = dest.ravel(order="F" if order == "F" else "C").view(np.uint8)
         self._unit = (itemsize // 2 if wire_dt.kind == "c" else itemsize) if swap else 0
         if self._unit:
             self._units = self._dest_bytes.view(f"u{self._unit}")
@@ -668,6 +685,7 @@ class Decoder:
         self._need = length
 
     def _finish_frame(self) -> None:
+        assert self._header is not None and self._dest is not None
         length, name = self._header[4], self._header[5]
         self._large_last = length >= DIRECT_MIN_BYTES
         tail = self._tail[: self._need]
@@ -685,7 +703,7 @@ class Decoder:
         text = name.decode("utf-8") if name else None
         self._reset_frame()
         if self._in_message:
-            self._msg[text] = dest
+            self._msg[text or ""] = dest
             self._msg_bytes += length
             if len(self._msg) == self._msg_count:
                 self._end_message()

@@ -340,7 +340,7 @@ class Encoder:
                 connection's half-close).
         """
         self._require("control_frames", "has no end-of-stream frame")
-        head = self._impl.pack_header(F.KIND_END, 0, 0, (), 0, b"", 0, self._next_seq())
+        head: bytes = self._impl.pack_header(F.KIND_END, 0, 0, (), 0, b"", 0, self._next_seq())
         self._seq = 0
         return head
 
@@ -358,7 +358,7 @@ class Encoder:
             UsageError: a framing without control frames (.npy).
         """
         self._require("control_frames", "has no ack frame")
-        head = self._impl.pack_header(
+        head: bytes = self._impl.pack_header(
             F.KIND_ACK, 0, 0, (), 0, b"", count & 0xFFFFFFFF, self._next_seq()
         )
         self._seq = 0
@@ -376,9 +376,10 @@ class Encoder:
         raw = reason.encode("utf-8", "replace")
         if len(raw) > F.MAX_NAME:
             raw = raw[: F.MAX_NAME].decode("utf-8", "ignore").encode("utf-8")
-        return self._impl.pack_header(
+        frame: bytes = self._impl.pack_header(
             F.KIND_ERROR, 0, 0, (), 0, raw, int(code) & 0xFFFFFFFF, self._next_seq()
         )
+        return frame
 
     def encode(
         self,

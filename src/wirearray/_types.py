@@ -13,6 +13,7 @@ from ._events import Ack, Array, EndOfStream, ErrorReport, Message, NeedData, Sc
 
 __all__ = [
     "Address",
+    "AuthKey",
     "Buffer",
     "Buffers",
     "ByteOrder",
@@ -24,6 +25,7 @@ __all__ = [
     "NextEvent",
     "SchemaLike",
     "SchemaSpec",
+    "SockAddr",
 ]
 
 #: Where to connect or listen: ``("host", port)`` (a name or an IPv4/IPv6 literal;
@@ -31,6 +33,11 @@ __all__ = [
 #: ``"[::1]:port"``, or ``"unix:/path"`` (``"unix:@name"``: Linux's abstract
 #: namespace).  ``Listener.address`` reports one of these forms too.
 Address: TypeAlias = tuple[str, int] | str
+#: A socket address as the socket module gives it (a peer's, for UDP senders): ``(host,
+#: port)`` for IPv4, ``(host, port, flowinfo, scope_id)`` for IPv6, a path for UNIX.
+SockAddr: TypeAlias = tuple[str, int] | tuple[str, int, int, int] | str | bytes
+#: A shared secret for the authkey handshake: bytes, or str (UTF-8), 16 bytes or more.
+AuthKey: TypeAlias = bytes | bytearray | str
 #: A payload byte order: ``"network"`` (big-endian) or ``"native"`` (the array's own
 #: memory order, converted by nobody on a same-order receiver).
 ByteOrder: TypeAlias = Literal["network", "native"]

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import byte_view
 from ._decoder import Decoder
 from ._encoder import Encoder
 from ._events import NEED_DATA, Ack, Array, EndOfStream, ErrorReport, Message, NeedData, Schema
@@ -151,9 +152,7 @@ def decode_frame(
             trailing bytes), or any header error; other ProtocolErrors as for Decoder.
         BufferMismatchError: ``out`` does not fit the frame.
     """
-    mv = memoryview(buf)
-    if mv.ndim != 1 or mv.itemsize != 1:
-        mv = mv.cast("B")
+    mv = byte_view(buf)
     seq = int.from_bytes(mv[24:28], "big") if len(mv) >= 28 else 0
     dec = Decoder(
         max_frame_bytes=max_frame_bytes,
