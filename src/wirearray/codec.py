@@ -42,6 +42,11 @@ subclasses for the caller's mistakes (an ``out=`` that does not fit is reported 
 any payload byte is consumed, and the decoder stays usable).  Any other exception
 escaping the decoder on any input is a bug.
 
+Framings -- how records are cut is a :class:`Framing` object the encoder and decoder
+are given (``framing=``): :data:`WIRE`, the default, or ``wirearray.npy.NPY`` for .npy
+records.  It reads and checks headers and says what follows a payload; the payload
+machinery above is the same for both.
+
 Lifetimes: arrays in events belong to the caller and are never views of the
 decoder's buffers; an array received into ``out=`` *is* (a view of) ``out``, and is
 overwritten if ``out`` is passed again.  Buffers yielded by :meth:`Encoder.frame` are
