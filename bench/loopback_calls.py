@@ -36,7 +36,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 import wirearray
-import wirearray.codec as codec
+import wirearray._sizes as _sizes  # the read-ahead cap, varied by the "small" run
 from wirearray.codec import Encoder
 from wirearray.transport import send_parts
 
@@ -126,7 +126,7 @@ def cmd_calls(args: argparse.Namespace) -> None:
 # ---- small ----
 
 N_SMALL = 50_000
-_READAHEAD = codec.READAHEAD_BYTES
+_READAHEAD = _sizes.READAHEAD_BYTES
 
 
 def _receive_small(c: socket.socket, mode: str) -> None:
@@ -139,7 +139,7 @@ def _receive_small(c: socket.socket, mode: str) -> None:
             conn.recv_bytes_into(out)
         conn.close()
     else:  # "wirearray" or "wirearray:CAP"
-        codec.READAHEAD_BYTES = int(mode.split(":")[1]) if ":" in mode else _READAHEAD
+        _sizes.READAHEAD_BYTES = int(mode.split(":")[1]) if ":" in mode else _READAHEAD
         ch = wirearray.Channel(c)
         for _ in range(N_SMALL):
             ch.recv(out=out)

@@ -106,3 +106,17 @@ def test_set_simd_api(impl):
     assert impl.set_simd("auto") == paths[-1]
     with pytest.raises(ValueError):
         impl.set_simd("no-such-path")
+
+
+def test_import_wirearray_loads_neither_asyncio_nor_npy():
+    """The asyncio layer and the .npy framing load on first use (wirearray.aio,
+    format="npy"), so a blocking user pays for neither."""
+    r = run(
+        "import sys, wirearray, wirearray.codec\n"
+        "lazy = ('asyncio', 'wirearray.aio', 'wirearray.npy')\n"
+        "print(sorted(m for m in lazy if m in sys.modules))"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+    r = run("import sys, wirearray\nwirearray.aio\nprint('asyncio' in sys.modules)")
+    assert r.stdout.strip() == "True"

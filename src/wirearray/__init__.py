@@ -88,7 +88,7 @@ if IMPLEMENTATION == "cython":
     del _fb
 
 
-def info() -> dict:
+def info() -> dict[str, object]:
     """Which implementation and kernel path run here, for bug reports and benchmarks."""
     import sys
 

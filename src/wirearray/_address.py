@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import AddressError
+
+if TYPE_CHECKING:
+    from ._types import Address
 
 __all__ = ["Endpoint", "format_address", "parse_address"]
 
@@ -33,7 +36,7 @@ class Endpoint:
     def is_unix(self) -> bool:
         return self.path is not None
 
-    def resolve(self, socktype: int, *, passive: bool = False) -> list[tuple]:
+    def resolve(self, socktype: int, *, passive: bool = False) -> list[tuple[Any, ...]]:
         """getaddrinfo results ``(family, type, proto, canonname, sockaddr)`` for IP
         endpoints; a single AF_UNIX entry for UNIX ones."""
         if self.path is not None:
@@ -48,7 +51,7 @@ class Endpoint:
             raise AddressError(f"cannot resolve {self.host!r}: {exc.strerror}") from exc
 
 
-def parse_address(address: Any) -> Endpoint:
+def parse_address(address: object) -> Endpoint:
     """Parse any accepted address form into an :class:`Endpoint`.
 
     Raises:
@@ -92,7 +95,7 @@ def _port(value: Any, address: Any) -> int:
     return port
 
 
-def format_address(family: int, sockaddr: Any) -> Any:
+def format_address(family: int, sockaddr: Any) -> Address:
     """What ``Listener.address`` reports: ``(host, port)`` for IP, ``"unix:/path"`` else."""
     if hasattr(socket, "AF_UNIX") and family == socket.AF_UNIX:
         if isinstance(sockaddr, bytes):

@@ -7,15 +7,17 @@ import asyncio
 import contextlib
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import codec as _codec
 from ._aio_stream import SocketStream, with_timeout
+from ._common import byte_view
 from ._connection import (
-    CONSUMED,
     CONTROL_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_SEND_BUFFER,
@@ -26,15 +28,17 @@ from ._connection import (
     views,
 )
 from ._sockets import tune
-from .codec import NEED_DATA
+from .codec import NEED_DATA, Array, Message
 from .exceptions import (
     EndOfStreamError,
     ErrorCode,
     PeerError,
     StreamBrokenError,
-    UsageError,
     WireError,
 )
+
+if TYPE_CHECKING:
+    from ._types import Buffers, ByteOrder, Format, MessageOut, SchemaLike, SchemaSpec
 
 __all__ = ["AsyncChannel"]
 
@@ -51,17 +55,17 @@ class AsyncChannel:
         self,
         sock: socket.socket,
         *,
-        byteorder: str = "network",
+        byteorder: ByteOrder = "network",
         checksum: bool = False,
         timeout: float | None = None,
         max_frame_bytes: int = _codec.DEFAULT_MAX_FRAME_BYTES,
         max_ndim: int = _codec.DEFAULT_MAX_NDIM,
         max_message_arrays: int = _codec.DEFAULT_MAX_MESSAGE_ARRAYS,
         keep_wire_order: bool = False,
-        format: str = "wire",
+        format: Format = "wire",
         send_buffer: int = DEFAULT_SEND_BUFFER,
         close_timeout: float | None = None,
-        _stream: Any = None,
+        _stream: SocketStream | None = None,
     ):
         self._core = Connection(
             format=format,
@@ -82,13 +86,18 @@ class AsyncChannel:
         self.timeout = timeout
         self._send_lock = asyncio.Lock()
         self._recv_lock = asyncio.Lock()
-        self._io_tasks: set[asyncio.Task] = set()  # tasks inside a send or receive
-        self._cancelled: set[asyncio.Task] = set()  # ... that close() cancelled
+        self._io_tasks: set[asyncio.Task[Any]] = set()  # tasks inside a send or receive
+        self._cancelled: set[asyncio.Task[Any]] = set()  # ... that close() cancelled
 
     async def __aenter__(self) -> AsyncChannel:
         return self
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             await self.close()
         else:  # an incomplete stream: say so rather than end it as if it were whole
@@ -114,7 +123,7 @@ class AsyncChannel:
     # ---- I/O bookkeeping: close() never leaves a task hanging on a closed socket ----
 
     @contextlib.contextmanager
-    def _io(self) -> Any:
+    def _io(self) -> Iterator[None]:
         task = asyncio.current_task()
         if task is not None:
             self._io_tasks.add(task)
@@ -135,9 +144,9 @@ class AsyncChannel:
 
     async def send(
         self,
-        array: Any,
+        array: npt.ArrayLike,
         *,
-        byteorder: str | None = None,
+        byteorder: ByteOrder | None = None,
         checksum: bool | None = None,
         flush: bool = True,
         progress: Callable[[int], None] | None = None,
@@ -158,9 +167,9 @@ class AsyncChannel:
 
     async def send_many(
         self,
-        arrays: Mapping[str, Any],
+        arrays: Mapping[str, npt.ArrayLike],
         *,
-        byteorder: str | None = None,
+        byteorder: ByteOrder | None = None,
         checksum: bool | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
@@ -185,7 +194,12 @@ class AsyncChannel:
                 if data is not None:
                     await self._transmit(data, None, None)
 
-    async def _transmit(self, data: Any, frames: Any, progress: Any) -> None:
+    async def _transmit(
+        self,
+        data: bytes | bytearray | None,
+        frames: Iterator[Buffers] | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
         """Under the send lock: send ``data`` then ``frames``, within the timeout."""
         try:
             await with_timeout(self._send_all(data, frames, progress), self.timeout)
@@ -195,7 +209,12 @@ class AsyncChannel:
                 raise self._peer_report(exc) from exc
             raise
 
-    async def _send_all(self, data: Any, frames: Any, progress: Any) -> None:
+    async def _send_all(
+        self,
+        data: bytes | bytearray | None,
+        frames: Iterator[Buffers] | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
         stream = self._stream
         if progress is None:
             if data is not None:
@@ -205,7 +224,7 @@ class AsyncChannel:
             return
         step = 4 << 20
         for buf in ([data] if data is not None else []) + [p for ps in frames or () for p in ps]:
-            mv = memoryview(buf).cast("B")
+            mv = byte_view(buf)
             for k in range(0, len(mv), step):
                 await stream.sendall(mv[k : k + step])
                 progress(len(mv[k : k + step]))
@@ -239,7 +258,9 @@ class AsyncChannel:
 
     # ---- receiving ----
 
-    async def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
+    async def recv(
+        self, out: np.ndarray | None = None, *, schema: SchemaLike | None = None
+    ) -> np.ndarray:
         """Receive one array (see Channel.recv)."""
         core = self._core
         if core.held:
@@ -251,23 +272,25 @@ class AsyncChannel:
         return array_of(await self._recv_event(out, schema))
 
     async def recv_many(
-        self, out: Mapping[str, np.ndarray] | None = None, *, schema: Any = None
+        self,
+        out: Mapping[str, np.ndarray] | None = None,
+        *,
+        schema: Mapping[str, SchemaLike] | None = None,
     ) -> dict[str, np.ndarray]:
         """Receive one message (see Channel.recv_many)."""
-        if self._core.format == "npy":
-            raise UsageError("format='npy' carries single arrays; use recv()")
+        self._core.check_messages()
         return message_of(await self._recv_event(out, schema))
 
     async def recv_event(
-        self, out: Any = None, *, schema: Any = None
-    ) -> _codec.Array | _codec.Message:
+        self, out: np.ndarray | MessageOut | None = None, *, schema: SchemaSpec = None
+    ) -> Array | Message:
         """Receive the next array or message as a codec event (see Channel.recv_event)."""
         return await self._recv_event(out, schema)
 
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[np.ndarray | dict[str, np.ndarray]]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[Any]:
+    async def _iterate(self) -> AsyncIterator[np.ndarray | dict[str, np.ndarray]]:
         while True:
             try:
                 ev = await self._recv_event(None, None)
@@ -275,15 +298,17 @@ class AsyncChannel:
                 return
             yield item_of(ev)
 
-    async def _recv_event(self, out: Any, schema: Any) -> Any:
+    async def _recv_event(
+        self, out: np.ndarray | MessageOut | None, schema: SchemaSpec
+    ) -> Array | Message:
         core = self._core
         if core.held:
             await self.flush()  # a peer may wait for what is held before it answers
         with self._io():
             async with self._recv_lock:
-                ev = core.start_recv(out, schema)
-                if ev is not None:
-                    return ev
+                earlier = core.start_recv(out, schema)
+                if earlier is not None:
+                    return earlier
                 try:
                     return await with_timeout(self._recv_loop(), self.timeout)
                 except (EndOfStreamError, PeerError):
@@ -304,7 +329,7 @@ class AsyncChannel:
             await self._send_control(report)
             self._finish()
 
-    async def _recv_loop(self) -> Any:
+    async def _recv_loop(self) -> Array | Message:
         core, stream = self._core, self._stream
         dec = core.dec
         while True:
@@ -315,13 +340,12 @@ class AsyncChannel:
             result, reply = core.handle(ev)
             if reply is not None:
                 await self._send_control(reply)
-            if result is CONSUMED:
-                if core.closing:
-                    raise StreamBrokenError("the channel was closed during the call")
-                continue
+            if isinstance(result, (Array, Message)):
+                return result
             if isinstance(result, BaseException):
                 raise result
-            return result
+            if core.closing:  # CONSUMED: an event the application does not see
+                raise StreamBrokenError("the channel was closed during the call")
 
     # ---- closing ----
 

@@ -46,7 +46,7 @@ class AsyncListener(ListeningSocket):
                 raise
             if self.full:
                 self.refused += 1
-                await _refuse_busy(conn, stream, self.max_connections)
+                await _refuse_busy(conn, stream, self.max_connections or 0)
                 continue
             return self._channel(conn, stream)
 
@@ -113,8 +113,8 @@ class AsyncServer:
         self.address = listener.address
         self._handler = handler
         self._on_refused = on_refused
-        self._tasks: set[asyncio.Task] = set()
-        self._handshaking: dict[asyncio.Task, socket.socket] = {}  # oldest first
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._handshaking: dict[asyncio.Task[Any], socket.socket] = {}  # oldest first
         self.handshake_failures = 0
         self.peer_errors = 0
         self.last_peer_error: str | None = None
@@ -159,7 +159,7 @@ class AsyncServer:
             self._handshaking.pop(task, None)
         if lst.full:
             lst.refused += 1
-            await _refuse_busy(conn, stream, lst.max_connections)
+            await _refuse_busy(conn, stream, lst.max_connections or 0)
             if self._on_refused is not None:
                 self._on_refused(PeerError(ErrorCode.BUSY, "max_connections reached"))
             return

@@ -12,7 +12,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from . import auth
 from ._sockets import HAS_SENDMSG, shutdown_write
@@ -21,9 +21,11 @@ from .exceptions import AuthenticationError
 __all__ = ["SocketStream", "TLSStream", "secure_within", "with_timeout"]
 
 
+_T = TypeVar("_T")
+
 if sys.version_info >= (3, 11):
 
-    async def with_timeout(coro: Awaitable[Any], timeout: float | None) -> Any:
+    async def with_timeout(coro: Awaitable[_T], timeout: float | None) -> _T:
         if timeout is None:
             return await coro
         try:
@@ -34,7 +36,7 @@ if sys.version_info >= (3, 11):
 
 else:  # pragma: no cover - Python 3.10
 
-    async def with_timeout(coro: Awaitable[Any], timeout: float | None) -> Any:
+    async def with_timeout(coro: Awaitable[_T], timeout: float | None) -> _T:
         if timeout is None:
             return await coro
         try:
@@ -134,7 +136,8 @@ class TLSStream(SocketStream):
     async def recv_into(self, buf: Any) -> int:
         while True:
             try:
-                return self.obj.read(len(buf), buf)
+                # into a buffer, read() returns a count (typeshed says bytes)
+                return cast(int, self.obj.read(len(buf), buf))
             except ssl.SSLWantReadError:
                 await self._flush()
                 await self._fill()
@@ -144,7 +147,8 @@ class TLSStream(SocketStream):
     def recv_now(self, buf: Any) -> int:
         while True:
             try:
-                return self.obj.read(len(buf), buf)
+                # into a buffer, read() returns a count (typeshed says bytes)
+                return cast(int, self.obj.read(len(buf), buf))
             except ssl.SSLWantReadError:
                 data = self.sock.recv(self.READ)  # BlockingIOError: nothing more now
                 if not data:

@@ -9,6 +9,7 @@ ndarray, for raw-buffer input to ``ntoh``, and for non-ndarray inputs.
 from __future__ import annotations
 
 import sys
+from typing import Literal, cast
 
 import numpy as np
 
@@ -34,6 +35,15 @@ def check_dtype(dt: np.dtype) -> None:
         raise UnsupportedDtypeError(f"wirearray does not convert dtype {dt!r}")
 
 
+def byte_view(data: bytes | bytearray | memoryview | np.ndarray) -> memoryview:
+    """A flat view of the bytes of any buffer (a multi-byte-item or n-d buffer is read
+    as its bytes in memory order)."""
+    mv = memoryview(cast("bytes", data))  # an ndarray is a buffer: numpy's stubs say so on 3.12+
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    return mv
+
+
 def detached(exc: BaseException) -> BaseException:
     """A copy of ``exc`` to keep after it was raised: same type, message and plain
     attributes, but no traceback, context or cause (whose frames could hold large
@@ -50,6 +60,11 @@ def detached(exc: BaseException) -> BaseException:
     return new
 
 
+def mem_is_big(dt: np.dtype) -> bool:
+    """Whether ``dt``'s items are big-endian in memory (one-byte types: as the host)."""
+    return dt.byteorder == ">" or (dt.byteorder == "=" and not HOST_IS_LITTLE)
+
+
 def big_endian(dt: np.dtype) -> np.dtype:
     """``dt`` with big-endian byte order (unchanged for one-byte types)."""
     return np.dtype(dt.char).newbyteorder(">")
@@ -60,7 +75,7 @@ def native(dt: np.dtype) -> np.dtype:
     return np.dtype(dt.char)
 
 
-def layout_order(a: np.ndarray) -> str:
+def layout_order(a: np.ndarray) -> Literal["C", "F"]:
     """'F' for an array that is Fortran- but not C-contiguous, else 'C'."""
     return "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
 

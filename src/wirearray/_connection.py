@@ -43,13 +43,15 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Iterator, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import numpy as np
 
 from . import codec as _codec
 from ._common import detached
+from ._framing import WIRE, Framing
+from ._types import ByteOrder
 from .codec import NEED_DATA, Ack, Array, Decoder, Encoder, EndOfStream, ErrorReport, Message
 from .exceptions import (
     BufferMismatchError,
@@ -113,32 +115,36 @@ def error_code(exc: BaseException) -> ErrorCode:
     return ErrorCode.APPLICATION
 
 
+def framing_named(format: str) -> Framing:
+    """The framing of a channel's ``format=`` ("wire" or "npy")."""
+    if format == "wire":
+        return WIRE
+    if format == "npy":
+        from .npy import NPY  # loaded on first use
+
+        return NPY
+    raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+
+
 def make_codec(
     format: str,
-    byteorder: str,
+    byteorder: ByteOrder,
     checksum: bool,
     max_frame_bytes: int,
     max_ndim: int,
     max_message_arrays: int,
     keep_wire_order: bool,
-) -> tuple[Any, Any]:
+) -> tuple[Encoder, Decoder]:
     """The encoder and decoder of a channel's framing ("wire" or "npy")."""
-    if format == "wire":
-        dec = Decoder(
-            max_frame_bytes=max_frame_bytes,
-            max_ndim=max_ndim,
-            max_message_arrays=max_message_arrays,
-            keep_wire_order=keep_wire_order,
-        )
-        return Encoder(byteorder=byteorder, checksum=checksum), dec
-    if format == "npy":
-        from .npy import NpyDecoder, NpyEncoder
-
-        dec = NpyDecoder(
-            max_frame_bytes=max_frame_bytes, max_ndim=max_ndim, keep_wire_order=keep_wire_order
-        )
-        return NpyEncoder(), dec
-    raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
+    framing = framing_named(format)
+    dec = Decoder(
+        max_frame_bytes=max_frame_bytes,
+        max_ndim=max_ndim,
+        max_message_arrays=max_message_arrays,
+        keep_wire_order=keep_wire_order,
+        framing=framing,
+    )
+    return Encoder(byteorder=byteorder, checksum=checksum, framing=framing), dec
 
 
 def check_send_buffer(send_buffer: int) -> int:
@@ -203,11 +209,17 @@ def deliver_into(out: Any, array: np.ndarray) -> np.ndarray:
     return out
 
 
-def _refreshing(method: Any) -> Any:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _refreshing(
+    method: Callable[Concatenate[Connection, _P], _R],
+) -> Callable[Concatenate[Connection, _P], _R]:
     """Mark a method that moves the state: the hot-path flags are recomputed after it."""
 
     @functools.wraps(method)
-    def wrapper(self: Connection, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Connection, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(self, *args, **kwargs)
         finally:
@@ -228,7 +240,7 @@ class Connection:
         self,
         *,
         format: str = "wire",
-        byteorder: str = "network",
+        byteorder: ByteOrder = "network",
         checksum: bool = False,
         max_frame_bytes: int = _codec.DEFAULT_MAX_FRAME_BYTES,
         max_ndim: int = _codec.DEFAULT_MAX_NDIM,
@@ -246,8 +258,10 @@ class Connection:
             max_message_arrays,
             keep_wire_order,
         )
+        self.framing = self.dec.framing
         self.format = format
-        self.wire = format == "wire"
+        #: whether the framing has control frames (END, ACK, ERROR) and messages
+        self.wire = self.framing.control_frames
         # control frames (ERROR) of an npy channel come from a wire encoder of their own
         self._control = self.enc if self.wire else Encoder()
         self.held = bytearray()  # frames held by send(flush=False), in sequence order
@@ -349,12 +363,12 @@ class Connection:
 
     # ---- sending ----
 
-    def hold(self, array: Any, byteorder: str | None, checksum: bool | None) -> bool:
+    def hold(self, array: Any, byteorder: ByteOrder | None, checksum: bool | None) -> bool:
         """``send(array, flush=False)``: number a small array's frame into the send
         buffer and return True -- no I/O, so a loop may do it without its send lock
         (held bytes always leave before anything numbered later).  False, with nothing
         numbered, for an array over SMALL_FRAME_BYTES: it must be sent at once."""
-        if byteorder is None and checksum is None and self.wire:
+        if byteorder is None and checksum is None:
             frame = self.enc.encode_small(array)
             if frame is not None:
                 self.data_sent += 1
@@ -362,20 +376,19 @@ class Connection:
                 return True
         if np.asarray(array).nbytes > _codec.SMALL_FRAME_BYTES:
             return False
-        kw = {"byteorder": byteorder, "checksum": checksum} if self.wire else {}
-        frames = self.enc.frame(array, **kw)  # validates before anything is numbered
+        frames = self.enc.frame(array, byteorder=byteorder, checksum=checksum)  # validates
         self.data_sent += 1
         hold_frames(self.held, frames)
         return True
 
     def prepare_array(
-        self, array: Any, byteorder: str | None, checksum: bool | None, flush: bool
+        self, array: Any, byteorder: ByteOrder | None, checksum: bool | None, flush: bool
     ) -> tuple[Any, Iterator[list] | None]:
         """Number and frame one array.  Returns ``(data, frames)``: send ``data`` (a
         bytes-like, or None) first, then each buffer list of ``frames`` (or None).
         ``(None, None)``: the frame is held.  Raises before numbering anything for an
         array or option that cannot travel."""
-        if byteorder is None and checksum is None and self.wire:
+        if byteorder is None and checksum is None:
             frame = self.enc.encode_small(array)
             if frame is not None:
                 self.data_sent += 1
@@ -393,20 +406,25 @@ class Connection:
             if len(self.held) >= self.send_buffer:
                 return self.take_held(), None
             return None, None
-        kw = {"byteorder": byteorder, "checksum": checksum} if self.wire else {}
-        frames = self.enc.frame(array, **kw)  # validates before anything is numbered
+        # validates before anything is numbered
+        frames = self.enc.frame(array, byteorder=byteorder, checksum=checksum)
         self.data_sent += 1
         return self.take_held(), frames
 
     def prepare_message(
-        self, arrays: Mapping[str, Any], byteorder: str | None, checksum: bool | None
+        self, arrays: Mapping[str, Any], byteorder: ByteOrder | None, checksum: bool | None
     ) -> tuple[Any, Iterator[list]]:
         """Number and frame a message; ``(held data or None, frames)``."""
-        if not self.wire:
-            raise UsageError("format='npy' carries single arrays; use send()")
+        if not self.framing.messages:
+            raise UsageError(f"format={self.format!r} carries single arrays; use send()")
         frames = self.enc.message(arrays, byteorder=byteorder, checksum=checksum)
         self.data_sent += 1 + len(arrays)
         return self.take_held(), frames
+
+    def check_messages(self) -> None:
+        """Raise UsageError when the framing carries no messages (recv_many)."""
+        if not self.framing.messages:
+            raise UsageError(f"format={self.format!r} carries single arrays; use recv()")
 
     def take_held(self) -> bytearray | None:
         """The held frames, to send now (None when nothing is held)."""
@@ -425,6 +443,7 @@ class Connection:
         """What a failed send raises once the bytes the peer left were read into the
         inbox (Connection.stash): its report (PeerError), or its close (a
         DeliveryError saying what it received), else ``exc`` itself."""
+        err: BaseException
         if self.peer_error is not None:
             err = self._raise_peer_error()
         elif self.peer_ended and self.peer_consumed is not None:
@@ -482,7 +501,7 @@ class Connection:
         return a
 
     @_refreshing
-    def start_recv(self, out: Any, schema: Any) -> Any:
+    def start_recv(self, out: Any, schema: Any) -> Array | Message | None:
         """Before a receive loop: raise what the state says, or return an event decoded
         earlier (while a send failed); else set the destination and return None."""
         self.check_recv()
@@ -612,13 +631,13 @@ class Connection:
     # ---- closing ----
 
     @_refreshing
-    def begin_close(self) -> Any:
+    def begin_close(self) -> bytes | bytearray | None:
         """Start closing: returns what to send (held frames, then END or ACK), or None."""
         self.closing = True
         self.failed_before_close = self.rx_error is not None or self.tx_error is not None
         if self.tx_error is not None or self.sent_error:
             return None
-        data = self.take_held()
+        data: bytes | bytearray | None = self.take_held()
         if not self.tx_ended and self.wire:
             self.tx_ended = True
             self.end_seq = self.enc.seq

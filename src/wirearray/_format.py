@@ -27,6 +27,17 @@ import numpy as np
 from .exceptions import MalformedFrameError, UnsupportedVersionError
 
 MAGIC = b"\x89WAR"
+
+# The authkey handshake's messages (auth.py; docs/SECURITY.md) share the frame magic's
+# first three bytes, so a receiver that meets them instead of a frame can say so.
+#: The server's hello: magic, version 1, zero padding (then a 32-byte nonce).
+HANDSHAKE_HELLO = b"\x89WAH\x01" + bytes(27)
+#: The server's acceptance (then its 32-byte proof).
+HANDSHAKE_OK = b"\x89WAS" + bytes(28)
+#: The server's refusal: the whole 64-byte message.
+HANDSHAKE_FAIL = b"\x89WAF" + bytes(60)
+#: The first bytes of every handshake message from the server.
+HANDSHAKE_MAGIC = HANDSHAKE_HELLO[:4]
 #: The version a frame carries is the lowest that defines everything in it (FORMAT.md
 #: section 9): data frames and END are version 1, so version-1 readers read every data
 #: stream; the close-protocol frames ACK and ERROR, added in version 2, are version 2.

@@ -32,7 +32,7 @@ if _flag("WIREARRAY_PUREPYTHON"):
     EXTENSION_ERROR = "disabled by WIREARRAY_PUREPYTHON=1"
 else:
     try:
-        from . import _cwire as impl
+        from . import _cwire as impl  # type: ignore[no-redef]
     except ImportError as _exc:
         if _flag("WIREARRAY_REQUIRE_EXTENSION"):
             raise ImportError(

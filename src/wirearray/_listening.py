@@ -5,7 +5,8 @@ and the counters.  The loops that accept and run handshakes are theirs
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from ._connection import DEFAULT_MAX_HANDSHAKES
 from ._sockets import bind_listening_socket, unlink_quietly
@@ -13,6 +14,13 @@ from .auth import DEFAULT_HANDSHAKE_TIMEOUT, normalize_authkey
 from .exceptions import UsageError
 
 __all__ = ["ListeningSocket"]
+
+
+class _Counted(Protocol):
+    _on_close: Callable[[], None] | None
+
+
+_C = TypeVar("_C", bound=_Counted)
 
 
 class ListeningSocket:
@@ -56,7 +64,7 @@ class ListeningSocket:
         """True when ``max_connections`` channels are open."""
         return self.max_connections is not None and self.active >= self.max_connections
 
-    def _adopt(self, channel: Any) -> Any:
+    def _adopt(self, channel: _C) -> _C:
         """Count an established channel until it closes."""
         self.active += 1
         channel._on_close = self._channel_closed

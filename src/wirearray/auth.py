@@ -35,6 +35,7 @@ import os
 import socket
 from typing import Any, Final
 
+from . import _format as F
 from ._sockets import Deadline
 from .exceptions import AuthenticationError, UsageError
 
@@ -49,9 +50,9 @@ __all__ = [
 ]
 
 MESSAGE: Final = 64
-_HELLO = b"\x89WAH\x01" + bytes(27)
-_OK = b"\x89WAS" + bytes(28)
-_FAIL = b"\x89WAF" + bytes(60)
+_HELLO = F.HANDSHAKE_HELLO
+_OK = F.HANDSHAKE_OK
+_FAIL = F.HANDSHAKE_FAIL
 #: Seconds a connection's TLS and authkey handshakes may take together.
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 

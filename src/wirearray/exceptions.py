@@ -21,6 +21,11 @@ never wrapped.  The 16/32/64-bit scalar helpers deliberately raise the builtins 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 import enum
 
 __all__ = [
@@ -148,7 +153,9 @@ class SequenceError(ProtocolError):
     that was due, so nothing received is dropped.
     """
 
-    def __init__(self, message: str, *, seq: int, expected: int, array=None):
+    def __init__(
+        self, message: str, *, seq: int, expected: int, array: np.ndarray | None = None
+    ) -> None:
         super().__init__(message)
         self.seq = seq
         self.expected = expected
@@ -229,5 +236,9 @@ class PeerError(DeliveryError):
         self.code = code
         self.reason = reason
 
-    def __reduce__(self):  # pickles (multiprocessing) with its two arguments
+    def __reduce__(
+        self,
+    ) -> tuple[
+        type[PeerError], tuple[int, str]
+    ]:  # pickles (multiprocessing) with its two arguments
         return (type(self), (int(self.code), self.reason))

@@ -51,6 +51,7 @@ class _Pending:
         Sets ``events`` to what to wait for next; raises what failed."""
         try:
             if not self.tls_done:
+                assert isinstance(self.conn, _ssl.SSLSocket)
                 self.conn.do_handshake()
                 self.tls_done = True
             hs = self.auth
@@ -208,7 +209,7 @@ class Listener(ListeningSocket):
     def _established(self, conn: Any) -> Channel | None:
         if self.full:
             self.refused += 1
-            _refuse_busy(conn, self.max_connections)
+            _refuse_busy(conn, self.max_connections or 0)
             return None
         try:
             conn.setblocking(True)

@@ -32,6 +32,11 @@ same limits as the wire format.
 A wirearray receiver never answers an npy peer, except to report why it refused the
 stream: that report is a wire-format ERROR frame (docs/FORMAT.md section 10), which
 an npy channel recognises (``\x89WAR``) and raises as PeerError.
+
+The codec reads and writes .npy records through :data:`NPY`, a framing
+(``wirearray.codec.Framing``) given to its encoder and decoder:
+``Decoder(framing=NPY)``, ``Encoder(framing=NPY)``; :func:`NpyDecoder` and
+:func:`NpyEncoder` make them.
 """
 
 from __future__ import annotations
@@ -39,16 +44,21 @@ from __future__ import annotations
 import re
 import struct
 import sys
-from typing import Any
+from collections.abc import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _format as F
-from ._common import check_dtype
-from .codec import Decoder
-from .exceptions import MalformedFrameError, UnsupportedDtypeError, UnsupportedVersionError
+from ._decoder import Decoder
+from ._encoder import Encoder
+from .exceptions import MalformedFrameError, UnsupportedVersionError, UsageError
 
-__all__ = ["MAX_NPY_HEADER", "NpyDecoder", "NpyEncoder"]
+if TYPE_CHECKING:
+    from ._types import Header, Implementation
+
+__all__ = ["MAGIC", "MAX_NPY_HEADER", "NPY", "NpyDecoder", "NpyEncoder", "NpyFraming"]
 
 MAGIC = b"\x93NUMPY"
 #: The largest .npy header accepted: numpy's own default ``max_header_size``.
@@ -59,17 +69,77 @@ MAX_NPY_HEADER = 10_000
 _TOKEN = re.compile(r"""'([^'\\]*)'|"([^"\\]*)"|([A-Za-z_]+)|(\d+)L?|([{}():,])|(\s+)""")
 
 
-class NpyEncoder:
-    """Frames arrays as .npy records (payload in the array's own byte order)."""
+class NpyFraming:
+    """.npy records (numpy/lib/format.py, NEP 1) as a framing of the codec.
 
-    def frame(self, array: Any) -> Any:
-        a = np.asarray(array)
-        if not F.dtype_code(a.dtype):
-            check_dtype(a.dtype)
-            raise UnsupportedDtypeError(f"wirearray cannot send dtype {a.dtype!r}")
-        fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
-        if not (a.flags.c_contiguous or fortran):
-            a = np.ascontiguousarray(a)
+    No names, messages, checksums, sequence numbers or control frames; a record
+    travels in its array's own byte order and memory order (C, or Fortran for an array
+    that is only Fortran-contiguous); a clean end of stream is the input ending at a
+    record boundary.  A wire-format ERROR frame where a record should start is the
+    receiver's report (an :class:`~wirearray.codec.ErrorReport`).
+    """
+
+    name = "npy"
+    first_need = 10  # magic, version and (version 1.0) the header length
+    eof_at_boundary_is_end = True
+    sequenced = False
+    whole_frames = False
+    messages = False
+    control_frames = False
+    options = False
+
+    def read_header(self, head: memoryview, impl: ModuleType) -> int | Header:
+        if head[:4] == F.MAGIC:  # a wire frame: the peer's report?
+            return self._wire_report(head, impl)
+        if head[:6] != MAGIC:
+            raise MalformedFrameError(f"not a .npy record (magic {bytes(head[:6])!r})")
+        major, minor = head[6], head[7]
+        if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
+            raise UnsupportedVersionError(f".npy format version {major}.{minor}")
+        if major == 1:
+            prefix, hlen = 10, head[8] | head[9] << 8
+        elif len(head) < 12:  # versions 2 and 3: a 4-byte header length
+            return 12
+        else:
+            prefix, hlen = 12, struct.unpack_from("<I", head, 8)[0]
+        if hlen > MAX_NPY_HEADER:
+            raise MalformedFrameError(f".npy header of {hlen} bytes (limit {MAX_NPY_HEADER})")
+        if len(head) < prefix + hlen:
+            return prefix + hlen
+        text = bytes(head[prefix : prefix + hlen]).decode(
+            "utf-8" if major == 3 else "latin1", "replace"
+        )
+        return _header(_parse_header_dict(text))
+
+    def _wire_report(self, head: memoryview, impl: ModuleType) -> int | Header:
+        """A wire-format frame where a record should start: an ERROR frame is the
+        receiver's report (raised as PeerError by the channel); anything else is a
+        format mismatch."""
+        if len(head) < F.MIN_HEADER:
+            return F.MIN_HEADER
+        if len(head) == F.MIN_HEADER:
+            h: int = impl.header_length(head)
+            if h > F.MIN_HEADER:
+                return h
+        header: Header = impl.parse_header(head)
+        if header[0] != F.KIND_ERROR:
+            raise MalformedFrameError(self.foreign(F.MAGIC) or "a wire frame")
+        return header
+
+    def tail_length(self, length: int, checksum: bool) -> int:
+        return 0
+
+    def foreign(self, head: bytes) -> str | None:
+        if head.startswith(F.MAGIC):
+            return "the peer sends wirearray frames, not .npy records: use format='wire'"
+        return None
+
+    def array_header(
+        self, a: np.ndarray, code: int, flags: int, name: bytes, seq: int, impl: ModuleType
+    ) -> bytes:
+        if name:
+            raise UsageError(".npy records carry no names")
+        fortran = bool(flags & F.FLAG_FORTRAN)
         shape = "(" + "".join(f"{n}, " for n in a.shape).rstrip(" ")
         shape = shape[:-1] + ")" if a.ndim > 1 else shape + ")" if a.ndim == 1 else "()"
         text = f"{{'descr': {a.dtype.str!r}, 'fortran_order': {fortran}, 'shape': {shape}, }}"
@@ -80,126 +150,63 @@ class NpyEncoder:
             hlen = len(raw) + pad + 1
             if version == 2 or hlen < 1 << 16:
                 break
-        header = MAGIC + bytes([version, 0]) + struct.pack(fmt, hlen) + raw + b" " * pad + b"\n"
-        payload = a.reshape(-1, order="F" if fortran else "C").view(np.uint8)
-        return iter([[header, payload] if payload.size else [header]])
+        return MAGIC + bytes([version, 0]) + struct.pack(fmt, hlen) + raw + b" " * pad + b"\n"
+
+    def __repr__(self) -> str:
+        return "<wirearray framing 'npy'>"
 
 
-class NpyDecoder(Decoder):
-    """A Decoder for a stream of .npy records (same API as codec.Decoder).
-
-    No names, messages, checksums or sequence numbers; a clean end of stream is the
-    connection closing at a record boundary.
-    """
-
-    _EOF_AT_BOUNDARY_IS_END = True
-
-    def __init__(self, **kw: Any):
-        super().__init__(**kw)
-        self._reset_frame()
-        self._prefix = 10
-
-    def _room(self, n: int) -> None:
-        """A header buffer of at least ``n`` bytes (grown only when a header says so)."""
-        if len(self._hdr) < n:
-            old = bytes(self._hdr[: self._fill])
-            self._hview = None  # type: ignore[assignment]
-            self._hdr = bytearray(n)
-            self._hdr[: len(old)] = old
-            self._hview = memoryview(self._hdr)
-
-    def _foreign(self, head: bytes) -> str | None:
-        if head.startswith(F.MAGIC):
-            return "the peer sends wirearray frames, not .npy records: use format='wire'"
-        return None
-
-    def _first_need(self) -> int:
-        return 10
-
-    def _reset_frame(self) -> None:
-        super()._reset_frame()
-        self._stage = 0
-
-    def _tail_length(self, length: int, checksum: bool) -> int:
-        return 0
-
-    def _read_header(self) -> bool:
-        hv = self._hview
-        if self._stage == 0 and bytes(hv[:4]) == F.MAGIC:  # a wire frame: the peer's report?
-            self._stage = 3
-            self._need = F.MIN_HEADER
-            return False
-        if self._stage == 3:
-            return self._wire_report()
-        if self._stage == 0:  # magic, version and (version 1) the header length
-            if bytes(hv[:6]) != MAGIC:
-                raise MalformedFrameError(f"not a .npy record (magic {bytes(hv[:6])!r})")
-            major, minor = hv[6], hv[7]
-            if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
-                raise UnsupportedVersionError(f".npy format version {major}.{minor}")
-            if major == 1:
-                return self._header_text_len(10, hv[8] | hv[9] << 8)
-            self._stage = 1
-            self._need = 12
-            return False
-        if self._stage == 1:  # versions 2 and 3: a 4-byte header length
-            return self._header_text_len(12, struct.unpack_from("<I", hv, 8)[0])
-        self._header_bytes = self._need
-        self._header = self._parse(bytes(hv[self._prefix : self._need]))
-        _, code, _, shape, length, name, _, _ = self._header
-        self._check_array(code, shape, length, name)
-        return True
-
-    def _header_text_len(self, prefix: int, hlen: int) -> bool:
-        if hlen > MAX_NPY_HEADER:
-            raise MalformedFrameError(f".npy header of {hlen} bytes (limit {MAX_NPY_HEADER})")
-        self._prefix = prefix
-        self._stage = 2
-        self._need = prefix + hlen
-        self._room(self._need)
-        return False
-
-    def _wire_report(self) -> bool:
-        """A wire-format frame where a record should start: an ERROR frame is the
-        receiver's report (raised as PeerError by the channel); anything else is a
-        format mismatch."""
-        hv = self._hview
-        if self._need == F.MIN_HEADER:
-            h = self._impl.header_length(hv[: F.MIN_HEADER])
-            if h > F.MIN_HEADER:
-                self._need = h
-                return False
-        header = self._impl.parse_header(hv[: self._need])
-        if header[0] != F.KIND_ERROR:
-            raise MalformedFrameError(self._foreign(F.MAGIC) or "a wire frame")
-        self._header_bytes = self._need
-        self._header = header
-        return True
-
-    def _parse(self, raw: bytes) -> tuple:
-        text = raw.decode("utf-8" if self._hdr[6] == 3 else "latin1", "replace")
-        d = _parse_header_dict(text)
-        descr, fortran, shape = d["descr"], d["fortran_order"], d["shape"]
-        if len(shape) > F.MAX_NDIM:
-            raise MalformedFrameError(f".npy record of {len(shape)} dimensions")
-        try:
-            dt = np.dtype(descr)
-        except (TypeError, ValueError):
-            raise MalformedFrameError(f"bad .npy descr {descr!r}") from None
-        code = F.dtype_code(dt)
-        if not code:
-            raise MalformedFrameError(f"wirearray does not accept .npy dtype {descr!r}")
-        length = dt.itemsize
-        for n in shape:
-            length *= n
-        big = dt.byteorder == ">" or (dt.byteorder == "=" and sys.byteorder == "big")
-        flags = F.FLAG_BIG_ENDIAN if big else 0
-        if fortran and len(shape) > 1:
-            flags |= F.FLAG_FORTRAN
-        return (F.KIND_ARRAY, code, flags, shape, length, b"", 0, 0)
+#: The .npy framing: give it to ``Encoder(framing=...)`` and ``Decoder(framing=...)``.
+NPY = NpyFraming()
 
 
-def _tokens(text: str) -> Any:
+def NpyDecoder(
+    *,
+    max_frame_bytes: int = 1 << 30,
+    max_ndim: int = 32,
+    keep_wire_order: bool = False,
+    implementation: Implementation | None = None,
+) -> Decoder:
+    """A :class:`~wirearray.codec.Decoder` of .npy records (``framing=NPY``), with the
+    same API; limits as there."""
+    return Decoder(
+        max_frame_bytes=max_frame_bytes,
+        max_ndim=max_ndim,
+        keep_wire_order=keep_wire_order,
+        implementation=implementation,
+        framing=NPY,
+    )
+
+
+def NpyEncoder(implementation: Implementation | None = None) -> Encoder:
+    """An :class:`~wirearray.codec.Encoder` of .npy records (``framing=NPY``): each
+    array in its own byte order, C order unless it is only Fortran-contiguous."""
+    return Encoder(framing=NPY, implementation=implementation)
+
+
+def _header(d: dict[str, Any]) -> Header:
+    """The fields of a .npy header dict in the wire format's terms."""
+    descr, fortran, shape = d["descr"], d["fortran_order"], d["shape"]
+    if len(shape) > F.MAX_NDIM:
+        raise MalformedFrameError(f".npy record of {len(shape)} dimensions")
+    try:
+        dt = np.dtype(descr)
+    except (TypeError, ValueError):
+        raise MalformedFrameError(f"bad .npy descr {descr!r}") from None
+    code = F.dtype_code(dt)
+    if not code:
+        raise MalformedFrameError(f"wirearray does not accept .npy dtype {descr!r}")
+    length = dt.itemsize
+    for n in shape:
+        length *= n
+    big = dt.byteorder == ">" or (dt.byteorder == "=" and sys.byteorder == "big")
+    flags = F.FLAG_BIG_ENDIAN if big else 0
+    if fortran and len(shape) > 1:
+        flags |= F.FLAG_FORTRAN
+    return (F.KIND_ARRAY, code, flags, shape, length, b"", 0, 0)
+
+
+def _tokens(text: str) -> Iterator[tuple[str, Any]]:
     """The tokens of a header text, one at a time (so a bad header stops early)."""
     pos, end = 0, len(text.rstrip())
     while pos < end:

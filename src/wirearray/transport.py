@@ -41,14 +41,16 @@ import contextlib
 import socket
 import ssl as _ssl
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import codec as _codec
 from ._address import parse_address
+from ._common import byte_view
 from ._connection import (
-    CONSUMED,
     CONTROL_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_SEND_BUFFER,
@@ -70,13 +72,25 @@ from .auth import (
     normalize_authkey,
     run_blocking,
 )
-from .codec import NEED_DATA
+from .codec import NEED_DATA, Array, Message
 from .exceptions import (
     EndOfStreamError,
     ErrorCode,
     PeerError,
-    UsageError,
 )
+
+if TYPE_CHECKING:
+    from ._types import (
+        Address,
+        AuthKey,
+        Buffer,
+        Buffers,
+        ByteOrder,
+        Format,
+        MessageOut,
+        SchemaLike,
+        SchemaSpec,
+    )
 
 __all__ = ["Channel", "connect"]
 
@@ -108,14 +122,14 @@ class Channel:
         self,
         sock: socket.socket,
         *,
-        byteorder: str = "network",
+        byteorder: ByteOrder = "network",
         checksum: bool = False,
         timeout: float | None = None,
         max_frame_bytes: int = _codec.DEFAULT_MAX_FRAME_BYTES,
         max_ndim: int = _codec.DEFAULT_MAX_NDIM,
         max_message_arrays: int = _codec.DEFAULT_MAX_MESSAGE_ARRAYS,
         keep_wire_order: bool = False,
-        format: str = "wire",
+        format: Format = "wire",
         send_buffer: int = DEFAULT_SEND_BUFFER,
         close_timeout: float | None = None,
     ):
@@ -141,7 +155,12 @@ class Channel:
     def __enter__(self) -> Channel:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             self.close()
         else:  # an incomplete stream: say so rather than end it as if it were whole
@@ -182,9 +201,9 @@ class Channel:
 
     def send(
         self,
-        array: Any,
+        array: npt.ArrayLike,
         *,
-        byteorder: str | None = None,
+        byteorder: ByteOrder | None = None,
         checksum: bool | None = None,
         flush: bool = True,
         progress: Callable[[int], None] | None = None,
@@ -223,9 +242,9 @@ class Channel:
 
     def send_many(
         self,
-        arrays: Mapping[str, Any],
+        arrays: Mapping[str, npt.ArrayLike],
         *,
-        byteorder: str | None = None,
+        byteorder: ByteOrder | None = None,
         checksum: bool | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
@@ -250,7 +269,12 @@ class Channel:
         core.check_send()
         self._transmit(core.take_held(), None, None)
 
-    def _transmit(self, data: Any, frames: Any, progress: Any) -> None:
+    def _transmit(
+        self,
+        data: bytes | bytearray | None,
+        frames: Iterator[Buffers] | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
         sock, core = self.sock, self._core
         deadline = Deadline(self._timeout) if self._timeout is not None else None
         try:
@@ -271,11 +295,17 @@ class Channel:
             if deadline is not None and self._timeout is not None:
                 sock.settimeout(self._timeout)
 
-    def _send_sliced(self, data: Any, frames: Any, progress: Any, deadline: Any) -> None:
+    def _send_sliced(
+        self,
+        data: Buffer | None,
+        frames: Iterator[Buffers] | None,
+        progress: Callable[[int], None],
+        deadline: Deadline | None,
+    ) -> None:
         step = 4 << 20
 
-        def out(buf: Any) -> None:
-            mv = memoryview(buf).cast("B")
+        def out(buf: Buffer) -> None:
+            mv = byte_view(buf)
             for k in range(0, len(mv), step):
                 piece = mv[k : k + step]
                 if deadline is not None and deadline.at is not None:
@@ -331,7 +361,9 @@ class Channel:
 
     # ---- receiving ----
 
-    def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
+    def recv(
+        self, out: np.ndarray | None = None, *, schema: SchemaLike | None = None
+    ) -> np.ndarray:
         """Receive one array.
 
         Args:
@@ -371,18 +403,22 @@ class Channel:
         return array_of(self._recv_event(out, schema))
 
     def recv_many(
-        self, out: Mapping[str, np.ndarray] | None = None, *, schema: Any = None
+        self,
+        out: Mapping[str, np.ndarray] | None = None,
+        *,
+        schema: Mapping[str, SchemaLike] | None = None,
     ) -> dict[str, np.ndarray]:
         """Receive one message sent with send_many(): a dict of name -> array.
 
         ``out`` and ``schema`` are dicts by name (see Decoder.expect).  Raises as
         :meth:`recv`; UsageError on ``format="npy"``.
         """
-        if self._core.format == "npy":
-            raise UsageError("format='npy' carries single arrays; use recv()")
+        self._core.check_messages()
         return message_of(self._recv_event(out, schema))
 
-    def recv_event(self, out: Any = None, *, schema: Any = None) -> _codec.Array | _codec.Message:
+    def recv_event(
+        self, out: np.ndarray | MessageOut | None = None, *, schema: SchemaSpec = None
+    ) -> Array | Message:
         """Receive the next array or message as a codec event (:class:`codec.Array`,
         with its name, or :class:`codec.Message`): for receivers that take both.
 
@@ -390,7 +426,7 @@ class Channel:
         """
         return self._recv_event(out, schema)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[np.ndarray | dict[str, np.ndarray]]:
         """Arrays (and dicts, for messages) until the peer ends the stream."""
         while True:
             try:
@@ -399,13 +435,15 @@ class Channel:
                 return
             yield item_of(ev)
 
-    def _recv_event(self, out: Any, schema: Any) -> Any:
+    def _recv_event(
+        self, out: np.ndarray | MessageOut | None, schema: SchemaSpec
+    ) -> Array | Message:
         core = self._core
         if core.held:
             self.flush()
-        ev = core.start_recv(out, schema)
-        if ev is not None:
-            return ev
+        earlier = core.start_recv(out, schema)
+        if earlier is not None:
+            return earlier
         sock, dec = self.sock, core.dec
         deadline = Deadline(self._timeout) if self._timeout is not None else None
         first = True
@@ -422,11 +460,11 @@ class Channel:
                 result, reply = core.handle(ev)
                 if reply is not None:
                     self._send_control(reply)
-                if result is CONSUMED:
-                    continue
+                if isinstance(result, (Array, Message)):
+                    return result
                 if isinstance(result, BaseException):
                     raise result
-                return result
+                # CONSUMED: an event the application does not see
         except (EndOfStreamError, PeerError):
             raise
         except BaseException as exc:
@@ -537,12 +575,12 @@ class Channel:
 
 
 def connect(
-    address: Any,
+    address: Address,
     *,
     timeout: float | None = None,
-    ssl: Any = None,
+    ssl: _ssl.SSLContext | None = None,
     server_hostname: str | None = None,
-    authkey: Any = None,
+    authkey: AuthKey | None = None,
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
     **options: Any,
 ) -> Channel:

@@ -18,14 +18,18 @@ import contextlib
 import os
 import socket
 from collections import OrderedDict
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _format as F
 from . import codec as _codec
 from ._address import format_address, parse_address
 from .codec import Encoder
+
+if TYPE_CHECKING:
+    from ._types import Address, ByteOrder, SchemaLike, SockAddr
 from .exceptions import AddressError, DatagramTooLargeError, SequenceError, UsageError
 
 __all__ = ["MAX_UDP_PAYLOAD", "DatagramChannel"]
@@ -69,10 +73,10 @@ class DatagramChannel:
 
     def __init__(
         self,
-        local: Any = None,
-        remote: Any = None,
+        local: Address | None = None,
+        remote: Address | None = None,
         *,
-        byteorder: str = "network",
+        byteorder: ByteOrder = "network",
         checksum: bool = False,
         timeout: float | None = None,
         max_datagram: int = MAX_UDP_PAYLOAD,
@@ -112,16 +116,13 @@ class DatagramChannel:
         self.sock.settimeout(timeout)
         self._enc = Encoder(byteorder=byteorder, checksum=checksum)
         self._checksum = checksum
-        self._dec_opts = {
-            "max_frame_bytes": max_datagram,
-            "max_ndim": max_ndim,
-            "keep_wire_order": keep_wire_order,
-        }
+        self._max_ndim = max_ndim
+        self._keep_wire_order = keep_wire_order
         self.max_datagram = max_datagram
         self.max_senders = max_senders
         self.on_gap = on_gap
         self._buf = bytearray(max_datagram + 1)
-        self._senders: OrderedDict[Any, _Sender] = OrderedDict()
+        self._senders: OrderedDict[SockAddr, _Sender] = OrderedDict()
         self.stats = {
             "sent": 0,
             "received": 0,
@@ -133,7 +134,8 @@ class DatagramChannel:
         self._closed = False
 
     @property
-    def address(self) -> Any:
+    def address(self) -> Address:
+        """The bound local address (``(host, port)``, or ``"unix:/path"``)."""
         return format_address(self.sock.family, self.sock.getsockname())
 
     @property
@@ -141,7 +143,7 @@ class DatagramChannel:
         """Senders whose sequence numbers are tracked now (at most ``max_senders``)."""
         return len(self._senders)
 
-    def send(self, array: Any, *, to: Any = None) -> None:
+    def send(self, array: npt.ArrayLike, *, to: Address | None = None) -> None:
         """Send one array in one datagram (to ``to``, else the channel's remote).
 
         Raises:
@@ -166,12 +168,16 @@ class DatagramChannel:
             self.sock.send(frame)
         self.stats["sent"] += 1
 
-    def recv(self, out: np.ndarray | None = None, *, schema: Any = None) -> np.ndarray:
+    def recv(
+        self, out: np.ndarray | None = None, *, schema: SchemaLike | None = None
+    ) -> np.ndarray:
         """Receive one array (see Channel.recv); raises SequenceError on a gap in the
         sender's sequence when ``on_gap="raise"``, after decoding the datagram."""
         return self.recv_from(out, schema=schema)[0]
 
-    def recv_from(self, out: np.ndarray | None = None, *, schema: Any = None) -> tuple:
+    def recv_from(
+        self, out: np.ndarray | None = None, *, schema: SchemaLike | None = None
+    ) -> tuple[np.ndarray, SockAddr]:
         """Like recv(), returning ``(array, sender_address)``.
 
         Raises:
@@ -185,13 +191,18 @@ class DatagramChannel:
         if n > self.max_datagram:
             raise DatagramTooLargeError(f"a datagram over {self.max_datagram} bytes arrived")
         ev, seq = _codec.decode_frame(
-            memoryview(self._buf)[:n], out=out, schema=schema, **self._dec_opts
+            memoryview(self._buf)[:n],
+            out=out,
+            schema=schema,
+            max_frame_bytes=self.max_datagram,
+            max_ndim=self._max_ndim,
+            keep_wire_order=self._keep_wire_order,
         )
         self.stats["received"] += 1
         self._track(sender, seq, ev.array)
         return ev.array, sender
 
-    def _track(self, sender: Any, seq: int, array: np.ndarray) -> None:
+    def _track(self, sender: SockAddr, seq: int, array: np.ndarray) -> None:
         senders = self._senders
         state = senders.get(sender)
         if state is None:

@@ -89,7 +89,7 @@ import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 try:
     import zmq
@@ -272,14 +272,14 @@ def max_part_bytes(max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> int:
 
 
 def _socket_limits(max_frame_bytes: int, hwm_bytes: int | None) -> dict[int, int]:
-    opts = {zmq.MAXMSGSIZE: max_part_bytes(max_frame_bytes)}
+    opts: dict[int, int] = {int(zmq.MAXMSGSIZE): max_part_bytes(max_frame_bytes)}
     if hwm_bytes is not None:
         if hwm_bytes <= 0:
             raise UsageError("hwm_bytes must be > 0")
         per_message = max(max_frame_bytes, 1) + F.MAX_HEADER + ORIGIN_BYTES + F.ALIGN
         hwm = max(1, min(hwm_bytes // per_message, 1 << 30))
-        opts[zmq.RCVHWM] = hwm
-        opts[zmq.SNDHWM] = hwm
+        opts[int(zmq.RCVHWM)] = hwm
+        opts[int(zmq.SNDHWM)] = hwm
     return opts
 
 
@@ -504,7 +504,7 @@ def _encode_array(
     swap = dt.itemsize > 1 and wire_big != mem_big
     fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
     contiguous = a.flags.c_contiguous or fortran
-    order = "F" if fortran else "C"
+    order: Literal["C", "F"] = "F" if fortran else "C"
     flags = (
         (F.FLAG_BIG_ENDIAN if wire_big else 0)
         | (F.FLAG_FORTRAN if fortran else 0)
@@ -519,7 +519,7 @@ def _encode_array(
             a = np.ascontiguousarray(a)
         payload = a.reshape(-1, order=order).view(np.uint8)
         tail = _tail(impl, payload, checksum, n)
-        out.parts.append((b"".join((header, payload, tail)), False))
+        out.parts.append((b"".join((header, memoryview(payload), tail)), False))
         return
     zero_copy = n >= ZERO_COPY_BYTES
     if not swap and contiguous and (not copy or not zero_copy):
@@ -679,7 +679,7 @@ class _Reader:
         if not self.more:
             raise MalformedFrameError(f"the message ended where {what} belongs")
         n = self.sock.recv_into(buf)
-        self.more = self.sock.getsockopt(_RCVMORE)
+        self.more = bool(self.sock.getsockopt(_RCVMORE))
         if n != want:
             raise MalformedFrameError(f"{what}: a part of {n} bytes (expected {want})")
         return n
@@ -693,7 +693,7 @@ class _Reader:
         sock = self.sock
         while self.more:
             sock.recv_into(_DISCARD)
-            self.more = sock.getsockopt(_RCVMORE)
+            self.more = bool(sock.getsockopt(_RCVMORE))
 
 
 def _fit_out(out: Any, wire_dt: np.dtype, shape: tuple, order: str) -> np.ndarray:
@@ -804,7 +804,7 @@ def _read_array(
         )
     wire_big = bool(flags & F.FLAG_BIG_ENDIAN)
     wire_dt = _WIRE_DTYPES[code, wire_big]
-    order = "F" if flags & F.FLAG_FORTRAN else "C"
+    order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
     itemsize = wire_dt.itemsize
     pieces = [length] if whole else _payload_parts(length)
     crc = 0
@@ -1004,7 +1004,7 @@ def _read_message(
                 raise SchemaMismatchError(f"unexpected array {name!r} in the message")
             sch = schema[name]
         text, a = _read_array(reader, impl, part, i, outs.get(name), sch, limits, copy, state)
-        arrays[text] = a
+        arrays[str(text)] = a  # a message's arrays all have names (checked)
     reader.end()
     if schema is not None:
         missing = set(schema) - set(arrays)
@@ -1601,7 +1601,9 @@ class Receiver:
             raise UsageError("envelope is a count of parts, >= 0")
         opts = _socket_limits(max_frame_bytes, hwm_bytes)
         endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
-        if endpoint and not endpoint.startswith(b"inproc://"):  # inproc: no decoding
+        if (
+            isinstance(endpoint, bytes) and endpoint and not endpoint.startswith(b"inproc://")
+        ):  # inproc: no decoding
             if any(sock.getsockopt(k) != v for k, v in opts.items()):
                 warnings.warn(
                     "the socket is already bound or connected: libzmq applies the "

@@ -1,0 +1,723 @@
+"""The decoder: a byte stream, however it is split, back into arrays (see
+``wirearray.codec`` for the design and the lifetimes of buffers, and docs/FORMAT.md
+for the bytes).
+
+One state machine for every framing: regions header -> payload -> tail per record.
+The framing (``_framing.py``) reads and validates headers and says what follows a
+payload; everything about payloads (where they land, byte swaps in place while in
+cache, checksums), limits, ``out=``, schemas and messages is here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import _format as F
+from . import _sizes as S
+from ._common import byte_view, detached, mem_is_big
+from ._events import NEED_DATA, Ack, Array, EndOfStream, ErrorReport, Message, Schema
+from ._framing import WIRE, Framing
+from ._implementation import get as _get_impl
+from ._limits import check_array, check_member, check_schema, fit_out, truncated
+from ._sizes import (
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_MESSAGE_ARRAYS,
+    DEFAULT_MAX_NDIM,
+    DIRECT_MIN_BYTES,
+    SWAP_CHUNK_BYTES,
+)
+from .exceptions import (
+    BufferMismatchError,
+    ChecksumError,
+    ErrorCode,
+    FrameTooLargeError,
+    MalformedFrameError,
+    ProtocolError,
+    SchemaMismatchError,
+    StreamBrokenError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from ._types import (
+        Event,
+        Header,
+        Implementation,
+        MessageOut,
+        NextEvent,
+        SchemaSpec,
+    )
+
+__all__ = ["Decoder"]
+
+#: (code, big-endian?) -> the payload's dtype as it travels
+_WIRE_DTYPES = {
+    (code, big): dt.newbyteorder(">" if big else "<")
+    for code, dt in F.DTYPES.items()
+    for big in (False, True)
+}
+_NO_BYTES: np.ndarray = np.empty(0, np.uint8)  # no destination (typed, never None)
+_NO_VIEW = memoryview(b"")
+_RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
+
+# Decoder regions
+_HEADER, _PAYLOAD, _TAIL = 0, 1, 2
+
+
+def _error_code(code: int) -> int:
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return code
+
+
+class Decoder:
+    """Turns a byte stream, however it is split, back into arrays, sans-I/O.
+
+    Args:
+        max_frame_bytes: largest payload in bytes accepted (also the cap on a whole
+            message's payloads); larger frames raise FrameTooLargeError from the header,
+            before anything is allocated.
+        max_ndim: most dimensions accepted (the format allows 64).
+        max_message_arrays: most arrays in one message.
+        keep_wire_order: return arrays in the byte order they travelled in instead of
+            converting them to this host's order.
+        implementation: "cython" or "python" to pick the core explicitly; None for
+            the package's choice.
+        framing: how records are cut (``wirearray.npy.NPY`` for .npy records); the
+            wire format by default.
+        first_seq: the sequence number the first frame must carry (docs/FORMAT.md
+            section 5): 0 for a stream; a lone frame's own to accept it whatever it
+            is (as :func:`decode_frame` does).
+
+    Raises:
+        UsageError: a negative limit, or ``max_ndim`` over 64.
+        ValueError: an unknown ``implementation``.
+
+    One decoder reads one stream: use it from one thread at a time.
+    """
+
+    # the record in progress (set by _reset_frame and _start_frame)
+    _region: int
+    _fill: int
+    _need: int
+    _header: Header | None
+    _header_bytes: int
+    _dest: np.ndarray | None
+    _dest_bytes: np.ndarray
+    _units: np.ndarray
+    _unit: int
+    _swapped: int
+    _crc: int | None
+
+    def __init__(
+        self,
+        *,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_ndim: int = DEFAULT_MAX_NDIM,
+        max_message_arrays: int = DEFAULT_MAX_MESSAGE_ARRAYS,
+        keep_wire_order: bool = False,
+        implementation: Implementation | None = None,
+        framing: Framing = WIRE,
+        first_seq: int = 0,
+    ) -> None:
+        if max_frame_bytes < 0 or not 0 <= max_ndim <= F.MAX_NDIM or max_message_arrays < 0:
+            raise UsageError("limits must be >= 0 (and max_ndim <= 64)")
+        self.max_frame_bytes = max_frame_bytes
+        self.max_ndim = max_ndim
+        self.max_message_arrays = max_message_arrays
+        self.keep_wire_order = keep_wire_order
+        self._impl = _get_impl(implementation)
+        self.framing = framing
+        self._readahead: bytearray | None = None  # allocated by the first get_buffer()
+        self._grow = False  # the last read filled the read-ahead: double it
+        self._large_last = False  # the last frame's payload was received directly
+        self._rview = _NO_VIEW
+        self._pending: deque[memoryview] = deque()
+        self._events: deque[Event] = deque()
+        self._eof = False
+        self._broken: BaseException | None = None
+        self._direct = False
+        self._last_buffer_len = -1
+        self._hdr = bytearray(F.MAX_HEADER)
+        self._hview = memoryview(self._hdr)
+        self._tail = bytearray(F.TRAILER + F.ALIGN)
+        self._seq = first_seq & 0xFFFFFFFF
+        self._next_out: np.ndarray | MessageOut | None = None
+        self._next_schema: Schema | dict[str, Schema | None] | None = None
+        self._in_message = False
+        self.bytes_received = 0
+        self._reset_frame()
+        self._msg: dict[str, np.ndarray] = {}
+        self._msg_count = 0
+        self._msg_bytes = 0
+        self._msg_schema: Schema | dict[str, Schema | None] | None = None
+        self._msg_out: MessageOut = {}
+        self._clean = False  # True at a frame boundary right after an END frame
+        # the compiled whole-frame fast path, for the wire format only
+        self._small = getattr(self._impl, "decode_small", None) if framing.whole_frames else None
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """The largest payload accepted, in bytes (settable)."""
+        return self._max_frame_bytes
+
+    @max_frame_bytes.setter
+    def max_frame_bytes(self, value: int) -> None:
+        self._max_frame_bytes = value
+        self._small_max = min(value, 1 << 63)  # what the compiled fast path can take
+
+    # ---- public API ----
+
+    def expect(
+        self, *, out: np.ndarray | MessageOut | None = None, schema: SchemaSpec = None
+    ) -> None:
+        """Set the destination and/or schema for the next array (or message).
+
+        Args:
+            out: an ndarray with the frame's dtype (any byte order: the array is
+                delivered in ``out``'s) and shape, writable and contiguous in the
+                frame's memory order (C, or Fortran for a Fortran frame).  For a
+                message, a dict of such arrays by name (names not in it are allocated).
+            schema: a :class:`Schema` or (dtype, shape) tuple the next array must match;
+                for a message, a dict of them by name (the message must have exactly
+                these names).
+
+        Both apply to the next frame whose header has not been read yet and are cleared
+        once used.  After a BufferMismatchError inside a message, ``out`` (a dict or
+        None) replaces the destinations of the message's remaining arrays instead.
+        A zero-length ``out`` fits a zero-length frame of its dtype and shape.
+
+        Raises:
+            StreamBrokenError: the decoder failed earlier or was released.
+            BufferMismatchError: a non-dict ``out`` for a message in progress.
+            UsageError, UnsupportedDtypeError: a malformed schema.
+        """
+        self._check_usable()
+        if self._in_message and self._header is not None and self._region == _HEADER:
+            # An array of the current message was refused its out= (BufferMismatchError):
+            # the new out= (a dict by name, or None) replaces the rest of its destinations.
+            if out is not None and not isinstance(out, Mapping):
+                raise BufferMismatchError("a message needs out= as a dict of arrays by name")
+            self._msg_out = out or {}
+            out = None
+        if isinstance(schema, Mapping):
+            self._next_schema = {str(k): Schema.coerce(v) for k, v in schema.items()}
+        else:
+            self._next_schema = Schema.coerce(schema)
+        self._next_out = out
+
+    def get_buffer(self) -> memoryview:
+        """A writable buffer for the next ``recv_into``; report what arrived with advance().
+
+        For a large payload (DIRECT_MIN_BYTES or more left) this is a window of the
+        destination array itself, else the decoder's read-ahead buffer (16 KiB,
+        doubling up to READAHEAD_BYTES while reads fill it).  Valid until the next
+        ``advance``/``next_event`` call.
+
+        Raises:
+            UsageError: called before :meth:`next_event` returned ``NEED_DATA``.
+            StreamBrokenError: the decoder failed earlier or was released.
+        """
+        self._check_usable()
+        if self._pending or self._events:
+            raise UsageError("call next_event() until it returns NEED_DATA before get_buffer()")
+        remaining = self._need - self._fill
+        if self._region == _PAYLOAD and remaining >= DIRECT_MIN_BYTES:
+            n = min(remaining, SWAP_CHUNK_BYTES) if self._unit else remaining
+            self._direct = True
+            self._last_buffer_len = n
+            return self._dest_bytes[self._fill : self._fill + n].data
+        self._direct = False
+        size = len(self._rview)
+        want = size * 2 if self._grow else S.INITIAL_READAHEAD_BYTES
+        if self._region != _HEADER or self._fill:  # a frame in progress: room for its rest
+            want = max(want, remaining)
+        want = min(max(want, S.INITIAL_READAHEAD_BYTES), max(S.READAHEAD_BYTES, F.MAX_HEADER))
+        if want > size:  # nothing refers to the old buffer here: _pending is empty
+            self._rview = _NO_VIEW
+            self._readahead = bytearray(want)
+            self._rview = memoryview(self._readahead)
+        self._grow = False
+        if self._large_last and self._region == _HEADER and not self._fill:
+            # The last frame was large: most likely this one is too, so read its first
+            # 64 header bytes alone and let the payload land in its array, instead of
+            # reading up to READAHEAD_BYTES of it here and copying them over.
+            self._last_buffer_len = F.MIN_HEADER
+            return self._rview[: F.MIN_HEADER]
+        self._last_buffer_len = len(self._rview)
+        return self._rview
+
+    def advance(self, nbytes: int) -> None:
+        """Report that ``nbytes`` were written into the last get_buffer(); 0 means EOF.
+
+        Raises:
+            UsageError: ``nbytes`` outside the buffer given (or no buffer given).
+            StreamBrokenError: the decoder failed earlier or was released.
+        """
+        self._check_usable()
+        if not 0 <= nbytes <= self._last_buffer_len:
+            raise UsageError(
+                f"advance({nbytes}) outside the {self._last_buffer_len}-byte buffer given"
+            )
+        given, self._last_buffer_len = self._last_buffer_len, -1
+        if nbytes == 0:
+            self._eof = True
+            return
+        self._grow = nbytes == given and not self._direct
+        self.bytes_received += nbytes
+        self._clean = False
+        if self._direct:
+            start = self._fill
+            self._fill += nbytes
+            if self._crc is not None:
+                self._crc = self._impl.crc32c(self._dest_bytes[start : self._fill], self._crc)
+            self._swap_landed()
+        else:
+            self._pending.append(self._rview[:nbytes])
+
+    def receive_data(self, data: bytes | bytearray | memoryview | np.ndarray) -> None:
+        """Feed bytes (any buffer; a multi-byte-item buffer is read as its bytes);
+        ``b""`` means EOF.  ``data`` is referenced, not copied, until consumed: do not
+        modify it before next_event() returns NEED_DATA.
+
+        Raises:
+            StreamBrokenError: the decoder failed earlier or was released.
+        """
+        self._check_usable()
+        mv = byte_view(data)
+        if not len(mv):
+            self._eof = True
+            return
+        self.bytes_received += len(mv)
+        self._clean = False
+        self._pending.append(mv)
+
+    def next_array(self, out: np.ndarray | None = None) -> np.ndarray | None:
+        """Fast path for a transport's receive loop: the next array, when its frame
+        (unnamed, no message) already lies whole in the received data and the compiled
+        core decodes it; else None, with nothing consumed -- then call expect() and
+        next_event() as usual, which report whatever is wrong.  Same checks and same
+        result as that path (``out`` as in expect(); no schema)."""
+        pending = self._pending
+        if not pending or self._small is None or self._events or self._header is not None:
+            return None
+        if self._fill or self._in_message or self._broken is not None:
+            return None
+        mv = pending[0]
+        r = self._small(mv, self._seq, self._small_max, self.max_ndim, self.keep_wire_order, out)
+        if r is None:
+            return None
+        a, n = r
+        if n == len(mv):
+            pending.popleft()
+        else:
+            pending[0] = mv[n:]
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self._next_out = self._next_schema = None
+        self._large_last = False
+        array: np.ndarray = a
+        return array
+
+    def next_event(self) -> NextEvent:
+        """The next complete event -- :class:`Array`, :class:`Message`,
+        :class:`EndOfStream`, :class:`Ack` or :class:`ErrorReport` -- or ``NEED_DATA``.
+
+        Raises:
+            ProtocolError: the bytes break the format or a limit (the decoder is then
+                unusable: later calls raise StreamBrokenError).
+            BufferMismatchError: ``out=`` does not fit the frame; nothing of the
+                payload was consumed, call expect() with a fitting ``out`` (or none).
+        """
+        self._check_usable()
+        try:
+            return self._next_event()
+        except ProtocolError as exc:
+            self._broken = exc
+            self._pending.clear()
+            raise
+
+    # ---- internals ----
+
+    def release(self) -> None:
+        """Drop every buffer the decoder holds (the read-ahead, a partly received array,
+        the arrays of an unfinished message) and make it unusable: later calls raise
+        StreamBrokenError.  Transports call it when a connection ends, so that a peer
+        that vanished inside a large frame leaves nothing behind; the stored error
+        keeps no traceback (whose frames could hold the buffers).  Idempotent."""
+        self._rview = _NO_VIEW
+        self._readahead = None
+        self._pending.clear()
+        self._events.clear()
+        self._dest = None
+        self._dest_bytes = self._units = _NO_BYTES
+        self._msg = {}
+        self._msg_out = {}
+        self._next_out = self._next_schema = None
+        self._broken = detached(self._broken) if self._broken is not None else _RELEASED
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise StreamBrokenError(
+                f"the stream is unusable after an earlier error: {self._broken}"
+            ) from self._broken
+
+    def _read_header(self) -> bool:
+        """Called whenever the header region is full: either raise ``_need`` to read
+        more (as the framing asks) and return False, or set ``_header`` (validated,
+        limits checked) and return True."""
+        r = self.framing.read_header(self._hview[: self._need], self._impl)
+        if isinstance(r, int):
+            if r <= self._need:
+                raise AssertionError("a framing asked for no more header bytes")
+            if len(self._hdr) < r:  # grown only when a header says so (.npy)
+                old = bytes(self._hdr[: self._fill])
+                self._hview = memoryview(b"")
+                self._hdr = bytearray(r)
+                self._hdr[: len(old)] = old
+                self._hview = memoryview(self._hdr)
+            self._need = r
+            return False
+        self._header_bytes = self._need
+        self._header = r
+        self._check_header()
+        return True
+
+    @property
+    def eof(self) -> bool:
+        """True once the end of input was fed (``advance(0)``, ``receive_data(b"")``)."""
+        return self._eof
+
+    @property
+    def seq(self) -> int:
+        """The sequence number the next frame must carry: after an event, the number of
+        frames of the stream up to and including it (docs/FORMAT.md section 5)."""
+        return self._seq
+
+    @property
+    def at_boundary(self) -> bool:
+        """True when no frame (or message) is partly received: a transport may stop
+        here (a timeout between frames leaves the stream intact)."""
+        return (
+            self._region == _HEADER
+            and self._fill == 0
+            and self._header is None
+            and not self._pending
+            and not self._in_message
+        )
+
+    @property
+    def idle(self) -> bool:
+        """True when next_event() could only return NEED_DATA: at a frame boundary with
+        nothing received and not yet used, and no end of input seen."""
+        return (
+            not self._pending
+            and not self._events
+            and not self._eof
+            and self._broken is None
+            and self._fill == 0
+            and self._header is None
+            and not self._in_message
+        )
+
+    def _reset_frame(self) -> None:
+        self._region = _HEADER
+        self._fill = 0
+        self._need = self.framing.first_need
+        self._header = None
+        self._dest = None
+        self._dest_bytes = self._units = _NO_BYTES
+        self._unit = 0
+        self._swapped = 0
+        self._crc = None
+
+    def _take(self, want: int) -> memoryview | None:
+        """Up to ``want`` bytes from the pending input, or None if there are none."""
+        while self._pending:
+            mv = self._pending[0]
+            if len(mv) <= want:
+                self._pending.popleft()
+                if len(mv):
+                    return mv
+                continue
+            self._pending[0] = mv[want:]
+            return mv[:want]
+        return None
+
+    def _need_data(self) -> NextEvent:
+        if not self._eof:
+            return NEED_DATA
+        if self._clean or (self.framing.eof_at_boundary_is_end and self.at_boundary):
+            return EndOfStream()
+        if self._header is None:
+            got, total = self._fill, None
+        else:
+            hl = self._header_bytes
+            length = self._header[4]
+            checksum = bool(self._header[2] & F.FLAG_CHECKSUM)
+            total = hl + length + self.framing.tail_length(length, checksum)
+            got = hl + (self._fill if self._region == _PAYLOAD else 0)
+            got += (length + self._fill) if self._region == _TAIL else 0
+        where = (
+            f"inside a message ({len(self._msg)} of {self._msg_count} arrays complete)"
+            if self._in_message
+            else "inside a frame"
+        )
+        if self._header is None and self._fill and self._region == _HEADER:
+            why = self.framing.foreign(bytes(self._hview[: min(self._fill, 4)]))
+            if why:
+                raise MalformedFrameError(why)
+        raise truncated(where, got, total, self._in_message)
+
+    def _next_event(self) -> NextEvent:
+        while True:
+            if self._events:
+                return self._events.popleft()
+            region = self._region
+            if region == _HEADER and self._fill == 0 and self._pending:
+                if self._whole_frame():
+                    continue
+            if self._fill < self._need:
+                chunk = self._take(self._need - self._fill)
+                if chunk is None:
+                    return self._need_data()
+                self._consume(region, chunk)
+                continue
+            if region == _HEADER:
+                if self._header is None and not self._read_header():
+                    continue
+                self._start_frame()  # may raise BufferMismatchError: retried next call
+            elif region == _PAYLOAD:
+                self._region = _TAIL
+                self._fill = 0
+                assert self._header is not None
+                self._need = self.framing.tail_length(self._header[4], self._crc is not None)
+            else:
+                self._finish_frame()
+
+    def _whole_frame(self) -> bool:
+        """Fast path for small frames: when the next array frame lies whole in the first
+        pending buffer, decode it in one step (same checks, fewer Python calls).  False
+        (nothing consumed) when it does not, or for other framings and frame kinds."""
+        mv = self._pending[0]
+        if len(mv) < F.MIN_HEADER or not self.framing.whole_frames or mv[5] != F.KIND_ARRAY:
+            return False
+        if self._next_schema is None and not self._in_message:
+            out = self._next_out
+            a = self.next_array(out if isinstance(out, np.ndarray) else None)
+            if a is not None:
+                self._events.append(Array(a, None))
+                return True
+        h = (mv[10] << 8) | mv[11]
+        if len(mv) < h or not F.MIN_HEADER <= h <= F.MAX_HEADER:
+            return False  # the slow path reports what is wrong
+        length = int.from_bytes(mv[16:24], "big")
+        checksum = bool(mv[7] & F.FLAG_CHECKSUM)
+        tail = F.frame_tail(length, checksum)
+        total = h + length + tail
+        if len(mv) < total:
+            return False
+        self._hdr[:h] = mv[:h]
+        self._need = F.MIN_HEADER  # validate from the first 64 bytes, as the slow path
+        self._fill = h
+        while not self._read_header():  # full validation, as on the slow path (which
+            pass  # raises _need to h after the first 64 bytes: the same h, already here)
+        self._pending[0] = mv[h:]  # the header is consumed, exactly as on the slow path
+        self._start_frame()  # a refused out= stops here, in the slow path's state
+        if length:
+            self._consume(_PAYLOAD, mv[h : h + length])
+        self._region = _TAIL
+        self._tail[:tail] = mv[h + length : total]
+        self._fill = self._need = tail
+        rest = mv[total:]
+        if len(rest):
+            self._pending[0] = rest
+        else:
+            self._pending.popleft()
+        self._finish_frame()
+        return True
+
+    def _consume(self, region: int, chunk: memoryview) -> None:
+        n = len(chunk)
+        if region == _HEADER:
+            self._hdr[self._fill : self._fill + n] = chunk
+        elif region == _TAIL:
+            self._tail[self._fill : self._fill + n] = chunk
+        else:
+            if self._crc is not None:
+                self._crc = self._impl.crc32c(chunk, self._crc)
+            self._copy_payload(chunk)
+            return
+        self._fill += n
+
+    def _copy_payload(self, chunk: memoryview) -> None:
+        """Copy arrived payload bytes into the destination, swapping on the way when the
+        copy starts on a unit boundary (one pass), else copy then swap in place."""
+        start, n, unit = self._fill, len(chunk), self._unit
+        if unit and start == self._swapped:
+            whole = n - n % unit
+            if whole:
+                src = np.frombuffer(chunk, dtype=self._units.dtype, count=whole // unit)
+                i = start // unit
+                self._impl.byteswap(src, out=self._units[i : i + whole // unit])
+                self._swapped = start + whole
+            if whole < n:
+                self._dest_bytes[start + whole : start + n] = chunk[whole:]
+            self._fill = start + n
+            return
+        self._dest_bytes[start : start + n] = chunk
+        self._fill = start + n
+        self._swap_landed()
+
+    def _swap_landed(self) -> None:
+        """Swap in place every whole unit that has landed since the last swap."""
+        unit = self._unit
+        if not unit:
+            return
+        end = self._fill - self._fill % unit
+        if end > self._swapped:
+            view = self._units[self._swapped // unit : end // unit]
+            self._impl.byteswap(view, inplace=True)
+            self._swapped = end
+
+    def _check_header(self) -> None:
+        """Sequence, limits and structure: everything decidable from the header alone."""
+        assert self._header is not None
+        kind, code, _, shape, length, name, count, seq = self._header
+        if kind == F.KIND_ERROR:  # the last word, anywhere: even after frames never sent
+            return
+        if self.framing.sequenced:
+            if seq != self._seq:
+                raise MalformedFrameError(f"frame sequence number {seq}, expected {self._seq}")
+            self._seq = (seq + 1) & 0xFFFFFFFF
+        if kind == F.KIND_END or kind == F.KIND_ACK:
+            if self._in_message:
+                raise MalformedFrameError(
+                    f"end of stream inside a message ({len(self._msg)} of {self._msg_count} arrays)"
+                )
+            if kind == F.KIND_ACK and name:
+                raise MalformedFrameError("an ack frame carries no name")
+            return
+        if kind == F.KIND_MESSAGE:
+            if self._in_message:
+                raise MalformedFrameError("a message header inside a message")
+            if count > self.max_message_arrays:
+                raise FrameTooLargeError(
+                    f"message of {count} arrays exceeds max_message_arrays="
+                    f"{self.max_message_arrays}"
+                )
+            return
+        self._check_array(code, shape, length, name)
+
+    def _check_array(self, code: int, shape: tuple[int, ...], length: int, name: bytes) -> None:
+        """Limits, representability, names and schema of an array frame's header."""
+        text = check_array(code, shape, length, name, self.max_ndim, self.max_frame_bytes)
+        if self._in_message:
+            check_member(text, length, self._msg, self._msg_bytes, self.max_frame_bytes)
+            check_schema(self._msg_schema, True, text, code, shape)
+        else:
+            check_schema(self._next_schema, False, text, code, shape)
+
+    def _start_frame(self) -> None:
+        assert self._header is not None
+        kind, code, flags, shape, length, name, count, seq = self._header
+        if kind == F.KIND_END or kind == F.KIND_ACK:  # the peer's stream ends here
+            self._reset_frame()
+            self._seq = 0
+            self._events.append(EndOfStream(seq) if kind == F.KIND_END else Ack(count, seq))
+            self._clean = not self._pending
+            return
+        if kind == F.KIND_ERROR:  # the last word of the peer: nothing follows
+            self._reset_frame()
+            self._in_message = False
+            self._msg = {}
+            reason = name.decode("utf-8", "replace")
+            self._events.append(ErrorReport(_error_code(count), reason))
+            self._clean = not self._pending
+            return
+        if kind == F.KIND_MESSAGE:
+            schema, out = self._next_schema, self._next_out
+            if schema is not None and not isinstance(schema, dict):
+                raise SchemaMismatchError("expected a single array, got a message")
+            if out is not None and not isinstance(out, Mapping):
+                raise BufferMismatchError("a message needs out= as a dict of arrays by name")
+            self._next_schema = self._next_out = None
+            self._reset_frame()
+            self._in_message = True
+            self._msg = {}
+            self._msg_count = count
+            self._msg_bytes = 0
+            self._msg_schema = schema
+            self._msg_out = out or {}
+            if count == 0:
+                self._end_message()
+            return
+        text = name.decode("utf-8") if name else ""
+        out = self._msg_out.get(text) if self._in_message else self._next_out
+        wire_dt = _WIRE_DTYPES[code, bool(flags & F.FLAG_BIG_ENDIAN)]
+        order = "F" if flags & F.FLAG_FORTRAN else "C"
+        if out is not None:
+            dest = fit_out(out, wire_dt, shape, order)
+        else:
+            target = wire_dt if self.keep_wire_order else F.DTYPES[code]
+            try:
+                dest = np.empty(shape, dtype=target, order="F" if order == "F" else "C")
+            except (ValueError, MemoryError) as exc:
+                raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
+        # destination accepted: the frame is committed
+        if not self._in_message:
+            self._next_out = self._next_schema = None
+        itemsize = wire_dt.itemsize
+        swap = itemsize > 1 and mem_is_big(dest.dtype) != bool(flags & F.FLAG_BIG_ENDIAN)
+        self._dest = dest
+        self._dest_bytes = dest.ravel(order="F" if order == "F" else "C").view(np.uint8)
+        self._unit = (itemsize // 2 if wire_dt.kind == "c" else itemsize) if swap else 0
+        if self._unit:
+            self._units = self._dest_bytes.view(f"u{self._unit}")
+        self._swapped = 0
+        self._crc = 0 if flags & F.FLAG_CHECKSUM else None
+        self._region = _PAYLOAD
+        self._fill = 0
+        self._need = length
+
+    def _finish_frame(self) -> None:
+        assert self._header is not None and self._dest is not None
+        length, name = self._header[4], self._header[5]
+        self._large_last = length >= DIRECT_MIN_BYTES
+        tail = self._tail[: self._need]
+        pad_from = 0
+        if self._crc is not None:
+            sent = int.from_bytes(tail[:4], "big")
+            if sent != self._crc:
+                raise ChecksumError(
+                    f"payload checksum mismatch (CRC32C 0x{self._crc:08x}, trailer 0x{sent:08x})"
+                )
+            pad_from = 4
+        if any(tail[pad_from:]):
+            raise MalformedFrameError("non-zero bytes in frame padding")
+        dest = self._dest
+        text = name.decode("utf-8") if name else None
+        self._reset_frame()
+        if self._in_message:
+            self._msg[text or ""] = dest
+            self._msg_bytes += length
+            if len(self._msg) == self._msg_count:
+                self._end_message()
+        else:
+            self._events.append(Array(dest, text))
+
+    def _end_message(self) -> None:
+        schema = self._msg_schema
+        if isinstance(schema, dict):
+            missing = set(schema) - set(self._msg)
+            if missing:
+                raise SchemaMismatchError(f"message lacks arrays {sorted(missing)}")
+        self._events.append(Message(self._msg))
+        self._in_message = False
+        self._msg = {}
+        self._msg_schema = None
+        self._msg_out = {}

@@ -1,0 +1,137 @@
+"""What a decoder checks before it commits to a record, written as plain functions:
+a header's limits and representability, a message's rules, a schema, an ``out=``
+array, and what an early end of input means.  Every check here runs on numbers from
+the header alone, before anything is allocated or written for the record
+(docs/FORMAT.md sections 4-8, docs/SECURITY.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import _format as F
+from ._events import Schema
+from .exceptions import (
+    BufferMismatchError,
+    FrameTooLargeError,
+    MalformedFrameError,
+    SchemaMismatchError,
+    TruncatedStreamError,
+)
+
+_INTP_MAX = int(np.iinfo(np.intp).max)
+
+
+def check_array(
+    code: int, shape: tuple[int, ...], length: int, name: bytes, max_ndim: int, max_frame_bytes: int
+) -> str | None:
+    """Check an array header against the limits and this host; return its name.
+
+    Raises:
+        FrameTooLargeError: more than ``max_ndim`` dimensions or ``max_frame_bytes``.
+        MalformedFrameError: a shape numpy cannot represent here, a name not UTF-8.
+    """
+    if len(shape) > max_ndim:
+        raise FrameTooLargeError(f"{len(shape)} dimensions exceed max_ndim={max_ndim}")
+    if length > max_frame_bytes:
+        raise FrameTooLargeError(
+            f"frame of {length} bytes exceeds max_frame_bytes={max_frame_bytes}"
+        )
+    nonzero = F.ITEMSIZE[code]
+    for n in shape:
+        if n:
+            nonzero *= n
+    if nonzero > _INTP_MAX:
+        raise MalformedFrameError(f"shape {shape} cannot be represented on this host")
+    try:
+        return name.decode("utf-8") if name else None
+    except UnicodeDecodeError:
+        raise MalformedFrameError("array name is not valid UTF-8") from None
+
+
+def check_member(
+    text: str | None,
+    length: int,
+    arrived: Mapping[str, object],
+    payloads: int,
+    max_frame_bytes: int,
+) -> None:
+    """Check an array of a message: named, not repeated, and the message's payloads
+    (``payloads`` bytes so far) within ``max_frame_bytes``."""
+    if text is None:
+        raise MalformedFrameError("an array inside a message has no name")
+    if text in arrived:
+        raise MalformedFrameError(f"array name {text!r} repeated in a message")
+    if payloads + length > max_frame_bytes:
+        raise FrameTooLargeError(f"message payloads exceed max_frame_bytes={max_frame_bytes}")
+
+
+def check_schema(
+    schema: Schema | dict[str, Schema | None] | None,
+    in_message: bool,
+    text: str | None,
+    code: int,
+    shape: tuple[int, ...],
+) -> None:
+    """Check an array header against what the receiver expects: one schema, or (in a
+    message) a dict of them by name.
+
+    Raises:
+        SchemaMismatchError: it does not fit.
+    """
+    if isinstance(schema, dict):
+        if not in_message:
+            raise SchemaMismatchError("expected a message, got a single array")
+        one = schema.get(text) if text is not None else None
+        if one is None and text not in schema:
+            raise SchemaMismatchError(f"unexpected array {text!r} in the message")
+    else:
+        one = schema
+    if one is not None:
+        why = one.mismatch(code, shape)
+        if why:
+            raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
+
+
+def fit_out(out: object, wire_dt: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
+    """``out`` as the destination of a frame of ``wire_dt`` (any byte order), ``shape``
+    and memory ``order`` ("C" or "F").
+
+    Raises:
+        BufferMismatchError: not an ndarray, another dtype or shape, read-only, or
+            not contiguous in the frame's order.
+    """
+    if not isinstance(out, np.ndarray):
+        raise BufferMismatchError(f"out must be an ndarray, not {type(out).__name__}")
+    if out.dtype.newbyteorder("=") != wire_dt.newbyteorder("="):
+        raise BufferMismatchError(f"out has dtype {out.dtype}; the frame carries {wire_dt}")
+    if out.shape != tuple(shape):
+        raise BufferMismatchError(f"out has shape {out.shape}; the frame carries {shape}")
+    if not out.flags.writeable:
+        raise BufferMismatchError("out is read-only")
+    ok = out.flags.f_contiguous if order == "F" else out.flags.c_contiguous
+    if not ok:
+        raise BufferMismatchError(
+            f"out must be {'Fortran' if order == 'F' else 'C'}-contiguous "
+            f"(the frame is in {order} order)"
+        )
+    return out
+
+
+def truncated(where: str, got: int, total: int | None, in_message: bool) -> TruncatedStreamError:
+    """The error for an input that ended ``where`` ("inside a frame", ...) after ``got``
+    of ``total`` record bytes (None: the header was not complete)."""
+    if got == 0 and not in_message:
+        return TruncatedStreamError(
+            "the stream ended without an end-of-stream frame", received=0, expected=None
+        )
+    if total is None:
+        return TruncatedStreamError(
+            f"the stream ended {where}: {got} bytes of a frame header arrived", received=got
+        )
+    return TruncatedStreamError(
+        f"the stream ended {where}: {got} of {total} frame bytes arrived",
+        received=got,
+        expected=total,
+    )
