@@ -519,7 +519,7 @@ def _encode_array(
             a = np.ascontiguousarray(a)
         payload = a.reshape(-1, order=order).view(np.uint8)
         tail = _tail(impl, payload, checksum, n)
-        out.parts.append((b"".join((header, memoryview(payload), tail)), False))
+        out.parts.append((b"".join((header, payload.data, tail)), False))
         return
     zero_copy = n >= ZERO_COPY_BYTES
     if not swap and contiguous and (not copy or not zero_copy):
