@@ -506,9 +506,11 @@ class Decoder:
         mv = self._pending[0]
         if len(mv) < F.MIN_HEADER or not self.framing.whole_frames or mv[5] != F.KIND_ARRAY:
             return False
-        if self._next_schema is None and not self._in_message:
-            out = self._next_out
-            a = self.next_array(out if isinstance(out, np.ndarray) else None)
+        out = self._next_out
+        if self._next_schema is None and not self._in_message and (
+            out is None or isinstance(out, np.ndarray)  # anything else: refused below
+        ):
+            a = self.next_array(out)
             if a is not None:
                 self._events.append(Array(a, None))
                 return True
