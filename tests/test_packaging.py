@@ -3,7 +3,8 @@
 * the sdist has everything needed to build from source with a C compiler (the Cython
   sources and C headers, setup.py, pyproject.toml, README) and to test the result
   (tests/, docs/), and no generated C or compiled objects;
-* the wheel has the package and the compiled core only: no .pyx, .pxd, generated .c or .h;
+* the wheel has the package and the compiled core only: no .pyx, .pxi, .pxd, generated .c
+  or .h;
 * ``pip install <sdist>`` into a fresh virtual environment, with build isolation as a
   user on a platform without a wheel gets it, yields the compiled core; with
   WIREARRAY_NO_EXTENSION=1 it yields the pure-Python package.
@@ -33,7 +34,7 @@ import pytest
 pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_SUFFIXES = {".pyx", ".pxd", ".c", ".h"}
+SOURCE_SUFFIXES = {".pyx", ".pxi", ".pxd", ".c", ".h"}
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -66,14 +67,16 @@ def test_sdist_has_what_a_source_build_and_the_tests_need(dists):
     names = _sdist_names(dists[0])
     required = {
         "setup.py", "pyproject.toml", "README.md", "MANIFEST.in",
-        "pyx/_cwire.pyx", "pyx/wa_bswap.h", "pyx/wa_crc32c.h", "pyx/wa_npyabi.h",
+        "pyx/_cwire.pyx", "pyx/wa.pxd", "pyx/convert.pxi", "pyx/format.pxi",
+        "pyx/fastpath.pxi", "pyx/wa_cpu.h", "pyx/wa_bswap.h", "pyx/wa_crc32c.h",
+        "pyx/wa_format.h", "pyx/wa_npyabi.h",
         "src/wirearray/__init__.py", "src/wirearray/py.typed",
         "tests/conftest.py", "tests/helpers.py", "tests/c/kernel_check.c",
         "docs/FORMAT.md",
     }  # fmt: skip
     # ... and every source file of the tree, whatever gets added later
-    for pattern in ("pyx/*.pyx", "pyx/*.h", "src/wirearray/*.py", "tests/**/*.py",
-                    "tests/**/*.c", "docs/*.md"):  # fmt: skip
+    for pattern in ("pyx/*.pyx", "pyx/*.pxi", "pyx/*.pxd", "pyx/*.h", "src/wirearray/*.py",
+                    "tests/**/*.py", "tests/**/*.c", "docs/*.md"):  # fmt: skip
         required |= {p.relative_to(ROOT).as_posix() for p in ROOT.glob(pattern)}
     assert sorted(required - names) == []
 

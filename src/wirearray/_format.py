@@ -1,9 +1,12 @@
 """wirearray wire format, version 1: constants and the pure-Python header codec.
 
 docs/FORMAT.md is the specification; this module is its executable reference and the
-pure-Python implementation of the header primitives (the compiled module
-``wirearray._cwire`` has the same functions in Cython; tests hold them to the same
-bytes and the same errors).
+pure-Python implementation of the header primitives.  The compiled module
+``wirearray._cwire`` has the same functions, built on pyx/wa_format.h, which declares
+the same constants in C and makes the same checks in the same order: tests hold the
+functions to the same bytes and the same errors (tests/test_format.py) and the C
+constants to these (tests/test_c_headers.py).  A new frame kind is a KIND_* constant
+and a line in KIND_RULES here, and the same two lines in wa_format.h.
 
 Layout of a frame (all header integers big-endian):
 
@@ -32,7 +35,17 @@ VERSION = 1
 KIND_ARRAY = 1
 KIND_MESSAGE = 2
 KIND_END = 3
-KINDS = (KIND_ARRAY, KIND_MESSAGE, KIND_END)
+
+#: The rules of docs/FORMAT.md section 2 per frame kind, as pyx/wa_format.h's wa_kinds[]:
+#: (name in messages, carries an array, count must be 0).  A kind without an array has
+#: dtype, flags, ndim, name_len and payload_len 0; an array has a known dtype code,
+#: known flags and payload_len = prod(shape) * itemsize.
+KIND_RULES = {
+    KIND_ARRAY: ("array", True, True),
+    KIND_MESSAGE: ("message", False, False),  # count: the ARRAY frames that follow
+    KIND_END: ("end", False, True),
+}
+KINDS = tuple(KIND_RULES)
 
 FLAG_BIG_ENDIAN = 0x01
 FLAG_FORTRAN = 0x02
@@ -183,6 +196,18 @@ def crc32c(data, crc: int = 0) -> int:
 
 # ---- header pack / parse ----
 
+
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+#: "message and end": the kinds that carry no array, as messages list them
+_KINDS_WITHOUT_ARRAY = _and([name for name, array, _ in KIND_RULES.values() if not array])
+
 _FIXED = struct.Struct(">4sBBBBBBHIQII")
 
 
@@ -261,13 +286,21 @@ def parse_header(buf) -> tuple:
         raise MalformedFrameError("non-zero bytes in header padding")
     shape = struct.unpack_from(f">{ndim}Q", view, FIXED_HEADER)
     name = bytes(view[FIXED_HEADER + 8 * ndim : end])
-    if kind == KIND_ARRAY:
+    if kind not in KIND_RULES:
+        raise MalformedFrameError(f"unknown frame kind {kind}")
+    kind_name, carries_array, count_zero = KIND_RULES[kind]
+    if carries_array:
         if code not in ITEMSIZE:
             raise MalformedFrameError(f"unknown dtype code {code}")
         if flags & ~FLAGS_KNOWN:
             raise MalformedFrameError(f"unknown flag bits 0x{flags & ~FLAGS_KNOWN:02x}")
-        if count:
-            raise MalformedFrameError("count must be 0 in an array frame")
+    elif code or flags or ndim or name_len or payload_len:
+        raise MalformedFrameError(
+            f"{_KINDS_WITHOUT_ARRAY} frames carry no dtype, flags, shape, name or payload"
+        )
+    if count_zero and count:
+        raise MalformedFrameError(f"count must be 0 in {_a(kind_name)} frame")
+    if carries_array:
         expected = ITEMSIZE[code]
         for n in shape:
             expected *= n
@@ -275,13 +308,4 @@ def parse_header(buf) -> tuple:
             raise MalformedFrameError(
                 f"payload length {payload_len} != prod(shape {shape}) * itemsize {ITEMSIZE[code]}"
             )
-    elif kind in (KIND_MESSAGE, KIND_END):
-        if code or flags or ndim or name_len or payload_len:
-            raise MalformedFrameError(
-                "message and end frames carry no dtype, flags, shape, name or payload"
-            )
-        if kind == KIND_END and count:
-            raise MalformedFrameError("count must be 0 in an end frame")
-    else:
-        raise MalformedFrameError(f"unknown frame kind {kind}")
     return kind, code, flags, shape, payload_len, name, count, seq

@@ -1,0 +1,112 @@
+"""The C headers of the compiled core, each compiled on its own against its reference.
+
+* pyx/wa_format.h against src/wirearray/_format.py: tests/c/format_constants.c prints
+  every constant and table of the C side (magic, sizes, field offsets, flags, the kind
+  rules, the dtype table, header and tail sizes over their whole range), compared here
+  with the pure-Python reference.  The compiled functions built on the header are held
+  to the reference's results and errors by test_format.py and test_fastpath.py.
+
+These need a C compiler (``$CC``, else ``cc``); without one they are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from wirearray import _format as F
+
+ROOT = Path(__file__).resolve().parent.parent
+C_DIR = ROOT / "tests" / "c"
+HEADERS = ROOT / "pyx"
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc!r} not found; set CC)")
+    return cc
+
+
+def _build_and_run(source: str, out: Path, flags: list[str]) -> str:
+    cc = _compiler()
+    build = subprocess.run(
+        [cc, *flags, f"-I{HEADERS}", str(C_DIR / source), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, f"{source} does not compile:\n{build.stderr[-6000:]}"
+    run = subprocess.run([str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    return run.stdout
+
+
+# ---- wa_format.h ----
+
+
+def _fixed_field_offsets() -> list[int]:
+    """Offsets of the fixed header fields in the reference's struct layout."""
+    items = re.findall(r"\d*[a-zA-Z]", F._FIXED.format.lstrip(">!<=@"))
+    return [struct.calcsize(">" + "".join(items[:k])) for k in range(len(items))]
+
+
+@pytest.fixture(scope="module")
+def c_format(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("format") / "format_constants"
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
+    return json.loads(_build_and_run("format_constants.c", out, flags))
+
+
+def test_format_constants_match_the_reference(c_format):
+    c = c_format
+    assert bytes(c["magic"]) == F.MAGIC
+    assert c["version"] == F.VERSION
+    assert c["align"] == F.ALIGN
+    assert c["fixed_header"] == F.FIXED_HEADER
+    assert c["min_header"] == F.MIN_HEADER
+    assert c["max_ndim"] == F.MAX_NDIM
+    assert c["max_name"] == F.MAX_NAME
+    assert c["max_header"] == F.MAX_HEADER
+    assert c["trailer"] == F.TRAILER
+    # magic, version, kind, dtype, flags, ndim, name_len, header_len, count,
+    # payload_len, seq, header_crc; then the shape
+    offsets = _fixed_field_offsets()
+    assert offsets[-1] == F.CRC_OFFSET
+    assert c["offsets"] == [*offsets[1:], F.FIXED_HEADER]
+    assert c["flags"] == [F.FLAG_BIG_ENDIAN, F.FLAG_FORTRAN, F.FLAG_CHECKSUM, F.FLAGS_KNOWN]
+
+
+def test_format_kinds_match_the_reference(c_format):
+    assert c_format["kinds"] == [F.KIND_ARRAY, F.KIND_MESSAGE, F.KIND_END]
+    rules = {int(k): (name, bool(a), bool(z)) for k, (name, a, z) in c_format["kind_rules"].items()}
+    assert rules == F.KIND_RULES
+
+
+def test_format_dtypes_match_the_reference(c_format):
+    table = {int(code): tuple(v) for code, v in c_format["dtypes"].items()}
+    assert {code: ch for code, (ch, _, _) in table.items()} == F.DTYPE_CHARS
+    assert {code: size for code, (_, size, _) in table.items()} == F.ITEMSIZE
+    for code, (_, size, unit) in table.items():
+        assert unit == (size // 2 if F.DTYPES[code].kind == "c" else size), code
+
+
+def test_format_sizes_match_the_reference(c_format):
+    want = [F.header_size(n, k) for n in range(F.MAX_NDIM + 1) for k in range(F.MAX_NAME + 1)]
+    assert c_format["header_size"] == want
+    want_tail = [[F.frame_tail(n, False), F.frame_tail(n, True)] for n in range(3 * F.ALIGN)]
+    assert c_format["frame_tail"] == want_tail
+
+
+def test_format_header_packs_and_checks_as_the_reference(c_format):
+    want = F.pack_header(F.KIND_ARRAY, 6, 5, (3, 4), 48, b"ab", 0, 7)
+    assert bytes(c_format["header"]) == want
+    assert c_format["header_status"] == c_format["status_ok"]
+    assert c_format["crc_check"] == [0xE3069283, 0xE3069283]
