@@ -5,8 +5,13 @@
   rules, the dtype table, header and tail sizes over their whole range), compared here
   with the pure-Python reference.  The compiled functions built on the header are held
   to the reference's results and errors by test_format.py and test_fastpath.py.
+* pyx/wa_npyabi.h against numpy's own headers: tests/c/npyabi_check.c includes both and
+  asserts at compile time every struct offset, field size, flag value and ABI version
+  that wa_npyabi.h declares by hand (numpy headers are not used to build wirearray),
+  and at run time its C-API slot indices.
 
-These need a C compiler (``$CC``, else ``cc``); without one they are skipped.
+Both need a C compiler (``$CC``, else ``cc``), the numpy check also Python's and
+numpy's headers; where one is missing the test is skipped and says which.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import re
 import shutil
 import struct
 import subprocess
+import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from wirearray import _format as F
@@ -110,3 +117,17 @@ def test_format_header_packs_and_checks_as_the_reference(c_format):
     assert bytes(c_format["header"]) == want
     assert c_format["header_status"] == c_format["status_ok"]
     assert c_format["crc_check"] == [0xE3069283, 0xE3069283]
+
+
+# ---- wa_npyabi.h ----
+
+
+def test_npyabi_declarations_are_numpys(tmp_path):
+    include = sysconfig.get_paths()["include"]
+    if not (Path(include) / "Python.h").is_file():
+        pytest.skip(f"Python's C headers are not installed (no Python.h in {include})")
+    # -O2: the unused static functions of the headers, the only code that refers to
+    # Python's symbols, are dropped, so the program links without libpython.
+    flags = ["-O2", "-Wall", "-Wno-unused-function", f"-I{include}", f"-I{np.get_include()}"]
+    out = _build_and_run("npyabi_check.c", tmp_path / "npyabi_check", flags)
+    assert "npyabi ok" in out
