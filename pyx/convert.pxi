@@ -210,15 +210,19 @@ def byteswap(a, inplace=False, out=None):
 
 
 # ---- scalars, with the argument rules and exceptions of socket.htons/htonl ----
+# (positional-only, as socket's are; the 64-bit pair keeps a keyword-capable argument,
+# as the fallback's does)
 
-cdef inline unsigned long long _index16(object x) except? 0xFFFFFFFFFFFFFFFF:
+cdef inline unsigned long long _index16(object x, str name) except? 0xFFFFFFFFFFFFFFFF:
     # socket.htons accepts anything with __index__; negative and > 16-bit values
-    # raise OverflowError.
+    # raise OverflowError, whose message starts with the function's name.
     cdef object v = PyNumber_Index(x)
     if v < 0:
-        raise OverflowError("htons: can't convert negative Python int to C 16-bit unsigned integer")
+        raise OverflowError(
+            f"{name}: can't convert negative Python int to C 16-bit unsigned integer")
     if v > 0xFFFF:
-        raise OverflowError("htons: Python int too large to convert to C 16-bit unsigned integer")
+        raise OverflowError(
+            f"{name}: Python int too large to convert to C 16-bit unsigned integer")
     return <unsigned long long> v
 
 
@@ -233,25 +237,25 @@ cdef inline unsigned long long _exact_int(object x, int bits) except? 0xFFFFFFFF
     return <unsigned long long> x
 
 
-def htons(x):
+def htons(x, /):
     """Host to network order, 16 bits (``socket.htons``)."""
-    cdef uint16_t v = <uint16_t> _index16(x)
+    cdef uint16_t v = <uint16_t> _index16(x, "htons")
     return wa_bswap16(v) if _host_little else v
 
 
-def ntohs(x):
+def ntohs(x, /):
     """Network to host order, 16 bits (``socket.ntohs``)."""
-    cdef uint16_t v = <uint16_t> _index16(x)
+    cdef uint16_t v = <uint16_t> _index16(x, "ntohs")
     return wa_bswap16(v) if _host_little else v
 
 
-def htonl(x):
+def htonl(x, /):
     """Host to network order, 32 bits (``socket.htonl``)."""
     cdef uint32_t v = <uint32_t> _exact_int(x, 32)
     return wa_bswap32(v) if _host_little else v
 
 
-def ntohl(x):
+def ntohl(x, /):
     """Network to host order, 32 bits (``socket.ntohl``)."""
     cdef uint32_t v = <uint32_t> _exact_int(x, 32)
     return wa_bswap32(v) if _host_little else v
