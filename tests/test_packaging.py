@@ -3,8 +3,8 @@
 * the sdist has everything needed to build from source with a C compiler (the Cython
   sources and C headers, setup.py, pyproject.toml, README) and to test the result
   (tests/, docs/), and no generated C or compiled objects;
-* the wheel has the package and the compiled core only: no .pyx, .pxi, .pxd, generated .c
-  or .h;
+* the wheel has the package (its type stub _cwire.pyi included) and the compiled core
+  only: no .pyx, .pxi, .pxd, generated .c or .h;
 * ``pip install <sdist>`` into a fresh virtual environment, with build isolation as a
   user on a platform without a wheel gets it, yields the compiled core; with
   WIREARRAY_NO_EXTENSION=1 it yields the pure-Python package.
@@ -76,7 +76,8 @@ def test_sdist_has_what_a_source_build_and_the_tests_need(dists):
     }  # fmt: skip
     # ... and every source file of the tree, whatever gets added later
     for pattern in ("pyx/*.pyx", "pyx/*.pxi", "pyx/*.pxd", "pyx/*.h", "src/wirearray/*.py",
-                    "tests/**/*.py", "tests/**/*.c", "docs/*.md"):  # fmt: skip
+                    "src/wirearray/*.pyi", "tests/**/*.py", "tests/**/*.c",
+                    "docs/*.md"):  # fmt: skip
         required |= {p.relative_to(ROOT).as_posix() for p in ROOT.glob(pattern)}
     assert sorted(required - names) == []
 
@@ -104,6 +105,7 @@ def test_wheel_holds_the_package_and_the_compiled_core_only(dists):
     assert sources == [], "sources in the wheel"
     assert [n for n in names if n.startswith("wirearray/_cwire.")], "no compiled core"
     assert "wirearray/py.typed" in names
+    assert "wirearray/_cwire.pyi" in names, "the compiled module's stub"
     expected_py = {f"wirearray/{p.name}" for p in (ROOT / "src" / "wirearray").glob("*.py")}
     assert sorted(expected_py - set(names)) == []
 
