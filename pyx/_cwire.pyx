@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-# cython: initializedcheck=False, binding=False, embedsignature=True
-# cython: embedsignature.format=clinic, freethreading_compatible=True
+# cython: initializedcheck=False, binding=True
+# cython: freethreading_compatible=True
 """Compiled core of wirearray: byte-order conversion at memory speed.
 
 Same names, arguments, results and errors as ``wirearray.fallback`` (the pure-Python
@@ -51,12 +51,13 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 # checked it, a dimension below ndim -- and each .pxi says which of these it relies
 # on.  cdivision: no division here has a negative operand or a zero divisor.
 #
-# binding=False with embedsignature.format=clinic: the functions are plain builtins,
-# the cheapest call CPython has (about 7 ns, or 10%, less per call than Cython's
-# function objects: hton of 8 floats, encode_small, htonl alike), and still carry a
-# __text_signature__, so inspect.signature() describes them as it does the fallback's
-# functions (tests/test_api_parity.py).  Builtins' docstrings cannot be replaced at
-# run time, so hton/ntoh/byteswap carry the fallback's text themselves (same test).
+# binding=True (Cython 3's default, set on purpose): the functions are Cython function
+# objects, whose signatures inspect.signature() reads from the functions themselves,
+# positional-only and keyword-only parameters included (tests/test_api_parity.py
+# compares them with the fallback's), and whose docstrings wirearray/__init__.py can
+# replace with the fallback's reference text.  Plain builtins (binding=False with
+# embedsignature.format=clinic) carry signatures too and time ~7 ns less per direct
+# call, but ~10 ns more on the allocating small-array calls of bench/: no clear gain.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize

@@ -178,24 +178,7 @@ cdef inline void _run(wa_PyArrayObject *arr, wa_PyArrayObject *res, int itemsize
 def hton(a, out=None):
     """Return ``a`` with the same values in big-endian (network) byte order.
 
-    Equivalent to ``a.astype(a.dtype.newbyteorder('>'))``: the result has a
-    big-endian dtype (one-byte types are copied as they are) and the memory layout of
-    ``a`` (C stays C, Fortran stays Fortran, strided input gives a compact array).
-
-    Args:
-        a: an ndarray (any layout, read-only and unaligned included) or anything
-            ``numpy.asarray`` accepts, of a supported dtype in any byte order.
-        out: ``None`` to allocate the result; an ndarray of the same shape and item
-            size to write into (``out=a`` converts in place); or a writable
-            C-contiguous buffer of exactly ``a.nbytes`` bytes.
-
-    Returns:
-        The result array.  With ``out=``, a view of ``out``'s memory carrying the
-        big-endian dtype (``out`` itself if its dtype is already that).
-
-    Raises:
-        UnsupportedDtypeError: ``a``'s dtype is not a supported numeric dtype.
-        BufferMismatchError: ``out`` does not fit.
+    See ``wirearray.hton`` for the full description.
     """
     return _convert(a, out, MODE_HTON)
 
@@ -203,23 +186,7 @@ def hton(a, out=None):
 def ntoh(a, out=None, *, dtype=None, shape=None):
     """Return the native-order array whose big-endian representation is ``a``.
 
-    The memory of ``a`` is read as big-endian data whatever its dtype label says
-    (``'>f8'``, or a plain ``float64`` array that ``recv_into`` filled from the
-    wire), so ``ntoh(hton(x))`` equals ``x``.
-
-    Args:
-        a: an ndarray of a supported dtype, or with ``dtype=`` any C-contiguous
-            buffer (bytes, bytearray, memoryview, ndarray) read as raw bytes.
-        out: as for :func:`hton`; the returned view carries the native dtype.
-        dtype: read ``a`` as a raw buffer of this dtype (byte order label ignored:
-            the data are big-endian).
-        shape: with ``dtype=``, the result's shape (default: 1-d).
-
-    Returns:
-        A native-order array (or view of ``out``).
-
-    Raises:
-        UnsupportedDtypeError, BufferMismatchError.
+    See ``wirearray.ntoh`` for the full description.
     """
     if dtype is not None:
         a = from_raw(a, dtype, shape)
@@ -229,20 +196,9 @@ def ntoh(a, out=None, *, dtype=None, shape=None):
 
 
 def byteswap(a, inplace=False, out=None):
-    """Reverse the bytes of every element, keeping the dtype label (``ndarray.byteswap``).
+    """Reverse the bytes of every element, keeping the dtype label.
 
-    Complex numbers have each component swapped; one-byte types are copied.
-
-    Args:
-        a: an ndarray of a supported dtype.
-        inplace: swap ``a`` itself (it must be writable) and return it.
-        out: as for :func:`hton`; may not be combined with ``inplace=True``.
-
-    Returns:
-        The swapped array (``a`` when ``inplace``).
-
-    Raises:
-        UnsupportedDtypeError, BufferMismatchError.
+    See ``wirearray.byteswap`` for the full description.
     """
     if inplace:
         if out is not None and out is not a:
