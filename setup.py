@@ -1,7 +1,7 @@
 """Build the compiled core (pyx/_cwire.pyx -> wirearray._cwire).
 
 One extension module from the files of pyx/: _cwire.pyx includes the .pxi files,
-_cwire.pxd declares the C headers wa_*.h (_cwire.pyx says which file does what).
+wa.pxd declares the C headers wa_*.h (_cwire.pyx says which file does what).
 Everything else is in pyproject.toml.  The build needs Cython and a C compiler but no
 numpy headers: arrays come in through numpy's C ABI declared in pyx/wa_npyabi.h.
 Set WIREARRAY_NO_EXTENSION=1 to install the pure-Python package only; PyPy and other
@@ -41,4 +41,8 @@ if want_extension and sys.implementation.name == "cpython":
         compiler_directives={"language_level": "3"},
     )
 
-setup(ext_modules=ext_modules)
+# The compiled module's stub ships with the module only: a pure-Python install has no
+# wirearray._cwire to describe.  (setuptools installs *.pyi even when not listed.)
+exclude_package_data = {} if ext_modules else {"wirearray": ["_cwire.pyi"]}
+
+setup(ext_modules=ext_modules, exclude_package_data=exclude_package_data)

@@ -159,10 +159,12 @@ def test_install_from_sdist_builds_the_compiled_core(dists, tmp_path):
     assert result["implementation"] == "cython", result["info"]
     files = result["files"]
     assert any(f.startswith("_cwire.") and f.endswith((".so", ".pyd")) for f in files), files
+    assert "_cwire.pyi" in files, "the compiled module's stub"
     assert [f for f in files if PurePosixPath(f).suffix in SOURCE_SUFFIXES] == []
 
 
 def test_install_from_sdist_without_extension_is_pure_python(dists, tmp_path):
     result = _install_sdist(tmp_path, dists[0], WIREARRAY_NO_EXTENSION="1")
     assert result["implementation"] == "python", result["info"]
+    # no module, and no stub describing one
     assert [f for f in result["files"] if f.startswith("_cwire.")] == []
