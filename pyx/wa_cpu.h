@@ -61,7 +61,7 @@ enum {
 };
 
 #ifdef WA_X86
-static void wa_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+static inline void wa_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
 #if defined(_MSC_VER) && !defined(__clang__)
     int regs[4];
     __cpuidex(regs, (int)leaf, (int)sub);
@@ -76,7 +76,7 @@ static void wa_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
 /* XCR0, the register state the OS saves.  GCC/Clang spell XGETBV as its opcode: the
  * _xgetbv intrinsic would need the whole function compiled with -mxsave.  Only
  * called once CPUID has reported OSXSAVE (else the instruction faults). */
-static uint64_t wa_xgetbv0(void) {
+static inline uint64_t wa_xgetbv0(void) {
 #if defined(_MSC_VER) && !defined(__clang__)
     return (uint64_t)_xgetbv(0);
 #else
@@ -88,7 +88,7 @@ static uint64_t wa_xgetbv0(void) {
 #endif /* WA_X86 */
 
 /* The WA_CPU_* bits this CPU (and OS) can run. */
-static unsigned wa_cpu_features(void) {
+static inline unsigned wa_cpu_features(void) {
     unsigned features = 0;
 #ifdef WA_X86
     unsigned r[4], maxleaf;

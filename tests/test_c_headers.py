@@ -11,7 +11,9 @@
   and at run time its C-API slot indices.
 
 Both need a C compiler (``$CC``, else ``cc``), the numpy check also Python's and
-numpy's headers; where one is missing the test is skipped and says which.
+numpy's headers; where one is missing the test is skipped and says which.  The
+``emulated`` marker runs the wa_format.h checks once more cross-compiled for aarch64
+and for s390x, a big-endian CPU, under qemu-user (the tools as for test_kernels_c.py).
 """
 
 from __future__ import annotations
@@ -42,16 +44,17 @@ def _compiler() -> str:
     return cc
 
 
-def _build_and_run(source: str, out: Path, flags: list[str]) -> str:
-    cc = _compiler()
+def _build_and_run(
+    source: str, out: Path, flags: list[str], cc: list[str] | None = None, runner=()
+) -> str:
     build = subprocess.run(
-        [cc, *flags, f"-I{HEADERS}", str(C_DIR / source), "-o", str(out)],
+        [*(cc or [_compiler()]), *flags, f"-I{HEADERS}", str(C_DIR / source), "-o", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert build.returncode == 0, f"{source} does not compile:\n{build.stderr[-6000:]}"
-    run = subprocess.run([str(out)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([*runner, str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     return run.stdout
 
@@ -65,11 +68,13 @@ def _fixed_field_offsets() -> list[int]:
     return [struct.calcsize(">" + "".join(items[:k])) for k in range(len(items))]
 
 
+FORMAT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
+
+
 @pytest.fixture(scope="module")
 def c_format(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("format") / "format_constants"
-    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
-    return json.loads(_build_and_run("format_constants.c", out, flags))
+    return json.loads(_build_and_run("format_constants.c", out, FORMAT_FLAGS))
 
 
 def test_format_constants_match_the_reference(c_format):
@@ -117,6 +122,36 @@ def test_format_header_packs_and_checks_as_the_reference(c_format):
     assert bytes(c_format["header"]) == want
     assert c_format["header_status"] == c_format["status_ok"]
     assert c_format["crc_check"] == [0xE3069283, 0xE3069283]
+
+
+FORMAT_CHECKS = [
+    test_format_constants_match_the_reference,
+    test_format_kinds_match_the_reference,
+    test_format_dtypes_match_the_reference,
+    test_format_sizes_match_the_reference,
+    test_format_header_packs_and_checks_as_the_reference,
+]
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        msg = f"{tool} not installed (apt-get install the cross compiler / qemu-user-static)"
+        if os.environ.get("WIREARRAY_REQUIRE_EMULATED", "") not in ("", "0"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.mark.emulated
+@pytest.mark.parametrize("arch", ["aarch64", "s390x"])
+def test_format_header_on_emulated_hosts(tmp_path, arch):
+    """The same checks with wa_format.h built for arm64 and for big-endian s390x."""
+    cc, qemu = _need(f"{arch}-linux-gnu-gcc"), _need(f"qemu-{arch}-static")
+    out = tmp_path / f"format_constants-{arch}"
+    c = json.loads(_build_and_run("format_constants.c", out, FORMAT_FLAGS, [cc, "-static"], [qemu]))
+    for check in FORMAT_CHECKS:
+        check(c)
 
 
 # ---- wa_npyabi.h ----
