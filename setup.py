@@ -1,5 +1,7 @@
 """Build the compiled core (pyx/_cwire.pyx -> wirearray._cwire).
 
+One extension module from the files of pyx/: _cwire.pyx includes the .pxi files,
+wa.pxd declares the C headers wa_*.h (_cwire.pyx says which file does what).
 Everything else is in pyproject.toml.  The build needs Cython and a C compiler but no
 numpy headers: arrays come in through numpy's C ABI declared in pyx/wa_npyabi.h.
 Set WIREARRAY_NO_EXTENSION=1 to install the pure-Python package only; PyPy and other
@@ -10,6 +12,7 @@ Wheels: [tool.cibuildwheel] in pyproject.toml; what the sdist holds: MANIFEST.in
 
 import os
 import sys
+from glob import glob
 
 from setuptools import Extension, setup
 
@@ -30,11 +33,16 @@ if want_extension and sys.implementation.name == "cpython":
                 "wirearray._cwire",
                 ["pyx/_cwire.pyx"],
                 include_dirs=["pyx"],
-                depends=["pyx/wa_bswap.h", "pyx/wa_npyabi.h", "pyx/wa_crc32c.h"],
+                # Cython tracks the .pxi/.pxd it reads; the C compile needs the headers.
+                depends=sorted(glob("pyx/*.h")),
                 extra_compile_args=extra_compile_args,
             )
         ],
         compiler_directives={"language_level": "3"},
     )
 
-setup(ext_modules=ext_modules)
+# The compiled module's stub ships with the module only: a pure-Python install has no
+# wirearray._cwire to describe.  (setuptools installs *.pyi even when not listed.)
+exclude_package_data = {} if ext_modules else {"wirearray": ["_cwire.pyi"]}
+
+setup(ext_modules=ext_modules, exclude_package_data=exclude_package_data)

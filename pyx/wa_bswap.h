@@ -3,17 +3,18 @@
  *
  * What lives here: the loops that reverse the bytes of every 2-, 4- or 8-byte
  * unit of a buffer (contiguous or N-d strided), one portable scalar version and
- * SIMD versions chosen at run time.  Cython (pyx/_cwire.pyx) validates every
- * argument first and only then calls in here, usually with the GIL released, so
- * nothing in this file touches a Python object or can fail.
+ * SIMD versions chosen at run time.  Cython (pyx/convert.pxi, pyx/fastpath.pxi)
+ * validates every argument first and only then calls in here, usually with the GIL
+ * released, so nothing in this file touches a Python object or can fail.
  *
  * Design notes (why it looks like this):
  *  - Wheels may only assume the baseline ISA of their platform (SSE2 on x86-64),
  *    and with SSE2 alone gcc/clang keep 32/64-bit bswap loops scalar.  So the
  *    SSSE3 (pshufb) and AVX2 (vpshufb) kernels are compiled per function with
- *    __attribute__((target(...))) and picked at run time from CPUID; the rest of
- *    the module stays baseline code.  MSVC accepts the intrinsics without any
- *    /arch flag, so the same source builds there with the attribute left empty.
+ *    WA_TARGET(...) and picked at run time from wa_cpu_features() (wa_cpu.h, which
+ *    the CRC32C dispatch shares); the rest of the module stays baseline code.
+ *    MSVC accepts the intrinsics without any /arch flag, so the same source
+ *    builds there with the attribute left empty.
  *  - NEON is baseline on AArch64 (arm64 macOS, Windows ARM64, Linux aarch64),
  *    so it needs no dispatch, only a way to be switched off for tests.
  *  - Every load and store goes through memcpy or an unaligned intrinsic: numpy
@@ -39,6 +40,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "wa_cpu.h"
+
 /* ---- portable scalar bswap ------------------------------------------------ */
 #if defined(_MSC_VER) && !defined(__clang__)
 #include <stdlib.h>
@@ -60,82 +63,23 @@ static inline uint64_t wa_bswap64(uint64_t x) {
 }
 #endif
 
-/* Host byte order, found at run time: no macro is portable across all the
- * compilers we target, and the check costs nothing (it is done once). */
-static inline int wa_host_is_little(void) {
-    const uint16_t probe = 1;
-    unsigned char first;
-    memcpy(&first, &probe, 1);
-    return first == 1;
-}
-
-/* ---- SIMD availability ------------------------------------------------------ */
+/* ---- SIMD paths --------------------------------------------------------------- */
 enum { WA_PATH_SCALAR = 0, WA_PATH_SSSE3 = 1, WA_PATH_AVX2 = 2, WA_PATH_NEON = 3 };
 
-#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || (defined(_M_IX86) && !defined(_M_ARM64EC))
-#define WA_X86 1
+#ifdef WA_X86
 #include <immintrin.h>
-#if defined(_MSC_VER) && !defined(__clang__)
-#include <intrin.h>
-#define WA_TARGET_SSSE3
-#define WA_TARGET_AVX2
-#else
-#include <cpuid.h>
-#define WA_TARGET_SSSE3 __attribute__((target("ssse3")))
-#define WA_TARGET_AVX2 __attribute__((target("avx2")))
-#endif
-#elif defined(__aarch64__) || defined(_M_ARM64)
+#elif defined(WA_AARCH64)
 #define WA_NEON 1
 #include <arm_neon.h>
 #endif
 
-#ifdef WA_X86
-static void wa_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
-#if defined(_MSC_VER) && !defined(__clang__)
-    int regs[4];
-    __cpuidex(regs, (int)leaf, (int)sub);
-    r[0] = (unsigned)regs[0]; r[1] = (unsigned)regs[1];
-    r[2] = (unsigned)regs[2]; r[3] = (unsigned)regs[3];
-#else
-    r[0] = r[1] = r[2] = r[3] = 0;
-    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
-#endif
-}
-
-/* XGETBV via inline asm on gcc/clang: the _xgetbv intrinsic would need the
- * whole function compiled with -mxsave. */
-static uint64_t wa_xgetbv0(void) {
-#if defined(_MSC_VER) && !defined(__clang__)
-    return (uint64_t)_xgetbv(0);
-#else
-    uint32_t lo, hi;
-    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
-    return ((uint64_t)hi << 32) | lo;
-#endif
-}
-#endif
-
 /* Bit mask of the paths this CPU (and OS) can run; bit k = path k. */
 static inline unsigned wa_paths_available(void) {
-    unsigned mask = 1u << WA_PATH_SCALAR;
-#ifdef WA_X86
-    unsigned r[4], maxleaf;
-    wa_cpuid(0, 0, r);
-    maxleaf = r[0];
-    if (maxleaf >= 1) {
-        wa_cpuid(1, 0, r);
-        if (r[2] & (1u << 9)) mask |= 1u << WA_PATH_SSSE3;
-        /* AVX2 needs the CPU flag *and* an OS that saves the YMM registers
-         * (OSXSAVE set and XCR0 bits 1-2 on). */
-        if ((r[2] & (1u << 27)) && (r[2] & (1u << 28)) && (wa_xgetbv0() & 6) == 6 &&
-            maxleaf >= 7) {
-            wa_cpuid(7, 0, r);
-            if (r[1] & (1u << 5)) mask |= 1u << WA_PATH_AVX2;
-        }
-    }
-#endif
+    unsigned mask = 1u << WA_PATH_SCALAR, features = wa_cpu_features();
+    if (features & WA_CPU_SSSE3) mask |= 1u << WA_PATH_SSSE3;
+    if (features & WA_CPU_AVX2) mask |= 1u << WA_PATH_AVX2;
 #ifdef WA_NEON
-    mask |= 1u << WA_PATH_NEON;
+    if (features & WA_CPU_NEON) mask |= 1u << WA_PATH_NEON;
 #endif
     return mask;
 }
@@ -184,7 +128,7 @@ static const int8_t *wa_shuf_for(int unit) {
     return unit == 2 ? wa_shuf2 : unit == 4 ? wa_shuf4 : wa_shuf8;
 }
 
-WA_TARGET_SSSE3
+WA_TARGET("ssse3")
 static void wa_swap_ssse3(char *dst, const char *src, size_t nbytes, int unit, int stream) {
     const __m128i m = _mm_loadu_si128((const __m128i *)wa_shuf_for(unit));
     size_t i = 0;
@@ -226,7 +170,7 @@ static void wa_swap_ssse3(char *dst, const char *src, size_t nbytes, int unit, i
     wa_swap_scalar(dst + i, src + i, nbytes - i, unit);
 }
 
-WA_TARGET_AVX2
+WA_TARGET("avx2")
 static void wa_swap_avx2(char *dst, const char *src, size_t nbytes, int unit, int stream) {
     /* vpshufb shuffles within each 128-bit lane; a unit never crosses a lane,
      * so the same 16-byte mask is used for both lanes. */

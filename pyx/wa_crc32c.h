@@ -10,11 +10,13 @@
  * the CRC of a followed by b, so payloads are checksummed chunk by chunk as they
  * arrive.
  *
- * Paths: SSE4.2 crc32q chosen at run time on x86 (a baseline wheel cannot assume
- * it); the ARMv8 CRC instructions where the compiler targets them (__ARM_FEATURE_CRC32:
- * Apple arm64, armv8.1+ builds); elsewhere slicing-by-8 tables, built once by
+ * Paths: SSE4.2 crc32q chosen at run time on x86-64 (a baseline wheel cannot assume
+ * it; wa_cpu.h asks the CPU, as for the byte swaps); the ARMv8 CRC instructions where
+ * the compiler targets them (__ARM_FEATURE_CRC32: Apple arm64, armv8.1+ builds) on a
+ * little-endian AArch64; elsewhere slicing-by-8 tables, built once by
  * wa_crc32c_init().  The result never depends on the host byte order: bytes are
- * combined one by one into the (little-endian-defined) register.
+ * combined one by one into the (little-endian-defined) register, and the paths that
+ * load 8 bytes as one integer exist only where that integer is little-endian.
  */
 #ifndef WA_CRC32C_H
 #define WA_CRC32C_H
@@ -23,15 +25,20 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "wa_bswap.h"
+#include "wa_cpu.h"
 
-#if defined(__ARM_FEATURE_CRC32) && (defined(__aarch64__) || defined(_M_ARM64))
+#if defined(__ARM_FEATURE_CRC32) && defined(WA_AARCH64) && !defined(__ARM_BIG_ENDIAN)
 #define WA_ARM_CRC 1
 #include <arm_acle.h>
 #endif
 
+#if defined(WA_X86) && (defined(__x86_64__) || defined(_M_X64))
+#define WA_HAVE_SSE42_CRC 1
+#include <immintrin.h>
+#endif
+
 static uint32_t wa_crc_table[8][256];
-#ifdef WA_X86
+#ifdef WA_HAVE_SSE42_CRC
 static int wa_crc_have_sse42 = 0;
 #endif
 
@@ -49,15 +56,8 @@ static void wa_crc32c_init(void) {
             wa_crc_table[j][i] = c;
         }
     }
-#ifdef WA_X86
-    {
-        unsigned r[4];
-        wa_cpuid(0, 0, r);
-        if (r[0] >= 1) {
-            wa_cpuid(1, 0, r);
-            wa_crc_have_sse42 = (r[2] >> 20) & 1u;
-        }
-    }
+#ifdef WA_HAVE_SSE42_CRC
+    wa_crc_have_sse42 = (wa_cpu_features() & WA_CPU_SSE42) != 0;
 #endif
 }
 
@@ -81,14 +81,9 @@ static uint32_t wa_crc32c_table(uint32_t c, const unsigned char *p, size_t n) {
     return c;
 }
 
-#if defined(WA_X86) && (defined(__x86_64__) || defined(_M_X64))
-#if defined(_MSC_VER) && !defined(__clang__)
-#define WA_TARGET_SSE42
-#else
-#define WA_TARGET_SSE42 __attribute__((target("sse4.2")))
-#endif
+#ifdef WA_HAVE_SSE42_CRC
 /* crc32 instructions consume little-endian words, which x86 is. */
-WA_TARGET_SSE42
+WA_TARGET("sse4.2")
 static uint32_t wa_crc32c_sse42(uint32_t c, const unsigned char *p, size_t n) {
     uint64_t c64 = c;
     while (n && ((uintptr_t)p & 7)) { c64 = _mm_crc32_u8((uint32_t)c64, *p++); n--; }
@@ -102,13 +97,13 @@ static uint32_t wa_crc32c_sse42(uint32_t c, const unsigned char *p, size_t n) {
     while (n--) c64 = _mm_crc32_u8((uint32_t)c64, *p++);
     return (uint32_t)c64;
 }
-#define WA_HAVE_SSE42_CRC 1
 #endif
 
 #ifdef WA_ARM_CRC
 static uint32_t wa_crc32c_arm(uint32_t c, const unsigned char *p, size_t n) {
-    /* __crc32cd takes the 64-bit word as a little-endian value; AArch64 Linux,
-     * macOS and Windows all run little-endian. */
+    /* __crc32cd takes the 64-bit word as a little-endian value: WA_ARM_CRC is only
+     * defined for little-endian AArch64 (Linux, macOS and Windows all run it so);
+     * a big-endian build takes the tables. */
     while (n >= 8) {
         uint64_t v;
         memcpy(&v, p, 8);

@@ -11,12 +11,16 @@
  * existing slots keep their index and signature (extensions compiled against
  * numpy 1.x run on 1.x and extensions compiled against 2.x run on 1.x and 2.x).
  * The slots used here (PyArray_Type = 2, PyArray_NewFromDescr = 94,
- * PyArray_NewLikeArray = 277, PyArray_SetBaseObject = 282) and the leading fields of PyArrayObject and
- * PyArray_Descr have been unchanged from numpy 1.7 through 2.x.  The numpy 2
+ * PyArray_NewLikeArray = 277, PyArray_SetBaseObject = 282) and the leading fields of
+ * PyArrayObject and PyArray_Descr have been unchanged from numpy 1.7 through 2.x.  The numpy 2
  * ABI break changed PyArray_Descr *after* `type_num` (elsize moved), which is
  * why nothing past type_num is read here.  At import the module checks numpy's
  * ABI version and refuses (ImportError -> the pure-Python fallback, or an error
  * under WIREARRAY_REQUIRE_EXTENSION=1) if it is not one it knows.
+ *
+ * How that is held to numpy: tests/test_c_headers.py compiles tests/c/npyabi_check.c,
+ * which includes this file *and* numpy's own headers and asserts that every offset,
+ * field size, flag value, ABI version and API slot below is numpy's.
  */
 #ifndef WA_NPYABI_H
 #define WA_NPYABI_H
@@ -48,6 +52,16 @@ typedef struct {
 #define WA_NPY_F_CONTIGUOUS 0x0002
 #define WA_NPY_WRITEABLE 0x0400
 #define WA_NPY_KEEPORDER 2
+
+/* The numpy C ABI versions this file describes (NPY_ABI_VERSION of numpy 1.x and 2.x),
+ * and the C-API table slots it uses. */
+#define WA_NPY_ABI_1 0x01000009u
+#define WA_NPY_ABI_2 0x02000000u
+#define WA_NPY_SLOT_GetNDArrayCVersion 0
+#define WA_NPY_SLOT_Type 2
+#define WA_NPY_SLOT_NewFromDescr 94
+#define WA_NPY_SLOT_NewLikeArray 277
+#define WA_NPY_SLOT_SetBaseObject 282
 
 typedef PyObject *(*wa_NewLikeArray_t)(PyObject *prototype, int order, PyObject *descr,
                                        int subok);
@@ -83,17 +97,17 @@ static int wa_npy_import(void) {
     wa_npy_api = (void **)PyCapsule_GetPointer(cap, NULL);
     Py_DECREF(cap); /* the table lives as long as numpy, which is never unloaded */
     if (wa_npy_api == NULL) return -1;
-    /* slot 0: PyArray_GetNDArrayCVersion -> NPY_ABI_VERSION */
-    abi = ((unsigned int (*)(void))wa_npy_api[0])();
-    if (abi != 0x01000009u && abi != 0x02000000u) {
+    /* PyArray_GetNDArrayCVersion -> NPY_ABI_VERSION */
+    abi = ((unsigned int (*)(void))wa_npy_api[WA_NPY_SLOT_GetNDArrayCVersion])();
+    if (abi != WA_NPY_ABI_1 && abi != WA_NPY_ABI_2) {
         PyErr_Format(PyExc_ImportError,
                      "wirearray's compiled core does not know numpy C ABI 0x%x", abi);
         return -1;
     }
-    wa_PyArray_Type = (PyTypeObject *)wa_npy_api[2];
-    wa_PyArray_NewLikeArray = (wa_NewLikeArray_t)wa_npy_api[277];
-    wa_PyArray_NewFromDescr = (wa_NewFromDescr_t)wa_npy_api[94];
-    wa_PyArray_SetBaseObject = (wa_SetBaseObject_t)wa_npy_api[282];
+    wa_PyArray_Type = (PyTypeObject *)wa_npy_api[WA_NPY_SLOT_Type];
+    wa_PyArray_NewLikeArray = (wa_NewLikeArray_t)wa_npy_api[WA_NPY_SLOT_NewLikeArray];
+    wa_PyArray_NewFromDescr = (wa_NewFromDescr_t)wa_npy_api[WA_NPY_SLOT_NewFromDescr];
+    wa_PyArray_SetBaseObject = (wa_SetBaseObject_t)wa_npy_api[WA_NPY_SLOT_SetBaseObject];
     return 0;
 }
 

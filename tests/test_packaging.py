@@ -4,8 +4,8 @@
   sources and C headers, setup.py, pyproject.toml, README) and to test the result
   (tests/, docs/), and no generated C or compiled objects;
 * the wheel has the package (with its private benchmark harness, wirearray._bench, which
-  `wirearray bench` and `demo` run) and the compiled core only: no .pyx, .pxd, generated
-  .c or .h;
+  `wirearray bench` and `demo` run, and the compiled module's stub _cwire.pyi) and the
+  compiled core only: no .pyx, .pxi, .pxd, generated .c or .h;
 * ``pip install <sdist>`` into a fresh virtual environment, with build isolation as a
   user on a platform without a wheel gets it, yields the compiled core; with
   WIREARRAY_NO_EXTENSION=1 it yields the pure-Python package.
@@ -35,7 +35,7 @@ import pytest
 pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_SUFFIXES = {".pyx", ".pxd", ".c", ".h"}
+SOURCE_SUFFIXES = {".pyx", ".pxi", ".pxd", ".c", ".h"}
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -68,14 +68,17 @@ def test_sdist_has_what_a_source_build_and_the_tests_need(dists):
     names = _sdist_names(dists[0])
     required = {
         "setup.py", "pyproject.toml", "README.md", "MANIFEST.in",
-        "pyx/_cwire.pyx", "pyx/wa_bswap.h", "pyx/wa_crc32c.h", "pyx/wa_npyabi.h",
+        "pyx/_cwire.pyx", "pyx/wa.pxd", "pyx/convert.pxi", "pyx/format.pxi",
+        "pyx/fastpath.pxi", "pyx/wa_cpu.h", "pyx/wa_bswap.h", "pyx/wa_crc32c.h",
+        "pyx/wa_format.h", "pyx/wa_npyabi.h",
         "src/wirearray/__init__.py", "src/wirearray/py.typed",
         "tests/conftest.py", "tests/helpers.py", "tests/c/kernel_check.c",
         "docs/FORMAT.md",
     }  # fmt: skip
     # ... and every source file of the tree, whatever gets added later
-    for pattern in ("pyx/*.pyx", "pyx/*.h", "src/wirearray/**/*.py", "tests/**/*.py",
-                    "tests/**/*.c", "docs/*.md"):  # fmt: skip
+    for pattern in ("pyx/*.pyx", "pyx/*.pxi", "pyx/*.pxd", "pyx/*.h", "src/wirearray/**/*.py",
+                    "src/wirearray/*.pyi", "tests/**/*.py", "tests/**/*.c",
+                    "docs/*.md"):  # fmt: skip
         required |= {p.relative_to(ROOT).as_posix() for p in ROOT.glob(pattern)}
     assert sorted(required - names) == []
 
@@ -103,6 +106,7 @@ def test_wheel_holds_the_package_and_the_compiled_core_only(dists):
     assert sources == [], "sources in the wheel"
     assert [n for n in names if n.startswith("wirearray/_cwire.")], "no compiled core"
     assert "wirearray/py.typed" in names
+    assert "wirearray/_cwire.pyi" in names, "the compiled module's stub"
     # every module, the private benchmark harness too (`wirearray bench`, `demo`)
     package = ROOT / "src"
     expected_py = {p.relative_to(package).as_posix() for p in package.glob("wirearray/**/*.py")}
@@ -161,6 +165,7 @@ def test_install_from_sdist_builds_the_compiled_core(dists, tmp_path):
     assert result["implementation"] == "cython", result["info"]
     files = result["files"]
     assert any(f.startswith("_cwire.") and f.endswith((".so", ".pyd")) for f in files), files
+    assert "_cwire.pyi" in files, "the compiled module's stub"
     assert [f for f in files if PurePosixPath(f).suffix in SOURCE_SUFFIXES] == []
     # the benchmark harness is installed and runs (without the optional peers)
     for args in (["bench", "--sizes", "16", "--methods", "wa-native"],
@@ -172,4 +177,5 @@ def test_install_from_sdist_builds_the_compiled_core(dists, tmp_path):
 def test_install_from_sdist_without_extension_is_pure_python(dists, tmp_path):
     result = _install_sdist(tmp_path, dists[0], WIREARRAY_NO_EXTENSION="1")
     assert result["implementation"] == "python", result["info"]
+    # no module, and no stub describing one
     assert [f for f in result["files"] if f.startswith("_cwire.")] == []

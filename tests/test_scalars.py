@@ -41,6 +41,24 @@ def test_same_as_socket(impl, name):
         assert _outcome(ours, x) == _outcome(theirs, x), x
 
 
+@pytest.mark.parametrize(
+    ("name", "too_large"),
+    [("htons", 2**16), ("ntohs", 2**16), ("htonl", 2**32), ("ntohl", 2**32)],
+)
+def test_errors_and_arguments_as_socket(impl, name, too_large):
+    """Out-of-range values raise socket's message (naming the function), and the
+    argument is positional-only, as socket's is."""
+    ours, theirs = getattr(impl, name), getattr(socket, name)
+    for x in (-1, too_large):
+        with pytest.raises(OverflowError) as exc:
+            ours(x)
+        with pytest.raises(OverflowError) as ref:
+            theirs(x)
+        assert str(exc.value) == str(ref.value), x
+    with pytest.raises(TypeError):
+        ours(x=1)
+
+
 @pytest.mark.parametrize("name", ["htonll", "ntohll"])
 def test_64_bit_pair(impl, name):
     fn = getattr(impl, name)

@@ -45,11 +45,11 @@ WHEEL="$(ls "$OUT"/wirearray-*.whl)"
 echo "sdist: $(basename "$SDIST") ($(du -k "$SDIST" | cut -f1) KiB)"
 echo "wheel: $(basename "$WHEEL") ($(du -k "$WHEEL" | cut -f1) KiB)"
 
-say "wheel contents: the package and the compiled core, no .pyx/.pxd/.c/.h"
+say "wheel contents: the package and the compiled core, no .pyx/.pxi/.pxd/.c/.h"
 "$TOOLS/bin/python" - "$WHEEL" <<'EOF'
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
-sources = [n for n in names if n.endswith((".pyx", ".pxd", ".c", ".h"))]
+sources = [n for n in names if n.endswith((".pyx", ".pxi", ".pxd", ".c", ".h"))]
 ext = [n for n in names if n.startswith("wirearray/_cwire.")]
 assert not sources, f"sources in the wheel: {sources}"
 assert ext, "no compiled extension in the wheel"

@@ -16,9 +16,10 @@ little-endian x86-64.  This makes a real big-endian host (s390x) and an arm64 on
   guest's argv[0], so the emulated ``sys.executable`` is the wrapper and
   ``subprocess.run([sys.executable, ...])`` re-enters qemu instead of trying to run a
   foreign binary on the host;
-* ``pyx/_cwire.pyx`` is turned into C once on this host (Cython), and the C is
-  cross-compiled with ``ARCH-linux-gnu-gcc --sysroot=TREE`` against the tree's
-  Python headers into ``SITE/wirearray/``, next to a copy of ``src/wirearray/*.py``.
+* ``pyx/_cwire.pyx`` (with the .pxi files it includes and the .pxd it cimports) is
+  turned into C once on this host (Cython), and the C is cross-compiled with
+  ``ARCH-linux-gnu-gcc --sysroot=TREE`` against the tree's Python headers (and the
+  wa_*.h of pyx/) into ``SITE/wirearray/``, next to a copy of ``src/wirearray/*.py``.
   The copy keeps the host's own in-place x86-64 extension out of the way; the
   emulated Python gets ``PYTHONPATH=SITE``.
 
@@ -370,7 +371,8 @@ def _generate_c(cython: list[str]) -> tuple[Path, str]:
     version = _run([*cython, "--version"], capture_output=True, text=True)
     version_text = (version.stdout.strip() or version.stderr.strip()).splitlines()[0]
     h = hashlib.sha256(version_text.encode())
-    for p in sorted((ROOT / "pyx").glob("*.pyx")) + sorted((ROOT / "pyx").glob("*.pxd")):
+    # every file Cython reads: the module, its includes (.pxi), its declarations (.pxd)
+    for p in sorted(p for ext in ("pyx", "pxi", "pxd") for p in (ROOT / "pyx").glob(f"*.{ext}")):
         h.update(p.name.encode() + b"\0" + p.read_bytes())
     digest = h.hexdigest()[:16]
     out = CACHE / "c" / f"_cwire-{digest}.c"

@@ -507,8 +507,12 @@ class Decoder:
         if len(mv) < F.MIN_HEADER or not self.framing.whole_frames or mv[5] != F.KIND_ARRAY:
             return False
         out = self._next_out
-        if self._next_schema is None and not self._in_message and (
-            out is None or isinstance(out, np.ndarray)  # anything else: refused below
+        if (
+            self._next_schema is None
+            and not self._in_message
+            and (
+                out is None or isinstance(out, np.ndarray)  # anything else: refused below
+            )
         ):
             a = self.next_array(out)
             if a is not None:

@@ -1,9 +1,12 @@
 """wirearray wire format (versions 1 and 2): constants and the pure-Python header codec.
 
 docs/FORMAT.md is the specification; this module is its executable reference and the
-pure-Python implementation of the header primitives (the compiled module
-``wirearray._cwire`` has the same functions in Cython; tests hold them to the same
-bytes and the same errors).
+pure-Python implementation of the header primitives.  The compiled module
+``wirearray._cwire`` has the same functions, built on pyx/wa_format.h, which declares
+the same constants in C and makes the same checks in the same order: tests hold the
+functions to the same bytes and the same errors (tests/test_format.py) and the C
+constants to these (tests/test_c_headers.py).  A new frame kind is a KIND_* constant
+and a line in KIND_RULES here, and the same two lines in wa_format.h.
 
 Layout of a frame (all header integers big-endian):
 
@@ -38,6 +41,7 @@ HANDSHAKE_OK = b"\x89WAS" + bytes(28)
 HANDSHAKE_FAIL = b"\x89WAF" + bytes(60)
 #: The first bytes of every handshake message from the server.
 HANDSHAKE_MAGIC = HANDSHAKE_HELLO[:4]
+
 #: The version a frame carries is the lowest that defines everything in it (FORMAT.md
 #: section 9): data frames and END are version 1, so version-1 readers read every data
 #: stream; the close-protocol frames ACK and ERROR, added in version 2, are version 2.
@@ -50,9 +54,22 @@ KIND_MESSAGE = 2
 KIND_END = 3
 KIND_ACK = 4
 KIND_ERROR = 5
-KINDS = (KIND_ARRAY, KIND_MESSAGE, KIND_END, KIND_ACK, KIND_ERROR)
+
+#: The rules of docs/FORMAT.md section 2 per frame kind, as pyx/wa_format.h's wa_kinds[]:
+#: (name in messages, carries an array, count must be 0, carries a name without an
+#: array, the first version that has the kind).  A kind without an array has dtype,
+#: flags, ndim and payload_len 0 (and name_len 0 unless it carries a name); an array
+#: has a known dtype code, known flags and payload_len = prod(shape) * itemsize.
+KIND_RULES = {
+    KIND_ARRAY: ("array", True, True, False, 1),
+    KIND_MESSAGE: ("message", False, False, False, 1),  # count: the ARRAY frames that follow
+    KIND_END: ("end", False, True, False, 1),
+    KIND_ACK: ("ack", False, False, False, 2),  # count: the peer's frames received
+    KIND_ERROR: ("error", False, False, True, 2),  # count: an error code; name: a reason
+}
+KINDS = tuple(KIND_RULES)
 #: kinds that a version-1 frame may carry
-KINDS_V1 = (KIND_ARRAY, KIND_MESSAGE, KIND_END)
+KINDS_V1 = tuple(k for k, rule in KIND_RULES.items() if rule[4] == 1)
 
 FLAG_BIG_ENDIAN = 0x01
 FLAG_FORTRAN = 0x02
@@ -108,8 +125,10 @@ def dtype_code(dt: np.dtype) -> int:
 
 
 def frame_version(kind: int) -> int:
-    """The version a frame of ``kind`` carries: 2 for ACK and ERROR, else 1."""
-    return VERSION_CONTROL if kind in (KIND_ACK, KIND_ERROR) else VERSION
+    """The version a frame of ``kind`` carries: the first version that has the kind (1
+    for ARRAY, MESSAGE and END; 2 for ACK and ERROR)."""
+    rule = KIND_RULES.get(kind)
+    return rule[4] if rule is not None else VERSION
 
 
 def header_size(ndim: int, name_len: int) -> int:
@@ -208,6 +227,17 @@ def crc32c(data, crc: int = 0) -> int:
 
 # ---- header pack / parse ----
 
+
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+def _not_empty(kind_name: str, carries_name: bool) -> str:
+    """The message for a header of a kind without an array that carries more."""
+    fields = "dtype, flags, shape" + ("" if carries_name else ", name")
+    return f"{kind_name} frames carry no {fields} or payload"
+
+
 _FIXED = struct.Struct(">4sBBBBBBHIQII")
 
 
@@ -229,8 +259,7 @@ def pack_header(
     buf = bytearray(h)
     _FIXED.pack_into(
         buf, 0, MAGIC, frame_version(kind), kind, code, flags, ndim, len(name), h, count,
-        payload_len,
-        seq & 0xFFFFFFFF, 0,
+        payload_len, seq & 0xFFFFFFFF, 0,
     )  # fmt: skip
     struct.pack_into(f">{ndim}Q", buf, FIXED_HEADER, *shape)
     buf[FIXED_HEADER + 8 * ndim : FIXED_HEADER + 8 * ndim + len(name)] = name
@@ -287,13 +316,20 @@ def parse_header(buf) -> tuple:
         raise MalformedFrameError("non-zero bytes in header padding")
     shape = struct.unpack_from(f">{ndim}Q", view, FIXED_HEADER)
     name = bytes(view[FIXED_HEADER + 8 * ndim : end])
-    if kind == KIND_ARRAY:
+    rule = KIND_RULES.get(kind)
+    if rule is None or buf[4] < rule[4]:  # unknown, or not in this frame's version
+        raise MalformedFrameError(f"unknown frame kind {kind}")
+    kind_name, carries_array, count_zero, carries_name, _ = rule
+    if carries_array:
         if code not in ITEMSIZE:
             raise MalformedFrameError(f"unknown dtype code {code}")
         if flags & ~FLAGS_KNOWN:
             raise MalformedFrameError(f"unknown flag bits 0x{flags & ~FLAGS_KNOWN:02x}")
-        if count:
-            raise MalformedFrameError("count must be 0 in an array frame")
+    elif code or flags or ndim or (name_len and not carries_name) or payload_len:
+        raise MalformedFrameError(_not_empty(kind_name, carries_name))
+    if count_zero and count:
+        raise MalformedFrameError(f"count must be 0 in {_a(kind_name)} frame")
+    if carries_array:
         expected = ITEMSIZE[code]
         for n in shape:
             expected *= n
@@ -301,18 +337,4 @@ def parse_header(buf) -> tuple:
             raise MalformedFrameError(
                 f"payload length {payload_len} != prod(shape {shape}) * itemsize {ITEMSIZE[code]}"
             )
-    elif kind in (KIND_MESSAGE, KIND_END):
-        if code or flags or ndim or name_len or payload_len:
-            raise MalformedFrameError(
-                "message and end frames carry no dtype, flags, shape, name or payload"
-            )
-        if kind == KIND_END and count:
-            raise MalformedFrameError("count must be 0 in an end frame")
-    elif kind in (KIND_ACK, KIND_ERROR) and buf[4] >= VERSION_CONTROL:
-        if code or flags or ndim or payload_len or (kind == KIND_ACK and name_len):
-            raise MalformedFrameError(
-                "ack and error frames carry no dtype, flags, shape or payload (and an ack no name)"
-            )
-    else:
-        raise MalformedFrameError(f"unknown frame kind {kind}")
     return kind, code, flags, shape, payload_len, name, count, seq

@@ -1,8 +1,9 @@
 """Pure-Python (numpy) implementation of wirearray's byte-order core.
 
 Same names, arguments, results and errors as the compiled module ``wirearray._cwire``;
-the test suite runs every test against both.  It is used when the extension is
-missing (PyPy, a source install without a compiler) or when
+the test suite runs every test against both, and tests/test_api_parity.py holds the two
+(and the compiled module's stub, _cwire.pyi) to the same names and signatures.  It is
+used when the extension is missing (PyPy, a source install without a compiler) or when
 ``WIREARRAY_PUREPYTHON=1`` forces it.
 
 Every conversion is one ``numpy.copyto`` from a *view* of the input that carries the
@@ -147,11 +148,29 @@ def byteswap(a, inplace=False, out=None):
 
 
 # ---- scalars: the socket module's own functions, and their 64-bit twins ----
+# The 16/32-bit ones call socket's, so arguments, results and errors are socket's; as
+# functions of their own they also carry a signature that inspect can read on every
+# Python version (socket's builtins have none before 3.13).
 
-htons = socket.htons
-ntohs = socket.ntohs
-htonl = socket.htonl
-ntohl = socket.ntohl
+
+def htons(x: int, /) -> int:
+    """Host to network order, 16 bits (``socket.htons``)."""
+    return socket.htons(x)
+
+
+def ntohs(x: int, /) -> int:
+    """Network to host order, 16 bits (``socket.ntohs``)."""
+    return socket.ntohs(x)
+
+
+def htonl(x: int, /) -> int:
+    """Host to network order, 32 bits (``socket.htonl``)."""
+    return socket.htonl(x)
+
+
+def ntohl(x: int, /) -> int:
+    """Network to host order, 32 bits (``socket.ntohl``)."""
+    return socket.ntohl(x)
 
 
 def htonll(x: int) -> int:

@@ -1,0 +1,273 @@
+# convert.pxi -- hton / ntoh / byteswap on arrays, and htons ... ntohll on Python ints
+# (included by _cwire.pyx).
+#
+# An array call validates and allocates with the GIL held, through numpy's C ABI
+# (wa_npyabi.h), then hands flat or strided runs to the kernels of wa_bswap.h, with
+# the GIL released from GIL_RELEASE_BYTES on.  Anything unusual -- an input that is
+# not an ndarray, an ``out`` that is not a plain matching ndarray -- goes through the
+# same Python helpers as the fallback (wirearray._common), so errors are the same.
+#
+# Invariants:
+#   * The kernels see only validated arguments: a supported dtype (from the tables of
+#     dtypes.pxi, trusted only with a matching scalar type), arrays of equal shape,
+#     and source and destination either disjoint or identical -- a partial overlap is
+#     copied away first.
+#   * The dimension loops run below arr.nd; the type tables are indexed by an
+#     unsigned char: in range without bounds checks.
+#   * _path and _stream_bytes (simd.pxi) are read once per call.
+
+cdef enum:
+    MODE_HTON = 0
+    MODE_NTOH = 1
+    MODE_BYTESWAP = 2
+
+
+cdef inline bint _mem_is_big(char byteorder) noexcept:
+    return byteorder == b'>' or (byteorder == b'=' and not _host_little)
+
+
+cdef object _unsupported(object a):
+    check_dtype(a.dtype)  # raises with the standard message
+    raise UnsupportedDtypeError(f"wirearray does not convert dtype {a.dtype!r}")
+
+
+cdef inline Py_ssize_t _nbytes(wa_PyArrayObject *arr, int itemsize) noexcept:
+    cdef Py_ssize_t n = itemsize
+    cdef int i
+    for i in range(arr.nd):
+        n *= arr.dimensions[i]
+    return n
+
+
+cdef void _extent(wa_PyArrayObject *arr, int itemsize, char **lo, char **hi) noexcept:
+    cdef char *low = arr.data
+    cdef char *high = arr.data + itemsize
+    cdef int i
+    cdef Py_ssize_t step
+    for i in range(arr.nd):
+        step = (arr.dimensions[i] - 1) * arr.strides[i]
+        if step < 0:
+            low += step
+        else:
+            high += step
+    lo[0] = low
+    hi[0] = high
+
+
+cdef bint _same_layout(wa_PyArrayObject *x, wa_PyArrayObject *y) noexcept:
+    return (x.data == y.data and x.nd == y.nd and
+            memcmp(x.dimensions, y.dimensions, x.nd * sizeof(Py_ssize_t)) == 0 and
+            memcmp(x.strides, y.strides, x.nd * sizeof(Py_ssize_t)) == 0)
+
+
+cdef inline char _bo(char byteorder) noexcept:
+    if byteorder == b'=':
+        return b'<' if _host_little else b'>'
+    return byteorder
+
+
+cdef object _lean_out(wa_PyArrayObject *arr, object out, object outdescr):
+    """``out`` (or a view of it carrying outdescr) when it is a writable ndarray of a
+    supported dtype with arr's shape and item size; None to take the general path."""
+    cdef wa_PyArrayObject *o
+    cdef wa_PyArray_Descr *od
+    cdef wa_PyArray_Descr *want
+    cdef unsigned char otc
+    if not wa_is_ndarray(out):
+        return None
+    o = WA_ARR(out)
+    if <object> o.descr is outdescr:
+        pass
+    else:
+        od = <wa_PyArray_Descr *> o.descr
+        want = <wa_PyArray_Descr *> outdescr
+        otc = <unsigned char> od.type
+        if (_itemsize[otc] == 0 or <object> od.typeobj is not _typeobj[otc] or
+                _itemsize[otc] != _itemsize[<unsigned char> want.type]):
+            return None
+        if not (od.type == want.type and _bo(od.byteorder) == _bo(want.byteorder)):
+            if not (o.flags & WA_NPY_WRITEABLE):
+                return None
+            if o.nd != arr.nd or memcmp(o.dimensions, arr.dimensions,
+                                        arr.nd * sizeof(Py_ssize_t)) != 0:
+                return None
+            return wa_view_as(out, outdescr)
+    if (o.nd != arr.nd or not (o.flags & WA_NPY_WRITEABLE) or
+            memcmp(o.dimensions, arr.dimensions, arr.nd * sizeof(Py_ssize_t)) != 0):
+        return None
+    return out
+
+
+cdef object _convert(object a, object out, int mode):
+    cdef wa_PyArrayObject *arr
+    cdef wa_PyArrayObject *res
+    cdef wa_PyArray_Descr *d
+    cdef unsigned char tc
+    cdef int itemsize, unit
+    cdef bint swap
+    cdef Py_ssize_t nbytes
+    cdef char *lo1
+    cdef char *hi1
+    cdef char *lo2
+    cdef char *hi2
+    cdef object outdescr, result
+
+    if not wa_is_ndarray(a):
+        a = _np.asarray(a)
+    arr = WA_ARR(a)
+    d = <wa_PyArray_Descr *> arr.descr
+    tc = <unsigned char> d.type
+    itemsize = _itemsize[tc]
+    if itemsize == 0 or <object> d.typeobj is not _typeobj[tc]:
+        _unsupported(a)
+
+    if mode == MODE_HTON:
+        swap = itemsize > 1 and not _mem_is_big(d.byteorder)
+        outdescr = _big[tc]
+    elif mode == MODE_NTOH:
+        swap = itemsize > 1 and _host_little
+        outdescr = _native[tc]
+    else:
+        swap = itemsize > 1
+        outdescr = <object> arr.descr
+    unit = _unit[tc] if swap else 1
+
+    if out is None:
+        Py_INCREF(outdescr)  # NewLikeArray steals a reference
+        result = wa_PyArray_NewLikeArray(a, WA_NPY_KEEPORDER, outdescr, 0)
+        res = WA_ARR(result)
+    else:
+        result = _lean_out(arr, out, outdescr)
+        if result is None:
+            result = prepare_out(a, out, outdescr)
+        res = WA_ARR(result)
+        nbytes = _nbytes(arr, itemsize)
+        if nbytes and not _same_layout(arr, res):
+            _extent(arr, itemsize, &lo1, &hi1)
+            _extent(res, itemsize, &lo2, &hi2)
+            if lo1 < hi2 and lo2 < hi1:
+                # Partial overlap: the kernels need src and dst disjoint or identical.
+                a = a.copy(order="K")
+                arr = WA_ARR(a)
+
+    nbytes = _nbytes(arr, itemsize)
+    if nbytes == 0:
+        return result
+    if nbytes < GIL_RELEASE_BYTES:
+        _run(arr, res, itemsize, unit, nbytes)
+    else:
+        with nogil:
+            _run(arr, res, itemsize, unit, nbytes)
+    return result
+
+
+cdef inline void _run(wa_PyArrayObject *arr, wa_PyArrayObject *res, int itemsize, int unit,
+                      Py_ssize_t nbytes) noexcept nogil:
+    cdef int stream = _stream_bytes != 0 and <size_t> nbytes >= _stream_bytes
+    cdef int both = arr.flags & res.flags
+    # Both C- or both Fortran-contiguous: element k sits at the same offset in both,
+    # so the whole array is one flat run.
+    if both & (WA_NPY_C_CONTIGUOUS | WA_NPY_F_CONTIGUOUS):
+        wa_swap_contig(res.data, arr.data, <size_t> nbytes, unit, _path, stream)
+    else:
+        wa_convert_nd(res.data, <const ptrdiff_t *> res.strides, arr.data,
+                      <const ptrdiff_t *> arr.strides, <const ptrdiff_t *> arr.dimensions,
+                      arr.nd, itemsize, unit, _path, stream)
+
+
+def hton(a, out=None):
+    """Return ``a`` with the same values in big-endian (network) byte order.
+
+    See ``wirearray.hton`` for the full description.
+    """
+    return _convert(a, out, MODE_HTON)
+
+
+def ntoh(a, out=None, *, dtype=None, shape=None):
+    """Return the native-order array whose big-endian representation is ``a``.
+
+    See ``wirearray.ntoh`` for the full description.
+    """
+    if dtype is not None:
+        a = from_raw(a, dtype, shape)
+    elif shape is not None:
+        raise BufferMismatchError("ntoh(shape=...) needs dtype=... as well")
+    return _convert(a, out, MODE_NTOH)
+
+
+def byteswap(a, inplace=False, out=None):
+    """Reverse the bytes of every element, keeping the dtype label.
+
+    See ``wirearray.byteswap`` for the full description.
+    """
+    if inplace:
+        if out is not None and out is not a:
+            raise BufferMismatchError("byteswap: give inplace=True or out=, not both")
+        if not wa_is_ndarray(a):
+            a = _np.asarray(a)
+        out = a
+    return _convert(a, out, MODE_BYTESWAP)
+
+
+# ---- scalars, with the argument rules and exceptions of socket.htons/htonl ----
+# (positional-only, as socket's are; the 64-bit pair keeps a keyword-capable argument,
+# as the fallback's does)
+
+cdef inline unsigned long long _index16(object x, str name) except? 0xFFFFFFFFFFFFFFFF:
+    # socket.htons accepts anything with __index__; negative and > 16-bit values
+    # raise OverflowError, whose message starts with the function's name.
+    cdef object v = PyNumber_Index(x)
+    if v < 0:
+        raise OverflowError(
+            f"{name}: can't convert negative Python int to C 16-bit unsigned integer")
+    if v > 0xFFFF:
+        raise OverflowError(
+            f"{name}: Python int too large to convert to C 16-bit unsigned integer")
+    return <unsigned long long> v
+
+
+cdef inline unsigned long long _exact_int(object x, int bits) except? 0xFFFFFFFFFFFFFFFF:
+    # socket.htonl accepts int (and its subclasses, bool included) only.
+    if not isinstance(x, int):
+        raise TypeError(f"expected int, {type(x).__name__} found")
+    if x < 0:
+        raise OverflowError("can't convert negative value to unsigned int")
+    if x >> bits:
+        raise OverflowError(f"int larger than {bits} bits")
+    return <unsigned long long> x
+
+
+def htons(x, /):
+    """Host to network order, 16 bits (``socket.htons``)."""
+    cdef uint16_t v = <uint16_t> _index16(x, "htons")
+    return wa_bswap16(v) if _host_little else v
+
+
+def ntohs(x, /):
+    """Network to host order, 16 bits (``socket.ntohs``)."""
+    cdef uint16_t v = <uint16_t> _index16(x, "ntohs")
+    return wa_bswap16(v) if _host_little else v
+
+
+def htonl(x, /):
+    """Host to network order, 32 bits (``socket.htonl``)."""
+    cdef uint32_t v = <uint32_t> _exact_int(x, 32)
+    return wa_bswap32(v) if _host_little else v
+
+
+def ntohl(x, /):
+    """Network to host order, 32 bits (``socket.ntohl``)."""
+    cdef uint32_t v = <uint32_t> _exact_int(x, 32)
+    return wa_bswap32(v) if _host_little else v
+
+
+def htonll(x):
+    """Host to network order, 64 bits: ``htonl``'s rules at 64 bits."""
+    cdef uint64_t v = <uint64_t> _exact_int(x, 64)
+    return wa_bswap64(v) if _host_little else v
+
+
+def ntohll(x):
+    """Network to host order, 64 bits: ``ntohl``'s rules at 64 bits."""
+    cdef uint64_t v = <uint64_t> _exact_int(x, 64)
+    return wa_bswap64(v) if _host_little else v

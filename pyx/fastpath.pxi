@@ -1,0 +1,202 @@
+# fastpath.pxi -- a whole small frame in one call: encode_small / decode_small, the
+# transport's per-message path (included by _cwire.pyx).
+#
+# A stream of small arrays is bounded by per-message overhead, not by bytes: the
+# general Encoder/Decoder path costs several microseconds of Python per frame.  These
+# two functions do a whole unnamed array frame in one call.  They are accelerators,
+# not a second implementation of the format: each either produces exactly what the
+# general path produces or returns None -- for anything unusual (names, messages,
+# limits exceeded, a damaged frame, an ``out`` that does not fit) -- and the general
+# path then decides and reports.  tests/test_fastpath.py holds them to that.
+#
+# Invariants:
+#   * The format is wa_format.h's: encode_small writes headers with the same
+#     wa_put_fixed / wa_seal_header as pack_header, and decode_small accepts a header
+#     only when wa_check_header -- the check behind parse_header -- does; what it adds
+#     are this path's own conditions (an unnamed array, the expected seq, the
+#     caller's limits, the whole frame present, a shape this host can allocate).
+#   * Nothing is written to the caller's ``out`` or allocated before every check of
+#     the frame, payload checksum and padding included, has passed.
+#   * Every Py_buffer taken is released in `finally`; dims[] is indexed below ndim,
+#     which wa_check_header has bounded by WA_MAX_NDIM.
+
+
+def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit):
+    """The whole frame of an unnamed array as one ``bytes``, or None.
+
+    ``want_big``: 1 for a big-endian payload, 0 for little-endian, -1 for the array's
+    own memory order.  None (nothing done) unless ``a`` is an ndarray of a wire dtype,
+    C- or Fortran-contiguous, with at most 64 dimensions and ``limit`` payload bytes:
+    the caller then takes the general Encoder path, whose frames this one's equal
+    byte for byte.
+    """
+    cdef wa_PyArrayObject *arr
+    cdef wa_PyArray_Descr *d
+    cdef unsigned char tc
+    cdef int code, itemsize, nd, i, flags
+    cdef bint mem_big, wire_big, swap, fortran
+    cdef Py_ssize_t nbytes, h, tail, total
+    cdef unsigned char *p
+    cdef object frame
+    if not wa_is_ndarray(a):
+        return None
+    arr = WA_ARR(a)
+    d = <wa_PyArray_Descr *> arr.descr
+    tc = <unsigned char> d.type
+    code = _char_code[tc]
+    if code == 0 or <object> d.typeobj is not _typeobj[tc]:
+        return None
+    nd = arr.nd
+    if nd > WA_MAX_NDIM:
+        return None
+    itemsize = _itemsize[tc]
+    nbytes = _nbytes(arr, itemsize)
+    if nbytes > limit:
+        return None
+    if arr.flags & WA_NPY_C_CONTIGUOUS:
+        fortran = False
+    elif arr.flags & WA_NPY_F_CONTIGUOUS:
+        fortran = nd > 1
+    else:
+        return None
+    mem_big = _mem_is_big(d.byteorder)
+    wire_big = mem_big if want_big < 0 else want_big != 0
+    swap = itemsize > 1 and wire_big != mem_big
+    flags = ((WA_FLAG_BIG_ENDIAN if wire_big else 0) | (WA_FLAG_FORTRAN if fortran else 0) |
+             (WA_FLAG_CHECKSUM if checksum else 0))
+    h = <Py_ssize_t> wa_header_size(<unsigned> nd, 0)
+    tail = <Py_ssize_t> wa_frame_tail(<size_t> nbytes, checksum)
+    total = h + nbytes + tail
+    frame = PyBytes_FromStringAndSize(NULL, total)
+    p = <unsigned char *> PyBytes_AS_STRING(frame)
+    memset(p, 0, <size_t> h)
+    wa_put_fixed(p, WA_KIND_ARRAY, <unsigned> code, <unsigned> flags, <unsigned> nd, 0,
+                 <size_t> h, 0, <uint64_t> nbytes, seq)
+    for i in range(nd):
+        wa_put64(p + WA_OFF_SHAPE + 8 * i, <uint64_t> arr.dimensions[i])
+    wa_seal_header(p, <size_t> h)
+    if nbytes:
+        if swap:
+            wa_swap_contig(<char *> p + h, arr.data, <size_t> nbytes, _unit[tc], _path, 0)
+        else:
+            memcpy(p + h, arr.data, <size_t> nbytes)
+    memset(p + h + nbytes, 0, <size_t> tail)
+    if checksum:
+        wa_put32(p + h + nbytes, wa_crc32c(0, p + h, <size_t> nbytes))
+    return frame
+
+
+cdef object _fit_small_out(object out, int code, int nd, const Py_ssize_t *dims,
+                           bint fortran):
+    """out when it can take the frame (the general path's _fit_out rules), else None."""
+    cdef wa_PyArrayObject *o
+    cdef wa_PyArray_Descr *od
+    cdef unsigned char otc
+    if not wa_is_ndarray(out):
+        return None
+    o = WA_ARR(out)
+    od = <wa_PyArray_Descr *> o.descr
+    otc = <unsigned char> od.type
+    if _char_code[otc] != code or <object> od.typeobj is not _typeobj[otc]:
+        return None
+    if not (o.flags & WA_NPY_WRITEABLE) or o.nd != nd:
+        return None
+    if memcmp(o.dimensions, dims, nd * sizeof(Py_ssize_t)) != 0:
+        return None
+    if not (o.flags & (WA_NPY_F_CONTIGUOUS if fortran else WA_NPY_C_CONTIGUOUS)):
+        return None
+    return out
+
+
+def decode_small(buf, uint32_t seq, uint64_t max_frame_bytes, int max_ndim,
+                 bint keep_wire_order, out=None):
+    """Decode the unnamed array frame at the start of ``buf`` if it lies there whole.
+
+    Returns ``(array, frame_bytes)``, or None when the general Decoder path must take
+    over -- an incomplete frame, any other frame kind, a name, a sequence number
+    other than ``seq``, a limit exceeded, anything malformed, an ``out`` that does
+    not fit -- having changed nothing.  The array is ``out`` when given (filled,
+    converted to its byte order), else a new array in native order (in wire order
+    with ``keep_wire_order``), exactly as the general path delivers it.
+    """
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef wa_header hdr
+    cdef Py_ssize_t avail, h, total, i, nbytes
+    cdef int code, nd
+    cdef uint64_t dim, nonzero
+    cdef Py_ssize_t dims[WA_MAX_NDIM]
+    cdef bint fortran, wire_big, swap
+    cdef object dest, descr
+    cdef wa_PyArrayObject *res
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        p = <const unsigned char *> view.buf
+        avail = view.len
+        # the format's checks, all of them: docs/FORMAT.md section 6, steps 1-3 ...
+        if wa_check_header(p, <size_t> avail, &hdr) != WA_OK:
+            return None
+        # ... then this path's: an unnamed array, the expected seq, the caller's
+        # limits, and the whole frame in buf
+        code = <int> hdr.code
+        nd = <int> hdr.ndim
+        if hdr.kind != WA_KIND_ARRAY or hdr.name_len != 0 or nd > max_ndim or hdr.seq != seq:
+            return None
+        if hdr.payload_len > max_frame_bytes or hdr.payload_len > <uint64_t> avail:
+            return None
+        nbytes = <Py_ssize_t> hdr.payload_len
+        h = <Py_ssize_t> hdr.header_len
+        total = h + nbytes + <Py_ssize_t> wa_frame_tail(
+            <size_t> nbytes, (hdr.flags & WA_FLAG_CHECKSUM) != 0)
+        if total > avail:
+            return None
+        # shape: without its zeros, the product must fit this host's intp (the
+        # general path's rule; wa_check_header has matched it to the payload)
+        nonzero = wa_dtypes[code].itemsize
+        for i in range(nd):
+            dim = wa_get64(p + WA_OFF_SHAPE + 8 * i)
+            if dim > <uint64_t> PY_SSIZE_T_MAX:
+                return None
+            dims[i] = <Py_ssize_t> dim
+            if dim != 0:
+                if nonzero > <uint64_t> PY_SSIZE_T_MAX // dim:
+                    return None
+                nonzero *= dim
+        # trailer: checksum, zero padding
+        i = h + nbytes
+        if hdr.flags & WA_FLAG_CHECKSUM:
+            if wa_crc32c(0, p + h, <size_t> nbytes) != wa_get32(p + i):
+                return None
+            i += WA_TRAILER
+        while i < total:
+            if p[i]:
+                return None
+            i += 1
+        # destination
+        fortran = (hdr.flags & WA_FLAG_FORTRAN) != 0
+        wire_big = (hdr.flags & WA_FLAG_BIG_ENDIAN) != 0
+        if out is not None:
+            dest = _fit_small_out(out, code, nd, dims, fortran and nd > 1)
+            if dest is None:
+                return None
+        else:
+            if keep_wire_order:
+                descr = _code_big[code] if wire_big else _code_little[code]
+            else:
+                descr = _code_native[code]
+            try:
+                dest = wa_new_array(descr, nd, dims, fortran)
+            except (ValueError, MemoryError):
+                return None
+        res = WA_ARR(dest)
+        if nbytes:
+            swap = wa_dtypes[code].itemsize > 1 and _mem_is_big(
+                (<wa_PyArray_Descr *> res.descr).byteorder) != wire_big
+            if swap:
+                wa_swap_contig(res.data, <const char *> p + h, <size_t> nbytes,
+                               wa_dtypes[code].unit, _path, 0)
+            else:
+                memcpy(res.data, p + h, <size_t> nbytes)
+        return dest, total
+    finally:
+        PyBuffer_Release(&view)

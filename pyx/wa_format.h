@@ -1,0 +1,309 @@
+/*
+ * wa_format.h -- the wirearray wire format, versions 1 and 2, in C: its constants, the
+ * big-endian field accessors, header packing, and the one header check that every
+ * compiled path uses (header_length, parse_header and the whole-frame fast path).
+ *
+ * docs/FORMAT.md is the specification and src/wirearray/_format.py the pure-Python
+ * reference.  Tests hold this file to the reference: the same constants
+ * (tests/test_format_c.py compiles it on its own) and, through the compiled module,
+ * the same results and errors on every header (tests/test_format.py).
+ *
+ * Invariants:
+ *  - Every number of the format is declared here, once.  The Cython side
+ *    (pyx/format.pxi, pyx/fastpath.pxi) reads them through pyx/wa.pxd and
+ *    spells none itself.
+ *  - wa_check_head / wa_check_header make the checks of docs/FORMAT.md section 6,
+ *    steps 1 to 3, in that order, and return the first that fails as a wa_status.
+ *    The caller decides what a failure means: format.pxi raises the reference's
+ *    exception, fastpath.pxi declines and leaves it to the general path.
+ *  - Nothing reads beyond `avail` bytes, and no field is used to size or index
+ *    anything before it has been checked (the header CRC comes before the rules).
+ *  - Header integers are assembled from bytes, big-endian as on the wire: nothing
+ *    here depends on the host's byte order or alignment.
+ *  - No Python, no allocation, no state: callable without the GIL.
+ *
+ * Adding a frame kind: one WA_KIND_* line below, and its line in wa_kinds[].
+ */
+#ifndef WA_FORMAT_H
+#define WA_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "wa_crc32c.h"
+
+/* ---- section 2: the header ------------------------------------------------------ */
+static const unsigned char wa_magic[4] = {0x89, 'W', 'A', 'R'};
+
+enum {
+    WA_VERSION = 1,         /* data frames (ARRAY, MESSAGE, END) */
+    WA_VERSION_CONTROL = 2, /* the close handshake's ACK and ERROR (docs/FORMAT.md 10) */
+    WA_ALIGN = 64,        /* every frame is a multiple of this; every payload starts at one */
+    WA_FIXED_HEADER = 32, /* the fixed fields; the shape starts here */
+    WA_MIN_HEADER = 64,   /* every frame has at least this many bytes */
+    WA_MAX_NDIM = 64,
+    WA_MAX_NAME = 255,
+    /* 32 + 64 * 8 + 255 rounded up to 64: 832 */
+    WA_MAX_HEADER = (WA_FIXED_HEADER + 8 * WA_MAX_NDIM + WA_MAX_NAME + WA_ALIGN - 1) /
+                    WA_ALIGN * WA_ALIGN,
+    WA_TRAILER = 4 /* the payload's CRC32C after the payload, with WA_FLAG_CHECKSUM */
+};
+
+/* Field offsets. */
+enum {
+    WA_OFF_VERSION = 4,
+    WA_OFF_KIND = 5,
+    WA_OFF_DTYPE = 6,
+    WA_OFF_FLAGS = 7,
+    WA_OFF_NDIM = 8,
+    WA_OFF_NAME_LEN = 9,
+    WA_OFF_HEADER_LEN = 10, /* 2 bytes */
+    WA_OFF_COUNT = 12,      /* 4 */
+    WA_OFF_PAYLOAD_LEN = 16, /* 8 */
+    WA_OFF_SEQ = 24,        /* 4 */
+    WA_OFF_CRC = 28,        /* 4 */
+    WA_OFF_SHAPE = 32       /* 8 per dimension, then the name, then zeros to H */
+};
+
+enum {
+    WA_FLAG_BIG_ENDIAN = 0x01,
+    WA_FLAG_FORTRAN = 0x02,
+    WA_FLAG_CHECKSUM = 0x04,
+    WA_FLAGS_KNOWN = WA_FLAG_BIG_ENDIAN | WA_FLAG_FORTRAN | WA_FLAG_CHECKSUM
+};
+
+/* Frame kinds. */
+enum {
+    WA_KIND_ARRAY = 1,
+    WA_KIND_MESSAGE = 2,
+    WA_KIND_END = 3,
+    WA_KIND_ACK = 4,
+    WA_KIND_ERROR = 5,
+    WA_KIND_LIMIT /* one past the largest kind */
+};
+
+/* The rules of section 2, per kind.  Without WA_RULE_ARRAY a header carries no
+ * array: dtype, flags, ndim and payload_len are all 0, and name_len too unless the
+ * kind has WA_RULE_NAME. */
+enum {
+    WA_RULE_ARRAY = 1,      /* a dtype code, flag bits, a shape, an optional name, and
+                               payload_len = prod(shape) * itemsize exactly */
+    WA_RULE_COUNT_ZERO = 2, /* count is 0 */
+    WA_RULE_NAME = 4        /* a name without an array (ERROR: its reason) */
+};
+
+typedef struct {
+    const char *name; /* as error messages say it; NULL: no such kind */
+    unsigned rules;
+    unsigned version; /* the first version that has the kind: what its frames carry */
+} wa_kind_info;
+
+static const wa_kind_info wa_kinds[WA_KIND_LIMIT] = {
+    [WA_KIND_ARRAY] = {"array", WA_RULE_ARRAY | WA_RULE_COUNT_ZERO, 1},
+    [WA_KIND_MESSAGE] = {"message", 0, 1}, /* count: the ARRAY frames that follow */
+    [WA_KIND_END] = {"end", WA_RULE_COUNT_ZERO, 1},
+    [WA_KIND_ACK] = {"ack", 0, 2},              /* count: the peer's frames received */
+    [WA_KIND_ERROR] = {"error", WA_RULE_NAME, 2}, /* count: an error code */
+};
+
+/* The version a frame of this kind carries (the lowest that defines it). */
+static inline unsigned wa_kind_version(unsigned kind) {
+    return kind < WA_KIND_LIMIT && wa_kinds[kind].name != NULL ? wa_kinds[kind].version
+                                                                 : WA_VERSION;
+}
+
+/* ---- section 3: dtype codes ----------------------------------------------------- */
+typedef struct {
+    char typechar;          /* numpy's type character (native byte order) */
+    unsigned char itemsize; /* bytes per element */
+    unsigned char unit;     /* bytes per swapped number: half the item for complex */
+} wa_dtype_info;
+
+enum { WA_N_CODES = 15 }; /* codes 1 .. WA_N_CODES - 1; 0 is none */
+
+static const wa_dtype_info wa_dtypes[WA_N_CODES] = {
+    [1] = {'?', 1, 1},  /* bool */
+    [2] = {'b', 1, 1},  /* int8 */
+    [3] = {'B', 1, 1},  /* uint8 */
+    [4] = {'h', 2, 2},  /* int16 */
+    [5] = {'H', 2, 2},  /* uint16 */
+    [6] = {'i', 4, 4},  /* int32 */
+    [7] = {'I', 4, 4},  /* uint32 */
+    [8] = {'q', 8, 8},  /* int64 */
+    [9] = {'Q', 8, 8},  /* uint64 */
+    [10] = {'e', 2, 2}, /* float16 */
+    [11] = {'f', 4, 4}, /* float32 */
+    [12] = {'d', 8, 8}, /* float64 */
+    [13] = {'F', 8, 4}, /* complex64: two float32 */
+    [14] = {'D', 16, 8} /* complex128: two float64 */
+};
+
+/* ---- big-endian fields ---------------------------------------------------------- */
+static inline uint16_t wa_get16(const unsigned char *p) {
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+static inline uint32_t wa_get32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t wa_get64(const unsigned char *p) {
+    return (uint64_t)wa_get32(p) << 32 | wa_get32(p + 4);
+}
+static inline void wa_put16(unsigned char *p, uint16_t v) {
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+static inline void wa_put32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+static inline void wa_put64(unsigned char *p, uint64_t v) {
+    wa_put32(p, (uint32_t)(v >> 32));
+    wa_put32(p + 4, (uint32_t)v);
+}
+
+/* ---- sizes ---------------------------------------------------------------------- */
+/* H for ndim dimensions and a name_len-byte name. */
+static inline size_t wa_header_size(unsigned ndim, unsigned name_len) {
+    return (WA_FIXED_HEADER + 8 * (size_t)ndim + name_len + WA_ALIGN - 1) / WA_ALIGN * WA_ALIGN;
+}
+
+/* Bytes after a payload: the CRC trailer, if any, and zeros up to a multiple of 64. */
+static inline size_t wa_frame_tail(size_t payload_len, int checksum) {
+    size_t t = checksum ? WA_TRAILER : 0;
+    size_t r = (payload_len + t) % WA_ALIGN;
+    return t + (r ? WA_ALIGN - r : 0);
+}
+
+/* ---- writing a header ----------------------------------------------------------- */
+/* The fixed fields into a zeroed header of header_len bytes; the caller then writes
+ * the shape (wa_put64 at WA_OFF_SHAPE + 8 * i) and the name, and seals it. */
+static inline void wa_put_fixed(unsigned char *p, unsigned kind, unsigned code, unsigned flags,
+                                unsigned ndim, unsigned name_len, size_t header_len,
+                                uint32_t count, uint64_t payload_len, uint32_t seq) {
+    memcpy(p, wa_magic, 4);
+    p[WA_OFF_VERSION] = (unsigned char)wa_kind_version(kind);
+    p[WA_OFF_KIND] = (unsigned char)kind;
+    p[WA_OFF_DTYPE] = (unsigned char)code;
+    p[WA_OFF_FLAGS] = (unsigned char)flags;
+    p[WA_OFF_NDIM] = (unsigned char)ndim;
+    p[WA_OFF_NAME_LEN] = (unsigned char)name_len;
+    wa_put16(p + WA_OFF_HEADER_LEN, (uint16_t)header_len);
+    wa_put32(p + WA_OFF_COUNT, count);
+    wa_put64(p + WA_OFF_PAYLOAD_LEN, payload_len);
+    wa_put32(p + WA_OFF_SEQ, seq);
+}
+
+/* Store the header CRC: the CRC32C of the header_len bytes with the field itself
+ * zero, which it still is. */
+static inline void wa_seal_header(unsigned char *p, size_t header_len) {
+    wa_put32(p + WA_OFF_CRC, wa_crc32c(0, p, header_len));
+}
+
+/* ---- section 6: checking a header ----------------------------------------------- */
+typedef struct {
+    unsigned version, kind, code, flags, ndim, name_len;
+    size_t header_len; /* H */
+    uint32_t count, seq, crc;
+    uint64_t payload_len;
+} wa_header;
+
+/* What wa_check_head / wa_check_header found: WA_OK, or the first check that failed,
+ * in the order they are made. */
+enum {
+    WA_OK = 0,
+    /* step 1: the first 64 bytes */
+    WA_E_SHORT,      /* fewer than WA_MIN_HEADER bytes to look at */
+    WA_E_MAGIC,
+    WA_E_VERSION,
+    WA_E_NDIM,       /* ndim > WA_MAX_NDIM */
+    WA_E_HEADER_LEN, /* header_len is not wa_header_size(ndim, name_len) */
+    /* step 2: the whole header */
+    WA_E_INCOMPLETE, /* fewer than header_len bytes to look at */
+    WA_E_CRC,
+    WA_E_PADDING,    /* a non-zero byte after the name */
+    /* step 3: the rules of the frame's kind */
+    WA_E_KIND,       /* not a kind of this frame's version */
+    WA_E_DTYPE,      /* an array's dtype code is not one of section 3 */
+    WA_E_FLAGS,      /* an array's flags have unknown bits */
+    WA_E_NOT_EMPTY,  /* dtype, flags, shape, name or payload where the kind has none */
+    WA_E_COUNT,      /* count is not 0 where the kind's is */
+    WA_E_PAYLOAD_LEN /* an array's payload_len is not prod(shape) * itemsize */
+};
+
+/* Step 1, on the first bytes of a frame (at least WA_MIN_HEADER of them): magic,
+ * version, ndim, and header_len exactly as ndim and name_len make it, which bounds
+ * H to WA_MAX_HEADER.  Fills every fixed field of *h. */
+static inline int wa_check_head(const unsigned char *p, size_t avail, wa_header *h) {
+    if (avail < WA_MIN_HEADER) return WA_E_SHORT;
+    h->version = p[WA_OFF_VERSION];
+    h->kind = p[WA_OFF_KIND];
+    h->code = p[WA_OFF_DTYPE];
+    h->flags = p[WA_OFF_FLAGS];
+    h->ndim = p[WA_OFF_NDIM];
+    h->name_len = p[WA_OFF_NAME_LEN];
+    h->header_len = wa_get16(p + WA_OFF_HEADER_LEN);
+    h->count = wa_get32(p + WA_OFF_COUNT);
+    h->payload_len = wa_get64(p + WA_OFF_PAYLOAD_LEN);
+    h->seq = wa_get32(p + WA_OFF_SEQ);
+    h->crc = wa_get32(p + WA_OFF_CRC);
+    if (memcmp(p, wa_magic, 4) != 0) return WA_E_MAGIC;
+    if (h->version != WA_VERSION && h->version != WA_VERSION_CONTROL) return WA_E_VERSION;
+    if (h->ndim > WA_MAX_NDIM) return WA_E_NDIM;
+    if (h->header_len != wa_header_size(h->ndim, h->name_len)) return WA_E_HEADER_LEN;
+    return WA_OK;
+}
+
+/* prod(shape) * itemsize == payload_len, computed exactly: a zero dimension makes
+ * the product 0, and a product that overflows 64 bits never equals a 64-bit length. */
+static inline int wa_payload_len_matches(const unsigned char *p, const wa_header *h) {
+    uint64_t expected = wa_dtypes[h->code].itemsize, d;
+    unsigned i;
+    for (i = 0; i < h->ndim; i++)
+        if (wa_get64(p + WA_OFF_SHAPE + 8 * i) == 0) return h->payload_len == 0;
+    for (i = 0; i < h->ndim; i++) {
+        d = wa_get64(p + WA_OFF_SHAPE + 8 * i);
+        if (expected > UINT64_MAX / d) return 0;
+        expected *= d;
+    }
+    return expected == h->payload_len;
+}
+
+/* Steps 1 to 3, on a whole header: step 1, then the header CRC and the zero
+ * padding, then the rules of the frame's kind (wa_kinds[]).  Fills *h. */
+static inline int wa_check_header(const unsigned char *p, size_t avail, wa_header *h) {
+    static const unsigned char zero4[4] = {0, 0, 0, 0};
+    size_t i, end;
+    uint32_t crc;
+    unsigned rules;
+    int status = wa_check_head(p, avail, h);
+    if (status != WA_OK) return status;
+    /* step 2 */
+    if (avail < h->header_len) return WA_E_INCOMPLETE;
+    crc = wa_crc32c(0, p, WA_OFF_CRC);
+    crc = wa_crc32c(crc, zero4, 4);
+    crc = wa_crc32c(crc, p + WA_OFF_CRC + 4, h->header_len - WA_OFF_CRC - 4);
+    if (crc != h->crc) return WA_E_CRC;
+    end = WA_OFF_SHAPE + 8 * (size_t)h->ndim + h->name_len;
+    for (i = end; i < h->header_len; i++)
+        if (p[i]) return WA_E_PADDING;
+    /* step 3 */
+    if (h->kind >= WA_KIND_LIMIT || wa_kinds[h->kind].name == NULL ||
+        h->version < wa_kinds[h->kind].version)
+        return WA_E_KIND;
+    rules = wa_kinds[h->kind].rules;
+    if (rules & WA_RULE_ARRAY) {
+        if (h->code == 0 || h->code >= WA_N_CODES) return WA_E_DTYPE;
+        if (h->flags & ~(unsigned)WA_FLAGS_KNOWN) return WA_E_FLAGS;
+    } else if (h->code || h->flags || h->ndim || h->payload_len ||
+               (h->name_len && !(rules & WA_RULE_NAME))) {
+        return WA_E_NOT_EMPTY;
+    }
+    if ((rules & WA_RULE_COUNT_ZERO) && h->count) return WA_E_COUNT;
+    if ((rules & WA_RULE_ARRAY) && !wa_payload_len_matches(p, h)) return WA_E_PAYLOAD_LEN;
+    return WA_OK;
+}
+
+#endif /* WA_FORMAT_H */

@@ -1,0 +1,104 @@
+"""Types of ``wirearray._cwire``, the compiled core (pyx/_cwire.pyx and its includes).
+
+The public functions are ``wirearray.fallback``'s, with the same parameters, plus two
+compiled-only accelerators of the codec's whole-frame path (``encode_small``,
+``decode_small``, which the pure-Python implementation does not have) and the private
+knobs that tests and benchmarks use.  tests/test_api_parity.py holds this file, the
+compiled module and the fallback to the same names and parameters.
+"""
+
+from typing import Any
+
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+from typing_extensions import Buffer
+
+__all__ = [
+    "byteswap",
+    "crc32c",
+    "decode_small",
+    "encode_small",
+    "get_simd",
+    "header_length",
+    "hton",
+    "htonl",
+    "htonll",
+    "htons",
+    "ntoh",
+    "ntohl",
+    "ntohll",
+    "ntohs",
+    "pack_header",
+    "parse_header",
+    "set_simd",
+    "simd_paths",
+]
+
+#: What ``out=`` accepts: an ndarray of the result's shape and item size, or a
+#: writable C-contiguous buffer of exactly the result's size.
+_Out = NDArray[Any] | Buffer | None
+
+# ---- arrays (convert.pxi) ----
+
+def hton(a: ArrayLike, out: _Out = None) -> NDArray[Any]: ...
+def ntoh(
+    a: ArrayLike | Buffer,
+    out: _Out = None,
+    *,
+    dtype: DTypeLike | None = None,
+    shape: int | tuple[int, ...] | None = None,
+) -> NDArray[Any]: ...
+def byteswap(a: ArrayLike, inplace: bool = False, out: _Out = None) -> NDArray[Any]: ...
+
+# ---- scalars (convert.pxi) ----
+
+def htons(x: int, /) -> int: ...
+def ntohs(x: int, /) -> int: ...
+def htonl(x: int, /) -> int: ...
+def ntohl(x: int, /) -> int: ...
+def htonll(x: int) -> int: ...
+def ntohll(x: int) -> int: ...
+
+# ---- SIMD path (simd.pxi) ----
+
+def simd_paths() -> tuple[str, ...]: ...
+def get_simd() -> str: ...
+def set_simd(name: str) -> str: ...
+def _get_stream_bytes() -> int: ...
+def _set_stream_bytes(nbytes: int) -> None: ...
+def _default_stream_bytes() -> int: ...
+
+# ---- CRC32C (crc.pxi) ----
+
+def crc32c(data: Buffer, crc: int = 0) -> int: ...
+def _crc32c_portable(data: Buffer, crc: int = 0) -> int: ...
+
+# ---- headers (format.pxi) ----
+
+def header_length(head: Buffer) -> int: ...
+def parse_header(
+    buf: Buffer,
+) -> tuple[int, int, int, tuple[int, ...], int, bytes, int, int]: ...
+def pack_header(
+    kind: int,
+    code: int,
+    flags: int,
+    shape: tuple[int, ...],
+    payload_len: int,
+    name: bytes = b"",
+    count: int = 0,
+    seq: int = 0,
+) -> bytes: ...
+
+# ---- whole small frames (fastpath.pxi) ----
+
+def encode_small(
+    a: object, want_big: int, checksum: bool, seq: int, limit: int
+) -> bytes | None: ...
+def decode_small(
+    buf: Buffer,
+    seq: int,
+    max_frame_bytes: int,
+    max_ndim: int,
+    keep_wire_order: bool,
+    out: NDArray[Any] | None = None,
+) -> tuple[NDArray[Any], int] | None: ...
