@@ -290,6 +290,7 @@ class Connection:
         self.closing = False
         self.closed = False
         self.close_problem: BaseException | None = None
+        self.peer_problem: BaseException | None = None  # what the peer sent instead
         self.failed_before_close = False
         # what the per-message paths test, kept by _refresh() whenever the state moves
         self.send_blocked = False
@@ -454,6 +455,8 @@ class Connection:
             err.consumed, err.sent = self.peer_consumed, self.data_sent
         elif self.peer_ended:
             err = EndOfStreamError("the peer closed the channel: it reads nothing more")
+        elif self.peer_problem is not None:
+            err = DeliveryError(f"the peer did not take the stream: {self.peer_problem}")
         else:
             return exc
         err.__cause__ = exc
@@ -479,7 +482,9 @@ class Connection:
                     got += n
                     continue
                 self.stash(ev)
-        except Exception:  # nothing (more) to read now, or not a report: what is known
+        except ProtocolError as exc:  # not wirearray frames: what they are says why
+            self.peer_problem = detached(exc)
+        except Exception:  # nothing (more) to read now: what is known
             return
 
     @property
@@ -698,7 +703,7 @@ class Connection:
         sent = self.end_seq if self.end_seq is not None else self.data_sent
         if not sent or self.confirmed:
             return None
-        problem = self.close_problem or self.tx_error
+        problem = self.close_problem or self.peer_problem or self.tx_error
         if self.peer_consumed is not None and self.peer_ended:
             err = DeliveryError(
                 f"the peer's application received {self.peer_consumed} of the {sent} frames "
