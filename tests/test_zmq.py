@@ -24,6 +24,7 @@ import zmq  # noqa: E402
 import zmq.asyncio  # noqa: E402
 
 import wirearray  # noqa: E402
+from wirearray import _zmq_message, _zmq_read, _zmq_staging, _zmq_stateful  # noqa: E402
 from wirearray import zmq as wz  # noqa: E402
 from wirearray.codec import Encoder  # noqa: E402
 
@@ -194,8 +195,8 @@ def test_part_layout(inproc):
 def test_large_payloads_split_in_pieces(inproc, monkeypatch):
     """Payloads of SPLIT_BYTES (2 GiB) and more travel in PIECE_BYTES (1 GiB) parts;
     the same rule at small sizes, so that the test needs no gigabytes."""
-    monkeypatch.setattr(wz, "SPLIT_BYTES", 1 << 20)
-    monkeypatch.setattr(wz, "PIECE_BYTES", 256 << 10)
+    monkeypatch.setattr(_zmq_message, "SPLIT_BYTES", 1 << 20)
+    monkeypatch.setattr(_zmq_message, "PIECE_BYTES", 256 << 10)
     a, b = inproc
     arr = make("<f8", ((5 << 20) // 16 + 3,))  # 2.5 MiB + 24 bytes
     for byteorder in ("network", "native"):
@@ -397,7 +398,7 @@ def test_a_header_claiming_terabytes_allocates_nothing(inproc):
 
     a, b = inproc
     impl = wirearray._impl
-    origin = wz._pack_origin(impl, 0, 0)
+    origin = _zmq_message._pack_origin(impl, 0, 0)
     header = impl.pack_header(1, 12, 0, (1 << 37,), 1 << 40, b"", 0, 0)
     tracemalloc.start()
     try:
@@ -511,8 +512,8 @@ def test_staging_buffers_are_reused(inproc):
 
 
 def test_staging_pool_keeps_a_bounded_idle_set(monkeypatch):
-    monkeypatch.setattr(wz, "KEEP_STAGING_BYTES", 1 << 20)
-    pool = wz._StagingPool()
+    monkeypatch.setattr(_zmq_staging, "KEEP_STAGING_BYTES", 1 << 20)
+    pool = _zmq_staging._StagingPool()
     bufs = [pool.take(300_000) for _ in range(8)]  # 320 KiB each once rounded up
     for buf in bufs:
         pool.give(buf, None)
@@ -740,7 +741,7 @@ def test_oversized_part_against_maxmsgsize(ctx, endpoints):
 
 
 def test_origin_bookkeeping():
-    o = wz._Origin(0)
+    o = _zmq_stateful._Origin(0)
     assert o.track(1) is None and o.track(2) is None
     assert o.track(5) == ("lost", 2) and o.lost == 2
     assert o.track(3) == ("reordered", 1) and o.lost == 1
@@ -752,7 +753,7 @@ def test_origin_bookkeeping():
     assert o.track(6 + 50) == ("duplicated", 1)
     assert o.track(4) == ("reordered", 1)  # beyond the window: counted late
     assert (o.received, o.reordered, o.duplicated) == (12, 3, 3)
-    late = wz._Origin(10)
+    late = _zmq_stateful._Origin(10)
     assert late.lost == 10
     assert late.track(9) == ("reordered", 1) and late.lost == 9
 
@@ -761,7 +762,7 @@ def forged(a, origin, seq, arr):
     """Send ``arr`` with a chosen origin id and sequence number."""
     impl = wirearray._impl
     frame = Encoder().encode(arr)
-    a.send_multipart([wz._pack_origin(impl, origin, seq), frame])
+    a.send_multipart([_zmq_message._pack_origin(impl, origin, seq), frame])
 
 
 def test_gaps_raise_with_the_array(inproc):
@@ -1091,13 +1092,13 @@ def test_interrupted_receive_leaves_a_message_boundary(inproc, monkeypatch):
     a, b = inproc
     wz.send_array(a, BIG_ARR, checksum=True)  # origin, header, payload, tail
     wz.send_array(a, np.arange(3.0))
-    real = wz._read_tail
+    real = _zmq_read._read_tail
 
     def interrupted(reader, tail_len):
-        monkeypatch.setattr(wz, "_read_tail", real)
+        monkeypatch.setattr(_zmq_read, "_read_tail", real)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(wz, "_read_tail", interrupted)
+    monkeypatch.setattr(_zmq_read, "_read_tail", interrupted)
     with pytest.raises(KeyboardInterrupt):
         wz.recv_array(b)
     same(wz.recv_array(b), np.arange(3.0))

@@ -15,6 +15,7 @@ require_zmq()
 
 import zmq  # noqa: E402
 
+from wirearray import _zmq_message  # noqa: E402
 from wirearray import zmq as wz  # noqa: E402
 from wirearray._implementation import get as get_impl  # noqa: E402
 from wirearray.codec import Encoder  # noqa: E402
@@ -61,8 +62,8 @@ def test_the_worked_example(link, impl_name):
     assert parts[0] == b"ticks"
     assert parts[2] == Encoder(implementation=impl_name).encode(np.array([1.0, -2.5]))
     impl = get_impl(impl_name)
-    assert parts[1] == wz._pack_origin(impl, 0x0123456789ABCDEF, 5)
-    assert wz._parse_origin(impl, memoryview(parts[1])) == (0x0123456789ABCDEF, 5)
+    assert parts[1] == _zmq_message._pack_origin(impl, 0x0123456789ABCDEF, 5)
+    assert _zmq_message._parse_origin(impl, memoryview(parts[1])) == (0x0123456789ABCDEF, 5)
 
     # off a socket: a Sender whose sequence for the topic is at its sixth message
     tx = wz.Sender(pub, implementation=impl_name)
@@ -91,7 +92,7 @@ def test_the_unsequenced_origin_part(link, impl_name):
     )
     assert m, "the unsequenced origin part is described"
     want = bytes.fromhex(m.group(1)) + bytes(20) + bytes.fromhex(m.group(2))
-    assert want == wz._pack_origin(get_impl(impl_name), 0, 0)
+    assert want == _zmq_message._pack_origin(get_impl(impl_name), 0, 0)
     wz.send_array(pub, np.array([1.0, -2.5]))
     assert sub.recv_multipart()[0] == want
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import socket
 import sys
 import time
@@ -47,23 +46,31 @@ import numpy as np
 
 import wirearray
 
+from ._cli_bench import (
+    _counts_type,
+    _dtypes_type,
+    _methods_type,
+    _sizes_type,
+    cmd_bench_kernels,
+    cmd_bench_stream,
+    cmd_bench_zmq,
+    cmd_demo,
+)
+from ._cli_common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    MB,
+    CliUsageError,
+    _fmt_bytes,
+    _load_arrays,
+    _Progress,
+    _safe,
+)
+from ._cli_zmq import _zmq_requested, _zmq_send, _zmq_serve
 from .codec import SMALL_FRAME_BYTES, Message
 from .exceptions import AddressError, UsageError, WireError
 from .transport import connect
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-MB = 1e6
-
-
-class CliUsageError(Exception):
-    """Bad arguments found after parsing (exit code 2)."""
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def _channel_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -234,10 +241,6 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
     return EXIT_OK
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64]
-
-
 def _peer(sock: socket.socket) -> str:
     try:
         return _show(sock.getpeername()) or "unix peer"
@@ -253,66 +256,6 @@ def _show(address: Any) -> str:
 
 
 # ---- send ----
-
-
-def _load_arrays(args: argparse.Namespace) -> list[tuple[str, Any]]:
-    """(label, array or factory) pairs, validated before connecting."""
-    if args.random:
-        if args.files:
-            raise CliUsageError("give FILE.npy arguments or --random, not both")
-        dtype_s, shape_s = args.random
-        try:
-            dtype = np.dtype(dtype_s)
-        except TypeError:
-            raise CliUsageError(f"unknown dtype {dtype_s!r}") from None
-        try:
-            shape = tuple(int(x) for x in shape_s.replace("x", ",").split(",") if x.strip())
-        except ValueError:
-            raise CliUsageError(f"bad shape {shape_s!r} (write e.g. 1000,3 or 1000x3)") from None
-        rng = np.random.default_rng(0)
-        if dtype.kind == "f":
-            a = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind == "c":
-            a = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
-        elif dtype.kind in "iub":
-            a = rng.integers(0, 100, size=shape).astype(dtype)
-        else:
-            raise CliUsageError(f"dtype {dtype} is not one wirearray sends")
-        return [(f"random {dtype}{list(shape)} #{i + 1}", a) for i in range(args.count)]
-    if not args.files:
-        raise CliUsageError("nothing to send: give FILE.npy arguments or --random DTYPE SHAPE")
-    arrays = []
-    for name in args.files:
-        try:
-            a = np.load(name, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise CliUsageError(f"cannot read {name}: {exc}") from None
-        arrays.append((name, a))
-    return arrays
-
-
-class _Progress:
-    """A one-line progress bar on stderr, drawn only on a terminal (or when forced)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.done, self.enabled = max(total, 1), 0, enabled
-        self.start = time.perf_counter()
-        self.last = 0.0
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.perf_counter()
-        if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
-            self.last = now
-            frac = min(self.done / self.total, 1.0)
-            rate = self.done / max(now - self.start, 1e-9) / MB
-            bar = "#" * int(frac * 30)
-            sys.stderr.write(f"\r[{bar:<30}] {frac:6.1%} {_fmt_bytes(self.done)} {rate:8.1f} MB/s")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -344,252 +287,6 @@ def cmd_send(args: argparse.Namespace) -> int:
         f"({total / elapsed / MB:.1f} MB/s), all received by the peer"
     )
     return EXIT_OK
-
-
-# ---- ZeroMQ endpoints (--zmq PATTERN): the work is wirearray.zmq's serve()/send() ----
-
-
-def _zmq_requested(args: argparse.Namespace) -> bool:
-    """True with --zmq; a tcp:// or ipc:// address without it is a usage error."""
-    address = str(getattr(args, "address", ""))
-    if not args.zmq:
-        if address.startswith(("tcp://", "ipc://")):
-            raise CliUsageError(f"{address} is a ZeroMQ endpoint: add --zmq PATTERN")
-        return False
-    tls = ("tls_cert", "tls_key", "tls", "tls_ca", "tls_client_ca", "server_hostname")
-    if args.format != "wire" or args.authkey_file or any(getattr(args, k, None) for k in tls):
-        raise CliUsageError(
-            "--zmq takes no --format, --authkey-file or TLS options "
-            "(ZeroMQ has CURVE for that: docs/SECURITY.md)"
-        )
-    return True
-
-
-def _zmq_module() -> Any:
-    try:
-        from . import zmq as wz
-    except ImportError as exc:
-        raise CliUsageError(str(exc)) from None
-    return wz
-
-
-def _zmq_serve(args: argparse.Namespace) -> int:
-    wz = _zmq_module()
-    import zmq
-
-    out_dir = Path(args.out) if args.out else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-
-    def ready(endpoint: str) -> None:
-        print(f"wirearray: listening on {endpoint} (zmq {args.zmq})", flush=True)
-
-    def refused(exc: Exception) -> None:
-        print(f"wirearray: refused a message: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-    index = messages = total = lost = 0
-    start = time.perf_counter()
-    deliveries = wz.serve(
-        args.address, args.zmq, max_frame_bytes=args.max_frame_bytes or wz.DEFAULT_MAX_FRAME_BYTES,
-        timeout=args.timeout, ready=ready, refused=refused,
-    )  # fmt: skip
-    try:
-        for d in deliveries:
-            messages += 1
-            if d.stats["lost"] > lost:
-                print(
-                    f"wirearray: {d.stats['lost'] - lost} message(s) lost before "
-                    f"#{d.seq} of origin {d.origin:016x}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                lost = d.stats["lost"]
-            for name, a in d.arrays.items():
-                index += 1
-                total += a.nbytes
-                if out_dir is not None:
-                    stem = f"{index:06d}" + (f"-{_safe(name)}" if name else "")
-                    np.save(out_dir / f"{stem}.npy", a)
-                if not args.summary:
-                    label = f" {name!r}" if name else ""
-                    rate = a.nbytes / max(d.seconds, 1e-9) / MB
-                    print(
-                        f"#{index}{label} {a.dtype} {a.shape} {_fmt_bytes(a.nbytes)} "
-                        f"{rate:.1f} MB/s",
-                        flush=True,
-                    )
-    except zmq.Again:
-        pass  # --timeout seconds without a message: done
-    except zmq.ZMQError as exc:
-        raise OSError(exc.errno, str(exc)) from None
-    elapsed = max(time.perf_counter() - start, 1e-9)
-    print(
-        f"wirearray: {messages} messages, {_fmt_bytes(total)} in {elapsed:.2f} s "
-        f"({total / elapsed / MB:.1f} MB/s), {lost} lost",
-        flush=True,
-    )
-    return EXIT_OK
-
-
-def _zmq_send(args: argparse.Namespace) -> int:
-    wz = _zmq_module()
-    import zmq
-
-    arrays = _load_arrays(args)
-    total = sum(a.nbytes for _, a in arrays)
-    progress = _Progress(total, args.progress or (sys.stderr.isatty() and total >= 64 << 20))
-    start = time.perf_counter()
-    try:
-        n = wz.send(
-            args.address, [np.asarray(a) for _, a in arrays], args.zmq,
-            byteorder=args.byteorder, checksum=args.checksum, timeout=args.timeout,
-            progress=progress.update,
-        )  # fmt: skip
-    except zmq.Again:
-        raise TimeoutError(f"no peer took the arrays within {args.timeout} s") from None
-    except zmq.ZMQError as exc:
-        raise OSError(exc.errno, str(exc)) from None
-    progress.close()
-    elapsed = max(time.perf_counter() - start, 1e-9)
-    print(
-        f"wirearray: sent {n} arrays, {_fmt_bytes(total)} in {elapsed:.2f} s "
-        f"({total / elapsed / MB:.1f} MB/s)"
-    )
-    return EXIT_OK
-
-
-# ---- demo and bench: the harness in wirearray._bench, imported only to run them ----
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    if args.kernels:
-        from ._bench.kernels import run_kernel_demo
-
-        return run_kernel_demo(quick=args.quick)
-    from ._bench.demo import run_demo
-
-    return run_demo(quick=args.quick)
-
-
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def _sizes_type(limit: int) -> Any:
-    """argparse type for --sizes: item counts, comma-separated, K/M/G = 2**10/20/30."""
-
-    def parse(text: str) -> list[int]:
-        sizes = set()
-        for token in filter(None, (t.strip() for t in text.split(","))):
-            m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)", token)
-            n = int(m[1]) * _SIZE_UNITS[m[2].lower()] if m else 0
-            if not 1 <= n <= limit:
-                raise argparse.ArgumentTypeError(
-                    f"{token!r}: sizes are item counts from 1 to {limit} "
-                    "(e.g. 16,64K,2M; K, M, G = 2**10, 2**20, 2**30)"
-                )
-            sizes.add(n)
-        if not sizes:
-            raise argparse.ArgumentTypeError("no sizes given")
-        return sorted(sizes)
-
-    return parse
-
-
-def _methods_type(text: str) -> list[str]:
-    """argparse type for --methods: keys, or words matching keys or names."""
-    from ._bench.peers import CEILING, METHODS
-
-    chosen: set[str] = {CEILING}  # every ratio needs the ceiling
-    for token in filter(None, (t.strip().lower() for t in text.split(","))):
-        if token in METHODS:
-            chosen.add(token)
-            continue
-        hits = {k for k, m in METHODS.items() if token in k or token in m.name.lower()}
-        if not hits:
-            raise argparse.ArgumentTypeError(
-                f"{token!r} matches no method; the methods: {', '.join(METHODS)}"
-            )
-        chosen |= hits
-    return [k for k in METHODS if k in chosen]
-
-
-def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse --plot without matplotlib and output files in missing directories before
-    anything is measured."""
-    for option in ("json", "plot"):
-        path = getattr(args, option, None)
-        if path and not Path(path).resolve().parent.is_dir():
-            raise CliUsageError(f"--{option} {path}: no such directory")
-    if getattr(args, "plot", None):
-        from ._bench.plot import missing
-
-        why = missing()
-        if why:
-            raise CliUsageError(why)
-
-
-def cmd_bench_stream(args: argparse.Namespace) -> int:
-    _check_outputs(args)
-    from ._bench.stream import run_stream_bench
-
-    return run_stream_bench(
-        args.methods, args.sizes, full=args.full, json_path=args.json, plot_path=args.plot
-    )
-
-
-def cmd_bench_kernels(args: argparse.Namespace) -> int:
-    _check_outputs(args)
-    from ._bench.kernels import run_kernel_bench
-
-    return run_kernel_bench(
-        dtypes=args.dtypes,
-        sizes=args.sizes,
-        quick=args.quick,
-        json_path=args.json,
-        plot_path=args.plot,
-    )
-
-
-def cmd_bench_zmq(args: argparse.Namespace) -> int:
-    _check_outputs(args)
-    from ._bench.zmq import run_zmq_bench
-
-    return run_zmq_bench(
-        [n * 8 for n in args.sizes] if args.sizes else None,
-        args.subscribers,
-        quick=args.quick,
-        rounds=args.rounds,
-        json_path=args.json,
-    )
-
-
-def _counts_type(text: str) -> list[int]:
-    """argparse type for --subscribers: positive counts, comma-separated."""
-    try:
-        counts = sorted({int(t) for t in text.split(",") if t.strip()})
-    except ValueError:
-        counts = []
-    if not counts or counts[0] < 1 or counts[-1] > 16:
-        raise argparse.ArgumentTypeError(f"{text!r}: counts from 1 to 16, e.g. 1,2,4")
-    return counts
-
-
-def _dtypes_type(text: str) -> list[str]:
-    from ._bench.kernels import KERNEL_DTYPES
-
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    for name in names:
-        try:
-            ok = np.dtype(name).kind in "iufc"
-        except TypeError:
-            ok = False
-        if not ok:
-            raise argparse.ArgumentTypeError(
-                f"{name!r} is not a numeric dtype (e.g. {','.join(KERNEL_DTYPES)})"
-            )
-    if not names:
-        raise argparse.ArgumentTypeError("no dtypes given")
-    return names
 
 
 # ---- parser ----

@@ -1,0 +1,124 @@
+"""``serve --zmq PATTERN`` and ``send --zmq PATTERN``: the command line on ZeroMQ
+endpoints.  The work is wirearray.zmq's serve()/send(), imported only when asked for
+(the ``zmq`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._cli_common import EXIT_OK, MB, CliUsageError, _fmt_bytes, _load_arrays, _Progress, _safe
+
+
+def _zmq_requested(args: argparse.Namespace) -> bool:
+    """True with --zmq; a tcp:// or ipc:// address without it is a usage error."""
+    address = str(getattr(args, "address", ""))
+    if not args.zmq:
+        if address.startswith(("tcp://", "ipc://")):
+            raise CliUsageError(f"{address} is a ZeroMQ endpoint: add --zmq PATTERN")
+        return False
+    tls = ("tls_cert", "tls_key", "tls", "tls_ca", "tls_client_ca", "server_hostname")
+    if args.format != "wire" or args.authkey_file or any(getattr(args, k, None) for k in tls):
+        raise CliUsageError(
+            "--zmq takes no --format, --authkey-file or TLS options "
+            "(ZeroMQ has CURVE for that: docs/SECURITY.md)"
+        )
+    return True
+
+
+def _zmq_module() -> Any:
+    try:
+        from . import zmq as wz
+    except ImportError as exc:
+        raise CliUsageError(str(exc)) from None
+    return wz
+
+
+def _zmq_serve(args: argparse.Namespace) -> int:
+    wz = _zmq_module()
+    import zmq
+
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def ready(endpoint: str) -> None:
+        print(f"wirearray: listening on {endpoint} (zmq {args.zmq})", flush=True)
+
+    def refused(exc: Exception) -> None:
+        print(f"wirearray: refused a message: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    index = messages = total = lost = 0
+    start = time.perf_counter()
+    deliveries = wz.serve(
+        args.address, args.zmq, max_frame_bytes=args.max_frame_bytes or wz.DEFAULT_MAX_FRAME_BYTES,
+        timeout=args.timeout, ready=ready, refused=refused,
+    )  # fmt: skip
+    try:
+        for d in deliveries:
+            messages += 1
+            if d.stats["lost"] > lost:
+                print(
+                    f"wirearray: {d.stats['lost'] - lost} message(s) lost before "
+                    f"#{d.seq} of origin {d.origin:016x}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                lost = d.stats["lost"]
+            for name, a in d.arrays.items():
+                index += 1
+                total += a.nbytes
+                if out_dir is not None:
+                    stem = f"{index:06d}" + (f"-{_safe(name)}" if name else "")
+                    np.save(out_dir / f"{stem}.npy", a)
+                if not args.summary:
+                    label = f" {name!r}" if name else ""
+                    rate = a.nbytes / max(d.seconds, 1e-9) / MB
+                    print(
+                        f"#{index}{label} {a.dtype} {a.shape} {_fmt_bytes(a.nbytes)} "
+                        f"{rate:.1f} MB/s",
+                        flush=True,
+                    )
+    except zmq.Again:
+        pass  # --timeout seconds without a message: done
+    except zmq.ZMQError as exc:
+        raise OSError(exc.errno, str(exc)) from None
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    print(
+        f"wirearray: {messages} messages, {_fmt_bytes(total)} in {elapsed:.2f} s "
+        f"({total / elapsed / MB:.1f} MB/s), {lost} lost",
+        flush=True,
+    )
+    return EXIT_OK
+
+
+def _zmq_send(args: argparse.Namespace) -> int:
+    wz = _zmq_module()
+    import zmq
+
+    arrays = _load_arrays(args)
+    total = sum(a.nbytes for _, a in arrays)
+    progress = _Progress(total, args.progress or (sys.stderr.isatty() and total >= 64 << 20))
+    start = time.perf_counter()
+    try:
+        n = wz.send(
+            args.address, [np.asarray(a) for _, a in arrays], args.zmq,
+            byteorder=args.byteorder, checksum=args.checksum, timeout=args.timeout,
+            progress=progress.update,
+        )  # fmt: skip
+    except zmq.Again:
+        raise TimeoutError(f"no peer took the arrays within {args.timeout} s") from None
+    except zmq.ZMQError as exc:
+        raise OSError(exc.errno, str(exc)) from None
+    progress.close()
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    print(
+        f"wirearray: sent {n} arrays, {_fmt_bytes(total)} in {elapsed:.2f} s "
+        f"({total / elapsed / MB:.1f} MB/s)"
+    )
+    return EXIT_OK

@@ -1,0 +1,348 @@
+"""One wirearray.zmq message: the wire mapping, and a message's parts built from arrays.
+
+The mapping is docs/FORMAT.md section 11 ("Over ZeroMQ"): envelope parts, the origin
+part (a 32-byte header of its own, checked first), then frame parts whose concatenation
+is exactly a FORMAT.md frame -- whole in one part for a payload under
+WHOLE_FRAME_BYTES, else header, payload (pieces of PIECE_BYTES from SPLIT_BYTES) and
+tail.  This module holds its constants, packs and parses the origin part, derives the
+socket limits from it, and builds a message's parts; both directions follow its part
+sizes (``_payload_parts`` is the sender's rule for the reader).  It never sends or
+receives: ``_zmq_io`` moves messages, ``_zmq_read`` parses received frame parts.  Why
+the mapping is what it is: the header of ``wirearray.zmq``.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import zmq
+
+from . import _format as F
+from ._common import check_dtype
+from ._zmq_staging import _StagingPool
+from .codec import DEFAULT_MAX_FRAME_BYTES
+from .exceptions import (
+    MalformedFrameError,
+    UnsupportedDtypeError,
+    UnsupportedVersionError,
+    UsageError,
+)
+
+#: First bytes of the origin part ("\x89WAZ": the frame magic with Z for ZeroMQ).
+ORIGIN_MAGIC = b"\x89WAZ"
+#: Version of the origin part's layout.
+ORIGIN_VERSION = 1
+#: Size of the origin part.
+ORIGIN_BYTES = 32
+#: Origin flag bit 0: the origin id and sequence number are meaningful.
+ORIGIN_SEQUENCED = 0x01
+#: Frames with payloads under this size travel whole, in one part (pyzmq copies parts
+#: under zmq.COPY_THRESHOLD, 64 KiB, anyway); larger payloads go in parts of their own.
+WHOLE_FRAME_BYTES = 64 << 10
+#: Payload parts of this size and more are handed to libzmq without a copy (from the
+#: array, or from a staging buffer), with a MessageTracker; smaller ones travel whole,
+#: copied.  A copy is cheaper than pyzmq's tracking only while zmq queues almost
+#: nothing: send+receive of 64 KiB over inproc took 26 us copied against 38 us without
+#: a copy one message at a time, but 93 against 32 us with 500 messages queued (each
+#: copy lands in fresh memory: page faults), and 201 against 61 us at 256 KiB.  Without
+#: a copy there is no such cliff (bench/zmq_overhead.py measures the per-message costs).
+ZERO_COPY_BYTES = WHOLE_FRAME_BYTES
+#: Payloads of this size and more are split into parts of PIECE_BYTES (libzmq fails on
+#: parts of 2 GiB and more); smaller ones travel in one part.
+SPLIT_BYTES = 1 << 31
+PIECE_BYTES = 1 << 30
+
+_ORIGIN = struct.Struct(">4sBBHQQII")  # magic, version, flags, 0, origin, seq, 0, crc
+_HOST_BIG = sys.byteorder == "big"
+_ZEROS = bytes(F.ALIGN)
+_ZERO4 = bytes(4)
+_CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoised
+
+#: Envelope parts: a ROUTER peer's identity, a PUB topic (bytes each).
+Envelope = Sequence[bytes]
+# ---- the origin part ----
+
+
+def _pack_origin(impl: Any, origin: int, seq: int) -> bytes:
+    flags = ORIGIN_SEQUENCED if origin else 0
+    buf = bytearray(_ORIGIN.pack(ORIGIN_MAGIC, ORIGIN_VERSION, flags, 0, origin, seq, 0, 0))
+    struct.pack_into(">I", buf, F.CRC_OFFSET, impl.crc32c(buf))
+    return bytes(buf)
+
+
+def _parse_origin(impl: Any, mv: memoryview) -> tuple[int, int]:
+    """(origin, seq) of an origin part; origin 0 for an unsequenced message.
+
+    Raises:
+        MalformedFrameError, UnsupportedVersionError: not a valid origin part.
+    """
+    if len(mv) == ORIGIN_BYTES:
+        magic, version, flags, zero16, origin, seq, zero32, crc = _ORIGIN.unpack(mv)
+        if (
+            magic == ORIGIN_MAGIC
+            and version == ORIGIN_VERSION
+            and not zero16
+            and not zero32
+            and impl.crc32c(_ZERO4, impl.crc32c(mv[: F.CRC_OFFSET])) == crc
+            and ((flags == ORIGIN_SEQUENCED and origin) or (flags == 0 and not origin and not seq))
+        ):
+            return origin, seq
+    _origin_error(impl, mv)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _origin_error(impl: Any, mv: memoryview) -> None:
+    """Raise the error that says what is wrong with an origin part."""
+    n = len(mv)
+    head = bytes(mv[:4])
+    if head != ORIGIN_MAGIC:
+        if head == F.MAGIC:
+            raise MalformedFrameError(
+                "a frame where the origin part belongs: the sender is not wirearray.zmq, "
+                "or the envelope count is wrong"
+            )
+        raise MalformedFrameError(
+            f"not an origin part ({n} bytes starting {head!r}): a wrong envelope count "
+            "(a ROUTER socket's messages start with the peer's identity: envelope=1), "
+            "or a sender that is not wirearray.zmq"
+        )
+    if n != ORIGIN_BYTES:
+        raise MalformedFrameError(f"origin part of {n} bytes (expected {ORIGIN_BYTES})")
+    _magic, version, flags, zero16, _origin, _seq, zero32, crc = _ORIGIN.unpack(mv)
+    if version != ORIGIN_VERSION:
+        raise UnsupportedVersionError(
+            f"origin part version {version} (this reader speaks {ORIGIN_VERSION})"
+        )
+    if impl.crc32c(_ZERO4, impl.crc32c(mv[: F.CRC_OFFSET])) != crc:
+        raise MalformedFrameError("origin part checksum mismatch (corrupted)")
+    if flags & ~ORIGIN_SEQUENCED or zero16 or zero32:
+        raise MalformedFrameError("origin part: unknown flags or non-zero reserved bytes")
+    raise MalformedFrameError(
+        "origin part: a sequenced message needs an origin id, an unsequenced one "
+        "carries origin and sequence 0"
+    )
+
+
+# ---- limits ----
+
+
+def max_part_bytes(max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> int:
+    """The largest zmq message part a receiver with this ``max_frame_bytes`` accepts:
+    a whole frame of that payload (header of at most 832 bytes and tail of at most 67
+    included), capped at 2 GiB - 1 (larger payloads travel in 1 GiB parts).  This is
+    the value :func:`set_limits` gives ``ZMQ_MAXMSGSIZE``."""
+    if max_frame_bytes < 0:
+        raise UsageError("max_frame_bytes must be >= 0")
+    return min(max_frame_bytes + F.MAX_HEADER + F.TRAILER + F.ALIGN, SPLIT_BYTES - 1)
+
+
+def _socket_limits(max_frame_bytes: int, hwm_bytes: int | None) -> dict[int, int]:
+    opts: dict[int, int] = {int(zmq.MAXMSGSIZE): max_part_bytes(max_frame_bytes)}
+    if hwm_bytes is not None:
+        if hwm_bytes <= 0:
+            raise UsageError("hwm_bytes must be > 0")
+        per_message = max(max_frame_bytes, 1) + F.MAX_HEADER + ORIGIN_BYTES + F.ALIGN
+        hwm = max(1, min(hwm_bytes // per_message, 1 << 30))
+        opts[int(zmq.RCVHWM)] = hwm
+        opts[int(zmq.SNDHWM)] = hwm
+    return opts
+
+
+def set_limits(
+    sock: zmq.Socket,
+    *,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    hwm_bytes: int | None = None,
+) -> None:
+    """Make libzmq enforce wirearray's limits on ``sock``; call it before bind/connect.
+
+    * ``ZMQ_MAXMSGSIZE`` = :func:`max_part_bytes` (``max_frame_bytes``): libzmq
+      disconnects a peer that sends a larger part, before buffering it.
+    * with ``hwm_bytes``: ``ZMQ_SNDHWM`` and ``ZMQ_RCVHWM`` (counted in messages, per
+      connected peer) = ``hwm_bytes // (max_frame_bytes + 960)``, at least 1: the
+      number of the largest messages allowed that fit the byte budget.  Choose
+      ``max_frame_bytes`` near the real array sizes, or the count gets small (a
+      1 GiB limit with a 4 GiB budget queues 3 messages per peer).
+
+    libzmq applies these options to connections made *after* they are set (existing
+    ones keep the old values), hence "before bind/connect".  It cannot bound the
+    number of parts of a message: use CURVE for untrusted peers (docs/SECURITY.md).
+
+    Raises:
+        UsageError: a negative limit or a budget <= 0.
+    """
+    for opt, value in _socket_limits(max_frame_bytes, hwm_bytes).items():
+        sock.setsockopt(opt, value)
+
+
+def _default_envelope(sock: zmq.Socket) -> int:
+    return 1 if sock.type == zmq.ROUTER else 0
+
+
+# ---- encoding: arrays to parts ----
+
+
+def _name_bytes(name: str | None) -> bytes:
+    if name is None:
+        return b""
+    if not isinstance(name, str):
+        raise UsageError(f"array names are str, not {type(name).__name__}")
+    b = name.encode("utf-8")
+    if not 0 < len(b) <= F.MAX_NAME:
+        raise UsageError("array names are 1 to 255 bytes of UTF-8")
+    return b
+
+
+def _want_big(byteorder: str) -> bool | None:
+    if byteorder == "network":
+        return True
+    if byteorder == "native":
+        return None
+    raise UsageError(f"byteorder must be 'network' or 'native', not {byteorder!r}")
+
+
+def _mem_is_big(dt: np.dtype) -> bool:
+    return dt.byteorder == ">" or (dt.byteorder == "=" and _HOST_BIG)
+
+
+class _Parts:
+    """The parts of one message being built: (buffer, zero-copy?) pairs, the staging
+    buffers they use, and whether a zero-copy part refers to the caller's memory."""
+
+    __slots__ = ("borrowed", "parts", "staging")
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[Any, bool]] = []
+        self.staging: list[tuple[np.ndarray, bool]] = []  # (buffer, sent without a copy?)
+        self.borrowed = False
+
+
+def _encode_array(
+    out: _Parts,
+    impl: Any,
+    pool: _StagingPool,
+    array: Any,
+    name: str | None,
+    want_big: bool | None,
+    checksum: bool,
+    copy: bool,
+    seq: int,
+) -> None:
+    """Append the parts of one array frame (frame sequence number ``seq``) to ``out``."""
+    a = array if type(array) is np.ndarray else np.asarray(array)
+    if seq == 0 and name is None and a.nbytes < WHOLE_FRAME_BYTES:
+        small = getattr(impl, "encode_small", None)
+        if small is not None:
+            frame = small(a, -1 if want_big is None else int(want_big), checksum, 0, a.nbytes)
+            if frame is not None:
+                out.parts.append((frame, False))
+                return
+    dt = a.dtype
+    code = _CODES.get(dt)
+    if code is None:
+        code = _CODES[dt] = F.dtype_code(dt)
+    if not code:
+        check_dtype(dt)
+        raise UnsupportedDtypeError(f"wirearray cannot send dtype {dt!r}")
+    if a.ndim > F.MAX_NDIM:
+        raise UsageError(f"{a.ndim} dimensions; the wire format carries at most 64")
+    name_b = _name_bytes(name)
+    mem_big = _mem_is_big(dt)
+    wire_big = mem_big if want_big is None else want_big
+    swap = dt.itemsize > 1 and wire_big != mem_big
+    fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
+    contiguous = a.flags.c_contiguous or fortran
+    order: Literal["C", "F"] = "F" if fortran else "C"
+    flags = (
+        (F.FLAG_BIG_ENDIAN if wire_big else 0)
+        | (F.FLAG_FORTRAN if fortran else 0)
+        | (F.FLAG_CHECKSUM if checksum else 0)
+    )
+    header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, 0, seq)
+    n = a.nbytes
+    if n < WHOLE_FRAME_BYTES:
+        if swap:
+            a = impl.byteswap(a)
+        if not (a.flags.c_contiguous or fortran):
+            a = np.ascontiguousarray(a)
+        payload = a.reshape(-1, order=order).view(np.uint8)
+        tail = _tail(impl, payload, checksum, n)
+        out.parts.append((b"".join((header, payload.data, tail)), False))
+        return
+    zero_copy = n >= ZERO_COPY_BYTES
+    if not swap and contiguous and (not copy or not zero_copy):
+        # the array's own memory: without a copy (copy=False), or copied by libzmq
+        payload = a.reshape(-1, order=order).view(np.uint8)
+        out.borrowed = zero_copy
+    else:
+        buf = pool.take(n)
+        out.staging.append((buf, zero_copy))
+        payload = buf[:n]
+        dest = payload.view(dt).reshape(a.shape, order=order)
+        if swap:
+            impl.byteswap(a, out=dest)
+        else:
+            np.copyto(dest, a)
+    out.parts.append((header, False))
+    if n < SPLIT_BYTES:
+        out.parts.append((payload, zero_copy))
+    else:
+        for k in range(0, n, PIECE_BYTES):
+            out.parts.append((payload[k : k + PIECE_BYTES], zero_copy))
+    tail = _tail(impl, payload, checksum, n)
+    if tail:
+        out.parts.append((tail, False))
+
+
+def _tail(impl: Any, payload: np.ndarray, checksum: bool, n: int) -> bytes:
+    pad = F.frame_tail(n, checksum) - (F.TRAILER if checksum else 0)
+    if checksum:
+        return impl.crc32c(payload).to_bytes(4, "big") + _ZEROS[:pad]
+    return _ZEROS[:pad]
+
+
+def _encode_message(
+    out: _Parts,
+    impl: Any,
+    pool: _StagingPool,
+    arrays: Mapping[str, Any],
+    want_big: bool | None,
+    checksum: bool,
+    copy: bool,
+) -> None:
+    if not isinstance(arrays, Mapping):
+        raise UsageError("a message is a mapping of names to arrays")
+    items = [(k, np.asarray(v)) for k, v in arrays.items()]
+    for k, v in items:  # every name and dtype before anything is converted
+        _name_bytes(k)
+        if not F.dtype_code(v.dtype):
+            check_dtype(v.dtype)
+            raise UnsupportedDtypeError(f"wirearray cannot send dtype {v.dtype!r}")
+    out.parts.append((impl.pack_header(F.KIND_MESSAGE, 0, 0, (), 0, b"", len(items), 0), False))
+    for i, (k, v) in enumerate(items, 1):
+        _encode_array(out, impl, pool, v, k, want_big, checksum, copy, i)
+
+
+def _check_envelope(envelope: Envelope) -> list[Any]:
+    if envelope == ():
+        return []
+    if isinstance(envelope, (bytes, str)):
+        raise UsageError("envelope is a sequence of parts, e.g. [identity] or [b'topic']")
+    parts = list(envelope)
+    for p in parts:
+        if isinstance(p, str):
+            raise UsageError("envelope parts are bytes (encode topic strings)")
+    return parts
+
+
+def _payload_parts(length: int) -> list[int]:
+    """Sizes of the payload parts of a split frame (the sender's rule, exactly)."""
+    if length == 0:
+        return []
+    if length < SPLIT_BYTES:
+        return [length]
+    return [min(PIECE_BYTES, length - k) for k in range(0, length, PIECE_BYTES)]

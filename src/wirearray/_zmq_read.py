@@ -1,0 +1,431 @@
+"""Reading one wirearray.zmq message: its parts parsed and checked, landed as arrays.
+
+The reader pulls the parts of one message from a blocking socket (``_Reader``) and
+checks each against the mapping (docs/FORMAT.md section 11), the limits and the schema
+before anything is allocated for it; payloads land straight in the destination
+(``recv_into``) or are converted from zmq's buffer into it in one pass.  Whoever calls
+``_read_message`` discards the rest of the message when it raises (``_zmq_io._recv``),
+so a malformed message costs that message only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import zmq
+
+from . import _format as F
+from ._zmq_message import _HOST_BIG, ORIGIN_MAGIC, _mem_is_big, _parse_origin, _payload_parts
+from .codec import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_ARRAYS, DEFAULT_MAX_NDIM, Schema
+from .exceptions import (
+    BufferMismatchError,
+    ChecksumError,
+    FrameTooLargeError,
+    MalformedFrameError,
+    SchemaMismatchError,
+    UsageError,
+)
+
+_WIRE_DTYPES = {
+    (code, big): dt.newbyteorder(">" if big else "<")
+    for code, dt in F.DTYPES.items()
+    for big in (False, True)
+}
+_INTP_MAX = int(np.iinfo(np.intp).max)
+_DISCARD = bytearray(0)
+# plain ints: pyzmq's constants are enum.IntFlag members, whose | and & run Python code
+_RCVMORE = int(zmq.RCVMORE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_ndim: int = DEFAULT_MAX_NDIM
+    max_message_arrays: int = DEFAULT_MAX_MESSAGE_ARRAYS
+
+    def __post_init__(self) -> None:
+        if self.max_frame_bytes < 0 or not 0 <= self.max_ndim <= F.MAX_NDIM:
+            raise UsageError("limits must be >= 0 (and max_ndim <= 64)")
+        if self.max_message_arrays < 0:
+            raise UsageError("max_message_arrays must be >= 0")
+
+
+class _Incoming:
+    """What is known of the message being read (the Receiver's bookkeeping uses it
+    also when the message is refused): its envelope and origin."""
+
+    __slots__ = ("envelope", "origin", "seq")
+
+    def __init__(self) -> None:
+        self.envelope: list[bytes] = []
+        self.origin: int | None = None
+        self.seq = 0
+
+
+class _Reader:
+    """Reads the parts of one zmq message from a (blocking) socket, one at a time."""
+
+    __slots__ = ("more", "sock")
+
+    def __init__(self, sock: zmq.Socket):
+        self.sock = sock
+        self.more = False
+
+    def first(self, flags: int) -> Any:
+        f = self.sock.recv(flags, copy=False)
+        self.more = f.more
+        return f
+
+    def frame(self, what: str) -> Any:
+        if not self.more:
+            raise MalformedFrameError(f"the message ended where {what} belongs")
+        f = self.sock.recv(copy=False)
+        self.more = f.more
+        return f
+
+    def into(self, buf: Any, want: int, what: str) -> int:
+        """recv_into ``buf`` (``want`` bytes long); the part must be exactly that long."""
+        if not self.more:
+            raise MalformedFrameError(f"the message ended where {what} belongs")
+        n = self.sock.recv_into(buf)
+        self.more = bool(self.sock.getsockopt(_RCVMORE))
+        if n != want:
+            raise MalformedFrameError(f"{what}: a part of {n} bytes (expected {want})")
+        return n
+
+    def end(self) -> None:
+        if self.more:
+            raise MalformedFrameError("extra parts after the frame(s) the message announced")
+
+    def drain(self) -> None:
+        """Discard what is left of the message, so that the next read starts a new one."""
+        sock = self.sock
+        while self.more:
+            sock.recv_into(_DISCARD)
+            self.more = bool(sock.getsockopt(_RCVMORE))
+
+
+def _fit_out(out: Any, wire_dt: np.dtype, shape: tuple, order: str) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise BufferMismatchError(f"out must be an ndarray, not {type(out).__name__}")
+    if out.dtype.newbyteorder("=") != wire_dt.newbyteorder("="):
+        raise BufferMismatchError(f"out has dtype {out.dtype}; the frame carries {wire_dt}")
+    if out.shape != tuple(shape):
+        raise BufferMismatchError(f"out has shape {out.shape}; the frame carries {shape}")
+    if not out.flags.writeable:
+        raise BufferMismatchError("out is read-only")
+    if not (out.flags.f_contiguous if order == "F" else out.flags.c_contiguous):
+        raise BufferMismatchError(
+            f"out must be {'Fortran' if order == 'F' else 'C'}-contiguous "
+            f"(the frame is in {order} order)"
+        )
+    return out
+
+
+class _MessageState:
+    """Names and payload bytes of the message being read (FORMAT.md section 2 rules)."""
+
+    __slots__ = ("names", "nbytes")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.nbytes = 0
+
+
+def _read_array(
+    reader: _Reader,
+    impl: Any,
+    first: Any,
+    seq: int,
+    out: Any,
+    schema: Schema | None,
+    limits: _Limits,
+    copy: bool,
+    msg: _MessageState | None,
+) -> tuple[str | None, np.ndarray]:
+    """One array frame whose first part is ``first``: validate its header against the
+    limits and the schema, then land the payload (whole, or in its own parts)."""
+    mv = memoryview(first)
+    size = len(mv)
+    if size < F.MIN_HEADER:
+        raise MalformedFrameError(f"a frame part of {size} bytes (a header has at least 64)")
+    head = mv[: F.MIN_HEADER]
+    if bytes(head[:4]) == ORIGIN_MAGIC:
+        raise MalformedFrameError("a second origin part where a frame belongs")
+    h = impl.header_length(head)
+    if size < h:
+        raise MalformedFrameError(f"a frame part of {size} bytes; its header alone has {h}")
+    kind, code, flags, shape, length, name, _count, fseq = impl.parse_header(mv[:h])
+    if kind != F.KIND_ARRAY:
+        if kind == F.KIND_MESSAGE and msg is None:
+            raise SchemaMismatchError("expected a single array, received a message (recv_many)")
+        raise MalformedFrameError(f"frame kind {kind} where an array frame belongs")
+    if fseq != seq:
+        raise MalformedFrameError(f"frame sequence number {fseq}, expected {seq}")
+    if len(shape) > limits.max_ndim:
+        raise FrameTooLargeError(f"{len(shape)} dimensions exceed max_ndim={limits.max_ndim}")
+    if length > limits.max_frame_bytes:
+        raise FrameTooLargeError(
+            f"frame of {length} bytes exceeds max_frame_bytes={limits.max_frame_bytes}"
+        )
+    nonzero = F.ITEMSIZE[code]
+    for n in shape:
+        if n:
+            nonzero *= n
+    if nonzero > _INTP_MAX:
+        raise MalformedFrameError(f"shape {shape} cannot be represented on this host")
+    try:
+        text = name.decode("utf-8") if name else None
+    except UnicodeDecodeError:
+        raise MalformedFrameError("array name is not valid UTF-8") from None
+    if msg is not None:
+        if text is None:
+            raise MalformedFrameError("an array inside a message has no name")
+        if text in msg.names:
+            raise MalformedFrameError(f"array name {text!r} repeated in a message")
+        if msg.nbytes + length > limits.max_frame_bytes:
+            raise FrameTooLargeError(
+                f"message payloads exceed max_frame_bytes={limits.max_frame_bytes}"
+            )
+        msg.names.add(text)
+        msg.nbytes += length
+    if schema is not None:
+        why = schema.mismatch(code, shape)
+        if why:
+            raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
+    checksum = bool(flags & F.FLAG_CHECKSUM)
+    tail_len = F.frame_tail(length, checksum)
+    total = h + length + tail_len
+    whole = size == total
+    if not whole and not (size == h and total > h):
+        raise MalformedFrameError(
+            f"a frame part of {size} bytes: neither the {h}-byte header nor the whole "
+            f"{total}-byte frame"
+        )
+    wire_big = bool(flags & F.FLAG_BIG_ENDIAN)
+    wire_dt = _WIRE_DTYPES[code, wire_big]
+    order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
+    itemsize = wire_dt.itemsize
+    pieces = [length] if whole else _payload_parts(length)
+    crc = 0
+    # A read-only view of zmq's buffer: no conversion, no out=, one piece.
+    if out is None and not copy and len(pieces) <= 1 and (itemsize == 1 or wire_big == _HOST_BIG):
+        if whole:
+            src = mv[h : h + length]
+            tail = mv[h + length :]
+        else:
+            src = memoryview(reader.frame("the payload")) if length else mv[:0]
+            if len(src) != length:
+                raise MalformedFrameError(
+                    f"the payload: a part of {len(src)} bytes (expected {length})"
+                )
+            tail = _read_tail(reader, tail_len)
+        if checksum:
+            crc = impl.crc32c(src)
+        _check_tail(tail, checksum, crc)
+        view = np.frombuffer(src, dtype=F.DTYPES[code], count=length // itemsize)
+        view = view.reshape(shape, order=order)
+        view.flags.writeable = False
+        return text, view
+    if out is not None:
+        dt = out.dtype if type(out) is np.ndarray else None
+        if (
+            dt is not None
+            and dt.kind == wire_dt.kind
+            and dt.itemsize == itemsize
+            and out.shape == shape
+            and out.flags.writeable
+            and (out.flags.c_contiguous if order == "C" else out.flags.f_contiguous)
+        ):
+            dest = out  # the common case, without _fit_out's dtype arithmetic
+        else:
+            dest = _fit_out(out, wire_dt, shape, order)
+    else:
+        try:
+            dest = np.empty(shape, dtype=F.DTYPES[code], order=order)
+        except (ValueError, MemoryError) as exc:
+            raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
+    swap = itemsize > 1 and _mem_is_big(dest.dtype) != wire_big
+    if not whole and not swap and len(pieces) == 1 and not checksum:
+        # libzmq copies the payload part into the destination itself
+        reader.into(dest, length, "the payload")
+        _check_tail(_read_tail(reader, tail_len), False, 0)
+        return text, dest
+    dest_bytes = dest.reshape(-1, order=order).view(np.uint8)
+    unit = (itemsize // 2 if wire_dt.kind == "c" else itemsize) if swap else 0
+    units = dest_bytes.view(f"u{unit}") if unit else None
+    if whole:
+        src = mv[h : h + length]
+        if checksum:
+            crc = impl.crc32c(src)
+        _land(impl, src, dest_bytes, units, unit, 0)
+        _check_tail(mv[h + length :], checksum, crc)
+        return text, dest
+    offset = 0
+    for piece in pieces:
+        window = dest_bytes[offset : offset + piece]
+        if unit:
+            # converted in one pass from zmq's buffer into the destination
+            src = memoryview(reader.frame("the payload"))
+            if len(src) != piece:
+                raise MalformedFrameError(
+                    f"the payload: a part of {len(src)} bytes (expected {piece})"
+                )
+            if checksum:
+                crc = impl.crc32c(src, crc)
+            _land(impl, src, dest_bytes, units, unit, offset)
+        else:
+            # no conversion: libzmq copies the part into the destination itself
+            reader.into(window, piece, "the payload")
+            if checksum:
+                crc = impl.crc32c(window, crc)
+        offset += piece
+    _check_tail(_read_tail(reader, tail_len), checksum, crc)
+    return text, dest
+
+
+def _land(impl: Any, src: Any, dest_bytes: np.ndarray, units: Any, unit: int, offset: int):
+    n = len(src)
+    if not n:
+        return
+    if unit:
+        view = np.frombuffer(src, dtype=units.dtype)
+        impl.byteswap(view, out=units[offset // unit : (offset + n) // unit])
+    else:
+        dest_bytes[offset : offset + n] = np.frombuffer(src, dtype=np.uint8)
+
+
+def _read_tail(reader: _Reader, tail_len: int) -> memoryview:
+    if not tail_len:
+        return memoryview(b"")
+    tail = memoryview(reader.frame("the frame's tail"))
+    if len(tail) != tail_len:
+        raise MalformedFrameError(f"a tail part of {len(tail)} bytes (expected {tail_len})")
+    return tail
+
+
+def _check_tail(tail: memoryview, checksum: bool, crc: int) -> None:
+    pad_from = 0
+    if checksum:
+        sent = int.from_bytes(tail[:4], "big")
+        if sent != crc:
+            raise ChecksumError(
+                f"payload checksum mismatch (CRC32C 0x{crc:08x}, trailer 0x{sent:08x})"
+            )
+        pad_from = 4
+    if any(tail[pad_from:]):
+        raise MalformedFrameError("non-zero bytes in frame padding")
+
+
+def _coerce_schema(schema: Any, many: bool) -> Any:
+    if many:
+        if schema is None:
+            return None
+        if not isinstance(schema, Mapping):
+            raise UsageError("recv_many(schema=...) is a dict of schemas by name")
+        return {str(k): Schema.coerce(v) for k, v in schema.items()}
+    if isinstance(schema, Mapping):
+        raise UsageError("a dict of schemas describes a message: use recv_many()")
+    return Schema.coerce(schema)
+
+
+def _read_message(
+    reader: _Reader,
+    impl: Any,
+    flags: int,
+    n_env: int,
+    out: Any,
+    schema: Any,
+    limits: _Limits,
+    copy: bool,
+    many: bool | None,
+    info: _Incoming,
+) -> Any:
+    """Read one whole message: envelope, origin part, frame(s).  Fills ``info`` as it
+    goes.  Returns the array (``many`` False), the dict of a message (True), or either
+    as a dict, a single array under its name (None)."""
+    if n_env:
+        info.envelope.append(reader.first(flags).bytes)
+        for _ in range(n_env - 1):
+            info.envelope.append(reader.frame("an envelope part").bytes)
+        part = reader.frame("the origin part")
+    else:
+        part = reader.first(flags)
+    info.origin, info.seq = _parse_origin(impl, memoryview(part))
+    first = reader.frame("a frame")
+    if many is None:
+        head = memoryview(first)[:6]
+        many = len(head) == 6 and head[5] == F.KIND_MESSAGE
+        if not many:
+            name, a = _read_array(reader, impl, first, 0, None, None, limits, copy, None)
+            reader.end()
+            return {name: a}
+    if not many:
+        # The whole-frame fast path: one compiled call validates, converts and checks.
+        small = getattr(impl, "decode_small", None)
+        if small is not None and schema is None and copy and not reader.more:
+            r = small(first, 0, limits.max_frame_bytes, limits.max_ndim, False, out)
+            if r is not None and r[1] == len(first):
+                return r[0]
+        _name, a = _read_array(reader, impl, first, 0, out, schema, limits, copy, None)
+        reader.end()
+        return a
+    mv = memoryview(first)
+    if len(mv) < F.MIN_HEADER:
+        raise MalformedFrameError(f"a frame part of {len(mv)} bytes (a header has at least 64)")
+    h = impl.header_length(mv[: F.MIN_HEADER])
+    if len(mv) < h:
+        raise MalformedFrameError(f"a frame part of {len(mv)} bytes; its header alone has {h}")
+    kind, _c, _f, _s, _l, _n, count, fseq = impl.parse_header(mv[:h])
+    if kind != F.KIND_MESSAGE:
+        if kind == F.KIND_ARRAY:
+            raise SchemaMismatchError("expected a message, received a single array (recv_array)")
+        raise MalformedFrameError(f"frame kind {kind} where a message header belongs")
+    if len(mv) != h:
+        raise MalformedFrameError(f"a message header part of {len(mv)} bytes (expected {h})")
+    if fseq != 0:
+        raise MalformedFrameError(f"frame sequence number {fseq}, expected 0")
+    if count > limits.max_message_arrays:
+        raise FrameTooLargeError(
+            f"message of {count} arrays exceeds max_message_arrays={limits.max_message_arrays}"
+        )
+    if out is not None and not isinstance(out, Mapping):
+        raise BufferMismatchError("recv_many(out=...) is a dict of arrays by name")
+    outs = out or {}
+    state = _MessageState()
+    arrays: dict[str, np.ndarray] = {}
+    for i in range(1, count + 1):
+        part = reader.frame(f"array {i} of {count}")
+        # out= and the schema go by name, which only the header says
+        name = _peek_name(impl, part)
+        sch = None
+        if schema is not None:
+            if name not in schema:
+                raise SchemaMismatchError(f"unexpected array {name!r} in the message")
+            sch = schema[name]
+        text, a = _read_array(reader, impl, part, i, outs.get(name), sch, limits, copy, state)
+        arrays[str(text)] = a  # a message's arrays all have names (checked)
+    reader.end()
+    if schema is not None:
+        missing = set(schema) - set(arrays)
+        if missing:
+            raise SchemaMismatchError(f"message lacks arrays {sorted(missing)}")
+    return arrays
+
+
+def _peek_name(impl: Any, part: Any) -> str | None:
+    """The name in a frame header (validated: header length, CRC), or None."""
+    mv = memoryview(part)
+    if len(mv) < F.MIN_HEADER:
+        return None
+    h = impl.header_length(mv[: F.MIN_HEADER])
+    if len(mv) < h:
+        return None
+    name = impl.parse_header(mv[:h])[5]
+    try:
+        return name.decode("utf-8") if name else None
+    except UnicodeDecodeError:
+        return None
