@@ -7,7 +7,7 @@ wrapping or owning them: the caller creates, configures, binds and closes the so
 ``import wirearray`` never imports this module; ``import wirearray.zmq`` imports pyzmq
 (the ``wirearray[zmq]`` extra).
 
-Wire mapping (docs/FORMAT.md section 11, "Over ZeroMQ"): one zmq message is
+Wire mapping (docs/FORMAT.md section 11, "Over ZeroMQ"): one zmq message is::
 
     envelope parts   ROUTER identities, SUB topics: as many as the caller says
     origin part      32 bytes: magic "\\x89WAZ", version, flags, origin id, message
