@@ -23,7 +23,7 @@ from . import _format as F
 from . import _sizes as S
 from ._common import byte_view, detached
 from ._destination import Destination
-from ._events import NEED_DATA, Ack, Array, EndOfStream, ErrorReport, Schema
+from ._events import NEED_DATA, Array, EndOfStream, Schema, control_event
 from ._framing import WIRE, Framing
 from ._implementation import get as _get_impl
 from ._limits import check_array, check_schema, truncated
@@ -35,13 +35,7 @@ from ._sizes import (
     DIRECT_MIN_BYTES,
     SWAP_CHUNK_BYTES,
 )
-from .exceptions import (
-    ErrorCode,
-    MalformedFrameError,
-    ProtocolError,
-    StreamBrokenError,
-    UsageError,
-)
+from .exceptions import MalformedFrameError, ProtocolError, StreamBrokenError, UsageError
 
 if TYPE_CHECKING:
     from ._types import (
@@ -60,13 +54,6 @@ _RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
 
 # Decoder regions
 _HEADER, _PAYLOAD, _TAIL = 0, 1, 2
-
-
-def _error_code(code: int) -> int:
-    try:
-        return ErrorCode(code)
-    except ValueError:
-        return code
 
 
 class Decoder:
@@ -567,17 +554,13 @@ class Decoder:
     def _start_frame(self) -> None:
         assert self._header is not None
         kind, code, flags, shape, length, name, count, seq = self._header
-        if kind == F.KIND_END or kind == F.KIND_ACK:  # the peer's stream ends here
+        if kind == F.KIND_END or kind == F.KIND_ACK or kind == F.KIND_ERROR:
             self._reset_frame()
-            self._seq = 0
-            self._events.append(EndOfStream(seq) if kind == F.KIND_END else Ack(count, seq))
-            self._clean = not self._pending
-            return
-        if kind == F.KIND_ERROR:  # the last word of the peer: nothing follows
-            self._reset_frame()
-            self._message = None
-            reason = name.decode("utf-8", "replace")
-            self._events.append(ErrorReport(_error_code(count), reason))
+            if kind == F.KIND_ERROR:  # the last word of the peer: nothing follows
+                self._message = None
+            else:  # the peer's stream ends here
+                self._seq = 0
+            self._events.append(control_event(kind, count, name, seq))
             self._clean = not self._pending
             return
         message = self._message
