@@ -6,9 +6,9 @@ One state machine for every framing: regions header -> payload -> tail per recor
 The framing (``_framing.py``) reads and validates headers and says what follows a
 payload; ``_limits.py`` holds the checks of limits, ``out=`` and schemas; a payload
 lands in a ``_destination.Destination`` (swapped in place while in cache,
-checksummed); a message's arrays gather in a ``_message.Assembly``.  Here: the
-regions and the input (the read-ahead buffer), sequence numbers, control frames, and
-the two paths that take a whole small frame in one step.
+checksummed); a message's arrays gather in a ``_message.Assembly``; ``_readahead.py``
+sizes the buffer reads land in.  Here: the regions and the input, sequence numbers,
+control frames, and the two paths that take a whole small frame in one step.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _format as F
-from . import _sizes as S
 from ._common import byte_view, detached
 from ._destination import Destination
 from ._events import NEED_DATA, Array, EndOfStream, Schema, control_event
@@ -28,6 +27,7 @@ from ._framing import WIRE, Framing
 from ._implementation import get as _get_impl
 from ._limits import check_array, check_schema, truncated
 from ._message import Assembly, check_message
+from ._readahead import ReadAhead
 from ._sizes import (
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_MAX_MESSAGE_ARRAYS,
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Decoder"]
 
-_NO_VIEW = memoryview(b"")
 _RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
 
 # Decoder regions
@@ -109,10 +108,9 @@ class Decoder:
         self.keep_wire_order = keep_wire_order
         self._impl = _get_impl(implementation)
         self.framing = framing
-        self._readahead: bytearray | None = None  # allocated by the first get_buffer()
+        self._readahead: ReadAhead | None = None  # made by the first get_buffer()
         self._grow = False  # the last read filled the read-ahead: double it
         self._large_last = False  # the last frame's payload was received directly
-        self._rview = _NO_VIEW
         self._pending: deque[memoryview] = deque()
         self._events: deque[Event] = deque()
         self._eof = False
@@ -203,24 +201,15 @@ class Decoder:
             self._last_buffer_len = n
             return self._dest.window(self._fill, n)
         self._direct = False
-        size = len(self._rview)
-        want = size * 2 if self._grow else S.INITIAL_READAHEAD_BYTES
-        if self._region != _HEADER or self._fill:  # a frame in progress: room for its rest
-            want = max(want, remaining)
-        want = min(max(want, S.INITIAL_READAHEAD_BYTES), max(S.READAHEAD_BYTES, F.MAX_HEADER))
-        if want > size:  # nothing refers to the old buffer here: _pending is empty
-            self._rview = _NO_VIEW
-            self._readahead = bytearray(want)
-            self._rview = memoryview(self._readahead)
+        if self._readahead is None:
+            self._readahead = ReadAhead()
+        # _pending is empty: nothing refers to the read-ahead, which may be replaced
+        in_frame = self._region != _HEADER or self._fill
+        rest = remaining if in_frame else 0
+        view = self._readahead.get(self._grow, rest, self._large_last and not in_frame)
         self._grow = False
-        if self._large_last and self._region == _HEADER and not self._fill:
-            # The last frame was large: most likely this one is too, so read its first
-            # 64 header bytes alone and let the payload land in its array, instead of
-            # reading up to READAHEAD_BYTES of it here and copying them over.
-            self._last_buffer_len = F.MIN_HEADER
-            return self._rview[: F.MIN_HEADER]
-        self._last_buffer_len = len(self._rview)
-        return self._rview
+        self._last_buffer_len = len(view)
+        return view
 
     def advance(self, nbytes: int) -> None:
         """Report that ``nbytes`` were written into the last get_buffer(); 0 means EOF.
@@ -247,7 +236,8 @@ class Decoder:
             self._fill += nbytes
             self._dest.landed(start, self._fill)
         else:
-            self._pending.append(self._rview[:nbytes])
+            assert self._readahead is not None
+            self._pending.append(self._readahead.filled(nbytes))
 
     def receive_data(self, data: bytes | bytearray | memoryview | np.ndarray) -> None:
         """Feed bytes (any buffer; a multi-byte-item buffer is read as its bytes);
@@ -318,7 +308,6 @@ class Decoder:
         StreamBrokenError.  Transports call it when a connection ends, so that a peer
         that vanished inside a large frame leaves nothing behind; the stored error
         keeps no traceback (whose frames could hold the buffers).  Idempotent."""
-        self._rview = _NO_VIEW
         self._readahead = None
         self._pending.clear()
         self._events.clear()
