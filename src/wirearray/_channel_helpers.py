@@ -12,12 +12,12 @@ from typing import Final
 
 import numpy as np
 
-from ._common import byte_view
+from ._common import byte_view, layout_order
 from ._framing import WIRE, Framing
+from ._limits import fit_out
 from ._types import Buffer, Buffers, ByteOrder
 from .codec import Array, Decoder, Encoder, Message
 from .exceptions import (
-    BufferMismatchError,
     ChecksumError,
     ErrorCode,
     FrameTooLargeError,
@@ -145,17 +145,16 @@ def item_of(ev: Array | Message) -> np.ndarray | dict[str, np.ndarray]:
 
 def deliver_into(out: object, array: np.ndarray) -> np.ndarray:
     """An array decoded before the caller named ``out=`` (it arrived while a send
-    failed), copied into ``out`` under the rules of Decoder.expect."""
-    if not isinstance(out, np.ndarray):
-        raise BufferMismatchError(f"out must be an ndarray, not {type(out).__name__}")
-    if out.dtype.newbyteorder("=") != array.dtype.newbyteorder("="):
-        raise BufferMismatchError(f"out has dtype {out.dtype}; the frame carries {array.dtype}")
-    if out.shape != array.shape:
-        raise BufferMismatchError(f"out has shape {out.shape}; the frame carries {array.shape}")
-    if not out.flags.writeable:
-        raise BufferMismatchError("out is read-only")
-    np.copyto(out, array)
-    return out
+    failed), copied into ``out``, which must fit as it would have had to fit the frame
+    (Decoder.expect: dtype in any byte order, shape, writable, contiguous in the
+    array's memory order).
+
+    Raises:
+        BufferMismatchError: ``out`` does not fit.
+    """
+    dest = fit_out(out, array.dtype, array.shape, layout_order(array))
+    np.copyto(dest, array)
+    return dest
 
 
 # ---- reporting a failure to the peer ----
