@@ -47,10 +47,10 @@ class Destination:
     """The array one frame's payload lands in.
 
     Args:
-        code, flags, shape, length: the frame's dtype code, flags, shape and payload
-            bytes, from its (checked) header.
-        out: the caller's array, or None to allocate one (in this host's byte order,
-            or the wire's with ``keep_wire_order``).
+        code, flags, shape: the frame's dtype code, flags and shape, from its
+            (checked) header.
+        out: the caller's array, or None to allocate one.
+        keep_wire_order: allocate in the wire's byte order instead of this host's.
         impl: the implementation module whose ``byteswap`` and ``crc32c`` run.
 
     Raises:
