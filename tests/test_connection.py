@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from wirearray import (
+    BufferMismatchError,
     DeliveryError,
     DeliveryTimeoutError,
     EndOfStreamError,
@@ -235,3 +236,19 @@ def test_arrays_read_while_a_send_failed_stay_for_recv():
     out = np.empty(4)
     ev = b.start_recv(out, None)
     assert isinstance(ev, Array) and ev.array is out and out.tolist() == [0, 1, 2, 3]
+
+
+def test_an_array_read_while_a_send_failed_needs_the_out_the_frame_would():
+    a, b, c = Connection(), Connection(), Connection()
+    frame = send(a, np.arange(4.0))
+    strided = np.zeros(8)[::2]  # the right dtype and shape, but not contiguous
+    c.dec.receive_data(frame)  # the ordinary path refuses it...
+    c.start_recv(strided, None)
+    with pytest.raises(BufferMismatchError) as direct:
+        c.dec.next_event()
+    b.dec.receive_data(frame)  # ...and so does the array kept while a send failed
+    b.stash(b.dec.next_event())
+    with pytest.raises(BufferMismatchError) as kept:
+        b.start_recv(strided, None)
+    assert str(kept.value) == str(direct.value)
+    assert not strided.any()

@@ -16,17 +16,17 @@ import numpy.typing as npt
 
 from . import codec as _codec
 from ._aio_stream import SocketStream, with_timeout
-from ._common import byte_view
-from ._connection import (
+from ._channel_helpers import (
     CONTROL_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_SEND_BUFFER,
-    Connection,
     array_of,
     item_of,
     message_of,
     views,
 )
+from ._common import byte_view
+from ._connection import Connection
 from ._sockets import tune
 from .codec import NEED_DATA, Array, Message
 from .exceptions import (

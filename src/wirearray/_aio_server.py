@@ -10,7 +10,7 @@ from typing import Any
 
 from ._aio_channel import AsyncChannel
 from ._aio_stream import secure_within, with_timeout
-from ._connection import CONTROL_TIMEOUT, busy_frame, error_code
+from ._channel_helpers import CONTROL_TIMEOUT, busy_frame, error_code
 from ._listening import ListeningSocket
 from .exceptions import EndOfStreamError, ErrorCode, PeerError, WireError
 

@@ -49,164 +49,36 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 import numpy as np
 
 from . import codec as _codec
+from ._channel_helpers import (
+    DEFAULT_SEND_BUFFER,
+    check_send_buffer,
+    deliver_into,
+    error_code,
+    hold_frames,
+    make_codec,
+)
 from ._common import detached
-from ._framing import WIRE, Framing
 from ._types import ByteOrder
-from .codec import NEED_DATA, Ack, Array, Decoder, Encoder, EndOfStream, ErrorReport, Message
+from .codec import NEED_DATA, Ack, Array, Encoder, EndOfStream, ErrorReport, Message
 from .exceptions import (
-    BufferMismatchError,
-    ChecksumError,
     DeliveryError,
     DeliveryTimeoutError,
     EndOfStreamError,
-    ErrorCode,
-    FrameTooLargeError,
     MalformedFrameError,
     PeerError,
     ProtocolError,
-    SchemaMismatchError,
     StreamBrokenError,
     TruncatedStreamError,
     UsageError,
 )
 
-__all__ = [
-    "CONTROL_TIMEOUT",
-    "DEFAULT_CLOSE_TIMEOUT",
-    "DEFAULT_MAX_HANDSHAKES",
-    "DEFAULT_SEND_BUFFER",
-    "Connection",
-]
+__all__ = ["CONSUMED", "Connection"]
 
-#: Default for Channel(send_buffer=): what send(flush=False) holds before sending.
-DEFAULT_SEND_BUFFER: Final = 64 << 10
-#: Default bound of close()'s wait for the peer's confirmation, in seconds (when the
-#: channel has no timeout of its own).
-DEFAULT_CLOSE_TIMEOUT: Final = 10.0
-
-#: Longest wait to hand the peer a control frame (ACK, ERROR) on the way out, seconds.
-CONTROL_TIMEOUT: Final = 2.0
-#: Default bound on connections in their handshake at once (Listener, aio.serve).
-DEFAULT_MAX_HANDSHAKES: Final = 128
 #: Bytes read, at most, to find the peer's report after a send failed.
 REPORT_READ_LIMIT: Final = 1 << 20
 
 #: What Connection.handle() returns for an event the application must not see.
 CONSUMED: Final = object()
-
-
-def busy_frame(limit: int) -> bytes:
-    """The ERROR frame a server at ``max_connections`` answers a new connection with."""
-    return Encoder().error(ErrorCode.BUSY, f"server busy: {limit} connections open")
-
-
-def error_code(exc: BaseException) -> ErrorCode:
-    """The ERROR frame code that reports ``exc`` to the peer."""
-    if isinstance(exc, FrameTooLargeError):
-        return ErrorCode.TOO_LARGE
-    if isinstance(exc, ChecksumError):
-        return ErrorCode.CHECKSUM
-    if isinstance(exc, SchemaMismatchError):
-        return ErrorCode.SCHEMA
-    if isinstance(exc, ProtocolError):
-        return ErrorCode.PROTOCOL
-    if isinstance(exc, TimeoutError):
-        return ErrorCode.TIMEOUT
-    return ErrorCode.APPLICATION
-
-
-def framing_named(format: str) -> Framing:
-    """The framing of a channel's ``format=`` ("wire" or "npy")."""
-    if format == "wire":
-        return WIRE
-    if format == "npy":
-        from .npy import NPY  # loaded on first use
-
-        return NPY
-    raise UsageError(f"format must be 'wire' or 'npy', not {format!r}")
-
-
-def make_codec(
-    format: str,
-    byteorder: ByteOrder,
-    checksum: bool,
-    max_frame_bytes: int,
-    max_ndim: int,
-    max_message_arrays: int,
-    keep_wire_order: bool,
-) -> tuple[Encoder, Decoder]:
-    """The encoder and decoder of a channel's framing ("wire" or "npy")."""
-    framing = framing_named(format)
-    dec = Decoder(
-        max_frame_bytes=max_frame_bytes,
-        max_ndim=max_ndim,
-        max_message_arrays=max_message_arrays,
-        keep_wire_order=keep_wire_order,
-        framing=framing,
-    )
-    return Encoder(byteorder=byteorder, checksum=checksum, framing=framing), dec
-
-
-def check_send_buffer(send_buffer: int) -> int:
-    if send_buffer < 0:
-        raise UsageError("send_buffer must be >= 0")
-    return send_buffer
-
-
-def views(parts: list) -> list[memoryview]:
-    """Flat byte views of a frame's buffers, empty ones dropped (for sendmsg)."""
-    out = []
-    for p in parts:
-        mv = memoryview(p)
-        if mv.ndim != 1 or mv.itemsize != 1:
-            mv = mv.cast("B")
-        if len(mv):
-            out.append(mv)
-    return out
-
-
-def hold_frames(buf: bytearray, frames: Iterator[list]) -> None:
-    """Append every buffer of an Encoder.frame()/message() iterator to a send buffer
-    (copied, so the array may change afterwards)."""
-    for parts in frames:
-        for v in views(parts):
-            buf += v
-
-
-def array_of(ev: Any) -> np.ndarray:
-    """recv()'s result: the array of an Array event; a message is a schema mismatch."""
-    if isinstance(ev, Array):
-        return ev.array
-    raise SchemaMismatchError(
-        f"expected a single array, received a message of {len(ev.arrays)} arrays (use recv_many())"
-    )
-
-
-def message_of(ev: Any) -> dict[str, np.ndarray]:
-    """recv_many()'s result: the arrays of a Message event; an array is a mismatch."""
-    if isinstance(ev, Message):
-        return ev.arrays
-    raise SchemaMismatchError("expected a message, received a single array (use recv())")
-
-
-def item_of(ev: Any) -> Any:
-    """What iterating over a channel yields: an array, or a dict for a message."""
-    return ev.array if isinstance(ev, Array) else ev.arrays
-
-
-def deliver_into(out: Any, array: np.ndarray) -> np.ndarray:
-    """An array decoded before the caller named ``out=`` (it arrived while a send
-    failed), copied into ``out`` under the rules of Decoder.expect."""
-    if not isinstance(out, np.ndarray):
-        raise BufferMismatchError(f"out must be an ndarray, not {type(out).__name__}")
-    if out.dtype.newbyteorder("=") != array.dtype.newbyteorder("="):
-        raise BufferMismatchError(f"out has dtype {out.dtype}; the frame carries {array.dtype}")
-    if out.shape != array.shape:
-        raise BufferMismatchError(f"out has shape {out.shape}; the frame carries {array.shape}")
-    if not out.flags.writeable:
-        raise BufferMismatchError("out is read-only")
-    np.copyto(out, array)
-    return out
 
 
 _P = ParamSpec("_P")

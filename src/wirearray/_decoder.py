@@ -4,8 +4,11 @@ for the bytes).
 
 One state machine for every framing: regions header -> payload -> tail per record.
 The framing (``_framing.py``) reads and validates headers and says what follows a
-payload; everything about payloads (where they land, byte swaps in place while in
-cache, checksums), limits, ``out=``, schemas and messages is here.
+payload; ``_limits.py`` holds the checks of limits, ``out=`` and schemas; a payload
+lands in a ``_destination.Destination`` (swapped in place while in cache,
+checksummed); a message's arrays gather in a ``_message.Assembly``; ``_readahead.py``
+sizes the buffer reads land in.  Here: the regions and the input, sequence numbers,
+control frames, and the two paths that take a whole small frame in one step.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _format as F
-from . import _sizes as S
-from ._common import byte_view, detached, mem_is_big
-from ._events import NEED_DATA, Ack, Array, EndOfStream, ErrorReport, Message, Schema
+from ._common import byte_view, detached
+from ._destination import Destination
+from ._events import NEED_DATA, Array, EndOfStream, Schema, control_event
 from ._framing import WIRE, Framing
 from ._implementation import get as _get_impl
-from ._limits import check_array, check_member, check_schema, fit_out, truncated
+from ._limits import check_array, check_schema, truncated
+from ._message import Assembly, check_message
+from ._readahead import ReadAhead
 from ._sizes import (
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_MAX_MESSAGE_ARRAYS,
@@ -30,17 +35,7 @@ from ._sizes import (
     DIRECT_MIN_BYTES,
     SWAP_CHUNK_BYTES,
 )
-from .exceptions import (
-    BufferMismatchError,
-    ChecksumError,
-    ErrorCode,
-    FrameTooLargeError,
-    MalformedFrameError,
-    ProtocolError,
-    SchemaMismatchError,
-    StreamBrokenError,
-    UsageError,
-)
+from .exceptions import MalformedFrameError, ProtocolError, StreamBrokenError, UsageError
 
 if TYPE_CHECKING:
     from ._types import (
@@ -54,25 +49,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Decoder"]
 
-#: (code, big-endian?) -> the payload's dtype as it travels
-_WIRE_DTYPES = {
-    (code, big): dt.newbyteorder(">" if big else "<")
-    for code, dt in F.DTYPES.items()
-    for big in (False, True)
-}
-_NO_BYTES: np.ndarray = np.empty(0, np.uint8)  # no destination (typed, never None)
-_NO_VIEW = memoryview(b"")
 _RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
 
 # Decoder regions
 _HEADER, _PAYLOAD, _TAIL = 0, 1, 2
-
-
-def _error_code(code: int) -> int:
-    try:
-        return ErrorCode(code)
-    except ValueError:
-        return code
 
 
 class Decoder:
@@ -107,12 +87,7 @@ class Decoder:
     _need: int
     _header: Header | None
     _header_bytes: int
-    _dest: np.ndarray | None
-    _dest_bytes: np.ndarray
-    _units: np.ndarray
-    _unit: int
-    _swapped: int
-    _crc: int | None
+    _dest: Destination | None  # where the payload lands (array frames)
 
     def __init__(
         self,
@@ -133,10 +108,9 @@ class Decoder:
         self.keep_wire_order = keep_wire_order
         self._impl = _get_impl(implementation)
         self.framing = framing
-        self._readahead: bytearray | None = None  # allocated by the first get_buffer()
+        self._readahead: ReadAhead | None = None  # made by the first get_buffer()
         self._grow = False  # the last read filled the read-ahead: double it
         self._large_last = False  # the last frame's payload was received directly
-        self._rview = _NO_VIEW
         self._pending: deque[memoryview] = deque()
         self._events: deque[Event] = deque()
         self._eof = False
@@ -149,14 +123,9 @@ class Decoder:
         self._seq = first_seq & 0xFFFFFFFF
         self._next_out: np.ndarray | MessageOut | None = None
         self._next_schema: Schema | dict[str, Schema | None] | None = None
-        self._in_message = False
+        self._message: Assembly | None = None  # the message in progress
         self.bytes_received = 0
         self._reset_frame()
-        self._msg: dict[str, np.ndarray] = {}
-        self._msg_count = 0
-        self._msg_bytes = 0
-        self._msg_schema: Schema | dict[str, Schema | None] | None = None
-        self._msg_out: MessageOut = {}
         self._clean = False  # True at a frame boundary right after an END frame
         # the compiled whole-frame fast path, for the wire format only
         self._small = getattr(self._impl, "decode_small", None) if framing.whole_frames else None
@@ -198,12 +167,10 @@ class Decoder:
             UsageError, UnsupportedDtypeError: a malformed schema.
         """
         self._check_usable()
-        if self._in_message and self._header is not None and self._region == _HEADER:
+        if self._message is not None and self._header is not None and self._region == _HEADER:
             # An array of the current message was refused its out= (BufferMismatchError):
             # the new out= (a dict by name, or None) replaces the rest of its destinations.
-            if out is not None and not isinstance(out, Mapping):
-                raise BufferMismatchError("a message needs out= as a dict of arrays by name")
-            self._msg_out = out or {}
+            self._message.redirect(out)
             out = None
         if isinstance(schema, Mapping):
             self._next_schema = {str(k): Schema.coerce(v) for k, v in schema.items()}
@@ -228,29 +195,21 @@ class Decoder:
             raise UsageError("call next_event() until it returns NEED_DATA before get_buffer()")
         remaining = self._need - self._fill
         if self._region == _PAYLOAD and remaining >= DIRECT_MIN_BYTES:
-            n = min(remaining, SWAP_CHUNK_BYTES) if self._unit else remaining
+            assert self._dest is not None
+            n = min(remaining, SWAP_CHUNK_BYTES) if self._dest.unit else remaining
             self._direct = True
             self._last_buffer_len = n
-            return self._dest_bytes[self._fill : self._fill + n].data
+            return self._dest.window(self._fill, n)
         self._direct = False
-        size = len(self._rview)
-        want = size * 2 if self._grow else S.INITIAL_READAHEAD_BYTES
-        if self._region != _HEADER or self._fill:  # a frame in progress: room for its rest
-            want = max(want, remaining)
-        want = min(max(want, S.INITIAL_READAHEAD_BYTES), max(S.READAHEAD_BYTES, F.MAX_HEADER))
-        if want > size:  # nothing refers to the old buffer here: _pending is empty
-            self._rview = _NO_VIEW
-            self._readahead = bytearray(want)
-            self._rview = memoryview(self._readahead)
+        if self._readahead is None:
+            self._readahead = ReadAhead()
+        # _pending is empty: nothing refers to the read-ahead, which may be replaced
+        in_frame = self._region != _HEADER or self._fill
+        rest = remaining if in_frame else 0
+        view = self._readahead.get(self._grow, rest, self._large_last and not in_frame)
         self._grow = False
-        if self._large_last and self._region == _HEADER and not self._fill:
-            # The last frame was large: most likely this one is too, so read its first
-            # 64 header bytes alone and let the payload land in its array, instead of
-            # reading up to READAHEAD_BYTES of it here and copying them over.
-            self._last_buffer_len = F.MIN_HEADER
-            return self._rview[: F.MIN_HEADER]
-        self._last_buffer_len = len(self._rview)
-        return self._rview
+        self._last_buffer_len = len(view)
+        return view
 
     def advance(self, nbytes: int) -> None:
         """Report that ``nbytes`` were written into the last get_buffer(); 0 means EOF.
@@ -272,13 +231,13 @@ class Decoder:
         self.bytes_received += nbytes
         self._clean = False
         if self._direct:
+            assert self._dest is not None
             start = self._fill
             self._fill += nbytes
-            if self._crc is not None:
-                self._crc = self._impl.crc32c(self._dest_bytes[start : self._fill], self._crc)
-            self._swap_landed()
+            self._dest.landed(start, self._fill)
         else:
-            self._pending.append(self._rview[:nbytes])
+            assert self._readahead is not None
+            self._pending.append(self._readahead.filled(nbytes))
 
     def receive_data(self, data: bytes | bytearray | memoryview | np.ndarray) -> None:
         """Feed bytes (any buffer; a multi-byte-item buffer is read as its bytes);
@@ -306,7 +265,7 @@ class Decoder:
         pending = self._pending
         if not pending or self._small is None or self._events or self._header is not None:
             return None
-        if self._fill or self._in_message or self._broken is not None:
+        if self._fill or self._message is not None or self._broken is not None:
             return None
         mv = pending[0]
         r = self._small(mv, self._seq, self._small_max, self.max_ndim, self.keep_wire_order, out)
@@ -349,14 +308,11 @@ class Decoder:
         StreamBrokenError.  Transports call it when a connection ends, so that a peer
         that vanished inside a large frame leaves nothing behind; the stored error
         keeps no traceback (whose frames could hold the buffers).  Idempotent."""
-        self._rview = _NO_VIEW
         self._readahead = None
         self._pending.clear()
         self._events.clear()
         self._dest = None
-        self._dest_bytes = self._units = _NO_BYTES
-        self._msg = {}
-        self._msg_out = {}
+        self._message = None
         self._next_out = self._next_schema = None
         self._broken = detached(self._broken) if self._broken is not None else _RELEASED
 
@@ -407,7 +363,7 @@ class Decoder:
             and self._fill == 0
             and self._header is None
             and not self._pending
-            and not self._in_message
+            and self._message is None
         )
 
     @property
@@ -421,7 +377,7 @@ class Decoder:
             and self._broken is None
             and self._fill == 0
             and self._header is None
-            and not self._in_message
+            and self._message is None
         )
 
     def _reset_frame(self) -> None:
@@ -430,10 +386,6 @@ class Decoder:
         self._need = self.framing.first_need
         self._header = None
         self._dest = None
-        self._dest_bytes = self._units = _NO_BYTES
-        self._unit = 0
-        self._swapped = 0
-        self._crc = None
 
     def _take(self, want: int) -> memoryview | None:
         """Up to ``want`` bytes from the pending input, or None if there are none."""
@@ -462,16 +414,16 @@ class Decoder:
             total = hl + length + self.framing.tail_length(length, checksum)
             got = hl + (self._fill if self._region == _PAYLOAD else 0)
             got += (length + self._fill) if self._region == _TAIL else 0
-        where = (
-            f"inside a message ({len(self._msg)} of {self._msg_count} arrays complete)"
-            if self._in_message
-            else "inside a frame"
-        )
+        message = self._message
+        if message is not None:
+            where = f"inside a message ({message.progress} complete)"
+        else:
+            where = "inside a frame"
         if self._header is None and self._fill and self._region == _HEADER:
             why = self.framing.foreign(bytes(self._hview[: min(self._fill, 4)]))
             if why:
                 raise MalformedFrameError(why)
-        raise truncated(where, got, total, self._in_message)
+        raise truncated(where, got, total, message is not None)
 
     def _next_event(self) -> NextEvent:
         while True:
@@ -494,8 +446,8 @@ class Decoder:
             elif region == _PAYLOAD:
                 self._region = _TAIL
                 self._fill = 0
-                assert self._header is not None
-                self._need = self.framing.tail_length(self._header[4], self._crc is not None)
+                assert self._header is not None and self._dest is not None
+                self._need = self.framing.tail_length(self._header[4], self._dest.crc is not None)
             else:
                 self._finish_frame()
 
@@ -509,7 +461,7 @@ class Decoder:
         out = self._next_out
         if (
             self._next_schema is None
-            and not self._in_message
+            and self._message is None
             and (
                 out is None or isinstance(out, np.ndarray)  # anything else: refused below
             )
@@ -534,8 +486,9 @@ class Decoder:
             pass  # raises _need to h after the first 64 bytes: the same h, already here)
         self._pending[0] = mv[h:]  # the header is consumed, exactly as on the slow path
         self._start_frame()  # a refused out= stops here, in the slow path's state
-        if length:
-            self._consume(_PAYLOAD, mv[h : h + length])
+        assert self._dest is not None  # an array frame
+        if length:  # as _consume(_PAYLOAD, ...) does, but for _fill (set just below)
+            self._dest.copy(mv[h : h + length], 0)
         self._region = _TAIL
         self._tail[:tail] = mv[h + length : total]
         self._fill = self._need = tail
@@ -554,41 +507,9 @@ class Decoder:
         elif region == _TAIL:
             self._tail[self._fill : self._fill + n] = chunk
         else:
-            if self._crc is not None:
-                self._crc = self._impl.crc32c(chunk, self._crc)
-            self._copy_payload(chunk)
-            return
+            assert self._dest is not None
+            self._dest.copy(chunk, self._fill)
         self._fill += n
-
-    def _copy_payload(self, chunk: memoryview) -> None:
-        """Copy arrived payload bytes into the destination, swapping on the way when the
-        copy starts on a unit boundary (one pass), else copy then swap in place."""
-        start, n, unit = self._fill, len(chunk), self._unit
-        if unit and start == self._swapped:
-            whole = n - n % unit
-            if whole:
-                src = np.frombuffer(chunk, dtype=self._units.dtype, count=whole // unit)
-                i = start // unit
-                self._impl.byteswap(src, out=self._units[i : i + whole // unit])
-                self._swapped = start + whole
-            if whole < n:
-                self._dest_bytes[start + whole : start + n] = chunk[whole:]
-            self._fill = start + n
-            return
-        self._dest_bytes[start : start + n] = chunk
-        self._fill = start + n
-        self._swap_landed()
-
-    def _swap_landed(self) -> None:
-        """Swap in place every whole unit that has landed since the last swap."""
-        unit = self._unit
-        if not unit:
-            return
-        end = self._fill - self._fill % unit
-        if end > self._swapped:
-            view = self._units[self._swapped // unit : end // unit]
-            self._impl.byteswap(view, inplace=True)
-            self._swapped = end
 
     def _check_header(self) -> None:
         """Sequence, limits and structure: everything decidable from the header alone."""
@@ -600,92 +521,52 @@ class Decoder:
             if seq != self._seq:
                 raise MalformedFrameError(f"frame sequence number {seq}, expected {self._seq}")
             self._seq = (seq + 1) & 0xFFFFFFFF
+        message = self._message
         if kind == F.KIND_END or kind == F.KIND_ACK:
-            if self._in_message:
-                raise MalformedFrameError(
-                    f"end of stream inside a message ({len(self._msg)} of {self._msg_count} arrays)"
-                )
+            if message is not None:
+                raise MalformedFrameError(f"end of stream inside a message ({message.progress})")
             if kind == F.KIND_ACK and name:
                 raise MalformedFrameError("an ack frame carries no name")
             return
         if kind == F.KIND_MESSAGE:
-            if self._in_message:
+            if message is not None:
                 raise MalformedFrameError("a message header inside a message")
-            if count > self.max_message_arrays:
-                raise FrameTooLargeError(
-                    f"message of {count} arrays exceeds max_message_arrays="
-                    f"{self.max_message_arrays}"
-                )
+            check_message(count, self.max_message_arrays)
             return
-        self._check_array(code, shape, length, name)
-
-    def _check_array(self, code: int, shape: tuple[int, ...], length: int, name: bytes) -> None:
-        """Limits, representability, names and schema of an array frame's header."""
+        # an array: limits, representability, name, and schema (its own or its message's)
         text = check_array(code, shape, length, name, self.max_ndim, self.max_frame_bytes)
-        if self._in_message:
-            check_member(text, length, self._msg, self._msg_bytes, self.max_frame_bytes)
-            check_schema(self._msg_schema, True, text, code, shape)
+        if message is not None:
+            message.check(text, code, shape, length, self.max_frame_bytes)
         else:
             check_schema(self._next_schema, False, text, code, shape)
 
     def _start_frame(self) -> None:
         assert self._header is not None
         kind, code, flags, shape, length, name, count, seq = self._header
-        if kind == F.KIND_END or kind == F.KIND_ACK:  # the peer's stream ends here
+        if kind == F.KIND_END or kind == F.KIND_ACK or kind == F.KIND_ERROR:
             self._reset_frame()
-            self._seq = 0
-            self._events.append(EndOfStream(seq) if kind == F.KIND_END else Ack(count, seq))
+            if kind == F.KIND_ERROR:  # the last word of the peer: nothing follows
+                self._message = None
+            else:  # the peer's stream ends here
+                self._seq = 0
+            self._events.append(control_event(kind, count, name, seq))
             self._clean = not self._pending
             return
-        if kind == F.KIND_ERROR:  # the last word of the peer: nothing follows
-            self._reset_frame()
-            self._in_message = False
-            self._msg = {}
-            reason = name.decode("utf-8", "replace")
-            self._events.append(ErrorReport(_error_code(count), reason))
-            self._clean = not self._pending
-            return
+        message = self._message
         if kind == F.KIND_MESSAGE:
-            schema, out = self._next_schema, self._next_out
-            if schema is not None and not isinstance(schema, dict):
-                raise SchemaMismatchError("expected a single array, got a message")
-            if out is not None and not isinstance(out, Mapping):
-                raise BufferMismatchError("a message needs out= as a dict of arrays by name")
+            # may raise SchemaMismatchError or BufferMismatchError, before anything changed
+            message = Assembly(count, self._next_schema, self._next_out)
             self._next_schema = self._next_out = None
             self._reset_frame()
-            self._in_message = True
-            self._msg = {}
-            self._msg_count = count
-            self._msg_bytes = 0
-            self._msg_schema = schema
-            self._msg_out = out or {}
+            self._message = message
             if count == 0:
                 self._end_message()
             return
-        text = name.decode("utf-8") if name else ""
-        out = self._msg_out.get(text) if self._in_message else self._next_out
-        wire_dt = _WIRE_DTYPES[code, bool(flags & F.FLAG_BIG_ENDIAN)]
-        order = "F" if flags & F.FLAG_FORTRAN else "C"
-        if out is not None:
-            dest = fit_out(out, wire_dt, shape, order)
-        else:
-            target = wire_dt if self.keep_wire_order else F.DTYPES[code]
-            try:
-                dest = np.empty(shape, dtype=target, order="F" if order == "F" else "C")
-            except (ValueError, MemoryError) as exc:
-                raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
+        out = self._next_out if message is None else message.out.get(name.decode() if name else "")
+        self._dest = Destination(code, flags, shape, out, self.keep_wire_order, self._impl)
         # destination accepted: the frame is committed
-        if not self._in_message:
+        if message is None:
             self._next_out = self._next_schema = None
-        itemsize = wire_dt.itemsize
-        swap = itemsize > 1 and mem_is_big(dest.dtype) != bool(flags & F.FLAG_BIG_ENDIAN)
-        self._dest = dest
-        self._dest_bytes = dest.ravel(order="F" if order == "F" else "C").view(np.uint8)
-        self._unit = (itemsize // 2 if wire_dt.kind == "c" else itemsize) if swap else 0
-        if self._unit:
-            self._units = self._dest_bytes.view(f"u{self._unit}")
-        self._swapped = 0
-        self._crc = 0 if flags & F.FLAG_CHECKSUM else None
         self._region = _PAYLOAD
         self._fill = 0
         self._need = length
@@ -694,36 +575,19 @@ class Decoder:
         assert self._header is not None and self._dest is not None
         length, name = self._header[4], self._header[5]
         self._large_last = length >= DIRECT_MIN_BYTES
-        tail = self._tail[: self._need]
-        pad_from = 0
-        if self._crc is not None:
-            sent = int.from_bytes(tail[:4], "big")
-            if sent != self._crc:
-                raise ChecksumError(
-                    f"payload checksum mismatch (CRC32C 0x{self._crc:08x}, trailer 0x{sent:08x})"
-                )
-            pad_from = 4
-        if any(tail[pad_from:]):
-            raise MalformedFrameError("non-zero bytes in frame padding")
-        dest = self._dest
+        self._dest.check_trailer(self._tail[: self._need])
+        array = self._dest.array
         text = name.decode("utf-8") if name else None
         self._reset_frame()
-        if self._in_message:
-            self._msg[text or ""] = dest
-            self._msg_bytes += length
-            if len(self._msg) == self._msg_count:
+        message = self._message
+        if message is not None:
+            message.add(text or "", array, length)
+            if message.complete:
                 self._end_message()
         else:
-            self._events.append(Array(dest, text))
+            self._events.append(Array(array, text))
 
     def _end_message(self) -> None:
-        schema = self._msg_schema
-        if isinstance(schema, dict):
-            missing = set(schema) - set(self._msg)
-            if missing:
-                raise SchemaMismatchError(f"message lacks arrays {sorted(missing)}")
-        self._events.append(Message(self._msg))
-        self._in_message = False
-        self._msg = {}
-        self._msg_schema = None
-        self._msg_out = {}
+        assert self._message is not None
+        self._events.append(self._message.event())
+        self._message = None

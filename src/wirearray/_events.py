@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from . import _format as F
 from ._common import check_dtype
-from .exceptions import UsageError
+from .exceptions import ErrorCode, UsageError
 
 __all__ = [
     "NEED_DATA",
@@ -27,6 +27,7 @@ __all__ = [
     "Message",
     "NeedData",
     "Schema",
+    "control_event",
 ]
 
 
@@ -116,6 +117,20 @@ class ErrorReport:
 
     code: int
     reason: str
+
+
+def control_event(kind: int, count: int, name: bytes, seq: int) -> EndOfStream | Ack | ErrorReport:
+    """The event of a control frame, from its (checked) header's kind, count, name and
+    sequence number: END, ACK or ERROR (docs/FORMAT.md sections 2 and 10)."""
+    if kind == F.KIND_END:
+        return EndOfStream(seq)
+    if kind == F.KIND_ACK:
+        return Ack(count, seq)
+    try:
+        code: int = ErrorCode(count)
+    except ValueError:  # a code this version does not know: reported as a number
+        code = count
+    return ErrorReport(code, name.decode("utf-8", "replace"))
 
 
 @dataclass(frozen=True, slots=True)

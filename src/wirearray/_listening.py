@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from ._connection import DEFAULT_MAX_HANDSHAKES
+from ._channel_helpers import DEFAULT_MAX_HANDSHAKES
 from ._sockets import bind_listening_socket, unlink_quietly
 from .auth import DEFAULT_HANDSHAKE_TIMEOUT, normalize_authkey
 from .exceptions import UsageError

@@ -21,7 +21,7 @@ import time
 from typing import Any, Final
 
 from ._address import Endpoint, format_address, parse_address
-from ._connection import views
+from ._channel_helpers import views
 from .exceptions import AddressError
 
 __all__ = [

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from ._connection import CONTROL_TIMEOUT, busy_frame
+from ._channel_helpers import CONTROL_TIMEOUT, busy_frame
 from ._listening import ListeningSocket
 from ._sockets import Deadline, is_tls
 from .auth import ServerHandshake

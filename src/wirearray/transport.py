@@ -49,16 +49,16 @@ import numpy.typing as npt
 
 from . import codec as _codec
 from ._address import parse_address
-from ._common import byte_view
-from ._connection import (
+from ._channel_helpers import (
     CONTROL_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_SEND_BUFFER,
-    Connection,
     array_of,
     item_of,
     message_of,
 )
+from ._common import byte_view
+from ._connection import Connection
 from ._sockets import (
     Deadline,
     connect_socket,

@@ -1,0 +1,159 @@
+"""Where an array frame's payload lands, and how (docs/FORMAT.md sections 4 and 6):
+the destination array -- the caller's ``out=`` once it fits, or a new array -- with
+the payload's bytes copied or received straight into its memory, swapped in place
+to the destination's byte order while still in cache, and checksummed on the way.
+
+A :class:`Destination` is made only after the header passed every check and limit,
+so nothing is allocated for a frame the decoder refuses.  It knows offsets into the
+payload, nothing of regions, read-ahead buffers or framings: the decoder says which
+bytes arrived where.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Literal
+
+import numpy as np
+
+from . import _format as F
+from ._common import mem_is_big
+from ._limits import fit_out
+from .exceptions import ChecksumError, FrameTooLargeError, MalformedFrameError
+
+__all__ = ["Destination"]
+
+_BIG = F.FLAG_BIG_ENDIAN
+
+
+def _swap_unit(dt: np.dtype) -> int:
+    """The bytes a swap reverses: the item size (each part's for complex), 0 for one byte."""
+    if dt.itemsize == 1:
+        return 0
+    return dt.itemsize // 2 if dt.kind == "c" else dt.itemsize
+
+
+#: (code, flags & BIG_ENDIAN) -> the payload's dtype as it travels, and its swap unit
+_WIRE = {
+    (code, big): (dt.newbyteorder(">" if big else "<"), _swap_unit(dt))
+    for code, dt in F.DTYPES.items()
+    for big in (0, _BIG)
+}
+_UNIT_DTYPES = {n: np.dtype(f"u{n}") for n in (2, 4, 8)}
+_NO_UNITS: np.ndarray = np.empty(0, np.uint8)  # no swap (typed, never None)
+
+
+class Destination:
+    """The array one frame's payload lands in.
+
+    Args:
+        code, flags, shape: the frame's dtype code, flags and shape, from its
+            (checked) header.
+        out: the caller's array, or None to allocate one.
+        keep_wire_order: allocate in the wire's byte order instead of this host's.
+        impl: the implementation module whose ``byteswap`` and ``crc32c`` run.
+
+    Raises:
+        BufferMismatchError: ``out`` does not fit (see ``_limits.fit_out``).
+        FrameTooLargeError: the array cannot be allocated.
+
+    Attributes:
+        array: the destination, delivered once the frame is complete.
+        bytes: its memory as a flat uint8 array (payload order).
+        unit: the swap unit in bytes (the item size, half of it for complex), 0 when
+            the payload needs no swap.
+        crc: the CRC32C of the payload so far, None when the frame carries none.
+    """
+
+    __slots__ = ("_impl", "array", "bytes", "crc", "swapped", "unit", "units")
+
+    def __init__(
+        self,
+        code: int,
+        flags: int,
+        shape: tuple[int, ...],
+        out: object,
+        keep_wire_order: bool,
+        impl: ModuleType,
+    ) -> None:
+        big = flags & _BIG
+        wire_dt, unit = _WIRE[code, big]
+        order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
+        if out is not None:
+            array = fit_out(out, wire_dt, shape, order)
+        else:
+            target = wire_dt if keep_wire_order else F.DTYPES[code]
+            try:
+                array = np.empty(shape, dtype=target, order=order)
+            except (ValueError, MemoryError) as exc:
+                raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
+        if unit and mem_is_big(array.dtype) == bool(big):
+            unit = 0  # the destination's byte order is the wire's
+        self._impl = impl
+        self.array = array
+        self.bytes = array.ravel(order=order).view(np.uint8)
+        self.unit = unit
+        self.units = self.bytes.view(_UNIT_DTYPES[unit]) if unit else _NO_UNITS
+        self.swapped = 0  # bytes swapped in place so far (whole units)
+        self.crc: int | None = 0 if flags & F.FLAG_CHECKSUM else None
+
+    def window(self, start: int, n: int) -> memoryview:
+        """The memory of payload bytes ``start:start+n``, to receive into directly
+        (report them with :meth:`landed`)."""
+        return self.bytes[start : start + n].data
+
+    def copy(self, chunk: memoryview, start: int) -> None:
+        """Land the payload bytes ``chunk``, which arrived at offset ``start``: copy
+        them, swapping on the way when the copy starts on a unit boundary (one pass),
+        else copy then swap in place."""
+        if self.crc is not None:
+            self.crc = self._impl.crc32c(chunk, self.crc)
+        n, unit = len(chunk), self.unit
+        if unit and start == self.swapped:
+            whole = n - n % unit
+            if whole:
+                src = np.frombuffer(chunk, dtype=self.units.dtype, count=whole // unit)
+                i = start // unit
+                self._impl.byteswap(src, out=self.units[i : i + whole // unit])
+                self.swapped = start + whole
+            if whole < n:
+                self.bytes[start + whole : start + n] = chunk[whole:]
+            return
+        self.bytes[start : start + n] = chunk
+        self._swap(start + n)
+
+    def landed(self, start: int, end: int) -> None:
+        """Payload bytes ``start:end`` were received into :meth:`window`'s memory."""
+        if self.crc is not None:
+            self.crc = self._impl.crc32c(self.bytes[start:end], self.crc)
+        self._swap(end)
+
+    def _swap(self, end: int) -> None:
+        """Swap in place every whole unit that landed before ``end`` since the last swap."""
+        unit = self.unit
+        if not unit:
+            return
+        end -= end % unit
+        if end > self.swapped:
+            view = self.units[self.swapped // unit : end // unit]
+            self._impl.byteswap(view, inplace=True)
+            self.swapped = end
+
+    def check_trailer(self, tail: bytearray) -> None:
+        """Check what follows the payload: the CRC32C trailer (when the frame has one)
+        and the zero padding.
+
+        Raises:
+            ChecksumError: the payload does not match its CRC32C.
+            MalformedFrameError: non-zero padding.
+        """
+        pad_from = 0
+        if self.crc is not None:
+            sent = int.from_bytes(tail[:4], "big")
+            if sent != self.crc:
+                raise ChecksumError(
+                    f"payload checksum mismatch (CRC32C 0x{self.crc:08x}, trailer 0x{sent:08x})"
+                )
+            pad_from = 4
+        if any(tail[pad_from:]):
+            raise MalformedFrameError("non-zero bytes in frame padding")
