@@ -252,3 +252,13 @@ def test_an_array_read_while_a_send_failed_needs_the_out_the_frame_would():
         b.start_recv(strided, None)
     assert str(kept.value) == str(direct.value)
     assert not strided.any()
+
+
+def test_an_array_kept_for_recv_survives_a_misfit_out():
+    a, b = Connection(), Connection()
+    b.dec.receive_data(send(a, np.arange(4.0)))
+    b.stash(b.dec.next_event())
+    with pytest.raises(BufferMismatchError):
+        b.start_recv(np.empty(5), None)  # refused: the array stays
+    ev = b.start_recv(None, None)
+    assert isinstance(ev, Array) and ev.array.tolist() == [0, 1, 2, 3]

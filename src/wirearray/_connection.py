@@ -383,9 +383,10 @@ class Connection:
         earlier (while a send failed); else set the destination and return None."""
         self.check_recv()
         if self.inbox:
-            ev = self.inbox.popleft()
+            ev = self.inbox[0]
             if out is not None and isinstance(ev, Array):
-                return Array(deliver_into(out, ev.array), ev.name)
+                ev = Array(deliver_into(out, ev.array), ev.name)  # a misfit out= keeps it
+            self.inbox.popleft()
             if isinstance(ev, BaseException):
                 raise ev
             return ev
