@@ -4,7 +4,7 @@ abort frames or sit idle.  The figures of docs/PERFORMANCE.md ("Servers under
 attack") come from this script.
 
     python bench/hostile.py latency [--hostile 200] [--seconds 20]
-    python bench/hostile.py memory [--aborts 20] [--frame-mib 256] [--idle 1000]
+    python bench/hostile.py memory [--aborts 20] [--frame-mib 256] [--sent-mib 192] [--idle 1000]
 
 ``latency``: a server process -- ``wirearray serve`` (the command line) or an
 ``aio.serve`` echo server -- and an attacker process keeping ``--hostile`` connections
@@ -17,7 +17,8 @@ aio.serve -- and every transfer is checked.  Printed: p50/p99/max of the round t
 quiet and under attack.
 
 ``memory``: the server's RSS (from /proc) and open descriptors, before, after
-``--aborts`` peers each announce a ``--frame-mib`` frame, send 1 MiB of it and vanish,
+``--aborts`` peers each announce a ``--frame-mib`` frame, send ``--sent-mib`` of it
+(written into the half-filled array: real memory) and vanish,
 and with ``--idle`` connections that sent one byte each.  No garbage collection is
 forced in the server.
 
@@ -216,8 +217,11 @@ def cmd_memory(args: argparse.Namespace) -> None:
             peak = base
             for _ in range(args.aborts):
                 with socket.create_connection(address) as s:
-                    s.sendall(bytes(frame_head) + bytes(1 << 20))
-                    time.sleep(0.1)
+                    s.sendall(bytes(frame_head))
+                    chunk = bytes(1 << 20)
+                    for _ in range(args.sent_mib):
+                        s.sendall(chunk)
+                    time.sleep(0.2)
                     peak = max(peak, rss_kib(proc.pid))
             time.sleep(0.5)
             after, after_fds = rss_kib(proc.pid), fds(proc.pid)
@@ -236,7 +240,8 @@ def cmd_memory(args: argparse.Namespace) -> None:
         label = "wirearray serve" if kind == "serve" else "aio.serve"
         print(
             f"{label:<16} RSS baseline {base / 1024:6.1f} MiB; after {args.aborts} aborted "
-            f"{args.frame_mib} MiB frames {after / 1024:6.1f} MiB (+{(after - base) / 1024:.1f}; "
+            f"{args.frame_mib} MiB frames ({args.sent_mib} MiB of each sent) "
+            f"{after / 1024:6.1f} MiB (+{(after - base) / 1024:.1f}; "
             f"peak {peak / 1024:.1f}); fds {base_fds} -> {after_fds}; "
             f"{args.idle} idle connections: {(idle - after) / args.idle:.1f} KiB each"
         )
@@ -251,6 +256,7 @@ def main() -> None:
     mem = sub.add_parser("memory")
     mem.add_argument("--aborts", type=int, default=20)
     mem.add_argument("--frame-mib", type=int, default=256)
+    mem.add_argument("--sent-mib", type=int, default=192)
     mem.add_argument("--idle", type=int, default=1000)
     args = p.parse_args()
     print(
