@@ -39,7 +39,7 @@ def _figure(rows: int, cols: int, width: float, height: float) -> Any:
 
 def _size_axis(ax: Any, sizes: Sequence[int], label: str, names: Sequence[str] = ()) -> None:
     """A log2 x axis with a tick per measured size, labelled in bytes (or ``names``)."""
-    from .stream import size_label
+    from .results import size_label
 
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(sizes))
@@ -97,7 +97,7 @@ def _stream_style(key: str, index: int) -> dict[str, Any]:
 def plot_stream(results: Sequence[Any], path: str) -> None:
     """GB/s against array size (top) and the ratio to the ceiling (bottom)."""
     from .peers import METHODS
-    from .stream import index_results, ratio_to_ceiling
+    from .results import index_results, ratio_to_ceiling
 
     by = index_results(results)
     keys = list(dict.fromkeys(r.method for r in results))

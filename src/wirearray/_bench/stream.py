@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import numpy as np
@@ -35,9 +35,8 @@ import numpy as np
 import wirearray
 
 from .peers import CEILING, METHODS, StreamServer, make_array, unavailable
+from .results import KIB, MIB, Result, index_results, ratio_to_ceiling, size_label
 
-KIB = 1 << 10
-MIB = 1 << 20
 ITEM = 8  # float64
 
 #: Array sizes in float64 items: 16 items (128 B) to 32M items (256 MiB).
@@ -138,39 +137,6 @@ def format_targets(evaluated: Iterable[dict[str, Any]]) -> list[str]:
 # ---- measuring ----
 
 
-@dataclass
-class Result:
-    method: str
-    nbytes: int  # of one array
-    count: int  # messages per run
-    runs: list[float] = field(default_factory=list)  # seconds per run
-    receiver_minflt: list[float] = field(default_factory=list)  # per message, per run
-    sender_minflt: list[float] = field(default_factory=list)
-    receiver_cpu: list[float] = field(default_factory=list)  # seconds per message
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.runs)
-
-    @property
-    def seconds_per_message(self) -> float:
-        return self.median_s / self.count
-
-    @property
-    def gbps(self) -> float:
-        return self.nbytes / self.seconds_per_message / 1e9
-
-    @property
-    def rate(self) -> float:
-        return 1.0 / self.seconds_per_message
-
-    def record(self, seconds: float, stats: Mapping[str, Any]) -> None:
-        self.runs.append(seconds)
-        self.receiver_minflt.append(stats.get("minflt", 0) / self.count)
-        self.sender_minflt.append(stats.get("sender_minflt", 0) / self.count)
-        self.receiver_cpu.append(stats.get("cpu_s", 0.0) / self.count)
-
-
 class Progress:
     """Where the run is, on stderr: one self-overwriting line on a terminal, else a
     line per array size."""
@@ -247,25 +213,6 @@ def measure(
 
 
 # ---- reporting ----
-
-
-def size_label(nbytes: int) -> str:
-    """128 B, 64 KiB, 781.2 KiB, 256 MiB."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", MIB), ("KiB", KIB)):
-        if nbytes >= scale:
-            if nbytes % scale == 0:
-                return f"{nbytes // scale} {unit}"
-            return f"{nbytes / scale:.1f} {unit}"
-    return f"{nbytes} B"
-
-
-def index_results(results: Iterable[Result]) -> dict[tuple[str, int], Result]:
-    return {(r.method, r.nbytes): r for r in results}
-
-
-def ratio_to_ceiling(r: Result, by: Mapping[tuple[str, int], Result]) -> float | None:
-    ceiling = by.get((CEILING, r.nbytes))
-    return ceiling.seconds_per_message / r.seconds_per_message if ceiling else None
 
 
 def counterpart_ratio(r: Result, by: Mapping[tuple[str, int], Result]) -> float | None:
