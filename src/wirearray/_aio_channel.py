@@ -254,7 +254,7 @@ class AsyncChannel:
         try:
             await with_timeout(locked(), CONTROL_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            self._core.send_failed(exc)
+            self._core.control_failed(exc)
 
     # ---- receiving ----
 
