@@ -8,6 +8,7 @@ peer would not send; every wait is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import threading
@@ -18,7 +19,7 @@ import pytest
 
 import wirearray
 from netutil import WAIT, Net
-from wirearray import DeliveryError
+from wirearray import DeliveryError, aio
 from wirearray.codec import Encoder
 
 
@@ -86,3 +87,56 @@ def test_a_peer_that_ends_and_resets_confirms_nothing():
     with pytest.raises(DeliveryError):
         ch.close()
     srv.close()
+
+
+def test_a_second_close_waits_for_the_verdict_of_the_first():
+    """asyncio: while one task's close() waits for a confirmation that never comes,
+    another task's close() must not return as if the stream had been confirmed."""
+
+    async def main():
+        srv = socket.create_server(("127.0.0.1", 0))
+        srv.setblocking(False)
+        loop = asyncio.get_running_loop()
+        ch = await aio.connect(srv.getsockname(), timeout=WAIT)
+        peer, _ = await loop.sock_accept(srv)  # reads nothing, confirms nothing
+        try:
+            await ch.send(np.arange(10))
+            first = asyncio.create_task(ch.close(timeout=0.5))
+            await asyncio.sleep(0.1)
+            with pytest.raises(wirearray.DeliveryTimeoutError):
+                await asyncio.wait_for(ch.close(), WAIT)
+            with pytest.raises(wirearray.DeliveryTimeoutError):
+                await first
+        finally:
+            peer.close()
+            srv.close()
+
+    asyncio.run(main())
+
+
+def test_an_abort_ends_a_waiting_close_at_once():
+    """asyncio: abort() from another task while close() waits for the peer's
+    confirmation ends that wait now (the socket is gone) and close() says the stream
+    was not confirmed -- it neither sits out its timeout on a closed socket nor
+    returns as if delivered."""
+
+    async def main():
+        srv = socket.create_server(("127.0.0.1", 0))
+        srv.setblocking(False)
+        loop = asyncio.get_running_loop()
+        ch = await aio.connect(srv.getsockname(), timeout=WAIT)
+        peer, _ = await loop.sock_accept(srv)
+        try:
+            await ch.send(np.arange(10))
+            closing = asyncio.create_task(ch.close(timeout=WAIT))
+            await asyncio.sleep(0.1)
+            start = time.monotonic()
+            await ch.abort("stop")
+            with pytest.raises(DeliveryError):
+                await asyncio.wait_for(closing, WAIT)
+            assert time.monotonic() - start < 2
+        finally:
+            peer.close()
+            srv.close()
+
+    asyncio.run(main())

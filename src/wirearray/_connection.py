@@ -575,12 +575,21 @@ class Connection:
             self.rx_error = detached(exc)
             self.close_problem = self.rx_error
 
-    def close_result(self, timeout: float | None, *, timed_out: bool) -> BaseException | None:
+    def close_result(
+        self, timeout: float | None, *, timed_out: bool, interrupted: bool = False
+    ) -> BaseException | None:
         """What close() raises once the socket is closed: None when every frame was
         confirmed (or nothing needed confirming, or the application already saw the
-        connection fail), else a DeliveryError saying what is known."""
+        connection fail), else a DeliveryError saying what is known.  ``interrupted``:
+        another task ended the channel (abort) while close() waited."""
         if self.peer_error is not None:
             return None if self.peer_error_seen else self._raise_peer_error()
+        if interrupted and self.wire and self.data_sent and not self.confirmed:
+            err = DeliveryError(
+                "the channel was aborted while close() waited for the peer's confirmation"
+            )
+            err.consumed, err.sent = self.peer_consumed, self.data_sent
+            return err
         if self.failed_before_close or self.sent_error:
             return None  # the application was told why already
         if not self.wire:
