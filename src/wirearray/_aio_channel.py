@@ -88,6 +88,8 @@ class AsyncChannel:
         self._recv_lock = asyncio.Lock()
         self._io_tasks: set[asyncio.Task[Any]] = set()  # tasks inside a send or receive
         self._cancelled: set[asyncio.Task[Any]] = set()  # ... that close() cancelled
+        # the verdict of a close() in progress, for a close() of another task meanwhile
+        self._close_verdict: asyncio.Future[BaseException | None] | None = None
 
     async def __aenter__(self) -> AsyncChannel:
         return self
@@ -254,7 +256,7 @@ class AsyncChannel:
         try:
             await with_timeout(locked(), CONTROL_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            self._core.send_failed(exc)
+            self._core.control_failed(exc)
 
     # ---- receiving ----
 
@@ -351,26 +353,39 @@ class AsyncChannel:
 
     async def close(self, timeout: float | None = None) -> None:
         """End the stream, wait until the peer confirms it received every frame, and
-        close the socket (see Channel.close for ``timeout`` and what it raises)."""
+        close the socket (see Channel.close for ``timeout`` and what it raises).  A
+        close() while another task's close() waits gets that close's verdict."""
         core = self._core
+        verdict = self._close_verdict
+        if verdict is not None and not verdict.done():
+            err = await asyncio.shield(verdict)
+            if err is not None:
+                raise err
+            return
         if core.closed or core.closing:
             return
         if timeout is None:
             timeout = core.close_timeout
         if timeout is None:
             timeout = self.timeout if self.timeout is not None else DEFAULT_CLOSE_TIMEOUT
-        timed_out = False
+        verdict = self._close_verdict = asyncio.get_running_loop().create_future()
+        timed_out = interrupted = False
+        err: BaseException | None = None
         try:
             try:
-                await with_timeout(self._closing(timeout > 0), timeout or CONTROL_TIMEOUT)
+                with self._io():  # an abort() meanwhile ends the wait at once
+                    await with_timeout(self._closing(timeout > 0), timeout or CONTROL_TIMEOUT)
             except TimeoutError:
                 timed_out = True
+            except StreamBrokenError:
+                interrupted = True
         finally:
             self._finish()
-        if timeout > 0:
-            err = core.close_result(timeout, timed_out=timed_out)
-            if err is not None:
-                raise err
+            if timeout > 0:
+                err = core.close_result(timeout, timed_out=timed_out, interrupted=interrupted)
+            verdict.set_result(err)
+        if err is not None:
+            raise err
 
     async def _closing(self, wait: bool) -> None:
         core = self._core

@@ -144,6 +144,9 @@ class Connection:
         self.inbox: deque[Any] = deque()  # events decoded while a send failed
         # this side's stream
         self.tx_error: BaseException | None = None  # detached
+        # tx_error came from a control frame (ACK, ERROR) handed over on the side, not
+        # from a call of the application: it has not been told
+        self.tx_error_unseen = False
         self.tx_ended = False  # our stream ended: END, ACK or ERROR sent
         self.end_seq: int | None = None  # frames of our stream: what the peer must name
         self.data_sent = 0  # frames numbered in our stream
@@ -197,6 +200,7 @@ class Connection:
         if self.closed or self.closing:
             raise StreamBrokenError("the channel is closed")
         if self.tx_error is not None:
+            self.tx_error_unseen = False
             raise StreamBrokenError(
                 f"cannot send: the channel broke earlier ({type(self.tx_error).__name__}: "
                 f"{self.tx_error})"
@@ -310,6 +314,17 @@ class Connection:
     def send_failed(self, exc: BaseException) -> None:
         """A send raised ``exc``: the send side is broken (a frame may be half sent)."""
         self.tx_error = detached(exc)
+        self.tx_error_unseen = False
+        self.held = bytearray()
+
+    @_refreshing
+    def control_failed(self, exc: BaseException) -> None:
+        """Handing the peer a control frame (an ACK answering its END or ACK, an
+        ERROR) failed: the send side is broken, but no call of the application raised
+        it -- close() still owes the application the verdict on its stream."""
+        if self.tx_error is None:
+            self.tx_error = detached(exc)
+            self.tx_error_unseen = True
         self.held = bytearray()
 
     def failed_send_error(self, exc: BaseException) -> BaseException:
@@ -512,7 +527,11 @@ class Connection:
     def begin_close(self) -> bytes | bytearray | None:
         """Start closing: returns what to send (held frames, then END or ACK), or None."""
         self.closing = True
-        self.failed_before_close = self.rx_error is not None or self.tx_error is not None
+        # an earlier failure the application saw: close() has nothing to add.  A failed
+        # ACK answering the peer's end is not one (the application saw a clean end).
+        self.failed_before_close = self.rx_error is not None or (
+            self.tx_error is not None and not self.tx_error_unseen
+        )
         if self.tx_error is not None or self.sent_error:
             return None
         data: bytes | bytearray | None = self.take_held()
@@ -556,12 +575,21 @@ class Connection:
             self.rx_error = detached(exc)
             self.close_problem = self.rx_error
 
-    def close_result(self, timeout: float | None, *, timed_out: bool) -> BaseException | None:
+    def close_result(
+        self, timeout: float | None, *, timed_out: bool, interrupted: bool = False
+    ) -> BaseException | None:
         """What close() raises once the socket is closed: None when every frame was
         confirmed (or nothing needed confirming, or the application already saw the
-        connection fail), else a DeliveryError saying what is known."""
+        connection fail), else a DeliveryError saying what is known.  ``interrupted``:
+        another task ended the channel (abort) while close() waited."""
         if self.peer_error is not None:
             return None if self.peer_error_seen else self._raise_peer_error()
+        if interrupted and self.wire and self.data_sent and not self.confirmed:
+            err = DeliveryError(
+                "the channel was aborted while close() waited for the peer's confirmation"
+            )
+            err.consumed, err.sent = self.peer_consumed, self.data_sent
+            return err
         if self.failed_before_close or self.sent_error:
             return None  # the application was told why already
         if not self.wire:

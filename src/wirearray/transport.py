@@ -346,7 +346,7 @@ class Channel:
             sock.settimeout(limit)
             sock.sendall(data)
         except OSError as exc:
-            self._core.send_failed(exc)
+            self._core.control_failed(exc)
         finally:
             with contextlib.suppress(OSError):
                 sock.settimeout(self._timeout)
