@@ -358,9 +358,9 @@ class AsyncChannel:
         core = self._core
         verdict = self._close_verdict
         if verdict is not None and not verdict.done():
-            err = await asyncio.shield(verdict)
-            if err is not None:
-                raise err
+            first: BaseException | None = await asyncio.shield(verdict)
+            if first is not None:
+                raise first
             return
         if core.closed or core.closing:
             return
