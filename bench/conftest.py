@@ -133,7 +133,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def _zmq_targets(tr: Any, benches: list[Any]) -> None:
-    """The ZeroMQ targets (bench_zmq.py), from the medians of this session."""
+    """The ZeroMQ targets (bench_zmq.py), from the medians of this run."""
     zmq_benches = [b for b in benches if b.extra_info.get("kind") == "zmq"]
     if not zmq_benches:
         return

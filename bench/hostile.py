@@ -5,6 +5,7 @@ attack") come from this script.
 
     python bench/hostile.py latency [--hostile 200] [--seconds 20]
     python bench/hostile.py memory [--aborts 20] [--frame-mib 256] [--sent-mib 192] [--idle 1000]
+    python bench/hostile.py delivery [--streams 10]
 
 ``latency``: a server process -- ``wirearray serve`` (the command line) or an
 ``aio.serve`` echo server -- and an attacker process keeping ``--hostile`` connections
@@ -21,6 +22,11 @@ quiet and under attack.
 (written into the half-filled array: real memory) and vanish,
 and with ``--idle`` connections that sent one byte each.  No garbage collection is
 forced in the server.
+
+``delivery``: a TLS client sends three 8 MiB arrays and closes, ``--streams`` times,
+first with ``close(timeout=0)`` (no close handshake: what a plain socket close does)
+then with ``close()``; printed, how many streams the server received whole.  Needs
+trustme (the bench extra).
 
 Linux only (/proc); run on a quiet machine: these are latencies, not ratios.
 """
@@ -247,6 +253,51 @@ def cmd_memory(args: argparse.Namespace) -> None:
         )
 
 
+def cmd_delivery(args: argparse.Namespace) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    arrays = [np.random.default_rng(k).standard_normal(1 << 20) for k in range(3)]
+    for label, wait in (("close(timeout=0), no handshake", 0.0), ("close()", None)):
+        outcomes: list[str] = []
+        with wirearray.listen("127.0.0.1:0", ssl=server_ctx) as listener:
+
+            def serve(listener: wirearray.Listener, outcomes: list[str]) -> None:
+                for _ in range(args.streams):
+                    with listener.accept(timeout=60) as ch:
+                        try:
+                            got = list(ch)
+                            whole = len(got) == 3 and all(
+                                np.array_equal(g, a) for g, a in zip(got, arrays, strict=True)
+                            )
+                            outcomes.append("whole" if whole else "wrong")
+                        except wirearray.WireError as exc:
+                            outcomes.append(type(exc).__name__)
+
+            t = threading.Thread(target=serve, args=(listener, outcomes))
+            t.start()
+            for _ in range(args.streams):
+                ch = wirearray.connect(
+                    listener.address, ssl=client_ctx, server_hostname="localhost", timeout=60
+                )
+                for a in arrays:
+                    ch.send(a)
+                ch.close(timeout=wait)
+            t.join(120)
+        whole = outcomes.count("whole")
+        others = sorted({o for o in outcomes if o != "whole"})
+        print(
+            f"TLS, three 8 MiB arrays, {label:<31} {whole} of {args.streams} streams whole"
+            + (f" (the others: {', '.join(others)})" if others else "")
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -258,12 +309,14 @@ def main() -> None:
     mem.add_argument("--frame-mib", type=int, default=256)
     mem.add_argument("--sent-mib", type=int, default=192)
     mem.add_argument("--idle", type=int, default=1000)
+    dlv = sub.add_parser("delivery")
+    dlv.add_argument("--streams", type=int, default=10)
     args = p.parse_args()
     print(
         f"wirearray {wirearray.__version__} ({wirearray.IMPLEMENTATION}), "
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
-    {"latency": cmd_latency, "memory": cmd_memory}[args.cmd](args)
+    {"latency": cmd_latency, "memory": cmd_memory, "delivery": cmd_delivery}[args.cmd](args)
 
 
 if __name__ == "__main__":

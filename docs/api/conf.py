@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from wirearray import _types
+
 project = "wirearray"
 author = "wirearray developers"
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.intersphinx"]
@@ -19,25 +21,7 @@ autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 # the aliases of wirearray._types, named as such rather than expanded
-autodoc_type_aliases = {
-    name: f"wirearray.codec.{name}"
-    for name in (
-        "Address",
-        "AuthKey",
-        "Buffer",
-        "Buffers",
-        "ByteOrder",
-        "Event",
-        "Format",
-        "Header",
-        "Implementation",
-        "MessageOut",
-        "NextEvent",
-        "SchemaLike",
-        "SchemaSpec",
-        "SockAddr",
-    )
-}
+autodoc_type_aliases = {name: f"wirearray.codec.{name}" for name in _types.__all__}
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 # Types that cross-references cannot resolve without fetching other projects'
 # inventories (the build runs offline): numpy's, the standard library's, and the

@@ -35,8 +35,8 @@ def _swap_unit(dt: np.dtype) -> int:
 
 #: (code, flags & BIG_ENDIAN) -> the payload's dtype as it travels, and its swap unit
 _WIRE = {
-    (code, big): (dt.newbyteorder(">" if big else "<"), _swap_unit(dt))
-    for code, dt in F.DTYPES.items()
+    (code, big): (F.WIRE_DTYPES[code, bool(big)], _swap_unit(F.DTYPES[code]))
+    for code in F.DTYPES
     for big in (0, _BIG)
 }
 _UNIT_DTYPES = {n: np.dtype(f"u{n}") for n in (2, 4, 8)}

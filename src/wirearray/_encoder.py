@@ -31,13 +31,51 @@ _CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoise
 _ZEROS = bytes(F.ALIGN)
 
 
-def _byteorder_is_big(byteorder: str) -> bool | None:
+def byteorder_is_big(byteorder: str) -> bool | None:
     """True for "network", None for "native" (the array's own order)."""
     if byteorder == "network":
         return True
     if byteorder == "native":
         return None  # the array's own memory order
     raise UsageError(f"byteorder must be 'network' or 'native', not {byteorder!r}")
+
+
+_byteorder_is_big = byteorder_is_big
+
+
+def array_code(a: np.ndarray) -> int:
+    """The wire dtype code of an array about to be framed (docs/FORMAT.md section 3).
+
+    Raises:
+        UnsupportedDtypeError: the dtype cannot travel.
+        UsageError: more dimensions than the format carries.
+    """
+    dt = a.dtype
+    code = _CODES.get(dt)
+    if code is None:
+        code = _CODES[dt] = F.dtype_code(dt)
+    if not code:
+        check_dtype(dt)
+        raise UnsupportedDtypeError(f"wirearray cannot send dtype {dt!r}")
+    if a.ndim > F.MAX_NDIM:
+        raise UsageError(f"{a.ndim} dimensions; the wire format carries at most 64")
+    return code
+
+
+def name_bytes(name: str | None) -> bytes:
+    """An array name as the header carries it: 1 to 255 bytes of UTF-8, or b"" for none.
+
+    Raises:
+        UsageError: not a str, or empty or too long once encoded.
+    """
+    if name is None:
+        return b""
+    if not isinstance(name, str):
+        raise UsageError(f"array names are str, not {type(name).__name__}")
+    b = name.encode("utf-8")
+    if not 0 < len(b) <= F.MAX_NAME:
+        raise UsageError("array names are 1 to 255 bytes of UTF-8")
+    return b
 
 
 def _c_pieces(a: np.ndarray, max_items: int) -> Iterator[np.ndarray]:
@@ -137,15 +175,7 @@ class Encoder:
             UsageError: bad name or byteorder, or more dimensions than the format allows.
         """
         a = array if type(array) is np.ndarray else np.asarray(array)
-        dt = a.dtype
-        code = _CODES.get(dt)
-        if code is None:
-            code = _CODES[dt] = F.dtype_code(dt)
-        if not code:
-            check_dtype(dt)
-            raise UnsupportedDtypeError(f"wirearray cannot send dtype {dt!r}")
-        if a.ndim > F.MAX_NDIM:
-            raise UsageError(f"{a.ndim} dimensions; the wire format carries at most 64")
+        code = array_code(a)
         name_b = self._name_bytes(name)
         if not self.framing.options:
             byteorder, checksum = None, None
@@ -251,16 +281,7 @@ class Encoder:
             return crc.to_bytes(4, "big") + _ZEROS[:pad]
         return _ZEROS[:pad]
 
-    @staticmethod
-    def _name_bytes(name: str | None) -> bytes:
-        if name is None:
-            return b""
-        if not isinstance(name, str):
-            raise UsageError(f"array names are str, not {type(name).__name__}")
-        b = name.encode("utf-8")
-        if not 0 < len(b) <= F.MAX_NAME:
-            raise UsageError("array names are 1 to 255 bytes of UTF-8")
-        return b
+    _name_bytes = staticmethod(name_bytes)
 
     def message(
         self,

@@ -104,6 +104,12 @@ DTYPE_CHARS = {
     14: "D",  # complex128
 }
 DTYPES = {code: np.dtype(ch) for code, ch in DTYPE_CHARS.items()}
+#: (dtype code, big-endian?) -> the payload's dtype as it travels
+WIRE_DTYPES = {
+    (code, big): dt.newbyteorder(">" if big else "<")
+    for code, dt in DTYPES.items()
+    for big in (False, True)
+}
 #: item size of each dtype code
 ITEMSIZE = {code: dt.itemsize for code, dt in DTYPES.items()}
 

@@ -22,12 +22,12 @@ import numpy as np
 import zmq
 
 from . import _format as F
-from ._common import check_dtype
+from ._common import mem_is_big
+from ._encoder import array_code, byteorder_is_big, name_bytes
 from ._zmq_staging import _StagingPool
 from .codec import DEFAULT_MAX_FRAME_BYTES
 from .exceptions import (
     MalformedFrameError,
-    UnsupportedDtypeError,
     UnsupportedVersionError,
     UsageError,
 )
@@ -60,7 +60,6 @@ _ORIGIN = struct.Struct(">4sBBHQQII")  # magic, version, flags, 0, origin, seq, 
 _HOST_BIG = sys.byteorder == "big"
 _ZEROS = bytes(F.ALIGN)
 _ZERO4 = bytes(4)
-_CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoised
 
 #: Envelope parts: a ROUTER peer's identity, a PUB topic (bytes each).
 Envelope = Sequence[bytes]
@@ -186,27 +185,10 @@ def _default_envelope(sock: zmq.Socket) -> int:
 # ---- encoding: arrays to parts ----
 
 
-def _name_bytes(name: str | None) -> bytes:
-    if name is None:
-        return b""
-    if not isinstance(name, str):
-        raise UsageError(f"array names are str, not {type(name).__name__}")
-    b = name.encode("utf-8")
-    if not 0 < len(b) <= F.MAX_NAME:
-        raise UsageError("array names are 1 to 255 bytes of UTF-8")
-    return b
-
-
-def _want_big(byteorder: str) -> bool | None:
-    if byteorder == "network":
-        return True
-    if byteorder == "native":
-        return None
-    raise UsageError(f"byteorder must be 'network' or 'native', not {byteorder!r}")
-
-
-def _mem_is_big(dt: np.dtype) -> bool:
-    return dt.byteorder == ">" or (dt.byteorder == "=" and _HOST_BIG)
+# the stream encoder's checks and conversions, the same for a frame on a zmq socket
+_name_bytes = name_bytes
+_want_big = byteorder_is_big
+_mem_is_big = mem_is_big
 
 
 class _Parts:
@@ -242,14 +224,7 @@ def _encode_array(
                 out.parts.append((frame, False))
                 return
     dt = a.dtype
-    code = _CODES.get(dt)
-    if code is None:
-        code = _CODES[dt] = F.dtype_code(dt)
-    if not code:
-        check_dtype(dt)
-        raise UnsupportedDtypeError(f"wirearray cannot send dtype {dt!r}")
-    if a.ndim > F.MAX_NDIM:
-        raise UsageError(f"{a.ndim} dimensions; the wire format carries at most 64")
+    code = array_code(a)
     name_b = _name_bytes(name)
     mem_big = _mem_is_big(dt)
     wire_big = mem_big if want_big is None else want_big
@@ -317,11 +292,9 @@ def _encode_message(
     if not isinstance(arrays, Mapping):
         raise UsageError("a message is a mapping of names to arrays")
     items = [(k, np.asarray(v)) for k, v in arrays.items()]
-    for k, v in items:  # every name and dtype before anything is converted
+    for k, v in items:  # every name, dtype and ndim before anything is converted
         _name_bytes(k)
-        if not F.dtype_code(v.dtype):
-            check_dtype(v.dtype)
-            raise UnsupportedDtypeError(f"wirearray cannot send dtype {v.dtype!r}")
+        array_code(v)
     out.parts.append((impl.pack_header(F.KIND_MESSAGE, 0, 0, (), 0, b"", len(items), 0), False))
     for i, (k, v) in enumerate(items, 1):
         _encode_array(out, impl, pool, v, k, want_big, checksum, copy, i)

@@ -18,6 +18,7 @@ import numpy as np
 import zmq
 
 from . import _format as F
+from ._limits import check_array
 from ._zmq_message import _HOST_BIG, ORIGIN_MAGIC, _mem_is_big, _parse_origin, _payload_parts
 from .codec import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_ARRAYS, DEFAULT_MAX_NDIM, Schema
 from .exceptions import (
@@ -29,12 +30,6 @@ from .exceptions import (
     UsageError,
 )
 
-_WIRE_DTYPES = {
-    (code, big): dt.newbyteorder(">" if big else "<")
-    for code, dt in F.DTYPES.items()
-    for big in (False, True)
-}
-_INTP_MAX = int(np.iinfo(np.intp).max)
 _DISCARD = bytearray(0)
 # plain ints: pyzmq's constants are enum.IntFlag members, whose | and & run Python code
 _RCVMORE = int(zmq.RCVMORE)
@@ -165,22 +160,7 @@ def _read_array(
         raise MalformedFrameError(f"frame kind {kind} where an array frame belongs")
     if fseq != seq:
         raise MalformedFrameError(f"frame sequence number {fseq}, expected {seq}")
-    if len(shape) > limits.max_ndim:
-        raise FrameTooLargeError(f"{len(shape)} dimensions exceed max_ndim={limits.max_ndim}")
-    if length > limits.max_frame_bytes:
-        raise FrameTooLargeError(
-            f"frame of {length} bytes exceeds max_frame_bytes={limits.max_frame_bytes}"
-        )
-    nonzero = F.ITEMSIZE[code]
-    for n in shape:
-        if n:
-            nonzero *= n
-    if nonzero > _INTP_MAX:
-        raise MalformedFrameError(f"shape {shape} cannot be represented on this host")
-    try:
-        text = name.decode("utf-8") if name else None
-    except UnicodeDecodeError:
-        raise MalformedFrameError("array name is not valid UTF-8") from None
+    text = check_array(code, shape, length, name, limits.max_ndim, limits.max_frame_bytes)
     if msg is not None:
         if text is None:
             raise MalformedFrameError("an array inside a message has no name")
@@ -206,7 +186,7 @@ def _read_array(
             f"{total}-byte frame"
         )
     wire_big = bool(flags & F.FLAG_BIG_ENDIAN)
-    wire_dt = _WIRE_DTYPES[code, wire_big]
+    wire_dt = F.WIRE_DTYPES[code, wire_big]
     order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
     itemsize = wire_dt.itemsize
     pieces = [length] if whole else _payload_parts(length)

@@ -24,8 +24,8 @@ nested tuples took 0.3 s of CPU and 31 MiB to reject).  wirearray caps the heade
 numpy's own default limit (``max_header_size``, 10,000 bytes), holds a buffer only as
 large as the header announced, and reads it with a small parser of its own for exactly
 the dict numpy writes -- three keys; a quoted ``descr``; ``True``/``False``; a tuple of
-integers -- in one linear pass with no recursion, so a header costs microseconds
-whatever it holds.  Only the supported numeric dtypes are accepted, and shape,
+integers -- in one linear pass with no recursion that stops at the first token out
+of place, so a header costs a fraction of a millisecond whatever it holds.  Only the supported numeric dtypes are accepted, and shape,
 ``max_ndim`` and ``max_frame_bytes`` are checked before anything is allocated -- the
 same limits as the wire format.
 
