@@ -25,9 +25,9 @@ numpy's own default limit (``max_header_size``, 10,000 bytes), holds a buffer on
 large as the header announced, and reads it with a small parser of its own for exactly
 the dict numpy writes -- three keys; a quoted ``descr``; ``True``/``False``; a tuple of
 integers -- in one linear pass with no recursion that stops at the first token out
-of place, so a header costs a fraction of a millisecond whatever it holds.  Only the supported numeric dtypes are accepted, and shape,
-``max_ndim`` and ``max_frame_bytes`` are checked before anything is allocated -- the
-same limits as the wire format.
+of place, so a header costs a fraction of a millisecond whatever it holds.  Only the
+supported numeric dtypes are accepted, and shape, ``max_ndim`` and ``max_frame_bytes``
+are checked before anything is allocated -- the same limits as the wire format.
 
 A wirearray receiver never answers an npy peer, except to report why it refused the
 stream: that report is a wire-format ERROR frame (docs/FORMAT.md section 10), which
