@@ -141,8 +141,9 @@ def refuse_inplace(a: object) -> None:
     if isinstance(a, np.generic):
         raise BufferMismatchError("cannot byteswap a scalar in place")
     raise BufferMismatchError(
-        f"byteswap(inplace=True) changes an ndarray's memory; a {type(a).__name__} "
-        "cannot be changed in place (numpy.asarray views a writable buffer as an ndarray)"
+        f"byteswap(inplace=True) changes an ndarray's memory; {type(a).__name__!r} "
+        "objects cannot be changed in place (numpy.asarray views a writable buffer "
+        "as an ndarray)"
     )
 
 
