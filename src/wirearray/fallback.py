@@ -18,6 +18,20 @@ wanted; numpy swaps where the two differ and handles overlapping memory itself:
 Results are allocated as numpy allocates them (``np.empty_like(a, subok=True)``):
 ``hton``/``ntoh`` like ``astype`` (order "K"), ``byteswap`` like ``ndarray.byteswap``
 (order "A"), an ndarray subclass kept with what its ``__array_finalize__`` carries.
+
+Choices numpy does not make for us, and why:
+
+* ``hton``/``ntoh`` keep the input's memory order (``astype``'s "K") rather than
+  byteswap's "A": they are documented as ``astype`` equivalents, and a permuted
+  (transposed) input is then converted in one pass through memory in order.
+* ``out=`` receives values only, as ``numpy.copyto`` does; an ``out`` subclass keeps
+  its class and attributes.  numpy's copyto and ufuncs with a plain ``out`` silently
+  drop a MaskedArray input's mask; here such a call is refused instead, because the
+  values without their mask are not the data the caller had.
+* A numpy scalar gives a 0-d array, not a scalar as its ``.byteswap()`` method does:
+  ``hton`` cannot return a big-endian scalar (numpy scalars are native), so all three
+  functions return arrays.  ``byteswap(inplace=True)`` of anything but an ndarray
+  raises, as numpy's scalar method does, rather than swapping a temporary copy.
 """
 
 from __future__ import annotations
