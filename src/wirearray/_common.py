@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 import socket
 import sys
-from typing import Literal, cast
+from typing import Literal, SupportsIndex, cast
 
 import numpy as np
 
@@ -237,7 +237,7 @@ def unsigned64(x: object) -> int:
     if isinstance(x, int):
         v = operator.index(x)  # the int value, whatever the subclass's __index__ says
     elif HTONL_TAKES_INDEX:
-        v = operator.index(x)
+        v = operator.index(cast("SupportsIndex", x))  # TypeError for non-integers
     else:
         raise TypeError(f"expected int, {type(x).__name__} found")
     if v < 0:
