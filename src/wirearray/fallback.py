@@ -85,6 +85,8 @@ def _input(a):
 
 def _convert(a, arr, out, src_view, out_dt, order):
     if out is None:
+        if a is arr:  # a plain ndarray: one astype, allocated in the same order
+            return src_view.astype(out_dt, order=order)
         # np.empty_like(subok=True) is the allocation numpy's own astype (order "K")
         # and byteswap (order "A") make: same class, __array_finalize__ called with a
         result = np.empty_like(a, dtype=out_dt, order=order, subok=True)
