@@ -181,6 +181,18 @@ def test_masked_byteswap_in_place_keeps_the_mask(impl):
     assert same_bytes(np.asarray(ours), np.asarray(theirs))
 
 
+def test_masked_converted_in_place(impl):
+    """``out=m`` is in place: the mask stays with the array, as with ``inplace=True``."""
+    m = _masked()["masked"].copy()
+    mask, values = m.mask.copy(), m.data.copy()
+    got = impl.hton(m, out=m)
+    assert isinstance(got, np.ma.MaskedArray) and np.shares_memory(got, m)
+    assert got.mask.tolist() == mask.tolist() and got.dtype == np.dtype(">f8")
+    assert np.array_equal(np.asarray(got), values)
+    with pytest.raises(BufferMismatchError, match="mask"):  # raw bytes: no mask
+        impl.ntoh(m, dtype="f8")
+
+
 def test_masked_round_trip(impl):
     """A masked array through hton and back is the array it was (numpy.ma's equality:
     same mask, same values where unmasked, same fill value)."""

@@ -90,6 +90,12 @@ def from_raw(buf, dtype, shape) -> np.ndarray:
     """
     dt = np.dtype(dtype)
     check_dtype(dt)
+    ma = sys.modules.get("numpy.ma")
+    if ma is not None and isinstance(buf, ma.MaskedArray):
+        raise BufferMismatchError(
+            "ntoh(dtype=...) reads raw bytes and would drop the MaskedArray's mask: "
+            "convert the array without dtype=, or pass its data (m.data)"
+        )
     try:
         mv = memoryview(buf)
     except TypeError:

@@ -158,7 +158,9 @@ def ntoh(a, out=None, *, dtype=None, shape=None):
         A native-order array (or view of ``out``).
 
     Raises:
-        UnsupportedDtypeError, BufferMismatchError: as for :func:`hton`.
+        UnsupportedDtypeError, BufferMismatchError: as for :func:`hton`; also
+            BufferMismatchError for a MaskedArray with ``dtype=`` (raw bytes carry no
+            mask).
     """
     if dtype is not None:
         arr = a = from_raw(a, dtype, shape)
