@@ -61,7 +61,7 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.number cimport PyNumber_Index
+from cpython.long cimport PyLong_CheckExact
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF
 from libc.string cimport memcmp, memcpy, memset
@@ -69,10 +69,19 @@ from libc.string cimport memcmp, memcpy, memset
 from wa cimport *  # the C headers: wa_... functions and types, WA_... constants
 
 import os
+import socket as _socket
 
 import numpy as _np
 
-from wirearray._common import SUPPORTED_CHARS, check_dtype, from_raw, prepare_out
+from wirearray._common import (
+    SUPPORTED_CHARS,
+    check_dtype,
+    check_out_source,
+    from_raw,
+    prepare_out,
+    refuse_inplace,
+    unsigned64,
+)
 from wirearray.exceptions import (
     BufferMismatchError,
     MalformedFrameError,

@@ -4,8 +4,14 @@
 # An array call validates and allocates with the GIL held, through numpy's C ABI
 # (wa_npyabi.h), then hands flat or strided runs to the kernels of wa_bswap.h, with
 # the GIL released from GIL_RELEASE_BYTES on.  Anything unusual -- an input that is
-# not an ndarray, an ``out`` that is not a plain matching ndarray -- goes through the
-# same Python helpers as the fallback (wirearray._common), so errors are the same.
+# not an ndarray, an ``out`` that is not a plain matching ndarray, an ndarray subclass
+# with ``out=`` -- goes through the same Python helpers as the fallback
+# (wirearray._common), so errors are the same.
+#
+# Results are allocated as numpy allocates them (PyArray_NewLikeArray with subok, so
+# an ndarray subclass is kept and its __array_finalize__ runs): hton/ntoh in the
+# input's memory order, as astype does (NPY_KEEPORDER); byteswap in C order unless the
+# input is Fortran-contiguous, as ndarray.byteswap does (NPY_ANYORDER).
 #
 # Invariants:
 #   * The kernels see only validated arguments: a supported dtype (from the tables of
@@ -73,8 +79,8 @@ cdef object _lean_out(wa_PyArrayObject *arr, object out, object outdescr):
     cdef wa_PyArray_Descr *od
     cdef wa_PyArray_Descr *want
     cdef unsigned char otc
-    if not wa_is_ndarray(out):
-        return None
+    if not wa_is_exact_ndarray(out):
+        return None  # a subclass: prepare_out gives out.view(dtype), of out's class
     o = WA_ARR(out)
     if <object> o.descr is outdescr:
         pass
@@ -111,6 +117,7 @@ cdef object _convert(object a, object out, int mode):
     cdef char *lo2
     cdef char *hi2
     cdef object outdescr, result
+    cdef int order = WA_NPY_KEEPORDER
 
     if not wa_is_ndarray(a):
         a = _np.asarray(a)
@@ -130,13 +137,16 @@ cdef object _convert(object a, object out, int mode):
     else:
         swap = itemsize > 1
         outdescr = <object> arr.descr
+        order = WA_NPY_ANYORDER
     unit = _unit[tc] if swap else 1
 
     if out is None:
         Py_INCREF(outdescr)  # NewLikeArray steals a reference
-        result = wa_PyArray_NewLikeArray(a, WA_NPY_KEEPORDER, outdescr, 0)
+        result = wa_PyArray_NewLikeArray(a, order, outdescr, 1)
         res = WA_ARR(result)
     else:
+        if not wa_is_exact_ndarray(a):
+            check_out_source(a, out)
         result = _lean_out(arr, out, outdescr)
         if result is None:
             result = prepare_out(a, out, outdescr)
@@ -204,70 +214,75 @@ def byteswap(a, inplace=False, out=None):
         if out is not None and out is not a:
             raise BufferMismatchError("byteswap: give inplace=True or out=, not both")
         if not wa_is_ndarray(a):
-            a = _np.asarray(a)
+            refuse_inplace(a)
         out = a
     return _convert(a, out, MODE_BYTESWAP)
 
 
-# ---- scalars, with the argument rules and exceptions of socket.htons/htonl ----
-# (positional-only, as socket's are; the 64-bit pair keeps a keyword-capable argument,
-# as the fallback's does)
+# ---- scalars: socket.htons/htonl's rules, taken from the running interpreter ----
+# A plain int in range -- nearly every call -- is swapped here.  Anything else (an
+# int subclass, bool, an object with __index__, a negative or too large value, a
+# non-integer) goes to the socket module's own function, so results and errors are
+# socket's on every CPython version (3.14 changed them: gh-132987).  The 64-bit pair
+# has no socket twin and follows htonl's rules as wirearray._common.unsigned64 reads
+# them from socket at import.  The 16/32-bit functions are positional-only, as
+# socket's are; the 64-bit pair keeps a keyword-capable argument, as the fallback's
+# does.
 
-cdef inline unsigned long long _index16(object x, str name) except? 0xFFFFFFFFFFFFFFFF:
-    # socket.htons accepts anything with __index__; negative and > 16-bit values
-    # raise OverflowError, whose message starts with the function's name.
-    cdef object v = PyNumber_Index(x)
-    if v < 0:
-        raise OverflowError(
-            f"{name}: can't convert negative Python int to C 16-bit unsigned integer")
-    if v > 0xFFFF:
-        raise OverflowError(
-            f"{name}: Python int too large to convert to C 16-bit unsigned integer")
-    return <unsigned long long> v
-
-
-cdef inline unsigned long long _exact_int(object x, int bits) except? 0xFFFFFFFFFFFFFFFF:
-    # socket.htonl accepts int (and its subclasses, bool included) only.
-    if not isinstance(x, int):
-        raise TypeError(f"expected int, {type(x).__name__} found")
-    if x < 0:
-        raise OverflowError("can't convert negative value to unsigned int")
-    if x >> bits:
-        raise OverflowError(f"int larger than {bits} bits")
-    return <unsigned long long> x
+cdef inline bint _plain(object x, uint64_t limit, uint64_t *v) except -1:
+    """Whether x is a plain int from 0 to limit, stored in v: the fast path."""
+    if not PyLong_CheckExact(x):
+        return False
+    try:
+        v[0] = x  # OverflowError when negative or wider than 64 bits
+    except OverflowError:
+        return False
+    return v[0] <= limit
 
 
 def htons(x, /):
     """Host to network order, 16 bits (``socket.htons``)."""
-    cdef uint16_t v = <uint16_t> _index16(x, "htons")
-    return wa_bswap16(v) if _host_little else v
+    cdef uint64_t v
+    if not _plain(x, 0xFFFF, &v):
+        return _socket.htons(x)
+    return wa_bswap16(<uint16_t> v) if _host_little else v
 
 
 def ntohs(x, /):
     """Network to host order, 16 bits (``socket.ntohs``)."""
-    cdef uint16_t v = <uint16_t> _index16(x, "ntohs")
-    return wa_bswap16(v) if _host_little else v
+    cdef uint64_t v
+    if not _plain(x, 0xFFFF, &v):
+        return _socket.ntohs(x)
+    return wa_bswap16(<uint16_t> v) if _host_little else v
 
 
 def htonl(x, /):
     """Host to network order, 32 bits (``socket.htonl``)."""
-    cdef uint32_t v = <uint32_t> _exact_int(x, 32)
-    return wa_bswap32(v) if _host_little else v
+    cdef uint64_t v
+    if not _plain(x, 0xFFFFFFFF, &v):
+        return _socket.htonl(x)
+    return wa_bswap32(<uint32_t> v) if _host_little else v
 
 
 def ntohl(x, /):
     """Network to host order, 32 bits (``socket.ntohl``)."""
-    cdef uint32_t v = <uint32_t> _exact_int(x, 32)
-    return wa_bswap32(v) if _host_little else v
+    cdef uint64_t v
+    if not _plain(x, 0xFFFFFFFF, &v):
+        return _socket.ntohl(x)
+    return wa_bswap32(<uint32_t> v) if _host_little else v
 
 
 def htonll(x):
     """Host to network order, 64 bits: ``htonl``'s rules at 64 bits."""
-    cdef uint64_t v = <uint64_t> _exact_int(x, 64)
+    cdef uint64_t v
+    if not _plain(x, 0xFFFFFFFFFFFFFFFF, &v):
+        v = unsigned64(x)
     return wa_bswap64(v) if _host_little else v
 
 
 def ntohll(x):
     """Network to host order, 64 bits: ``ntohl``'s rules at 64 bits."""
-    cdef uint64_t v = <uint64_t> _exact_int(x, 64)
+    cdef uint64_t v
+    if not _plain(x, 0xFFFFFFFFFFFFFFFF, &v):
+        v = unsigned64(x)
     return wa_bswap64(v) if _host_little else v

@@ -133,9 +133,11 @@ cdef extern from "wa_npyabi.h":
         WA_NPY_C_CONTIGUOUS
         WA_NPY_F_CONTIGUOUS
         WA_NPY_WRITEABLE
+        WA_NPY_ANYORDER
         WA_NPY_KEEPORDER
     int wa_npy_import() except -1
     bint wa_is_ndarray(object o)
+    bint wa_is_exact_ndarray(object o)
     object wa_PyArray_NewLikeArray(object prototype, int order, object descr, int subok)
     wa_PyArrayObject *WA_ARR(object o)
     object wa_view_as(object arr, object descr)

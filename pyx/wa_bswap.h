@@ -286,9 +286,10 @@ static inline void wa_swap_item(char *dst, const char *src, int itemsize, int un
 /* ---- N-d strided driver -------------------------------------------------------
  * Converts every element of an N-d array described by (shape, src strides) into
  * dst (same shape, own strides).  Axes are visited outermost first in the order
- * of decreasing |dst stride| (dst is allocated in "K" order, so that is also the
- * source's memory order), adjacent axes that are contiguous in both arrays are
- * merged, and a contiguous innermost run goes to the SIMD kernel.  ndim <= 64
+ * of decreasing |dst stride| (hton/ntoh allocate dst in "K" order, so that is also
+ * the source's memory order; byteswap's dst has numpy's order "A", C for a strided
+ * source, which is then read in that order), adjacent axes that are contiguous in
+ * both arrays are merged, and a contiguous innermost run goes to the SIMD kernel.  ndim <= 64
  * (numpy's own maximum).  Overlapping src/dst must be identical (in place).
  */
 #define WA_MAXDIMS 64

@@ -51,6 +51,7 @@ typedef struct {
 #define WA_NPY_C_CONTIGUOUS 0x0001
 #define WA_NPY_F_CONTIGUOUS 0x0002
 #define WA_NPY_WRITEABLE 0x0400
+#define WA_NPY_ANYORDER (-1)
 #define WA_NPY_KEEPORDER 2
 
 /* The numpy C ABI versions this file describes (NPY_ABI_VERSION of numpy 1.x and 2.x),
@@ -117,6 +118,9 @@ static int wa_npy_import(void) {
 static inline int wa_is_ndarray(PyObject *o) {
     return Py_TYPE(o) == wa_PyArray_Type || PyType_IsSubtype(Py_TYPE(o), wa_PyArray_Type);
 }
+
+/* An ndarray of the base class itself, not a subclass: the plain case, taken fast. */
+static inline int wa_is_exact_ndarray(PyObject *o) { return Py_TYPE(o) == wa_PyArray_Type; }
 
 /* A base-class ndarray viewing the memory of ndarray `arr` (same shape, strides and
  * writability) with dtype `descr`, whose item size must equal arr's.  What

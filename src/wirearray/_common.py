@@ -8,8 +8,10 @@ ndarray, for raw-buffer input to ``ntoh``, and for non-ndarray inputs.
 
 from __future__ import annotations
 
+import operator
+import socket
 import sys
-from typing import Literal, cast
+from typing import Literal, SupportsIndex, cast
 
 import numpy as np
 
@@ -88,6 +90,12 @@ def from_raw(buf, dtype, shape) -> np.ndarray:
     """
     dt = np.dtype(dtype)
     check_dtype(dt)
+    ma = sys.modules.get("numpy.ma")
+    if ma is not None and isinstance(buf, ma.MaskedArray):
+        raise BufferMismatchError(
+            "ntoh(dtype=...) reads raw bytes and would drop the MaskedArray's mask: "
+            "convert the array without dtype=, or pass its data (m.data)"
+        )
     try:
         mv = memoryview(buf)
     except TypeError:
@@ -115,6 +123,34 @@ def from_raw(buf, dtype, shape) -> np.ndarray:
             )
         arr = arr.reshape(shape)
     return arr
+
+
+def check_out_source(a: np.ndarray, out: object) -> None:
+    """Refuse ``out=`` for an input whose class carries data that ``out=`` cannot take.
+
+    ``out=`` receives the converted values only (numpy.copyto's semantics); a
+    numpy.ma.MaskedArray's mask would be lost without a trace, so such an input is
+    refused unless ``out`` is the input itself (in place, where the mask stays).
+    """
+    ma = sys.modules.get("numpy.ma")  # not loaded: no MaskedArray can exist
+    if ma is not None and isinstance(a, ma.MaskedArray) and out is not a:
+        raise BufferMismatchError(
+            "out= receives the values only and would drop the MaskedArray's mask: "
+            "convert without out= (the result keeps the mask and fill value), "
+            "or pass the data (m.data) to convert the values alone"
+        )
+
+
+def refuse_inplace(a: object) -> None:
+    """Raise BufferMismatchError for ``byteswap(a, inplace=True)`` of a non-ndarray:
+    numpy scalars (as ``ndarray.byteswap`` does), lists, tuples, buffers."""
+    if isinstance(a, np.generic):
+        raise BufferMismatchError("cannot byteswap a scalar in place")
+    raise BufferMismatchError(
+        f"byteswap(inplace=True) changes an ndarray's memory; {type(a).__name__!r} "
+        "objects cannot be changed in place (numpy.asarray views a writable buffer "
+        "as an ndarray)"
+    )
 
 
 def prepare_out(a: np.ndarray, out, dt: np.dtype) -> np.ndarray:
@@ -160,3 +196,58 @@ def prepare_out(a: np.ndarray, out, dt: np.dtype) -> np.ndarray:
     if mv.ndim != 1 or mv.itemsize != 1:
         mv = mv.cast("B")
     return np.frombuffer(mv, dtype=dt).reshape(a.shape, order=layout_order(a))
+
+
+# ---- the argument rules of socket.htonl, read from the running interpreter ----
+# The 64-bit helpers (htonll/ntohll) have no socket twin; they follow socket.htonl's
+# rules, which changed in CPython 3.14 (gh-132987: any object with __index__ accepted,
+# a negative value a ValueError instead of an OverflowError).  Rather than a table of
+# versions, the rules are read from this interpreter's socket module once, at import,
+# so a future change follows without a release.  (The 16/32-bit helpers need no such
+# table: anything but a plain in-range int goes to socket's function itself.)
+
+
+class _IndexOnly:
+    """An integer-like object that is not an int: has ``__index__`` only."""
+
+    def __index__(self) -> int:
+        return 1
+
+
+def _error_of(fn, arg) -> BaseException | None:
+    try:
+        fn(arg)
+    except Exception as exc:
+        return exc
+    return None
+
+
+#: Whether socket.htonl accepts objects with ``__index__`` (3.14+) or ints only.
+HTONL_TAKES_INDEX = _error_of(socket.htonl, _IndexOnly()) is None
+_NEGATIVE = _error_of(socket.htonl, -1)
+_TOO_LARGE = _error_of(socket.htonl, 2**32)
+#: The exception types (and, for negative values, the message) socket.htonl raises.
+NEGATIVE_ERROR: type[BaseException] = type(_NEGATIVE) if _NEGATIVE else OverflowError
+NEGATIVE_MESSAGE = str(_NEGATIVE) if _NEGATIVE else "can't convert negative value to unsigned int"
+TOO_LARGE_ERROR: type[BaseException] = type(_TOO_LARGE) if _TOO_LARGE else OverflowError
+
+
+def unsigned64(x: object) -> int:
+    """``x`` as an int from 0 to 2**64-1 under socket.htonl's rules of this interpreter.
+
+    An int (or subclass, bool included) counts by its value; another object with
+    ``__index__`` is accepted where socket.htonl accepts one (CPython 3.14+), refused
+    with TypeError before; negative values raise what socket.htonl raises for them,
+    values of 2**64 and more what it raises for values of 2**32 and more.
+    """
+    if isinstance(x, int):
+        v = operator.index(x)  # the int value, whatever the subclass's __index__ says
+    elif HTONL_TAKES_INDEX:
+        v = operator.index(cast("SupportsIndex", x))  # TypeError for non-integers
+    else:
+        raise TypeError(f"expected int, {type(x).__name__} found")
+    if v < 0:
+        raise NEGATIVE_ERROR(NEGATIVE_MESSAGE)
+    if v >> 64:
+        raise TOO_LARGE_ERROR("int larger than 64 bits")
+    return v
