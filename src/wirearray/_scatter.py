@@ -50,7 +50,9 @@ class Scatter:
     """Writes a payload, arriving in pieces of any size and in order, into ``array``.
 
     Args:
-        array: the destination, of the frame's shape and item size, any layout.
+        array: the destination, of the frame's shape and item size, not contiguous
+            in the payload's order -- so it has at least one dimension and two
+            elements (numpy flags smaller arrays contiguous in both orders).
         fortran: the payload is in Fortran order.
         wire_big: the payload's items are big-endian.
         impl: the implementation whose ``byteswap`` runs (compiled or fallback).
@@ -110,9 +112,6 @@ class Scatter:
         start = self._next
         self._next = start + count
         walked = self._walked
-        if not walked.ndim:
-            self._write(values.reshape(()), walked[...])
-            return
         offset = 0
         for index, n in self._boxes((), 0, start, start + count):
             box = walked[index]
