@@ -70,6 +70,11 @@ def layouts(
     cases["transposed"] = (a, base[:, 1, :].T, base)
     base = in_sentinel((2 * r * c,), out_dt)
     cases["1-d-reversed"] = (a.reshape(-1), base[::-2], base)
+    raw = in_sentinel((2 * r * c * out_dt.itemsize + 1,), np.dtype("u1"))
+    if out_dt.kind == "b":
+        raw[...] = 1
+    base = raw[1:].view(out_dt).reshape(r, 2 * c)  # misaligned for every item size > 1
+    cases["unaligned-strided"] = (a, base[:, 1::2], base)
     base = in_sentinel((0, 2 * c), out_dt)
     cases["empty"] = (a[:0], base[:, ::2], base)
     return cases

@@ -102,7 +102,9 @@ class Destination:
             unit = 0  # the destination's byte order is the wire's
         self._impl = impl
         self.array = array
-        self.direct = array.flags.f_contiguous if order == "F" else array.flags.c_contiguous
+        self.direct = out is None or (
+            array.flags.f_contiguous if order == "F" else array.flags.c_contiguous
+        )
         if self.direct:
             self._scatter = None
             self.bytes = array.ravel(order=order).view(np.uint8)
