@@ -255,6 +255,17 @@ def test_an_array_read_while_a_send_failed_needs_the_out_the_frame_would():
     assert not strided.any()
 
 
+def test_an_array_read_while_a_send_failed_lands_in_an_out_of_any_layout():
+    a, b = Connection(), Connection()
+    sent = np.arange(12.0).reshape(3, 4)
+    b.dec.receive_data(send(a, sent))
+    b.stash(b.dec.next_event())
+    grid = np.full((3, 8), -1.0)
+    ev = b.start_recv(grid[:, ::-2], None)  # strided and reversed, as recv() takes it
+    assert isinstance(ev, Array) and np.shares_memory(ev.array, grid)
+    assert np.array_equal(grid[:, ::-2], sent) and (grid[:, -2::-2] == -1).all()
+
+
 def test_an_array_kept_for_recv_survives_a_misfit_out():
     a, b = Connection(), Connection()
     b.dec.receive_data(send(a, np.arange(4.0)))
