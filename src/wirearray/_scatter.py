@@ -18,6 +18,14 @@ no swap, ``numpy.copyto``.  A Fortran frame is walked as the transpose of the
 destination, whose C order is the array's Fortran order.  A piece may end inside an
 element: its bytes wait in a carry of one item (at most 16 bytes) until the rest
 arrives.
+
+Why the read-ahead is the staging buffer, not a buffer of its own: every decoder has
+it already, bounded (READAHEAD_BYTES) and sized by what arrives, and a read into it
+may also bring the next frame's header, which a buffer for payload bytes alone would
+have to hand back.  Why the walk is in Python over the implementation's kernels rather
+than one compiled call: a piece is up to READAHEAD_BYTES, against which a few calls per
+piece are small, and the compiled core and the fallback then share one walk, so they
+cannot disagree on where an element goes.
 """
 
 from __future__ import annotations
