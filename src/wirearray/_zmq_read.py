@@ -3,7 +3,9 @@
 The reader pulls the parts of one message from a blocking socket (``_Reader``) and
 checks each against the mapping (docs/FORMAT.md section 11), the limits and the schema
 before anything is allocated for it; payloads land straight in the destination
-(``recv_into``) or are converted from zmq's buffer into it in one pass.  Whoever calls
+(``recv_into``) or are converted from zmq's buffer into it in one pass -- element by
+element for an ``out=`` not contiguous in the frame's order (``_scatter.py``), with no
+copy of the payload.  Whoever calls
 ``_read_message`` discards the rest of the message when it raises (``_zmq_io._recv``),
 so a malformed message costs that message only.
 """
@@ -204,7 +206,7 @@ def _read_array(
             and out.flags.writeable
             and (out.flags.c_contiguous if order == "C" else out.flags.f_contiguous)
         ):
-            dest = out  # the common case, without _fit_out's dtype arithmetic
+            dest = out  # the common case, without fit_out's dtype arithmetic
         else:
             dest = fit_out(out, wire_dt, shape)
     else:
