@@ -468,14 +468,14 @@ def _bad_outs(shape, order):
     good = np.zeros(shape, "i4", order=order)
     ro = good.copy(order="K")
     ro.flags.writeable = False
-    other = "C" if order == "F" else "F"
     return {
         "dtype": np.zeros(shape, "u4", order=order),
         "itemsize": np.zeros(shape, "i8", order=order),
         "shape": np.zeros((*shape[::-1], 1), "i4"),
         "read-only": ro,
-        "non-contiguous": np.zeros((shape[0] * 2, *shape[1:]), "i4", order=order)[::2],
-        "other-order": np.zeros(shape, "i4", order=other),
+        "shared-memory": np.lib.stride_tricks.as_strided(
+            np.zeros(shape[-1], "i4"), shape=shape, strides=(0, 4), writeable=True
+        ),
         "not-ndarray": bytearray(good.nbytes),
     }
 

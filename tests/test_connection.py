@@ -241,7 +241,8 @@ def test_arrays_read_while_a_send_failed_stay_for_recv():
 def test_an_array_read_while_a_send_failed_needs_the_out_the_frame_would():
     a, b, c = Connection(), Connection(), Connection()
     frame = send(a, np.arange(4.0))
-    strided = np.zeros(8)[::2]  # the right dtype and shape, but not contiguous
+    # the right dtype and shape, but every element in the same memory
+    strided = np.lib.stride_tricks.as_strided(np.zeros(1), shape=(4,), strides=(0,))
     c.dec.receive_data(frame)  # the ordinary path refuses it...
     c.start_recv(strided, None)
     with pytest.raises(BufferMismatchError) as direct:
@@ -252,6 +253,17 @@ def test_an_array_read_while_a_send_failed_needs_the_out_the_frame_would():
         b.start_recv(strided, None)
     assert str(kept.value) == str(direct.value)
     assert not strided.any()
+
+
+def test_an_array_read_while_a_send_failed_lands_in_an_out_of_any_layout():
+    a, b = Connection(), Connection()
+    sent = np.arange(12.0).reshape(3, 4)
+    b.dec.receive_data(send(a, sent))
+    b.stash(b.dec.next_event())
+    grid = np.full((3, 8), -1.0)
+    ev = b.start_recv(grid[:, ::-2], None)  # strided and reversed, as recv() takes it
+    assert isinstance(ev, Array) and np.shares_memory(ev.array, grid)
+    assert np.array_equal(grid[:, ::-2], sent) and (grid[:, -2::-2] == -1).all()
 
 
 def test_an_array_kept_for_recv_survives_a_misfit_out():

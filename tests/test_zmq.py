@@ -290,8 +290,8 @@ def test_out_that_does_not_fit_costs_that_message_only(inproc):
         with pytest.raises(wirearray.BufferMismatchError):
             wz.recv_array(b, out=np.empty(size, np.float32))
         wz.send_array(a, np.zeros((size, 2)))
-        with pytest.raises(wirearray.BufferMismatchError):
-            wz.recv_array(b, out=np.empty((2, size)).T)  # Fortran-contiguous
+        with pytest.raises(wirearray.BufferMismatchError):  # elements sharing memory
+            wz.recv_array(b, out=np.lib.stride_tricks.as_strided(np.empty(2), (size, 2), (0, 8)))
     ro = np.empty(4)
     ro.flags.writeable = False
     wz.send_array(a, np.ones(4))
@@ -324,6 +324,58 @@ def test_copy_false_views(inproc, size):
     wz.send_many(a, {"a": arr, "b": u8}, byteorder="native")
     views = wz.recv_many(b, copy=False)
     assert not views["a"].flags.writeable and not views["b"].flags.writeable
+
+
+def _other_layouts(arr: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(array to send, out not contiguous in the frame's order, the array out views),
+    every base filled with 0xA5 bytes (1 for bool)."""
+    r, c = arr.shape
+    fill = 1 if arr.dtype.kind == "b" else 0xA5
+
+    def base(shape, order="C"):
+        raw = np.full(int(np.prod(shape)) * arr.dtype.itemsize, fill, np.uint8)
+        return raw.view(arr.dtype.newbyteorder(">")).reshape(shape, order=order)
+
+    wide, c_out, f_out, flipped = base((r, 2 * c)), base((r, c)), base((r, c), "F"), base((r, c))
+    return [
+        (arr, wide[:, ::2], wide),
+        (np.asfortranarray(arr), c_out, c_out),
+        (arr, f_out, f_out),
+        (arr, flipped[::-1, ::-1], flipped),
+    ]
+
+
+def _landed(out: np.ndarray, base: np.ndarray, sent: np.ndarray) -> None:
+    """out holds sent's values; nothing else of base was written."""
+    same(out, sent)
+    fill = 1 if out.dtype.kind == "b" else 0xA5
+    out[...] = np.frombuffer(bytes([fill]) * out.dtype.itemsize, out.dtype)[0]
+    assert set(np.ascontiguousarray(base).tobytes()) == {fill}
+
+
+@pytest.mark.parametrize("nbytes", [64, BIG, "pieces"], ids=["whole", "split", "pieces"])
+def test_out_of_any_layout(inproc, nbytes, monkeypatch):
+    """Strided, transposed, reversed and other-order destinations, filled from the parts
+    zmq received; with "pieces" the payload travels in parts that end mid-element."""
+    if nbytes == "pieces":
+        monkeypatch.setattr(_zmq_message, "SPLIT_BYTES", 1 << 20)
+        monkeypatch.setattr(_zmq_message, "PIECE_BYTES", 100_003)
+        nbytes = (1 << 20) + 48
+    a, b = inproc
+    for dtype in ("?", ">i2", "<f8", ">c16"):
+        arr = make(dtype, (max(2, nbytes // np.dtype(dtype).itemsize // 8), 8))
+        for sent, out, base in _other_layouts(arr):
+            for byteorder in ("network", "native"):
+                for checksum in (False, True):
+                    wz.send_array(a, sent, byteorder=byteorder, checksum=checksum)
+                    assert wz.recv_array(b, out=out) is out
+                    _landed(out, base, sent)
+        (sent, x, xb), (_, y, yb) = _other_layouts(arr)[:2]
+        wz.send_many(a, {"x": sent, "y": np.asfortranarray(sent)}, checksum=True)
+        got = wz.recv_many(b, out={"x": x, "y": y})
+        assert got["x"] is x and got["y"] is y
+        _landed(x, xb, sent)
+        _landed(y, yb, sent)
 
 
 def test_copy_false_view_outlives_the_next_messages(inproc):
@@ -984,7 +1036,7 @@ def test_asyncio(endpoints):
                 await tx.send(arr)
             same(await recv, arrs[0])
             same(await rx.recv(), arrs[1])
-            out = np.empty((40, 30), order="F", dtype=">c16")
+            out = np.empty((40, 60), dtype=">c16")[:, ::2]  # any layout
             assert await rx.recv(out=out) is out
             same(out, arrs[2])
             await wz.send_array(a, arrs[0])

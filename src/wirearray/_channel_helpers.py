@@ -12,7 +12,7 @@ from typing import Final
 
 import numpy as np
 
-from ._common import byte_view, layout_order
+from ._common import byte_view
 from ._framing import WIRE, Framing
 from ._limits import fit_out
 from ._types import Buffer, Buffers, ByteOrder
@@ -146,13 +146,12 @@ def item_of(ev: Array | Message) -> np.ndarray | dict[str, np.ndarray]:
 def deliver_into(out: object, array: np.ndarray) -> np.ndarray:
     """An array decoded before the caller named ``out=`` (it arrived while a send
     failed), copied into ``out``, which must fit as it would have had to fit the frame
-    (Decoder.expect: dtype in any byte order, shape, writable, contiguous in the
-    array's memory order).
+    (Decoder.expect: dtype in any byte order, shape, writable, any layout).
 
     Raises:
         BufferMismatchError: ``out`` does not fit.
     """
-    dest = fit_out(out, array.dtype, array.shape, layout_order(array))
+    dest = fit_out(out, array.dtype, array.shape)
     np.copyto(dest, array)
     return dest
 

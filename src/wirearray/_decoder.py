@@ -149,9 +149,17 @@ class Decoder:
 
         Args:
             out: an ndarray with the frame's dtype (any byte order: the array is
-                delivered in ``out``'s) and shape, writable and contiguous in the
-                frame's memory order (C, or Fortran for a Fortran frame).  For a
-                message, a dict of such arrays by name (names not in it are allocated).
+                delivered in ``out``'s) and shape, writable, in any memory layout:
+                strided slices, transposes, negative strides, C order for a Fortran
+                frame and Fortran order for a C frame all fit.  When its memory holds
+                the elements in the frame's order (C-contiguous, or Fortran-contiguous
+                for a Fortran frame) large payloads are received straight into it;
+                otherwise they pass through the read-ahead (at most READAHEAD_BYTES,
+                256 KiB, whatever the array's size) and each piece is written into
+                its place, byte order converted in the same pass.  Refused: an
+                ``out`` that is read-only, or whose elements share memory (a zero
+                stride).  For a message, a dict of such arrays by name (names not in
+                it are allocated).
             schema: a :class:`Schema` or (dtype, shape) tuple the next array must match;
                 for a message, a dict of them by name (the message must have exactly
                 these names).
@@ -183,7 +191,10 @@ class Decoder:
 
         For a large payload (DIRECT_MIN_BYTES or more left) this is a window of the
         destination array itself, else the decoder's read-ahead buffer (16 KiB,
-        doubling up to READAHEAD_BYTES while reads fill it).  Valid until the next
+        doubling up to READAHEAD_BYTES while reads fill it).  A destination whose
+        memory is not in the frame's order (see :meth:`expect`) is always filled
+        through the read-ahead, which is then the staging buffer: no more than
+        READAHEAD_BYTES is read ahead of it.  Valid until the next
         ``advance``/``next_event`` call.
 
         Raises:
@@ -195,11 +206,13 @@ class Decoder:
             raise UsageError("call next_event() until it returns NEED_DATA before get_buffer()")
         remaining = self._need - self._fill
         if self._region == _PAYLOAD and remaining >= DIRECT_MIN_BYTES:
-            assert self._dest is not None
-            n = min(remaining, SWAP_CHUNK_BYTES) if self._dest.unit else remaining
-            self._direct = True
-            self._last_buffer_len = n
-            return self._dest.window(self._fill, n)
+            dest = self._dest
+            assert dest is not None
+            if dest.direct:  # else through the read-ahead: an out= of another layout
+                n = min(remaining, SWAP_CHUNK_BYTES) if dest.unit else remaining
+                self._direct = True
+                self._last_buffer_len = n
+                return dest.window(self._fill, n)
         self._direct = False
         if self._readahead is None:
             self._readahead = ReadAhead()

@@ -2,6 +2,10 @@
 the destination array -- the caller's ``out=`` once it fits, or a new array -- with
 the payload's bytes copied or received straight into its memory, swapped in place
 to the destination's byte order while still in cache, and checksummed on the way.
+An ``out=`` whose memory is not in the frame's order (a strided slice, a transpose,
+C order for a Fortran frame) is not received into: the payload arrives in the
+decoder's read-ahead and ``_scatter.Scatter`` writes each piece into its place,
+converting as it goes (:attr:`Destination.direct` says which).
 
 A :class:`Destination` is made only after the header passed every check and limit,
 so nothing is allocated for a frame the decoder refuses.  It knows offsets into the
@@ -19,6 +23,7 @@ import numpy as np
 from . import _format as F
 from ._common import mem_is_big
 from ._limits import fit_out
+from ._scatter import Scatter
 from .exceptions import ChecksumError, FrameTooLargeError, MalformedFrameError
 
 __all__ = ["Destination"]
@@ -59,13 +64,19 @@ class Destination:
 
     Attributes:
         array: the destination, delivered once the frame is complete.
-        bytes: its memory as a flat uint8 array (payload order).
+        direct: its memory holds the elements in the payload's order, so payload
+            bytes may be received straight into it (:meth:`window`); False for an
+            ``out`` of another layout, whose payload lands through :meth:`copy`.
+        bytes: its memory as a flat uint8 array (payload order; empty unless
+            ``direct``).
         unit: the swap unit in bytes (the item size, half of it for complex), 0 when
             the payload needs no swap.
         crc: the CRC32C of the payload so far, None when the frame carries none.
     """
 
-    __slots__ = ("_impl", "array", "bytes", "crc", "swapped", "unit", "units")
+    __slots__ = ("_impl", "_scatter", "array", "bytes", "crc", "direct", "swapped", "unit", "units")
+
+    _scatter: Scatter | None  # set for a destination that is not ``direct``
 
     def __init__(
         self,
@@ -80,7 +91,7 @@ class Destination:
         wire_dt, unit = _WIRE[code, big]
         order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
         if out is not None:
-            array = fit_out(out, wire_dt, shape, order)
+            array = fit_out(out, wire_dt, shape)
         else:
             target = wire_dt if keep_wire_order else F.DTYPES[code]
             try:
@@ -91,7 +102,16 @@ class Destination:
             unit = 0  # the destination's byte order is the wire's
         self._impl = impl
         self.array = array
-        self.bytes = array.ravel(order=order).view(np.uint8)
+        self.direct = out is None or (
+            array.flags.f_contiguous if order == "F" else array.flags.c_contiguous
+        )
+        if self.direct:
+            self._scatter = None
+            self.bytes = array.ravel(order=order).view(np.uint8)
+        else:  # any other layout: each piece written into its place (_scatter.py)
+            self._scatter = Scatter(array, order == "F", bool(big), impl)
+            self.bytes = _NO_UNITS
+            unit = 0  # converted by the scatter, never swapped in place
         self.unit = unit
         self.units = self.bytes.view(_UNIT_DTYPES[unit]) if unit else _NO_UNITS
         self.swapped = 0  # bytes swapped in place so far (whole units)
@@ -99,15 +119,19 @@ class Destination:
 
     def window(self, start: int, n: int) -> memoryview:
         """The memory of payload bytes ``start:start+n``, to receive into directly
-        (report them with :meth:`landed`)."""
+        (report them with :meth:`landed`); only when :attr:`direct`."""
         return self.bytes[start : start + n].data
 
     def copy(self, chunk: memoryview, start: int) -> None:
-        """Land the payload bytes ``chunk``, which arrived at offset ``start``: copy
-        them, swapping on the way when the copy starts on a unit boundary (one pass),
-        else copy then swap in place."""
+        """Land the payload bytes ``chunk``, which arrived at offset ``start`` (right
+        after the bytes landed before): copy them, swapping on the way when the copy
+        starts on a unit boundary (one pass), else copy then swap in place; into a
+        destination of another layout, scatter them, converting on the way."""
         if self.crc is not None:
             self.crc = self._impl.crc32c(chunk, self.crc)
+        if self._scatter is not None:
+            self._scatter.land(chunk)
+            return
         n, unit = len(chunk), self.unit
         if unit and start == self.swapped:
             whole = n - n % unit

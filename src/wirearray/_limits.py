@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _format as F
 from ._events import Schema
+from ._scatter import overlaps
 from .exceptions import (
     BufferMismatchError,
     FrameTooLargeError,
@@ -94,13 +95,15 @@ def check_schema(
             raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
 
 
-def fit_out(out: object, wire_dt: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
-    """``out`` as the destination of a frame of ``wire_dt`` (any byte order), ``shape``
-    and memory ``order`` ("C" or "F").
+def fit_out(out: object, wire_dt: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """``out`` as the destination of a frame of ``wire_dt`` (any byte order) and
+    ``shape``.  Any memory layout fits: one contiguous in the frame's order is
+    received into directly, any other is filled through the read-ahead
+    (``_destination.py``).
 
     Raises:
         BufferMismatchError: not an ndarray, another dtype or shape, read-only, or
-            not contiguous in the frame's order.
+            with elements that share memory (a zero stride, interleaved strides).
     """
     if not isinstance(out, np.ndarray):
         raise BufferMismatchError(f"out must be an ndarray, not {type(out).__name__}")
@@ -110,11 +113,10 @@ def fit_out(out: object, wire_dt: np.dtype, shape: tuple[int, ...], order: str) 
         raise BufferMismatchError(f"out has shape {out.shape}; the frame carries {shape}")
     if not out.flags.writeable:
         raise BufferMismatchError("out is read-only")
-    ok = out.flags.f_contiguous if order == "F" else out.flags.c_contiguous
-    if not ok:
+    if overlaps(out):
         raise BufferMismatchError(
-            f"out must be {'Fortran' if order == 'F' else 'C'}-contiguous "
-            f"(the frame is in {order} order)"
+            f"out has elements that share memory (strides {out.strides}): each element "
+            "needs its own"
         )
     return out
 

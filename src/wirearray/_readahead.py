@@ -2,7 +2,9 @@
 into, and how large it is -- 16 KiB at first, doubled each time a read fills it, up to
 READAHEAD_BYTES: sized by what reads bring, never by what a peer's header claims
 (docs/FORMAT.md section 7).  A large payload skips it: the decoder hands out a window
-of the destination array instead (``Decoder.get_buffer``).
+of the destination array instead (``Decoder.get_buffer``) -- unless that array's
+memory is not in the frame's order, when the read-ahead is the staging buffer its
+payload passes through (``_scatter.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 The reader pulls the parts of one message from a blocking socket (``_Reader``) and
 checks each against the mapping (docs/FORMAT.md section 11), the limits and the schema
 before anything is allocated for it; payloads land straight in the destination
-(``recv_into``) or are converted from zmq's buffer into it in one pass.  Whoever calls
+(``recv_into``) or are converted from zmq's buffer into it in one pass -- element by
+element for an ``out=`` not contiguous in the frame's order (``_scatter.py``), with no
+copy of the payload.  Whoever calls
 ``_read_message`` discards the rest of the message when it raises (``_zmq_io._recv``),
 so a malformed message costs that message only.
 """
@@ -18,7 +20,8 @@ import numpy as np
 import zmq
 
 from . import _format as F
-from ._limits import check_array
+from ._limits import check_array, fit_out
+from ._scatter import Scatter
 from ._zmq_message import _HOST_BIG, ORIGIN_MAGIC, _mem_is_big, _parse_origin, _payload_parts
 from .codec import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_ARRAYS, DEFAULT_MAX_NDIM, Schema
 from .exceptions import (
@@ -101,23 +104,6 @@ class _Reader:
         while self.more:
             sock.recv_into(_DISCARD)
             self.more = bool(sock.getsockopt(_RCVMORE))
-
-
-def _fit_out(out: Any, wire_dt: np.dtype, shape: tuple, order: str) -> np.ndarray:
-    if not isinstance(out, np.ndarray):
-        raise BufferMismatchError(f"out must be an ndarray, not {type(out).__name__}")
-    if out.dtype.newbyteorder("=") != wire_dt.newbyteorder("="):
-        raise BufferMismatchError(f"out has dtype {out.dtype}; the frame carries {wire_dt}")
-    if out.shape != tuple(shape):
-        raise BufferMismatchError(f"out has shape {out.shape}; the frame carries {shape}")
-    if not out.flags.writeable:
-        raise BufferMismatchError("out is read-only")
-    if not (out.flags.f_contiguous if order == "F" else out.flags.c_contiguous):
-        raise BufferMismatchError(
-            f"out must be {'Fortran' if order == 'F' else 'C'}-contiguous "
-            f"(the frame is in {order} order)"
-        )
-    return out
 
 
 class _MessageState:
@@ -220,14 +206,16 @@ def _read_array(
             and out.flags.writeable
             and (out.flags.c_contiguous if order == "C" else out.flags.f_contiguous)
         ):
-            dest = out  # the common case, without _fit_out's dtype arithmetic
+            dest = out  # the common case, without fit_out's dtype arithmetic
         else:
-            dest = _fit_out(out, wire_dt, shape, order)
+            dest = fit_out(out, wire_dt, shape)
     else:
         try:
             dest = np.empty(shape, dtype=F.DTYPES[code], order=order)
         except (ValueError, MemoryError) as exc:
             raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
+    if not (dest.flags.c_contiguous if order == "C" else dest.flags.f_contiguous):
+        return text, _scatter(reader, impl, dest, order, wire_big, mv, h, length, whole, checksum)
     swap = itemsize > 1 and _mem_is_big(dest.dtype) != wire_big
     if not whole and not swap and len(pieces) == 1 and not checksum:
         # libzmq copies the payload part into the destination itself
@@ -265,6 +253,41 @@ def _read_array(
         offset += piece
     _check_tail(_read_tail(reader, tail_len), checksum, crc)
     return text, dest
+
+
+def _scatter(
+    reader: _Reader,
+    impl: Any,
+    dest: np.ndarray,
+    order: str,
+    wire_big: bool,
+    mv: memoryview,
+    h: int,
+    length: int,
+    whole: bool,
+    checksum: bool,
+) -> np.ndarray:
+    """The payload written into ``dest``, whose memory is not in the frame's order
+    (``_scatter.py``): from the frame part itself, or part by part from the payload's
+    parts as zmq delivers them -- never through a copy of the whole payload."""
+    scatter = Scatter(dest, order == "F", wire_big, impl)
+    crc = 0
+    if whole:
+        src = mv[h : h + length]
+        if checksum:
+            crc = impl.crc32c(src)
+        scatter.land(src)
+        _check_tail(mv[h + length :], checksum, crc)
+        return dest
+    for piece in _payload_parts(length):
+        src = memoryview(reader.frame("the payload"))
+        if len(src) != piece:
+            raise MalformedFrameError(f"the payload: a part of {len(src)} bytes (expected {piece})")
+        if checksum:
+            crc = impl.crc32c(src, crc)
+        scatter.land(src)
+    _check_tail(_read_tail(reader, F.frame_tail(length, checksum)), checksum, crc)
+    return dest
 
 
 def _land(impl: Any, src: Any, dest_bytes: np.ndarray, units: Any, unit: int, offset: int):

@@ -28,7 +28,11 @@ Decoding -- :class:`Decoder` is fed either way:
   differs from the wanted one) then runs in place on each chunk right after it
   arrives, while it is still in cache.  Small frames are read many at a time into a
   read-ahead buffer and copied out (one ``recv_into`` for dozens of small frames is
-  much faster than one per header and payload).
+  much faster than one per header and payload).  A destination whose memory is not
+  in the frame's order (a strided slice, a transpose, the other memory order) is
+  filled through the read-ahead too, whatever the payload's size: each piece is
+  written into place and converted in one pass (``_scatter.py``), so memory stays
+  bounded by the read-ahead (READAHEAD_BYTES).
 * ``dec.receive_data(data)`` -- bytes from elsewhere; the decoder keeps a reference to
   ``data`` until it is consumed (do not modify it before ``next_event()`` returns
   ``NEED_DATA``) and converts straight from it into the destination.

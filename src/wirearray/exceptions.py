@@ -73,9 +73,10 @@ class UnsupportedDtypeError(UsageError, TypeError):
 class BufferMismatchError(UsageError, ValueError):
     """A destination or source buffer does not fit the operation.
 
-    Raised when ``out=`` has the wrong shape, item size or byte length, is read-only or
-    not contiguous, or when a raw buffer cannot be read as the requested dtype/shape.
-    Nothing has been written when it is raised.
+    Raised when ``out=`` has the wrong shape, item size or byte length, is read-only,
+    has elements that share memory (a receive destination) or is not contiguous (a raw
+    buffer given to ``hton``/``ntoh``/``byteswap``), or when a raw buffer cannot be read
+    as the requested dtype/shape.  Nothing has been written when it is raised.
     """
 
 

@@ -368,9 +368,16 @@ class Channel:
 
         Args:
             out: receive into this array (same dtype in any byte order, same shape,
-                writable, contiguous in the frame's order): the payload lands in it
-                directly and one buffer serves a whole stream.  The returned array is
-                ``out`` (a view of it when only the byte-order label differs).
+                writable, any layout) and one buffer serves a whole stream.  When its
+                memory holds the elements in the frame's order (C-contiguous, or
+                Fortran-contiguous for a Fortran frame) the payload lands in it
+                directly; any other layout -- a strided slice such as
+                ``grid[:, ::2]``, a transpose, negative strides, C order for a Fortran
+                frame -- is filled through the decoder's read-ahead (at most 256 KiB,
+                whatever the array's size), each piece written into its place with
+                the byte order converted in the same pass (``Decoder.expect``).  The
+                returned array is ``out`` (a view of it when only the byte-order
+                label differs).
             schema: a ``Schema``/``(dtype, shape)`` the array must match, with None as
                 a wildcard; checked on the header, before the payload is read.
 
@@ -378,7 +385,8 @@ class Channel:
             EndOfStreamError: the peer ended the stream (its close()).
             PeerError: the peer reported an error (its code and reason).
             SchemaMismatchError: the frame did not match (or was a message).
-            BufferMismatchError: ``out`` does not fit; nothing was consumed.
+            BufferMismatchError: ``out`` does not fit (another dtype or shape,
+                read-only, elements sharing memory); nothing was consumed.
             TimeoutError, TruncatedStreamError, ProtocolError, OSError.
         """
         core = self._core

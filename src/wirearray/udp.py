@@ -171,8 +171,10 @@ class DatagramChannel:
     def recv(
         self, out: np.ndarray | None = None, *, schema: SchemaLike | None = None
     ) -> np.ndarray:
-        """Receive one array (see Channel.recv); raises SequenceError on a gap in the
-        sender's sequence when ``on_gap="raise"``, after decoding the datagram."""
+        """Receive one array (see Channel.recv; ``out`` may have any layout, filled
+        from the datagram's buffer element by element when its memory is not in the
+        frame's order); raises SequenceError on a gap in the sender's sequence when
+        ``on_gap="raise"``, after decoding the datagram."""
         return self.recv_from(out, schema=schema)[0]
 
     def recv_from(

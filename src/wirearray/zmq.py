@@ -294,11 +294,14 @@ def recv_array(
         sock: a pyzmq socket, blocking or ``zmq.asyncio`` (then this returns an
             awaitable).
         out: receive into this array: the frame's dtype (in any byte order: the
-            values arrive in ``out``'s), its shape, writable and contiguous in the
-            frame's order (C, or Fortran for a Fortran frame).  Large payloads land in
-            it directly (libzmq's own copy), converted in the same pass when the byte
-            orders differ.  The result is ``out``.  After a ProtocolError its content
-            is unspecified.
+            values arrive in ``out``'s), its shape, writable, any layout.  Contiguous
+            in the frame's order (C, or Fortran for a Fortran frame), large payloads
+            land in it directly (libzmq's own copy), converted in the same pass when
+            the byte orders differ; any other layout (a strided slice, a transpose,
+            negative strides, the other order) is filled from the message part zmq
+            received, each element written into its place and converted in the same
+            pass, with no copy of the payload.  The result is ``out``.  After a
+            ProtocolError its content is unspecified.
         schema: a :class:`~wirearray.Schema` or ``(dtype, shape)`` the array must
             match (None entries are wildcards), checked on the header.
         envelope: how many parts precede the origin part (ROUTER identities, SUB
@@ -324,7 +327,8 @@ def recv_array(
             (MalformedFrameError, FrameTooLargeError, ChecksumError,
             SchemaMismatchError -- also for a message sent with send_many).  The rest
             of that message is discarded: the next call reads the next message.
-        BufferMismatchError: ``out`` does not fit the array (the message is discarded).
+        BufferMismatchError: ``out`` does not fit the array: another dtype or shape,
+            read-only, elements sharing memory (the message is discarded).
         zmq.Again: DONTWAIT or RCVTIMEO, and no message (nothing consumed).
     """
     impl = _get_impl(None)
