@@ -41,6 +41,7 @@ from wirearray.codec import (
 )
 from wirearray.exceptions import (
     BufferMismatchError,
+    ChecksumError,
     FrameTooLargeError,
     MalformedFrameError,
     SchemaMismatchError,
@@ -216,14 +217,122 @@ def test_roundtrip_ndim(impl_name, ndim):
         check_received(got.array, view)
 
 
+def test_default_max_ndim_is_what_numpy_supports():
+    # numpy 2: 64 dimensions, numpy 1.x: 32; probed from numpy itself
+    from wirearray import codec
+
+    n = codec.DEFAULT_MAX_NDIM
+    np.empty((1,) * n)
+    if n < _format.MAX_NDIM:
+        with pytest.raises(ValueError):
+            np.empty((1,) * (n + 1))
+    assert n == (64 if np.__version__ >= "2" else 32)
+    assert Decoder().max_ndim == n
+
+
 @pytest.mark.skipif(np.__version__ < "2", reason="numpy 1.x has at most 32 dimensions")
-def test_more_than_32_dimensions_need_max_ndim(impl_name):
+@pytest.mark.parametrize("mode", ["whole", "split", "recv"])
+def test_33_and_64_dimensions_round_trip_with_the_default_limit(impl_name, mode):
     for ndim in (33, 64):
         a = random_array("float32", _shape_for(ndim, random.Random(ndim)), rng(ndim))
-        frame = Encoder(implementation=impl_name).encode(a)
-        check_received(one_array(frame, impl_name, max_ndim=64).array, a)
-        _, err = decode(frame, eof=False, implementation=impl_name)
+        for view in (a, np.asfortranarray(a), a.T):
+            frame = Encoder(checksum=True, implementation=impl_name).encode(view)
+            got = one_array(frame, impl_name, mode, seed=ndim)
+            assert got.array.ndim == ndim
+            check_received(got.array, view)
+        _, err = decode(frame, eof=False, implementation=impl_name, max_ndim=32)
         assert isinstance(err, FrameTooLargeError)
+
+
+def _events_past_refusals(dec, data: bytes, sizes) -> list:
+    """Feed ``data`` in pieces of ``sizes``; the events, with "refused" for each
+    FrameTooLargeError the decoder survived, and "EOF" for the clean end."""
+    from wirearray.codec import NEED_DATA, EndOfStream
+
+    out: list = []
+    pos = 0
+    pieces = [*sizes]
+    while True:
+        try:
+            ev = dec.next_event()
+        except FrameTooLargeError:
+            assert dec.skipping and not dec.broken
+            out.append("refused")
+            continue
+        if ev is NEED_DATA:
+            if pos >= len(data):
+                if dec.eof:
+                    raise AssertionError("NEED_DATA after the end of input")
+                dec.receive_data(b"")
+                continue
+            n = pieces.pop(0) if pieces else len(data)
+            dec.receive_data(data[pos : pos + n])
+            pos += n
+            continue
+        if isinstance(ev, EndOfStream):
+            out.append("EOF")
+            return out
+        out.append(ev)
+
+
+@pytest.mark.parametrize("pieces", ["whole", "bytes-of-headers", "random"])
+@pytest.mark.parametrize("checksum", [False, True])
+def test_frame_over_max_ndim_is_refused_and_the_next_array_arrives(impl_name, pieces, checksum):
+    # a frame refused for a limit whose length is known (within max_frame_bytes) is read
+    # past: it raises its own error, the stream stays usable (docs/FORMAT.md section 7)
+    enc = Encoder(checksum=checksum, implementation=impl_name)
+    first, last = np.arange(5.0), np.arange(7, dtype=np.int16)
+    small = np.arange(6.0).reshape((2, 3) + (1,) * 31)  # 33 dimensions, 48 bytes
+    large = np.ones((3,) + (1,) * 32 + (50_000,), ">u2")  # > DIRECT_MIN_BYTES, swapped
+    wire = (
+        enc.encode(first)
+        + enc.encode(small)
+        + enc.encode(large, name="big")
+        + enc.encode(np.asfortranarray(np.ones((2, 2, 1, 1, 1))))
+        + enc.encode(last)
+        + enc.end()
+    )
+    r = random.Random(len(pieces))
+    sizes = {
+        "whole": [len(wire)],
+        "bytes-of-headers": [1] * 200 + [70_000] * 10,
+        "random": [r.choice([1, 63, 64, 65, 4096, 100_000]) for _ in range(200)],
+    }[pieces]
+    dec = Decoder(max_ndim=4, implementation=impl_name)
+    events = _events_past_refusals(dec, wire, sizes)
+    assert events[1:4] == ["refused"] * 3
+    assert np.array_equal(events[0].array, first) and np.array_equal(events[4].array, last)
+    assert events[5] == "EOF" and len(events) == 6
+    assert dec.skipped == 3 and dec.seq == 0 and not dec.broken
+
+
+def test_refusal_read_past_still_checks_the_refused_frame(impl_name):
+    enc = Encoder(checksum=True, implementation=impl_name)
+    bad = bytearray(enc.encode(np.ones((1, 1, 1, 200))))
+    bad[64 + 5] ^= 1  # a payload byte: the CRC32C no longer matches
+    dec = Decoder(max_ndim=2, implementation=impl_name)
+    dec.receive_data(bytes(bad) + enc.encode(np.ones(2)))
+    with pytest.raises(FrameTooLargeError):
+        dec.next_event()
+    with pytest.raises(ChecksumError):
+        dec.next_event()
+    assert dec.broken
+
+
+def test_limit_refusals_that_break_the_stream(impl_name):
+    enc = Encoder(implementation=impl_name)
+    wire = enc.encode(np.ones((1, 1, 1, 300))) + enc.encode(np.ones(2))
+    # over max_frame_bytes: its length is what is refused
+    events, err = decode(wire, implementation=impl_name, max_ndim=2, max_frame_bytes=100)
+    assert isinstance(err, FrameTooLargeError) and events == []
+    # an array of a message: the message's length is not in its header
+    msg = Encoder(implementation=impl_name).encode_message({"x": np.ones((1, 1, 1))})
+    events, err = decode(msg, implementation=impl_name, max_ndim=2)
+    assert isinstance(err, FrameTooLargeError) and events == []
+    # a message of too many arrays, likewise
+    msg = Encoder(implementation=impl_name).encode_message({"x": np.ones(1), "y": np.ones(1)})
+    events, err = decode(msg, implementation=impl_name, max_message_arrays=1)
+    assert isinstance(err, FrameTooLargeError) and events == []
 
 
 @pytest.mark.parametrize("shape", [(0,), (0, 3), (3, 0), (2, 0, 4), (0, 0)])

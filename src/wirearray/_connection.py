@@ -155,6 +155,7 @@ class Connection:
         # the peer's stream
         self.rx_error: BaseException | None = None  # detached
         self.consumed = 0  # frames of the peer's stream our application received
+        self.refused = 0  # frames of the peer's stream refused for a limit and read past
         self.claimed: int | None = None  # the count of our last ACK
         self.peer_ended = False  # the peer's stream ended (its END or ACK arrived)
         self.peer_end_seq = 0
@@ -389,7 +390,7 @@ class Connection:
         dec = self.dec
         a = dec.next_array(out)
         if a is not None:
-            self.consumed = dec._seq
+            self.consumed = (dec.seq - self.refused) & 0xFFFFFFFF
         return a
 
     @_refreshing
@@ -425,7 +426,7 @@ class Connection:
             if self.closing:
                 self.discarded += 1
                 return CONSUMED, None
-            self.consumed = self.dec.seq
+            self.consumed = (self.dec.seq - self.refused) & 0xFFFFFFFF
             return ev, None
         return self._handle_control(ev)
 
@@ -437,7 +438,8 @@ class Connection:
             self.peer_ended = True
             self.peer_end_seq = ev.seq
             if not self.closing:
-                self.consumed = ev.seq  # the application reads END after every frame
+                # the application reads END after every frame but those it was refused
+                self.consumed = (ev.seq - self.refused) & 0xFFFFFFFF
             reply = self._answer()
             if self.closing:
                 return CONSUMED, reply
@@ -490,6 +492,26 @@ class Connection:
         self.held = bytearray()
         return self._control.error(code, reason)
 
+    def next_closing_event(self) -> Any:
+        """The decoder's next event while closing: a frame refused for a limit and
+        read past is passed over (nothing that arrives while closing is delivered)."""
+        while True:
+            try:
+                return self.dec.next_event()
+            except ProtocolError:
+                if not self.dec.skipping:
+                    raise
+
+    def soft_refusal(self, exc: BaseException) -> bool:
+        """Whether ``exc`` refused one frame that the decoder now reads past (a limit,
+        the frame's length known: docs/FORMAT.md section 7): the receive side stays
+        usable, and the frame counts as not received -- the ACK that confirms the
+        peer's stream leaves it out, so the peer's close() learns a frame was lost."""
+        if isinstance(exc, ProtocolError) and self.dec.skipping:
+            self.refused += 1
+            return True
+        return False
+
     @_refreshing
     def recv_failed(self, exc: BaseException, *, interrupted: bool = False) -> bytes | None:
         """A receive raised ``exc``.  ``interrupted``: a timeout or cancellation, which
@@ -497,6 +519,8 @@ class Connection:
         when the peer should hear why (its bytes broke a rule, or a deadline passed
         inside a frame); the receive side is then broken and its buffers released."""
         if isinstance(exc, UsageError):  # the caller's mistake, reported before consuming
+            return None
+        if self.soft_refusal(exc):
             return None
         if interrupted and self.dec.at_boundary:
             return None

@@ -535,7 +535,7 @@ class Channel:
         dec = core.dec
         try:
             while core.close_pending:
-                ev = dec.next_event()
+                ev = core.next_closing_event()
                 if ev is NEED_DATA:
                     buf = dec.get_buffer()
                     sock.settimeout(deadline.remaining())
