@@ -900,3 +900,23 @@ def test_decoder_usage_errors(impl_name):
     assert info.value.received == 10 and info.value.expected is None
     with pytest.raises(UsageError):
         Decoder(implementation=impl_name).advance(1)  # no get_buffer() before
+
+
+def test_end_of_input_is_empty_data_and_nothing_may_follow(impl_name):
+    enc = Encoder(implementation=impl_name)
+    wire = enc.encode(np.arange(3)) + enc.end()
+    dec = Decoder(implementation=impl_name)
+    dec.receive_data(wire)
+    dec.receive_data(b"")
+    dec.receive_data(b"")  # the end may be fed again
+    assert isinstance(dec.next_event(), Array)
+    assert isinstance(dec.next_event(), EndOfStream)
+    with pytest.raises(UsageError, match="after the end of input"):
+        dec.receive_data(b"x")
+    dec = Decoder(implementation=impl_name)
+    dec.get_buffer()
+    dec.advance(0)
+    buf = dec.get_buffer()
+    buf[:1] = b"x"
+    with pytest.raises(UsageError, match="after the end of input"):
+        dec.advance(1)

@@ -224,7 +224,8 @@ class Decoder:
         """Report that ``nbytes`` were written into the last get_buffer(); 0 means EOF.
 
         Raises:
-            UsageError: ``nbytes`` outside the buffer given (or no buffer given).
+            UsageError: ``nbytes`` outside the buffer given (or no buffer given), or
+                data after the end of input.
             StreamBrokenError: the decoder failed earlier or was released.
         """
         self._check_usable()
@@ -236,6 +237,8 @@ class Decoder:
         if nbytes == 0:
             self._eof = True
             return
+        if self._eof:
+            raise UsageError("data reported after the end of input (advance(0))")
         self._grow = nbytes == given and not self._direct
         self.bytes_received += nbytes
         self._clean = False
@@ -249,11 +252,19 @@ class Decoder:
             self._pending.append(self._readahead.filled(nbytes))
 
     def receive_data(self, data: bytes | bytearray | memoryview | np.ndarray) -> None:
-        """Feed bytes (any buffer; a multi-byte-item buffer is read as its bytes);
-        ``b""`` means EOF.  ``data`` is referenced, not copied, until consumed: do not
-        modify it before next_event() returns NEED_DATA.
+        """Feed bytes (any buffer; a multi-byte-item buffer is read as its bytes).
+        ``data`` is referenced, not copied, until consumed: do not modify it before
+        next_event() returns NEED_DATA.
+
+        An empty ``data`` (``b""``) is the **end of input** -- what a socket's
+        ``recv`` returning ``b""`` means: next_event() then returns
+        :class:`EndOfStream` after the stream's END frame (or at a record boundary, for
+        ``.npy`` records), and raises TruncatedStreamError when the input ended inside
+        a frame or before the END frame (docs/FORMAT.md section 6).  It may be fed
+        again; nothing else may follow it.
 
         Raises:
+            UsageError: non-empty data after the end of input.
             StreamBrokenError: the decoder failed earlier or was released.
         """
         self._check_usable()
@@ -261,6 +272,8 @@ class Decoder:
         if not len(mv):
             self._eof = True
             return
+        if self._eof:
+            raise UsageError("data fed after the end of input (receive_data(b''))")
         self.bytes_received += len(mv)
         self._clean = False
         self._pending.append(mv)
