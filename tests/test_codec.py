@@ -920,3 +920,118 @@ def test_end_of_input_is_empty_data_and_nothing_may_follow(impl_name):
     buf[:1] = b"x"
     with pytest.raises(UsageError, match="after the end of input"):
         dec.advance(1)
+
+
+# ---- docs/FORMAT.md's answers at the edges of the rules ----
+
+
+def _resealed(frame: bytes | bytearray) -> bytes:
+    """``frame`` with its header CRC32C recomputed (after a field was changed)."""
+    b = bytearray(frame)
+    h = (b[10] << 8) | b[11]
+    b[28:32] = bytes(4)
+    b[28:32] = _format.crc32c(bytes(b[:h])).to_bytes(4, "big")
+    return bytes(b)
+
+
+@pytest.mark.parametrize("mode", FEED_MODES)
+def test_a_connection_closed_before_any_frame_is_truncated(impl_name, mode):
+    # FORMAT.md section 6: a wire stream without its END frame is truncated, however
+    # short; a .npy stream ends cleanly at any record boundary, the empty one included
+    from wirearray.npy import NPY
+
+    events, err = decode(b"", mode, implementation=impl_name)
+    assert events == [] and type(err) is TruncatedStreamError
+    assert (err.received, err.expected) == (0, None)
+    events, err = decode(b"", mode, implementation=impl_name, framing=NPY)
+    assert events == [EOF] and err is None
+
+
+def test_names_are_utf8_with_nul_allowed_and_compared_as_bytes(impl_name):
+    # FORMAT.md section 2: any character, NUL included; invalid UTF-8 is malformed;
+    # uniqueness within a message is by bytes, without Unicode normalisation
+    enc = Encoder(implementation=impl_name)
+    wire = enc.encode(np.arange(2), name="a\x00b")
+    nfc, nfd = "\u00e9", "e\u0301"
+    wire += enc.encode_message({nfc: np.ones(1), nfd: np.zeros(1), "\x00": np.arange(3)})
+    events, err = decode(wire, eof=False, implementation=impl_name)
+    assert err is None
+    assert events[0].name == "a\x00b"
+    assert sorted(events[1].arrays) == sorted([nfc, nfd, "\x00"])
+    assert events[1].arrays[nfc][0] == 1 and events[1].arrays[nfd][0] == 0
+    for raw in (b"\xff", b"\xc3", b"a\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80"):
+        frame = _format.pack_header(_format.KIND_ARRAY, 3, 0, (1,), 1, raw) + b"\x07" + bytes(63)
+        events, err = decode(frame, eof=False, implementation=impl_name)
+        assert type(err) is MalformedFrameError and "UTF-8" in str(err), raw
+    with pytest.raises(UsageError, match="UTF-8"):
+        enc.encode(np.ones(1), name="\ud800")
+    # the same bytes twice in a message: refused
+    head = _format.pack_header(_format.KIND_MESSAGE, 0, 0, (), 0, b"", 2, 0)
+    twice = b"".join(
+        _format.pack_header(_format.KIND_ARRAY, 3, 0, (1,), 1, nfd.encode(), 0, seq)
+        + b"\x01"
+        + bytes(63)
+        for seq in (1, 2)
+    )
+    _, err = decode(head + twice, eof=False, implementation=impl_name)
+    assert type(err) is MalformedFrameError and "repeated" in str(err)
+
+
+@pytest.mark.parametrize("mode", ["whole", "bytes"])
+def test_fortran_flag_on_0d_and_1d_frames_changes_nothing(impl_name, mode):
+    # FORMAT.md section 2: allowed on any ARRAY frame; senders set it only on 2+ dims
+    enc = Encoder(checksum=True, implementation=impl_name)
+    for a in (np.float32(2.5), np.arange(5, dtype=">i4"), np.ones((1, 4), order="F")):
+        frame = enc.encode(a)
+        assert not frame[7] & _format.FLAG_FORTRAN  # the sender does not set it
+        flagged = bytearray(frame)
+        flagged[7] |= _format.FLAG_FORTRAN
+        flagged[24:28] = bytes(4)  # seq 0, as the decoder expects
+        got = one_array(_resealed(flagged), impl_name, mode).array
+        assert got.shape == a.shape and np.array_equal(got, a)
+
+
+def test_a_fortran_frame_is_delivered_in_fortran_order(impl_name):
+    # FORMAT.md section 4: the values are what must arrive; wirearray keeps the order
+    a = np.asfortranarray(np.arange(24.0).reshape(2, 3, 4))
+    frame = Encoder(implementation=impl_name).encode(a)
+    assert frame[7] & _format.FLAG_FORTRAN
+    got = one_array(frame, impl_name).array
+    assert got.flags.f_contiguous and not got.flags.c_contiguous and np.array_equal(got, a)
+
+
+def test_the_decoder_checks_in_the_documented_order(impl_name):
+    # FORMAT.md section 6, steps 4 and 5: seq before the limits; max_ndim, then
+    # max_frame_bytes, then the name
+    def first_error(frame: bytes, **limits) -> str:
+        _, err = decode(frame, eof=False, implementation=impl_name, **limits)
+        return f"{type(err).__name__}: {err}"
+
+    pack = _format.pack_header
+    payload = bytes(64 * 20)
+    three_d = pack(_format.KIND_ARRAY, 3, 0, (2, 2, 300), 1200, b"\xff", 0, 5) + payload
+    assert first_error(three_d, max_ndim=2, max_frame_bytes=10).startswith(
+        "MalformedFrameError: frame sequence number 5"
+    )
+    three_d = pack(_format.KIND_ARRAY, 3, 0, (2, 2, 300), 1200, b"\xff", 0, 0) + payload
+    assert "max_ndim=2" in first_error(three_d, max_ndim=2, max_frame_bytes=10)
+    assert "max_frame_bytes=10" in first_error(three_d, max_frame_bytes=10)
+    assert "UTF-8" in first_error(three_d)
+
+
+def test_the_frame_size_limit_counts_payload_bytes(impl_name):
+    # FORMAT.md section 7: payload_len only, not header, trailer or padding; a
+    # message's arrays together
+    enc = Encoder(checksum=True, implementation=impl_name)
+    exact = enc.encode(np.zeros(1000, "u1"), name="n" * 200)  # 1344 bytes on the wire
+    assert len(exact) > 1000
+    assert one_array(exact, impl_name, max_frame_bytes=1000).array.size == 1000
+    over = Encoder(implementation=impl_name).encode(np.zeros(1001, "u1"))
+    _, err = decode(over, eof=False, implementation=impl_name, max_frame_bytes=1000)
+    assert type(err) is FrameTooLargeError
+    for second, ok in ((500, True), (501, False)):
+        msg = Encoder(implementation=impl_name).encode_message(
+            {"a": np.zeros(500, "u1"), "b": np.zeros(second, "u1")}
+        )
+        events, err = decode(msg, eof=False, implementation=impl_name, max_frame_bytes=1000)
+        assert (err is None and len(events) == 1) if ok else type(err) is FrameTooLargeError

@@ -67,14 +67,21 @@ def array_code(a: np.ndarray) -> int:
 def name_bytes(name: str | None) -> bytes:
     """An array name as the header carries it: 1 to 255 bytes of UTF-8, or b"" for none.
 
+    Any character may be in a name, NUL included; a lone surrogate has no UTF-8 form
+    (docs/FORMAT.md section 2).
+
     Raises:
-        UsageError: not a str, or empty or too long once encoded.
+        UsageError: not a str, a str with a lone surrogate, or empty or too long once
+            encoded.
     """
     if name is None:
         return b""
     if not isinstance(name, str):
         raise UsageError(f"array names are str, not {type(name).__name__}")
-    b = name.encode("utf-8")
+    try:
+        b = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"array name {name!r} has no UTF-8 form (a lone surrogate)") from None
     if not 0 < len(b) <= F.MAX_NAME:
         raise UsageError("array names are 1 to 255 bytes of UTF-8")
     return b
