@@ -361,7 +361,12 @@ class Connection:
         got = 0
         try:
             while got < REPORT_READ_LIMIT and self.peer_error is None:
-                ev = dec.next_event()
+                try:
+                    ev = dec.next_event()
+                except ProtocolError as exc:
+                    if self.soft_refusal(exc):  # a frame refused and read past
+                        continue
+                    raise
                 if ev is NEED_DATA:
                     n = read_now(dec.get_buffer())
                     dec.advance(n)
