@@ -63,8 +63,10 @@ def wire_payloads(wire: bytes) -> list[tuple[bytes, bool]]:
 def expected(a: np.ndarray, fortran: bool) -> bytes:
     """The payload the format wants: ``byte != 0`` in the frame's memory order."""
     truth = a.view(U8) != 0
-    return np.asarray(truth, order="F" if fortran else "C").astype(U8).tobytes(
-        order="F" if fortran else "C"
+    return (
+        np.asarray(truth, order="F" if fortran else "C")
+        .astype(U8)
+        .tobytes(order="F" if fortran else "C")
     )
 
 
@@ -224,12 +226,13 @@ def test_zeromq():
             except ValueError:  # no compiled core here
                 continue
             for a in cases:
-                for send in (
-                    lambda a=a: sender.send(a),
-                    lambda a=a: wz.send_array(tx, a, copy=False),
-                    lambda a=a: sender.send_many({"x": a}),
-                ):
-                    send()
+                for how in ("sender", "send_array", "send_many"):
+                    if how == "sender":
+                        sender.send(a)
+                    elif how == "send_array":
+                        wz.send_array(tx, a, copy=False)
+                    else:
+                        sender.send_many({"x": a})
                     parts = rx.recv_multipart()
                     check_wire(b"".join(parts[1:]), [a])
     finally:

@@ -245,7 +245,11 @@ CHECK_ORDER = {
     "version before crc": (_two((4, b"\x07"), crc=False), UnsupportedVersionError, "version 7"),
     "version before ndim": (_two((4, b"\x07"), (8, b"\x41")), UnsupportedVersionError, "version"),
     "ndim before crc": (_two((8, b"\x41"), crc=False), MalformedFrameError, "ndim 65"),
-    "header_len before crc": (_two((10, b"\x00\x80"), crc=False), MalformedFrameError, "header length"),
+    "header_len before crc": (
+        _two((10, b"\x00\x80"), crc=False),
+        MalformedFrameError,
+        "header length",
+    ),
     "crc before padding": (_two((63, b"\x01"), crc=False), MalformedFrameError, "checksum"),
     "crc before kind": (_two((5, b"\x09"), crc=False), MalformedFrameError, "checksum"),
     "padding before kind": (_two((63, b"\x01"), (5, b"\x09")), MalformedFrameError, "padding"),

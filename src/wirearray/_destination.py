@@ -173,7 +173,7 @@ class Discard(Destination):
 
     __slots__ = ()
 
-    def __init__(self, flags: int, impl: ModuleType) -> None:  # noqa: D107
+    def __init__(self, flags: int, impl: ModuleType) -> None:
         self._impl = impl
         self.array = None  # type: ignore[assignment]
         self.bytes = _NO_UNITS
