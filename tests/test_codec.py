@@ -244,6 +244,21 @@ def test_33_and_64_dimensions_round_trip_with_the_default_limit(impl_name, mode)
         assert isinstance(err, FrameTooLargeError)
 
 
+@pytest.mark.skipif(np.__version__ < "2", reason="numpy 1.x has at most 32 dimensions")
+def test_npy_records_of_64_dimensions_and_a_refused_one(impl_name):
+    from wirearray.npy import NpyDecoder, NpyEncoder
+
+    x = np.arange(6.0).reshape((2, 3) + (1,) * 62)
+    enc = NpyEncoder(implementation=impl_name)
+    records = enc.encode(x) + enc.encode(np.ones((1,) * 40)) + enc.encode(np.arange(3))
+    got = _events_past_refusals(NpyDecoder(implementation=impl_name), records, [len(records)])
+    assert np.array_equal(got[0].array, x) and got[0].array.shape == x.shape
+    dec = NpyDecoder(max_ndim=32, implementation=impl_name)
+    got = _events_past_refusals(dec, records, [len(records)])
+    assert got[:2] == ["refused", "refused"] and got[2].array.tolist() == [0, 1, 2]
+    assert got[3] == "EOF" and dec.skipped == 2
+
+
 def _events_past_refusals(dec, data: bytes, sizes) -> list:
     """Feed ``data`` in pieces of ``sizes``; the events, with "refused" for each
     FrameTooLargeError the decoder survived, and "EOF" for the clean end."""
