@@ -17,8 +17,10 @@ Rules that live here, with one answer for both layers:
   after them: the loops send what :meth:`prepare_array` returns, in order, under their
   send lock.
 * **Failures.** A timeout (or, in asyncio, a cancellation) at a frame boundary with
-  nothing of a frame consumed leaves that direction usable; any other failure breaks
-  it: later calls raise StreamBrokenError.  Errors are kept without their traceback
+  nothing of a frame consumed leaves that direction usable, and so does a frame
+  refused for a limit that the decoder reads past (docs/FORMAT.md section 7: it is
+  left out of the ACK's count); any other failure breaks it: later calls raise
+  StreamBrokenError.  Errors are kept without their traceback
   (whose frames could keep a half-received array alive through a reference cycle),
   and a broken receive side releases every decoder buffer at once.
 * **Timeouts** bound each send or receive call as a whole (a deadline), never a single

@@ -28,7 +28,8 @@ Semantics, the same in the asyncio layer (the core holds the rules):
   receive or close raises PeerError with the code and the reason;
 * OS errors (reset, refused, ...) pass through unwrapped, except that a send failing
   because the peer refused the stream raises the peer's PeerError (chained);
-* after any error inside a frame -- or a protocol error anywhere -- the side that
+* after any error inside a frame -- or a protocol error anywhere, but a lone frame
+  refused for ``max_ndim`` and read past (docs/FORMAT.md section 7) -- the side that
   failed refuses further use with StreamBrokenError; arrays returned before are
   untouched, and the buffers of the failed receive are released at once.
 
