@@ -68,7 +68,10 @@ class Decoder:
         max_frame_bytes: largest payload in bytes accepted (also the cap on a whole
             message's payloads); larger frames raise FrameTooLargeError from the header,
             before anything is allocated.
-        max_ndim: most dimensions accepted (the format allows 64).
+        max_ndim: most dimensions accepted (at most 64, the format's maximum); the
+            default, DEFAULT_MAX_NDIM, is what this host's numpy supports (64 with
+            numpy 2, 32 with numpy 1.x).  A lone frame over it is refused and read
+            past (see :meth:`next_event`).
         max_message_arrays: most arrays in one message.
         keep_wire_order: return arrays in the byte order they travelled in instead of
             converting them to this host's order.

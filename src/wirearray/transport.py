@@ -109,7 +109,9 @@ class Channel:
         timeout: seconds each send or receive call may take in all (None: forever).
         max_frame_bytes: the largest frame (and message) accepted from the peer,
             checked on the header before anything is allocated (default 1 GiB).
-        max_ndim, max_message_arrays: further receive limits.
+        max_ndim: most dimensions accepted (default: what this host's numpy supports,
+            64 with numpy 2, 32 with numpy 1.x; codec.DEFAULT_MAX_NDIM).
+        max_message_arrays: most arrays in one message (default 1024).
         keep_wire_order: return arrays in the byte order they travelled in.
         format: "wire" (default, docs/FORMAT.md) or "npy": every message is a
             standard .npy record, for peers that have only numpy (single arrays only).
@@ -380,6 +382,10 @@ class Channel:
             PeerError: the peer reported an error (its code and reason).
             SchemaMismatchError: the frame did not match (or was a message).
             BufferMismatchError: ``out`` does not fit; nothing was consumed.
+            FrameTooLargeError: the frame is over a limit (``max_frame_bytes``,
+                ``max_ndim``, ``max_message_arrays``).  A lone array over ``max_ndim``
+                whose payload is within ``max_frame_bytes`` is read past: the channel
+                stays usable and the next recv() returns the array after it.
             TimeoutError, TruncatedStreamError, ProtocolError, OSError.
         """
         core = self._core
