@@ -639,7 +639,7 @@ class Connection:
         if self.peer_consumed is not None and self.peer_ended:
             err = DeliveryError(
                 f"the peer's application received {self.peer_consumed} of the {sent} frames "
-                "of the stream before it closed"
+                "of the stream (it closed before the rest, or refused some over its limits)"
             )
         elif problem is not None:
             err = DeliveryError(
