@@ -325,6 +325,28 @@ class TestFaults:
             big.kill()
             big.communicate()
 
+    @pytest.mark.skipif(np.__version__ < "2", reason="numpy 1.x has at most 32 dimensions")
+    def test_33_and_64_dimensions_by_default(self, net, address):
+        arrays = [np.arange(6.0).reshape((2, 3) + (1,) * (n - 2)) for n in (33, 64)]
+        with net.listen(address) as listener:
+
+            def send() -> None:
+                with wirearray.connect(listener.address, timeout=WAIT) as ch:
+                    for a in arrays:
+                        ch.send(a)
+                    ch.send_many({"m": arrays[1]})
+
+            t = threading.Thread(target=send)
+            t.start()
+            with listener.accept() as ch:
+                for a in arrays:
+                    got = ch.recv()
+                    assert got.shape == a.shape and np.array_equal(got, a)
+                assert ch.recv_many()["m"].shape == arrays[1].shape
+                with pytest.raises(EndOfStreamError):
+                    ch.recv()
+            t.join(WAIT)
+
     def test_frame_over_max_ndim_is_refused_and_the_next_array_arrives(self, net, address):
         # the refused frame raises its own error; the channel stays usable, and the
         # sender's close learns that one frame did not reach the application

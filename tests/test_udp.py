@@ -170,3 +170,12 @@ def test_seq_counts_the_datagrams_of_a_sender_from_0():
             assert int.from_bytes(datagram[24:28], "big") == i
             assert datagram == ref.encode(np.full(2, i))
     raw.close()
+
+
+@pytest.mark.skipif(np.__version__ < "2", reason="numpy 1.x has at most 32 dimensions")
+def test_64_dimensions_by_default(pair):
+    tx, rx = pair
+    a = np.arange(6.0).reshape((2, 3) + (1,) * 62)
+    tx.send(a)
+    got = rx.recv()
+    assert got.shape == a.shape and np.array_equal(got, a)
