@@ -59,6 +59,9 @@ _RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
 
 # Decoder regions
 _HEADER, _PAYLOAD, _TAIL = 0, 1, 2
+# ... and the payload of a frame refused for a limit, read past through the read-ahead
+# (never into a window of a destination: it has none)
+_SKIP = 3
 
 
 class Decoder:
@@ -206,7 +209,7 @@ class Decoder:
         if self._pending or self._events:
             raise UsageError("call next_event() until it returns NEED_DATA before get_buffer()")
         remaining = self._need - self._fill
-        if self._region == _PAYLOAD and remaining >= DIRECT_MIN_BYTES and not self._skipping:
+        if self._region == _PAYLOAD and remaining >= DIRECT_MIN_BYTES:
             assert self._dest is not None
             n = min(remaining, SWAP_CHUNK_BYTES) if self._dest.unit else remaining
             self._direct = True
@@ -458,7 +461,7 @@ class Decoder:
             length = self._header[4]
             checksum = bool(self._header[2] & F.FLAG_CHECKSUM)
             total = hl + length + self.framing.tail_length(length, checksum)
-            got = hl + (self._fill if self._region == _PAYLOAD else 0)
+            got = hl + (self._fill if self._region in (_PAYLOAD, _SKIP) else 0)
             got += (length + self._fill) if self._region == _TAIL else 0
         message = self._message
         if message is not None:
@@ -489,7 +492,7 @@ class Decoder:
                 if self._header is None and not self._read_header():
                     continue
                 self._start_frame()  # may raise BufferMismatchError: retried next call
-            elif region == _PAYLOAD:
+            elif region == _PAYLOAD or region == _SKIP:
                 self._region = _TAIL
                 self._fill = 0
                 assert self._header is not None and self._dest is not None
@@ -605,7 +608,7 @@ class Decoder:
         self._dest = Discard(flags, self._impl)
         self._skipping = True
         self._refused_softly = True
-        self._region = _PAYLOAD
+        self._region = _SKIP
         self._fill = 0
         self._need = length
 

@@ -380,12 +380,12 @@ class Channel:
         Raises:
             EndOfStreamError: the peer ended the stream (its close()).
             PeerError: the peer reported an error (its code and reason).
-            SchemaMismatchError: the frame did not match (or was a message).
-            BufferMismatchError: ``out`` does not fit; nothing was consumed.
             FrameTooLargeError: the frame is over a limit (``max_frame_bytes``,
                 ``max_ndim``, ``max_message_arrays``).  A lone array over ``max_ndim``
                 whose payload is within ``max_frame_bytes`` is read past: the channel
                 stays usable and the next recv() returns the array after it.
+            SchemaMismatchError: the frame did not match (or was a message).
+            BufferMismatchError: ``out`` does not fit; nothing was consumed.
             TimeoutError, TruncatedStreamError, ProtocolError, OSError.
         """
         core = self._core
