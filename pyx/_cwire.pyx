@@ -38,12 +38,13 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #   simd.pxi       the SIMD path and streaming-store threshold (process-wide knobs)
 #   convert.pxi    hton / ntoh / byteswap on arrays, htons ... ntohll on ints
 #   crc.pxi        crc32c
+#   boolean.pxi    bool payloads checked and normalised to bytes 0 and 1
 #   format.pxi     header_length / parse_header / pack_header over wa_format.h
 #   fastpath.pxi   encode_small / decode_small: a whole small frame in one call
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
-# wa_crc32c.h, wa_format.h (the wire format: constants and the one header check),
-# wa_npyabi.h (numpy's C ABI without numpy headers).
+# wa_crc32c.h, wa_bool.h (bool bytes), wa_format.h (the wire format: constants and the
+# one header check), wa_npyabi.h (numpy's C ABI without numpy headers).
 #
 # Directives (the header above, for every file): boundscheck and wraparound are off
 # because every index is in range by construction -- a numpy type character (an
@@ -90,6 +91,8 @@ from wirearray.exceptions import (
 )
 
 __all__ = [
+    "bool_canonical",
+    "bool_normalize",
     "byteswap",
     "crc32c",
     "decode_small",
@@ -126,5 +129,6 @@ include "dtypes.pxi"
 include "simd.pxi"
 include "convert.pxi"
 include "crc.pxi"
+include "boolean.pxi"
 include "format.pxi"
 include "fastpath.pxi"

@@ -25,10 +25,11 @@ def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit)
     """The whole frame of an unnamed array as one ``bytes``, or None.
 
     ``want_big``: 1 for a big-endian payload, 0 for little-endian, -1 for the array's
-    own memory order.  None (nothing done) unless ``a`` is an ndarray of a wire dtype,
-    C- or Fortran-contiguous, with at most 64 dimensions and ``limit`` payload bytes:
-    the caller then takes the general Encoder path, whose frames this one's equal
-    byte for byte.
+    own memory order.  A bool payload is normalised as it is copied (any byte other
+    than 0 or 1 becomes 1, docs/FORMAT.md section 3).  None (nothing done) unless
+    ``a`` is an ndarray of a wire dtype, C- or Fortran-contiguous, with at most 64
+    dimensions and ``limit`` payload bytes: the caller then takes the general Encoder
+    path, whose frames this one's equal byte for byte.
     """
     cdef wa_PyArrayObject *arr
     cdef wa_PyArray_Descr *d
@@ -78,6 +79,8 @@ def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit)
     if nbytes:
         if swap:
             wa_swap_contig(<char *> p + h, arr.data, <size_t> nbytes, _unit[tc], _path, 0)
+        elif code == WA_CODE_BOOL:  # bytes other than 0 and 1 travel as 1 (FORMAT.md 3)
+            wa_bool_normalize(p + h, <const unsigned char *> arr.data, <size_t> nbytes)
         else:
             memcpy(p + h, arr.data, <size_t> nbytes)
     memset(p + h + nbytes, 0, <size_t> tail)

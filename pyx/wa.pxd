@@ -36,6 +36,11 @@ cdef extern from "wa_bswap.h" nogil:
                        int itemsize, int unit, int path, int stream)
 
 
+cdef extern from "wa_bool.h" nogil:
+    int wa_bool_canonical(const unsigned char *p, size_t n)
+    void wa_bool_normalize(unsigned char *dst, const unsigned char *src, size_t n)
+
+
 cdef extern from "wa_crc32c.h" nogil:
     void wa_crc32c_init()
     uint32_t wa_crc32c(uint32_t crc, const void *data, size_t n)
@@ -69,6 +74,7 @@ cdef extern from "wa_format.h" nogil:
         WA_RULE_COUNT_ZERO
         WA_RULE_NAME
         WA_N_CODES
+        WA_CODE_BOOL
     ctypedef struct wa_kind_info:
         const char *name
         unsigned rules

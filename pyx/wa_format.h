@@ -121,6 +121,7 @@ typedef struct {
 } wa_dtype_info;
 
 enum { WA_N_CODES = 15 }; /* codes 1 .. WA_N_CODES - 1; 0 is none */
+enum { WA_CODE_BOOL = 1 }; /* bool: one byte, 0 or 1 (senders normalise to those) */
 
 static const wa_dtype_info wa_dtypes[WA_N_CODES] = {
     [1] = {'?', 1, 1},  /* bool */

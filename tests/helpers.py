@@ -168,7 +168,7 @@ def decode(data: bytes, mode: str = "whole", *, seed: int = 0, eof: bool = True,
             assert isinstance(ev, EndOfStream), f"{ev!r} after EOF"
             events.append(EOF)
     except WireError as exc:
-        if isinstance(exc, ProtocolError):
+        if isinstance(exc, ProtocolError) and not dec.skipping:  # (skipping: usable)
             for call in (dec.next_event, lambda: dec.receive_data(b"x"), dec.get_buffer):
                 try:
                     call()

@@ -41,6 +41,7 @@ from wirearray.codec import (
 )
 from wirearray.exceptions import (
     BufferMismatchError,
+    ChecksumError,
     FrameTooLargeError,
     MalformedFrameError,
     SchemaMismatchError,
@@ -216,14 +217,137 @@ def test_roundtrip_ndim(impl_name, ndim):
         check_received(got.array, view)
 
 
+def test_default_max_ndim_is_what_numpy_supports():
+    # numpy 2: 64 dimensions, numpy 1.x: 32; probed from numpy itself
+    from wirearray import codec
+
+    n = codec.DEFAULT_MAX_NDIM
+    np.empty((1,) * n)
+    if n < _format.MAX_NDIM:
+        with pytest.raises(ValueError):
+            np.empty((1,) * (n + 1))
+    assert n == (64 if np.__version__ >= "2" else 32)
+    assert Decoder().max_ndim == n
+
+
 @pytest.mark.skipif(np.__version__ < "2", reason="numpy 1.x has at most 32 dimensions")
-def test_more_than_32_dimensions_need_max_ndim(impl_name):
+@pytest.mark.parametrize("mode", ["whole", "split", "recv"])
+def test_33_and_64_dimensions_round_trip_with_the_default_limit(impl_name, mode):
     for ndim in (33, 64):
         a = random_array("float32", _shape_for(ndim, random.Random(ndim)), rng(ndim))
-        frame = Encoder(implementation=impl_name).encode(a)
-        check_received(one_array(frame, impl_name, max_ndim=64).array, a)
-        _, err = decode(frame, eof=False, implementation=impl_name)
+        for view in (a, np.asfortranarray(a), a.T):
+            frame = Encoder(checksum=True, implementation=impl_name).encode(view)
+            got = one_array(frame, impl_name, mode, seed=ndim)
+            assert got.array.ndim == ndim
+            check_received(got.array, view)
+        _, err = decode(frame, eof=False, implementation=impl_name, max_ndim=32)
         assert isinstance(err, FrameTooLargeError)
+
+
+@pytest.mark.skipif(np.__version__ < "2", reason="numpy 1.x has at most 32 dimensions")
+def test_npy_records_of_64_dimensions_and_a_refused_one(impl_name):
+    from wirearray.npy import NpyDecoder, NpyEncoder
+
+    x = np.arange(6.0).reshape((2, 3) + (1,) * 62)
+    enc = NpyEncoder(implementation=impl_name)
+    records = enc.encode(x) + enc.encode(np.ones((1,) * 40)) + enc.encode(np.arange(3))
+    got = _events_past_refusals(NpyDecoder(implementation=impl_name), records, [len(records)])
+    assert np.array_equal(got[0].array, x) and got[0].array.shape == x.shape
+    dec = NpyDecoder(max_ndim=32, implementation=impl_name)
+    got = _events_past_refusals(dec, records, [len(records)])
+    assert got[:2] == ["refused", "refused"] and got[2].array.tolist() == [0, 1, 2]
+    assert got[3] == "EOF" and dec.skipped == 2
+
+
+def _events_past_refusals(dec, data: bytes, sizes) -> list:
+    """Feed ``data`` in pieces of ``sizes``; the events, with "refused" for each
+    FrameTooLargeError the decoder survived, and "EOF" for the clean end."""
+    from wirearray.codec import NEED_DATA, EndOfStream
+
+    out: list = []
+    pos = 0
+    pieces = [*sizes]
+    while True:
+        try:
+            ev = dec.next_event()
+        except FrameTooLargeError:
+            assert dec.skipping and not dec.broken
+            out.append("refused")
+            continue
+        if ev is NEED_DATA:
+            if pos >= len(data):
+                if dec.eof:
+                    raise AssertionError("NEED_DATA after the end of input")
+                dec.receive_data(b"")
+                continue
+            n = pieces.pop(0) if pieces else len(data)
+            dec.receive_data(data[pos : pos + n])
+            pos += n
+            continue
+        if isinstance(ev, EndOfStream):
+            out.append("EOF")
+            return out
+        out.append(ev)
+
+
+@pytest.mark.parametrize("pieces", ["whole", "bytes-of-headers", "random"])
+@pytest.mark.parametrize("checksum", [False, True])
+def test_frame_over_max_ndim_is_refused_and_the_next_array_arrives(impl_name, pieces, checksum):
+    # a frame refused for a limit whose length is known (within max_frame_bytes) is read
+    # past: it raises its own error, the stream stays usable (docs/FORMAT.md section 7)
+    enc = Encoder(checksum=checksum, implementation=impl_name)
+    first, last = np.arange(5.0), np.arange(7, dtype=np.int16)
+    small = np.arange(6.0).reshape((2, 3) + (1,) * 31)  # 33 dimensions, 48 bytes
+    large = np.ones((3,) + (1,) * 32 + (50_000,), ">u2")  # > DIRECT_MIN_BYTES, swapped
+    wire = (
+        enc.encode(first)
+        + enc.encode(small)
+        + enc.encode(large, name="big")
+        + enc.encode(np.asfortranarray(np.ones((2, 2, 1, 1, 1))))
+        + enc.encode(last)
+        + enc.end()
+    )
+    r = random.Random(len(pieces))
+    sizes = {
+        "whole": [len(wire)],
+        "bytes-of-headers": [1] * 200 + [70_000] * 10,
+        "random": [r.choice([1, 63, 64, 65, 4096, 100_000]) for _ in range(200)],
+    }[pieces]
+    dec = Decoder(max_ndim=4, implementation=impl_name)
+    events = _events_past_refusals(dec, wire, sizes)
+    assert events[1:4] == ["refused"] * 3
+    assert np.array_equal(events[0].array, first) and np.array_equal(events[4].array, last)
+    assert events[5] == "EOF" and len(events) == 6
+    assert dec.skipped == 3 and dec.seq == 0 and not dec.broken
+
+
+def test_refusal_read_past_still_checks_the_refused_frame(impl_name):
+    enc = Encoder(checksum=True, implementation=impl_name)
+    bad = bytearray(enc.encode(np.ones((1, 1, 1, 200))))
+    bad[64 + 5] ^= 1  # a payload byte: the CRC32C no longer matches
+    dec = Decoder(max_ndim=2, implementation=impl_name)
+    dec.receive_data(bytes(bad) + enc.encode(np.ones(2)))
+    with pytest.raises(FrameTooLargeError):
+        dec.next_event()
+    with pytest.raises(ChecksumError):
+        dec.next_event()
+    assert dec.broken
+
+
+def test_limit_refusals_that_break_the_stream(impl_name):
+    enc = Encoder(implementation=impl_name)
+    wire = enc.encode(np.ones((1, 1, 1, 300))) + enc.encode(np.ones(2))
+    # over max_frame_bytes: its length is what is refused
+    events, err = decode(wire, implementation=impl_name, max_ndim=2, max_frame_bytes=100)
+    assert isinstance(err, FrameTooLargeError) and events == []
+    # an array of a message: the message's length is not in its header
+    msg = Encoder(implementation=impl_name).encode_message({"x": np.ones((1, 1, 1))})
+    events, err = decode(msg, implementation=impl_name, max_ndim=2)
+    assert isinstance(err, FrameTooLargeError) and events == []
+    # a message of too many arrays, likewise
+    msg = Encoder(implementation=impl_name).encode_message({"x": np.ones(1), "y": np.ones(1)})
+    events, err = decode(msg, implementation=impl_name, max_message_arrays=1)
+    assert isinstance(err, FrameTooLargeError) and events == []
 
 
 @pytest.mark.parametrize("shape", [(0,), (0, 3), (3, 0), (2, 0, 4), (0, 0)])
@@ -791,3 +915,138 @@ def test_decoder_usage_errors(impl_name):
     assert info.value.received == 10 and info.value.expected is None
     with pytest.raises(UsageError):
         Decoder(implementation=impl_name).advance(1)  # no get_buffer() before
+
+
+def test_end_of_input_is_empty_data_and_nothing_may_follow(impl_name):
+    enc = Encoder(implementation=impl_name)
+    wire = enc.encode(np.arange(3)) + enc.end()
+    dec = Decoder(implementation=impl_name)
+    dec.receive_data(wire)
+    dec.receive_data(b"")
+    dec.receive_data(b"")  # the end may be fed again
+    assert isinstance(dec.next_event(), Array)
+    assert isinstance(dec.next_event(), EndOfStream)
+    with pytest.raises(UsageError, match="after the end of input"):
+        dec.receive_data(b"x")
+    dec = Decoder(implementation=impl_name)
+    dec.get_buffer()
+    dec.advance(0)
+    buf = dec.get_buffer()
+    buf[:1] = b"x"
+    with pytest.raises(UsageError, match="after the end of input"):
+        dec.advance(1)
+
+
+# ---- docs/FORMAT.md's answers at the edges of the rules ----
+
+
+def _resealed(frame: bytes | bytearray) -> bytes:
+    """``frame`` with its header CRC32C recomputed (after a field was changed)."""
+    b = bytearray(frame)
+    h = (b[10] << 8) | b[11]
+    b[28:32] = bytes(4)
+    b[28:32] = _format.crc32c(bytes(b[:h])).to_bytes(4, "big")
+    return bytes(b)
+
+
+@pytest.mark.parametrize("mode", FEED_MODES)
+def test_a_connection_closed_before_any_frame_is_truncated(impl_name, mode):
+    # FORMAT.md section 6: a wire stream without its END frame is truncated, however
+    # short; a .npy stream ends cleanly at any record boundary, the empty one included
+    from wirearray.npy import NPY
+
+    events, err = decode(b"", mode, implementation=impl_name)
+    assert events == [] and type(err) is TruncatedStreamError
+    assert (err.received, err.expected) == (0, None)
+    events, err = decode(b"", mode, implementation=impl_name, framing=NPY)
+    assert events == [EOF] and err is None
+
+
+def test_names_are_utf8_with_nul_allowed_and_compared_as_bytes(impl_name):
+    # FORMAT.md section 2: any character, NUL included; invalid UTF-8 is malformed;
+    # uniqueness within a message is by bytes, without Unicode normalisation
+    enc = Encoder(implementation=impl_name)
+    wire = enc.encode(np.arange(2), name="a\x00b")
+    nfc, nfd = "\u00e9", "e\u0301"
+    wire += enc.encode_message({nfc: np.ones(1), nfd: np.zeros(1), "\x00": np.arange(3)})
+    events, err = decode(wire, eof=False, implementation=impl_name)
+    assert err is None
+    assert events[0].name == "a\x00b"
+    assert sorted(events[1].arrays) == sorted([nfc, nfd, "\x00"])
+    assert events[1].arrays[nfc][0] == 1 and events[1].arrays[nfd][0] == 0
+    for raw in (b"\xff", b"\xc3", b"a\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80"):
+        frame = _format.pack_header(_format.KIND_ARRAY, 3, 0, (1,), 1, raw) + b"\x07" + bytes(63)
+        events, err = decode(frame, eof=False, implementation=impl_name)
+        assert type(err) is MalformedFrameError and "UTF-8" in str(err), raw
+    with pytest.raises(UsageError, match="UTF-8"):
+        enc.encode(np.ones(1), name="\ud800")
+    # the same bytes twice in a message: refused
+    head = _format.pack_header(_format.KIND_MESSAGE, 0, 0, (), 0, b"", 2, 0)
+    twice = b"".join(
+        _format.pack_header(_format.KIND_ARRAY, 3, 0, (1,), 1, nfd.encode(), 0, seq)
+        + b"\x01"
+        + bytes(63)
+        for seq in (1, 2)
+    )
+    _, err = decode(head + twice, eof=False, implementation=impl_name)
+    assert type(err) is MalformedFrameError and "repeated" in str(err)
+
+
+@pytest.mark.parametrize("mode", ["whole", "bytes"])
+def test_fortran_flag_on_0d_and_1d_frames_changes_nothing(impl_name, mode):
+    # FORMAT.md section 2: allowed on any ARRAY frame; senders set it only on 2+ dims
+    enc = Encoder(checksum=True, implementation=impl_name)
+    for a in (np.float32(2.5), np.arange(5, dtype=">i4"), np.ones((1, 4), order="F")):
+        frame = enc.encode(a)
+        assert not frame[7] & _format.FLAG_FORTRAN  # the sender does not set it
+        flagged = bytearray(frame)
+        flagged[7] |= _format.FLAG_FORTRAN
+        flagged[24:28] = bytes(4)  # seq 0, as the decoder expects
+        got = one_array(_resealed(flagged), impl_name, mode).array
+        assert got.shape == a.shape and np.array_equal(got, a)
+
+
+def test_a_fortran_frame_is_delivered_in_fortran_order(impl_name):
+    # FORMAT.md section 4: the values are what must arrive; wirearray keeps the order
+    a = np.asfortranarray(np.arange(24.0).reshape(2, 3, 4))
+    frame = Encoder(implementation=impl_name).encode(a)
+    assert frame[7] & _format.FLAG_FORTRAN
+    got = one_array(frame, impl_name).array
+    assert got.flags.f_contiguous and not got.flags.c_contiguous and np.array_equal(got, a)
+
+
+def test_the_decoder_checks_in_the_documented_order(impl_name):
+    # FORMAT.md section 6, steps 4 and 5: seq before the limits; max_ndim, then
+    # max_frame_bytes, then the name
+    def first_error(frame: bytes, **limits) -> str:
+        _, err = decode(frame, eof=False, implementation=impl_name, **limits)
+        return f"{type(err).__name__}: {err}"
+
+    pack = _format.pack_header
+    payload = bytes(64 * 20)
+    three_d = pack(_format.KIND_ARRAY, 3, 0, (2, 2, 300), 1200, b"\xff", 0, 5) + payload
+    assert first_error(three_d, max_ndim=2, max_frame_bytes=10).startswith(
+        "MalformedFrameError: frame sequence number 5"
+    )
+    three_d = pack(_format.KIND_ARRAY, 3, 0, (2, 2, 300), 1200, b"\xff", 0, 0) + payload
+    assert "max_ndim=2" in first_error(three_d, max_ndim=2, max_frame_bytes=10)
+    assert "max_frame_bytes=10" in first_error(three_d, max_frame_bytes=10)
+    assert "UTF-8" in first_error(three_d)
+
+
+def test_the_frame_size_limit_counts_payload_bytes(impl_name):
+    # FORMAT.md section 7: payload_len only, not header, trailer or padding; a
+    # message's arrays together
+    enc = Encoder(checksum=True, implementation=impl_name)
+    exact = enc.encode(np.zeros(1000, "u1"), name="n" * 200)  # 1344 bytes on the wire
+    assert len(exact) > 1000
+    assert one_array(exact, impl_name, max_frame_bytes=1000).array.size == 1000
+    over = Encoder(implementation=impl_name).encode(np.zeros(1001, "u1"))
+    _, err = decode(over, eof=False, implementation=impl_name, max_frame_bytes=1000)
+    assert type(err) is FrameTooLargeError
+    for second, ok in ((500, True), (501, False)):
+        msg = Encoder(implementation=impl_name).encode_message(
+            {"a": np.zeros(500, "u1"), "b": np.zeros(second, "u1")}
+        )
+        events, err = decode(msg, eof=False, implementation=impl_name, max_frame_bytes=1000)
+        assert (err is None and len(events) == 1) if ok else type(err) is FrameTooLargeError

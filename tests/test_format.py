@@ -231,6 +231,57 @@ INVALID = {
 }
 
 
+def _two(*changes, crc=True):
+    """HEADER with several fields changed (CRC recomputed afterwards unless crc=False)."""
+    b = bytearray(HEADER)
+    for offset, value in changes:
+        b[offset : offset + len(value)] = value
+    return fix_crc(bytes(b)) if crc else bytes(b)
+
+
+# docs/FORMAT.md section 6: a header with two defects is reported by the earlier check
+CHECK_ORDER = {
+    "magic before version": (_two((0, b"\0"), (4, b"\x07")), MalformedFrameError, "bad magic"),
+    "version before crc": (_two((4, b"\x07"), crc=False), UnsupportedVersionError, "version 7"),
+    "version before ndim": (_two((4, b"\x07"), (8, b"\x41")), UnsupportedVersionError, "version"),
+    "ndim before crc": (_two((8, b"\x41"), crc=False), MalformedFrameError, "ndim 65"),
+    "header_len before crc": (
+        _two((10, b"\x00\x80"), crc=False),
+        MalformedFrameError,
+        "header length",
+    ),
+    "crc before padding": (_two((63, b"\x01"), crc=False), MalformedFrameError, "checksum"),
+    "crc before kind": (_two((5, b"\x09"), crc=False), MalformedFrameError, "checksum"),
+    "padding before kind": (_two((63, b"\x01"), (5, b"\x09")), MalformedFrameError, "padding"),
+    "kind before dtype": (_two((5, b"\x09"), (6, b"\x00")), MalformedFrameError, "kind 9"),
+    "dtype before flags": (_two((6, b"\x00"), (7, b"\x08")), MalformedFrameError, "dtype code 0"),
+    "flags before count": (_two((7, b"\x08"), (12, b"\0\0\0\1")), MalformedFrameError, "flag"),
+    "count before length": (
+        _two((12, b"\0\0\0\1"), (16, (49).to_bytes(8, "big"))),
+        MalformedFrameError,
+        "count",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CHECK_ORDER)
+def test_checks_run_in_the_documented_order(impl_name, case):
+    from wirearray.codec import Decoder
+
+    buf, exc, words = CHECK_ORDER[case]
+    dec = Decoder(implementation=impl_name)
+    dec.receive_data(buf + bytes(64))
+    with pytest.raises(exc, match=words):
+        dec.next_event()
+
+
+@pytest.mark.parametrize("case", CHECK_ORDER)
+def test_both_implementations_follow_the_order(cw, case):
+    buf, exc, words = CHECK_ORDER[case]
+    r = same(cw, "parse_header", buf)
+    assert r[0] is exc and words in r[1], r
+
+
 @pytest.mark.parametrize("case", INVALID)
 def test_invalid_examples(cw, case):
     buf, exc = INVALID[case]

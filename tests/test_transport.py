@@ -325,6 +325,58 @@ class TestFaults:
             big.kill()
             big.communicate()
 
+    @pytest.mark.skipif(np.__version__ < "2", reason="numpy 1.x has at most 32 dimensions")
+    def test_33_and_64_dimensions_by_default(self, net, address):
+        arrays = [np.arange(6.0).reshape((2, 3) + (1,) * (n - 2)) for n in (33, 64)]
+        with net.listen(address) as listener:
+
+            def send() -> None:
+                with wirearray.connect(listener.address, timeout=WAIT) as ch:
+                    for a in arrays:
+                        ch.send(a)
+                    ch.send_many({"m": arrays[1]})
+
+            t = threading.Thread(target=send)
+            t.start()
+            with listener.accept() as ch:
+                for a in arrays:
+                    got = ch.recv()
+                    assert got.shape == a.shape and np.array_equal(got, a)
+                assert ch.recv_many()["m"].shape == arrays[1].shape
+                with pytest.raises(EndOfStreamError):
+                    ch.recv()
+            t.join(WAIT)
+
+    def test_frame_over_max_ndim_is_refused_and_the_next_array_arrives(self, net, address):
+        # the refused frame raises its own error; the channel stays usable, and the
+        # sender's close learns that one frame did not reach the application
+        first, refused, last = np.arange(3.0), np.ones((2,) * 5), np.arange(4, dtype="i2")
+        box: dict = {}
+        with net.listen(address, max_ndim=4) as listener:
+
+            def send() -> None:
+                with wirearray.connect(listener.address, timeout=WAIT) as ch:
+                    for a in (first, refused, np.ones((1,) * 33 + (40_000,)), last):
+                        ch.send(a)
+                    try:
+                        ch.close()
+                    except wirearray.DeliveryError as exc:
+                        box["error"] = exc
+
+            t = threading.Thread(target=send)
+            t.start()
+            with listener.accept() as ch:
+                assert np.array_equal(ch.recv(), first)
+                for _ in range(2):
+                    with pytest.raises(FrameTooLargeError, match="max_ndim=4"):
+                        ch.recv()
+                assert np.array_equal(ch.recv(), last)
+                with pytest.raises(EndOfStreamError):
+                    ch.recv()
+            t.join(WAIT)
+        err = box["error"]
+        assert (err.consumed, err.sent) == (2, 4)
+
     def test_send_flush_false_holds_small_frames_until_flush(self, net, address):
         with wirearray.listen(address, timeout=WAIT) as listener:
             ch = net.connect(show(listener.address))

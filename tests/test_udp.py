@@ -134,3 +134,48 @@ def test_udp_over_ipv6_and_unix(tmp_path):
         with DatagramChannel(local=f"unix:{tmp_path}/tx.sock", remote=f"unix:{path}") as tx:
             tx.send(np.arange(3, dtype="u8"))
             assert rx.recv().tolist() == [0, 1, 2]
+
+
+def test_a_datagram_is_exactly_one_array_frame(pair):
+    # docs/FORMAT.md section 5, "Datagrams": the datagram's length is the frame's;
+    # names and checksums as on a stream; anything else is dropped with its own error
+    _, rx = pair
+    s = _raw_sender(rx)
+    frame = Encoder(checksum=True).encode(np.arange(3.0), name="x")
+    enc = Encoder()
+    bad = [
+        frame + bytes(64),  # trailing bytes
+        frame[:-64] if len(frame) > 64 else frame[:10],  # cut short
+        frame + Encoder().encode(np.ones(1)),  # two frames
+        enc.end(),  # no END (nor ACK, ERROR, MESSAGE) frames
+    ]
+    for datagram in bad:
+        s.send(datagram)
+        with pytest.raises(wirearray.ProtocolError):
+            rx.recv()
+    s.send(frame)  # named, checksummed: accepted; the channel goes on
+    assert rx.recv().tolist() == [0.0, 1.0, 2.0]
+    s.close()
+
+
+def test_seq_counts_the_datagrams_of_a_sender_from_0():
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.bind(("127.0.0.1", 0))
+    raw.settimeout(WAIT)
+    ref = Encoder()  # one stream's numbering: 0, 1, 2, ...
+    with DatagramChannel(remote=raw.getsockname()) as tx:
+        for i in range(3):
+            tx.send(np.full(2, i))
+            datagram = raw.recv(1 << 16)
+            assert int.from_bytes(datagram[24:28], "big") == i
+            assert datagram == ref.encode(np.full(2, i))
+    raw.close()
+
+
+@pytest.mark.skipif(np.__version__ < "2", reason="numpy 1.x has at most 32 dimensions")
+def test_64_dimensions_by_default(pair):
+    tx, rx = pair
+    a = np.arange(6.0).reshape((2, 3) + (1,) * 62)
+    tx.send(a)
+    got = rx.recv()
+    assert got.shape == a.shape and np.array_equal(got, a)

@@ -1154,3 +1154,19 @@ def test_interrupted_receive_leaves_a_message_boundary(inproc, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         wz.recv_array(b)
     same(wz.recv_array(b), np.arange(3.0))
+
+
+@pytest.mark.skipif(np.__version__ < "2", reason="numpy 1.x has at most 32 dimensions")
+def test_up_to_64_dimensions_by_default_and_a_refusal_costs_one_message(inproc):
+    a, b = inproc
+    for ndim in (33, 64):
+        x = np.arange(6.0).reshape((2, 3) + (1,) * (ndim - 2))
+        wz.send_array(a, x)
+        got = wz.recv_array(b)
+        assert got.shape == x.shape and np.array_equal(got, x)
+    rx = wz.Receiver(b, max_ndim=32)
+    wz.send_array(a, np.ones((1,) * 33))
+    with pytest.raises(wirearray.FrameTooLargeError, match="max_ndim=32"):
+        rx.recv()
+    wz.send_array(a, np.arange(2.0))
+    assert rx.recv().tolist() == [0.0, 1.0]

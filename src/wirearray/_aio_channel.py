@@ -405,7 +405,7 @@ class AsyncChannel:
             dec = core.dec
             try:
                 while core.close_pending:
-                    ev = dec.next_event()
+                    ev = core.next_closing_event()
                     if ev is NEED_DATA:
                         n = await self._stream.recv_into(dec.get_buffer())
                         if not n:

@@ -17,8 +17,10 @@ Rules that live here, with one answer for both layers:
   after them: the loops send what :meth:`prepare_array` returns, in order, under their
   send lock.
 * **Failures.** A timeout (or, in asyncio, a cancellation) at a frame boundary with
-  nothing of a frame consumed leaves that direction usable; any other failure breaks
-  it: later calls raise StreamBrokenError.  Errors are kept without their traceback
+  nothing of a frame consumed leaves that direction usable, and so does a frame
+  refused for a limit that the decoder reads past (docs/FORMAT.md section 7: it is
+  left out of the ACK's count); any other failure breaks it: later calls raise
+  StreamBrokenError.  Errors are kept without their traceback
   (whose frames could keep a half-received array alive through a reference cycle),
   and a broken receive side releases every decoder buffer at once.
 * **Timeouts** bound each send or receive call as a whole (a deadline), never a single
@@ -155,6 +157,7 @@ class Connection:
         # the peer's stream
         self.rx_error: BaseException | None = None  # detached
         self.consumed = 0  # frames of the peer's stream our application received
+        self.refused = 0  # frames of the peer's stream refused for a limit and read past
         self.claimed: int | None = None  # the count of our last ACK
         self.peer_ended = False  # the peer's stream ended (its END or ACK arrived)
         self.peer_end_seq = 0
@@ -360,7 +363,12 @@ class Connection:
         got = 0
         try:
             while got < REPORT_READ_LIMIT and self.peer_error is None:
-                ev = dec.next_event()
+                try:
+                    ev = dec.next_event()
+                except ProtocolError as exc:
+                    if self.soft_refusal(exc):  # a frame refused and read past
+                        continue
+                    raise
                 if ev is NEED_DATA:
                     n = read_now(dec.get_buffer())
                     dec.advance(n)
@@ -389,7 +397,7 @@ class Connection:
         dec = self.dec
         a = dec.next_array(out)
         if a is not None:
-            self.consumed = dec._seq
+            self.consumed = (dec.seq - self.refused) & 0xFFFFFFFF
         return a
 
     @_refreshing
@@ -425,7 +433,7 @@ class Connection:
             if self.closing:
                 self.discarded += 1
                 return CONSUMED, None
-            self.consumed = self.dec.seq
+            self.consumed = (self.dec.seq - self.refused) & 0xFFFFFFFF
             return ev, None
         return self._handle_control(ev)
 
@@ -437,7 +445,8 @@ class Connection:
             self.peer_ended = True
             self.peer_end_seq = ev.seq
             if not self.closing:
-                self.consumed = ev.seq  # the application reads END after every frame
+                # the application reads END after every frame but those it was refused
+                self.consumed = (ev.seq - self.refused) & 0xFFFFFFFF
             reply = self._answer()
             if self.closing:
                 return CONSUMED, reply
@@ -490,6 +499,26 @@ class Connection:
         self.held = bytearray()
         return self._control.error(code, reason)
 
+    def next_closing_event(self) -> Any:
+        """The decoder's next event while closing: a frame refused for a limit and
+        read past is passed over (nothing that arrives while closing is delivered)."""
+        while True:
+            try:
+                return self.dec.next_event()
+            except ProtocolError:
+                if not self.dec.skipping:
+                    raise
+
+    def soft_refusal(self, exc: BaseException) -> bool:
+        """Whether ``exc`` refused one frame that the decoder now reads past (a limit,
+        the frame's length known: docs/FORMAT.md section 7): the receive side stays
+        usable, and the frame counts as not received -- the ACK that confirms the
+        peer's stream leaves it out, so the peer's close() learns a frame was lost."""
+        if isinstance(exc, ProtocolError) and self.dec.skipping:
+            self.refused += 1
+            return True
+        return False
+
     @_refreshing
     def recv_failed(self, exc: BaseException, *, interrupted: bool = False) -> bytes | None:
         """A receive raised ``exc``.  ``interrupted``: a timeout or cancellation, which
@@ -497,6 +526,8 @@ class Connection:
         when the peer should hear why (its bytes broke a rule, or a deadline passed
         inside a frame); the receive side is then broken and its buffers released."""
         if isinstance(exc, UsageError):  # the caller's mistake, reported before consuming
+            return None
+        if self.soft_refusal(exc):
             return None
         if interrupted and self.dec.at_boundary:
             return None
@@ -608,7 +639,7 @@ class Connection:
         if self.peer_consumed is not None and self.peer_ended:
             err = DeliveryError(
                 f"the peer's application received {self.peer_consumed} of the {sent} frames "
-                "of the stream before it closed"
+                "of the stream (it closed before the rest, or refused some over its limits)"
             )
         elif problem is not None:
             err = DeliveryError(

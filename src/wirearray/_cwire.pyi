@@ -13,6 +13,8 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from typing_extensions import Buffer
 
 __all__ = [
+    "bool_canonical",
+    "bool_normalize",
     "byteswap",
     "crc32c",
     "decode_small",
@@ -70,6 +72,8 @@ def _default_stream_bytes() -> int: ...
 # ---- CRC32C (crc.pxi) ----
 
 def crc32c(data: Buffer, crc: int = 0) -> int: ...
+def bool_canonical(data: Buffer) -> bool: ...
+def bool_normalize(data: Buffer, out: Any) -> Any: ...
 def _crc32c_portable(data: Buffer, crc: int = 0) -> int: ...
 
 # ---- headers (format.pxi) ----

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _format as F
 from ._common import byte_view, detached
-from ._destination import Destination
+from ._destination import Destination, Discard
 from ._events import NEED_DATA, Array, EndOfStream, Schema, control_event
 from ._framing import WIRE, Framing
 from ._implementation import get as _get_impl
@@ -35,7 +35,13 @@ from ._sizes import (
     DIRECT_MIN_BYTES,
     SWAP_CHUNK_BYTES,
 )
-from .exceptions import MalformedFrameError, ProtocolError, StreamBrokenError, UsageError
+from .exceptions import (
+    FrameTooLargeError,
+    MalformedFrameError,
+    ProtocolError,
+    StreamBrokenError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from ._types import (
@@ -53,6 +59,9 @@ _RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
 
 # Decoder regions
 _HEADER, _PAYLOAD, _TAIL = 0, 1, 2
+# ... and the payload of a frame refused for a limit, read past through the read-ahead
+# (never into a window of a destination: it has none)
+_SKIP = 3
 
 
 class Decoder:
@@ -62,7 +71,10 @@ class Decoder:
         max_frame_bytes: largest payload in bytes accepted (also the cap on a whole
             message's payloads); larger frames raise FrameTooLargeError from the header,
             before anything is allocated.
-        max_ndim: most dimensions accepted (the format allows 64).
+        max_ndim: most dimensions accepted (at most 64, the format's maximum); the
+            default, DEFAULT_MAX_NDIM, is what this host's numpy supports (64 with
+            numpy 2, 32 with numpy 1.x).  A lone frame over it is refused and read
+            past (see :meth:`next_event`).
         max_message_arrays: most arrays in one message.
         keep_wire_order: return arrays in the byte order they travelled in instead of
             converting them to this host's order.
@@ -125,6 +137,9 @@ class Decoder:
         self._next_schema: Schema | dict[str, Schema | None] | None = None
         self._message: Assembly | None = None  # the message in progress
         self.bytes_received = 0
+        self.skipped = 0  # frames refused for a limit and read past (docs/FORMAT.md section 7)
+        self._skipping = False  # the record in progress is one of those
+        self._refused_softly = False  # the error being raised leaves the stream usable
         self._reset_frame()
         self._clean = False  # True at a frame boundary right after an END frame
         # the compiled whole-frame fast path, for the wire format only
@@ -228,7 +243,8 @@ class Decoder:
         """Report that ``nbytes`` were written into the last get_buffer(); 0 means EOF.
 
         Raises:
-            UsageError: ``nbytes`` outside the buffer given (or no buffer given).
+            UsageError: ``nbytes`` outside the buffer given (or no buffer given), or
+                data after the end of input.
             StreamBrokenError: the decoder failed earlier or was released.
         """
         self._check_usable()
@@ -240,6 +256,8 @@ class Decoder:
         if nbytes == 0:
             self._eof = True
             return
+        if self._eof:
+            raise UsageError("data reported after the end of input (advance(0))")
         self._grow = nbytes == given and not self._direct
         self.bytes_received += nbytes
         self._clean = False
@@ -253,11 +271,19 @@ class Decoder:
             self._pending.append(self._readahead.filled(nbytes))
 
     def receive_data(self, data: bytes | bytearray | memoryview | np.ndarray) -> None:
-        """Feed bytes (any buffer; a multi-byte-item buffer is read as its bytes);
-        ``b""`` means EOF.  ``data`` is referenced, not copied, until consumed: do not
-        modify it before next_event() returns NEED_DATA.
+        """Feed bytes (any buffer; a multi-byte-item buffer is read as its bytes).
+        ``data`` is referenced, not copied, until consumed: do not modify it before
+        next_event() returns NEED_DATA.
+
+        An empty ``data`` (``b""``) is the **end of input** -- what a socket's
+        ``recv`` returning ``b""`` means: next_event() then returns
+        :class:`EndOfStream` after the stream's END frame (or at a record boundary, for
+        ``.npy`` records), and raises TruncatedStreamError when the input ended inside
+        a frame or before the END frame (docs/FORMAT.md section 6).  It may be fed
+        again; nothing else may follow it.
 
         Raises:
+            UsageError: non-empty data after the end of input.
             StreamBrokenError: the decoder failed earlier or was released.
         """
         self._check_usable()
@@ -265,6 +291,8 @@ class Decoder:
         if not len(mv):
             self._eof = True
             return
+        if self._eof:
+            raise UsageError("data fed after the end of input (receive_data(b''))")
         self.bytes_received += len(mv)
         self._clean = False
         self._pending.append(mv)
@@ -300,6 +328,11 @@ class Decoder:
         :class:`EndOfStream`, :class:`Ack` or :class:`ErrorReport` -- or ``NEED_DATA``.
 
         Raises:
+            FrameTooLargeError: a lone array frame (not in a message) over ``max_ndim``
+                whose payload is within ``max_frame_bytes``: the frame is refused and
+                read past, the stream stays usable (the next call goes on with the
+                frame after it; :attr:`skipped` counts these).  docs/FORMAT.md
+                section 7.
             ProtocolError: the bytes break the format or a limit (the decoder is then
                 unusable: later calls raise StreamBrokenError).
             BufferMismatchError: ``out=`` does not fit the frame; nothing of the
@@ -309,9 +342,24 @@ class Decoder:
         try:
             return self._next_event()
         except ProtocolError as exc:
+            if self._refused_softly:  # a frame refused, and being read past
+                self._refused_softly = False
+                raise
             self._broken = exc
             self._pending.clear()
             raise
+
+    @property
+    def skipping(self) -> bool:
+        """True while the record in progress is one refused for a limit and read past
+        (after next_event() raised FrameTooLargeError for it, until it has passed)."""
+        return self._skipping
+
+    @property
+    def broken(self) -> bool:
+        """True once an error left the stream unusable (or the decoder was released):
+        every later call raises StreamBrokenError."""
+        return self._broken is not None
 
     # ---- internals ----
 
@@ -326,6 +374,7 @@ class Decoder:
         self._events.clear()
         self._dest = None
         self._message = None
+        self._skipping = False
         self._next_out = self._next_schema = None
         self._broken = detached(self._broken) if self._broken is not None else _RELEASED
 
@@ -425,7 +474,7 @@ class Decoder:
             length = self._header[4]
             checksum = bool(self._header[2] & F.FLAG_CHECKSUM)
             total = hl + length + self.framing.tail_length(length, checksum)
-            got = hl + (self._fill if self._region == _PAYLOAD else 0)
+            got = hl + (self._fill if self._region in (_PAYLOAD, _SKIP) else 0)
             got += (length + self._fill) if self._region == _TAIL else 0
         message = self._message
         if message is not None:
@@ -456,7 +505,7 @@ class Decoder:
                 if self._header is None and not self._read_header():
                     continue
                 self._start_frame()  # may raise BufferMismatchError: retried next call
-            elif region == _PAYLOAD:
+            elif region == _PAYLOAD or region == _SKIP:
                 self._region = _TAIL
                 self._fill = 0
                 assert self._header is not None and self._dest is not None
@@ -495,8 +544,12 @@ class Decoder:
         self._hdr[:h] = mv[:h]
         self._need = F.MIN_HEADER  # validate from the first 64 bytes, as the slow path
         self._fill = h
-        while not self._read_header():  # full validation, as on the slow path (which
-            pass  # raises _need to h after the first 64 bytes: the same h, already here)
+        try:
+            while not self._read_header():  # full validation, as on the slow path (which
+                pass  # raises _need to h after the first 64 bytes: the same h, already here)
+        finally:
+            if self._skipping:  # refused, read past from here on: as on the slow path
+                self._pending[0] = mv[h:]
         self._pending[0] = mv[h:]  # the header is consumed, exactly as on the slow path
         self._start_frame()  # a refused out= stops here, in the slow path's state
         assert self._dest is not None  # an array frame
@@ -547,11 +600,30 @@ class Decoder:
             check_message(count, self.max_message_arrays)
             return
         # an array: limits, representability, name, and schema (its own or its message's)
-        text = check_array(code, shape, length, name, self.max_ndim, self.max_frame_bytes)
+        try:
+            text = check_array(code, shape, length, name, self.max_ndim, self.max_frame_bytes)
+        except FrameTooLargeError:
+            if message is None and length <= self.max_frame_bytes:
+                self._skip(self._header[2], length)
+            raise
         if message is not None:
             message.check(text, code, shape, length, self.max_frame_bytes)
         else:
             check_schema(self._next_schema, False, text, code, shape)
+
+    def _skip(self, flags: int, length: int) -> None:
+        """Refuse the array frame whose header was just read, and read past the rest
+        of it: a frame of known length within ``max_frame_bytes`` refused for another
+        limit costs the application that frame, not the stream (docs/FORMAT.md
+        section 7).  The payload passes through the read-ahead (nothing is sized by
+        the frame); trailer and padding are still checked."""
+        self._next_out = self._next_schema = None  # they were meant for this frame
+        self._dest = Discard(flags, self._impl)
+        self._skipping = True
+        self._refused_softly = True
+        self._region = _SKIP
+        self._fill = 0
+        self._need = length
 
     def _start_frame(self) -> None:
         assert self._header is not None
@@ -589,6 +661,11 @@ class Decoder:
         length, name = self._header[4], self._header[5]
         self._large_last = length >= DIRECT_MIN_BYTES
         self._dest.check_trailer(self._tail[: self._need])
+        if self._skipping:  # a refused frame, read past: nothing to deliver
+            self._skipping = False
+            self.skipped += 1
+            self._reset_frame()
+            return
         array = self._dest.array
         text = name.decode("utf-8") if name else None
         self._reset_frame()

@@ -181,3 +181,32 @@ class Destination:
             pad_from = 4
         if any(tail[pad_from:]):
             raise MalformedFrameError("non-zero bytes in frame padding")
+
+
+class Discard(Destination):
+    """Where the payload of a refused frame goes: nowhere.  A frame refused for a limit
+    whose length is known (and within ``max_frame_bytes``) is read past so that the
+    stream stays usable (docs/FORMAT.md section 7); its bytes pass through the
+    decoder's read-ahead, never a buffer sized by the frame, and its checksum and
+    padding are still checked, so a damaged frame breaks the stream as any other.
+
+    Args:
+        flags: the refused frame's flags (whether it carries a CRC32C).
+        impl: the implementation module whose ``crc32c`` runs.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, flags: int, impl: ModuleType) -> None:
+        self._impl = impl
+        self.array = None  # type: ignore[assignment]
+        self.bytes = _NO_UNITS
+        self.unit = 0
+        self.units = _NO_UNITS
+        self.swapped = 0
+        self.crc = 0 if flags & F.FLAG_CHECKSUM else None
+
+    def copy(self, chunk: memoryview, start: int) -> None:
+        """Checksum the payload bytes ``chunk`` and drop them."""
+        if self.crc is not None:
+            self.crc = self._impl.crc32c(chunk, self.crc)

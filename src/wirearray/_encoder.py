@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["Encoder"]
 
 _CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoised
+#: The wire code of bool (docs/FORMAT.md section 3): its bytes travel as 0 or 1.
+BOOL_CODE = 1
 _ZEROS = bytes(F.ALIGN)
 
 
@@ -65,17 +67,30 @@ def array_code(a: np.ndarray) -> int:
 def name_bytes(name: str | None) -> bytes:
     """An array name as the header carries it: 1 to 255 bytes of UTF-8, or b"" for none.
 
+    Any character may be in a name, NUL included; a lone surrogate has no UTF-8 form
+    (docs/FORMAT.md section 2).
+
     Raises:
-        UsageError: not a str, or empty or too long once encoded.
+        UsageError: not a str, a str with a lone surrogate, or empty or too long once
+            encoded.
     """
     if name is None:
         return b""
     if not isinstance(name, str):
         raise UsageError(f"array names are str, not {type(name).__name__}")
-    b = name.encode("utf-8")
+    try:
+        b = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"array name {name!r} has no UTF-8 form (a lone surrogate)") from None
     if not 0 < len(b) <= F.MAX_NAME:
         raise UsageError("array names are 1 to 255 bytes of UTF-8")
     return b
+
+
+def _flat_bytes(a: np.ndarray, fortran: bool) -> np.ndarray:
+    """The memory of an array contiguous in its order (Fortran when ``fortran``) as
+    flat bytes, in that order: a view, never a copy."""
+    return a.reshape(-1, order="F" if fortran else "C").view(np.uint8)
 
 
 def _c_pieces(a: np.ndarray, max_items: int) -> Iterator[np.ndarray]:
@@ -192,24 +207,43 @@ class Encoder:
         )
         header = self.framing.array_header(a, code, flags, name_b, self._seq, self._impl)
         self._seq = (self._seq + 1) & 0xFFFFFFFF
-        return self._frame_parts(a, header, swap, fortran, checksum)
+        return self._frame_parts(a, header, swap, fortran, checksum, code == BOOL_CODE)
 
     def _frame_parts(
-        self, a: np.ndarray, header: bytes, swap: bool, fortran: bool, checksum: bool
+        self,
+        a: np.ndarray,
+        header: bytes,
+        swap: bool,
+        fortran: bool,
+        checksum: bool,
+        boolean: bool = False,
     ) -> Iterator[Buffers]:
         impl = self._impl
         pad = self.framing.tail_length(a.nbytes, checksum) - (F.TRAILER if checksum else 0)
         crc = 0
         one_copy = min(self._chunk_bytes, ONE_COPY_BYTES)
-        if a.nbytes <= one_copy and (swap or not (a.flags.c_contiguous or fortran)):
+        # bool: bytes other than 0 and 1 travel as 1 (docs/FORMAT.md section 3).  Memory
+        # read in place is scanned first and rewritten only when such a byte is there;
+        # memory gathered through a copy is normalised in the copy, while in cache.
+        normalize = boolean and (a.flags.c_contiguous or fortran)
+        if normalize:
+            normalize = not impl.bool_canonical(_flat_bytes(a, fortran))
+        if a.nbytes <= one_copy and (swap or normalize or not (a.flags.c_contiguous or fortran)):
             # No larger than the staging buffer: one converted copy is cheaper than the
             # chunked machinery (and no larger than what staging would hold anyway).
+            if normalize:
+                out = np.empty(a.shape, a.dtype, order="F" if fortran else "C")
+                impl.bool_normalize(_flat_bytes(a, fortran), _flat_bytes(out, fortran))
+                a = out
             a = impl.byteswap(a) if swap else a
             if not (a.flags.c_contiguous or fortran):
                 a = np.ascontiguousarray(a)
-            swap = False
+                if boolean:
+                    flat = _flat_bytes(a, False)
+                    impl.bool_normalize(flat, flat)
+            swap = normalize = False
         contiguous = a.flags.c_contiguous or a.flags.f_contiguous
-        if not swap and contiguous:
+        if not swap and not normalize and contiguous:
             payload = a.reshape(-1, order="F" if fortran else "C").view(np.uint8)
             if checksum:
                 crc = impl.crc32c(payload)
@@ -230,12 +264,15 @@ class Encoder:
         if item > staging.size:  # cannot happen for supported dtypes
             raise UsageError("chunk_bytes smaller than one item")
         pending: Buffers = [header]
-        if contiguous:  # swap only: flat slices, no per-chunk views to build
+        if contiguous:  # swap (or normalise) only: flat slices, no per-chunk views
             flat = a.reshape(-1, order="F" if fortran else "C")
             typed = staging[: max_items * item].view(a.dtype)
             for k in range(0, flat.size, max_items):
                 n = min(max_items, flat.size - k)
-                impl.byteswap(flat[k : k + n], out=typed[:n])
+                if normalize:
+                    impl.bool_normalize(flat[k : k + n].view(np.uint8), staging[:n])
+                else:
+                    impl.byteswap(flat[k : k + n], out=typed[:n])
                 chunk = staging[: n * item]
                 if checksum:
                     crc = impl.crc32c(chunk, crc)
@@ -264,6 +301,9 @@ class Encoder:
                 impl.byteswap(piece, out=dst)
             else:
                 np.copyto(dst, piece)
+                if boolean:  # the copy, in cache: bytes other than 0 and 1 become 1
+                    chunk = staging[used : used + nbytes]
+                    impl.bool_normalize(chunk, chunk)
             used += nbytes
         if used:
             chunk = staging[:used]

@@ -4,6 +4,8 @@ from here when they run."""
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_MAX_FRAME_BYTES",
@@ -19,8 +21,29 @@ __all__ = [
 
 #: Default limit on one frame's payload (and on a whole message): 1 GiB.
 DEFAULT_MAX_FRAME_BYTES = 1 << 30
-#: Default limit on dimensions: 32 (numpy 1.x's own maximum; the format allows 64).
-DEFAULT_MAX_NDIM = 32
+
+
+def _numpy_max_ndim() -> int:
+    """The most dimensions this host's numpy gives an array (numpy 1.x: 32, numpy 2:
+    64), found by making empty one-element arrays: numpy exposes no public constant
+    for it, and a probe cannot disagree with the numpy that will hold the arrays.
+    Bounded by the format's 64 (docs/FORMAT.md section 2)."""
+    lo, hi = 1, 64
+    while lo < hi:  # bisection: six probes of a few microseconds each
+        mid = (lo + hi + 1) // 2
+        try:
+            np.empty((1,) * mid, dtype=np.uint8)
+        except ValueError:
+            hi = mid - 1
+        else:
+            lo = mid
+    return lo
+
+
+#: Default limit on dimensions: as many as this host's numpy supports (numpy 2: 64,
+#: the format's maximum; numpy 1.x: 32), read once at import.  A frame with more
+#: could not become an array here anyway; the default refuses only those.
+DEFAULT_MAX_NDIM = _numpy_max_ndim()
 #: Default limit on the arrays of one message.
 DEFAULT_MAX_MESSAGE_ARRAYS = 1024
 #: Largest size of the decoder's read-ahead buffer for headers and small payloads.

@@ -23,7 +23,7 @@ import zmq
 
 from . import _format as F
 from ._common import mem_is_big
-from ._encoder import array_code, byteorder_is_big, name_bytes
+from ._encoder import BOOL_CODE, array_code, byteorder_is_big, name_bytes
 from ._zmq_staging import _StagingPool
 from .codec import DEFAULT_MAX_FRAME_BYTES
 from .exceptions import (
@@ -239,17 +239,24 @@ def _encode_array(
     )
     header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, 0, seq)
     n = a.nbytes
+    # bool: bytes other than 0 and 1 travel as 1 (docs/FORMAT.md section 3); memory
+    # sent as it is is scanned first, and copied normalised only when it needs it
+    boolean = code == BOOL_CODE
+    normalize = boolean and contiguous and not impl.bool_canonical(_flat(a, order))
     if n < WHOLE_FRAME_BYTES:
         if swap:
             a = impl.byteswap(a)
         if not (a.flags.c_contiguous or fortran):
             a = np.ascontiguousarray(a)
+            normalize = boolean  # the copy is this frame's own
         payload = a.reshape(-1, order=order).view(np.uint8)
+        if normalize:
+            payload = impl.bool_normalize(payload, np.empty(n, np.uint8))
         tail = _tail(impl, payload, checksum, n)
         out.parts.append((b"".join((header, payload.data, tail)), False))
         return
     zero_copy = n >= ZERO_COPY_BYTES
-    if not swap and contiguous and (not copy or not zero_copy):
+    if not swap and not normalize and contiguous and (not copy or not zero_copy):
         # the array's own memory: without a copy (copy=False), or copied by libzmq
         payload = a.reshape(-1, order=order).view(np.uint8)
         out.borrowed = zero_copy
@@ -260,8 +267,12 @@ def _encode_array(
         dest = payload.view(dt).reshape(a.shape, order=order)
         if swap:
             impl.byteswap(a, out=dest)
+        elif normalize:  # contiguous: normalised as it is copied
+            impl.bool_normalize(_flat(a, order), payload)
         else:
             np.copyto(dest, a)
+            if boolean and not contiguous:  # gathered: normalised in the copy
+                impl.bool_normalize(payload, payload)
     out.parts.append((header, False))
     if n < SPLIT_BYTES:
         out.parts.append((payload, zero_copy))
@@ -271,6 +282,11 @@ def _encode_array(
     tail = _tail(impl, payload, checksum, n)
     if tail:
         out.parts.append((tail, False))
+
+
+def _flat(a: np.ndarray, order: Literal["C", "F"]) -> np.ndarray:
+    """The memory of an array contiguous in ``order``, as flat bytes (a view)."""
+    return a.reshape(-1, order=order).view(np.uint8)
 
 
 def _tail(impl: Any, payload: np.ndarray, checksum: bool, n: int) -> bytes:

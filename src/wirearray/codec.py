@@ -41,7 +41,9 @@ Decoding -- :class:`Decoder` is fed either way:
 ``NEED_DATA``.  Every header is validated, and every configured limit checked, before
 anything is allocated for its frame.  Errors: :class:`~wirearray.ProtocolError`
 subclasses for anything the bytes do wrong (after which the decoder refuses further
-use with :class:`~wirearray.StreamBrokenError`), :class:`~wirearray.UsageError`
+use with :class:`~wirearray.StreamBrokenError` -- except for a lone frame refused for
+``max_ndim`` whose length is known, which is read past: docs/FORMAT.md section 7),
+:class:`~wirearray.UsageError`
 subclasses for the caller's mistakes (an ``out=`` that does not fit is reported before
 any payload byte is consumed, and the decoder stays usable).  Any other exception
 escaping the decoder on any input is a bug.

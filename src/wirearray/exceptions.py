@@ -198,7 +198,8 @@ class DeliveryError(WireError, ConnectionError):
     """The channel could not confirm that the peer consumed everything sent.
 
     Raised by ``close()`` when the peer confirmed only part of the stream (its
-    application closed before receiving every frame), or closed or reset the connection
+    application closed before receiving every frame, or it refused frames over its
+    ``max_ndim`` and read past them: docs/FORMAT.md section 7), or closed or reset the connection
     without confirming (a peer that predates the close handshake of docs/FORMAT.md
     section 10 never confirms); the base of :class:`PeerError` and
     :class:`DeliveryTimeoutError`.  The connection is closed when it is raised.

@@ -55,6 +55,8 @@ from ._format import crc32c, header_length, pack_header, parse_header
 from .exceptions import BufferMismatchError
 
 __all__ = [
+    "bool_canonical",
+    "bool_normalize",
     "byteswap",
     "crc32c",
     "get_simd",
@@ -264,6 +266,58 @@ def htonll(x: int) -> int:
 
 
 ntohll = htonll
+
+
+# ---- bool payloads: bytes 0 and 1 (docs/FORMAT.md section 3) ----
+
+
+def _bytes_of(data, writable: bool = False) -> np.ndarray:
+    mv = memoryview(data)
+    if not mv.c_contiguous:
+        raise BufferMismatchError("a C-contiguous buffer is needed")
+    if writable and mv.readonly:
+        raise BufferMismatchError("out is read-only")
+    return np.frombuffer(mv.cast("B") if mv.ndim != 1 or mv.format != "B" else mv, np.uint8)
+
+
+def bool_canonical(data) -> bool:
+    """Whether every byte of ``data`` is 0 or 1: the bytes of a bool array as the wire
+    format carries them (docs/FORMAT.md section 3).
+
+    Args:
+        data: a C-contiguous buffer (bytes, bytearray, memoryview, a contiguous
+            ndarray's memory), read as bytes.
+
+    Returns:
+        True when no byte is above 1 (an empty buffer included).  One reading pass
+        (numpy's max), no temporary array.
+    """
+    return int(_bytes_of(data).max(initial=0)) <= 1
+
+
+def bool_normalize(data, out):
+    """Write each byte of ``data`` into ``out`` as 0 or 1 (``byte != 0``): numpy's
+    truth value of a bool byte, as the wire format carries it.
+
+    Args:
+        data: a C-contiguous buffer, read as bytes.
+        out: a writable C-contiguous buffer of the same length in bytes; it may be
+            ``data`` itself (normalised in place).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        BufferMismatchError: ``out`` has another length, or overlaps ``data``
+            without being the same memory.
+    """
+    src, dst = _bytes_of(data), _bytes_of(out, writable=True)
+    if dst.size != src.size:
+        raise BufferMismatchError(f"bool_normalize: out has {dst.size} bytes, data {src.size}")
+    if src.size and dst.ctypes.data != src.ctypes.data and np.shares_memory(src, dst):
+        raise BufferMismatchError("bool_normalize: out overlaps data")
+    np.not_equal(src, 0, out=dst.view(np.bool_))
+    return out
 
 
 # ---- SIMD selection: the fallback has one path, numpy's own loops ----

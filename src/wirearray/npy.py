@@ -53,6 +53,7 @@ import numpy as np
 from . import _format as F
 from ._decoder import Decoder
 from ._encoder import Encoder
+from ._sizes import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_NDIM
 from .exceptions import MalformedFrameError, UnsupportedVersionError, UsageError
 
 if TYPE_CHECKING:
@@ -162,8 +163,8 @@ NPY = NpyFraming()
 
 def NpyDecoder(
     *,
-    max_frame_bytes: int = 1 << 30,
-    max_ndim: int = 32,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    max_ndim: int = DEFAULT_MAX_NDIM,
     keep_wire_order: bool = False,
     implementation: Implementation | None = None,
 ) -> Decoder:

@@ -28,7 +28,8 @@ Semantics, the same in the asyncio layer (the core holds the rules):
   receive or close raises PeerError with the code and the reason;
 * OS errors (reset, refused, ...) pass through unwrapped, except that a send failing
   because the peer refused the stream raises the peer's PeerError (chained);
-* after any error inside a frame -- or a protocol error anywhere -- the side that
+* after any error inside a frame -- or a protocol error anywhere, but a lone frame
+  refused for ``max_ndim`` and read past (docs/FORMAT.md section 7) -- the side that
   failed refuses further use with StreamBrokenError; arrays returned before are
   untouched, and the buffers of the failed receive are released at once.
 
@@ -108,7 +109,9 @@ class Channel:
         timeout: seconds each send or receive call may take in all (None: forever).
         max_frame_bytes: the largest frame (and message) accepted from the peer,
             checked on the header before anything is allocated (default 1 GiB).
-        max_ndim, max_message_arrays: further receive limits.
+        max_ndim: most dimensions accepted (default: what this host's numpy supports,
+            64 with numpy 2, 32 with numpy 1.x; codec.DEFAULT_MAX_NDIM).
+        max_message_arrays: most arrays in one message (default 1024).
         keep_wire_order: return arrays in the byte order they travelled in.
         format: "wire" (default, docs/FORMAT.md) or "npy": every message is a
             standard .npy record, for peers that have only numpy (single arrays only).
@@ -384,6 +387,10 @@ class Channel:
         Raises:
             EndOfStreamError: the peer ended the stream (its close()).
             PeerError: the peer reported an error (its code and reason).
+            FrameTooLargeError: the frame is over a limit (``max_frame_bytes``,
+                ``max_ndim``, ``max_message_arrays``).  A lone array over ``max_ndim``
+                whose payload is within ``max_frame_bytes`` is read past: the channel
+                stays usable and the next recv() returns the array after it.
             SchemaMismatchError: the frame did not match (or was a message).
             BufferMismatchError: ``out`` does not fit (another dtype or shape,
                 read-only, elements sharing memory); nothing was consumed.
@@ -543,7 +550,7 @@ class Channel:
         dec = core.dec
         try:
             while core.close_pending:
-                ev = dec.next_event()
+                ev = core.next_closing_event()
                 if ev is NEED_DATA:
                     buf = dec.get_buffer()
                     sock.settimeout(deadline.remaining())

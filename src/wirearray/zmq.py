@@ -311,7 +311,8 @@ def recv_array(
         max_frame_bytes: largest payload accepted (FrameTooLargeError, from the
             header).  Also call :func:`set_limits` before connecting, so that libzmq
             refuses larger parts before buffering them.
-        max_ndim: most dimensions accepted.
+        max_ndim: most dimensions accepted (default: what this host's numpy
+            supports, 64 with numpy 2).
         copy: True (default): the array is ``out`` or a new array in this host's byte
             order.  False and no ``out``: when no conversion is needed (the payload is
             in this host's order, or one-byte items) the array is a **read-only view

@@ -4,7 +4,10 @@
  * the NEON path, s390x is big-endian).  Every path the CPU offers is compared with a
  * byte-reversal reference for every unit, size 0..300, source and destination
  * misalignment 0..15, in place and out of place, with and without streaming stores,
- * and the N-d strided driver on a transposed, negatively strided 3-d view.
+ * and the N-d strided driver on a transposed, negatively strided 3-d view.  The bool
+ * loops of pyx/wa_bool.h (word-wise, so byte order must not matter) are compared with
+ * byte loops for every byte value at every position of sizes 0..40 and misalignments
+ * 0..7, in place and out of place.
  *
  * Prints "host=<little|big> paths=<mask> checks=<n> failures=0" and exits 0 when
  * every check passed.  Usage: kernel_check [expected-host-order]
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wa_bool.h"
 #include "wa_bswap.h"
 
 static unsigned long checks = 0, failures = 0;
@@ -96,6 +100,39 @@ int main(int argc, char **argv) {
                     }
             expect(ok, "nd", path, 8, 120, 0, 0);
         }
+    }
+    {
+        /* bool bytes: each value 0..255 at each position, in words and in the tail */
+        static unsigned char src[64], dst[64];
+        size_t n, pos, off, i;
+        unsigned v;
+        for (n = 0; n <= 40; n++)
+            for (off = 0; off < 8; off++)
+                for (pos = 0; pos < (n ? n : 1); pos++)
+                    for (v = 0; v < 256; v += (n > 12 ? 17 : 1)) {
+                        int ok = 1, clean = 1;
+                        for (i = 0; i < n; i++) src[off + i] = (unsigned char)(i % 2);
+                        if (n) src[off + pos] = (unsigned char)v;
+                        for (i = 0; i < n; i++) clean &= src[off + i] <= 1;
+                        if (wa_bool_canonical(src + off, n) != clean) ok = 0;
+                        memset(dst, 0xAA, sizeof dst);
+                        wa_bool_normalize(dst + 7 - off, src + off, n);
+                        for (i = 0; i < n; i++)
+                            if (dst[7 - off + i] != (src[off + i] != 0)) ok = 0;
+                        if (dst[7 - off + n] != 0xAA) ok = 0; /* nothing written past n */
+                        wa_bool_normalize(src + off, src + off, n); /* in place */
+                        for (i = 0; i < n; i++)
+                            if (src[off + i] != dst[7 - off + i]) ok = 0;
+                        expect(ok, "bool", 0, 1, n, (int)off, (int)pos);
+                    }
+    }
+    {
+        /* a stray byte in a later 4 KiB block of a long buffer */
+        static unsigned char big[3 * WA_BOOL_BLOCK + 5];
+        memset(big, 1, sizeof big);
+        expect(wa_bool_canonical(big, sizeof big), "bool-long", 0, 1, sizeof big, 0, 0);
+        big[2 * WA_BOOL_BLOCK + 3] = 2;
+        expect(!wa_bool_canonical(big, sizeof big), "bool-long", 0, 1, sizeof big, 0, 1);
     }
     printf("host=%s paths=%u checks=%lu failures=%lu\n", little ? "little" : "big", mask, checks,
            failures);

@@ -21,9 +21,11 @@ byte stream fed to the decoder.  Control bits:
 Checked on every input, for each implementation (the compiled core unless
 WIREARRAY_PUREPYTHON=1, and the pure-Python one): only WireError subclasses escape, and
 never a UsageError (the harness does not misuse the API); after a ProtocolError every
-further call raises StreamBrokenError; arrays delivered before an error are unchanged
-after it; no array exceeds the limits; and every implementation and every way of
-feeding give the same events and the same error.
+further call raises StreamBrokenError, except after a lone frame over ``max_ndim``,
+which is read past (recorded as "refused": every way of feeding must agree on it
+too); arrays delivered before an error are unchanged after it; no array exceeds the
+limits; and every implementation and every way of feeding give the same events and the
+same error.
 """
 
 from __future__ import annotations
@@ -37,10 +39,18 @@ import numpy as np
 
 from wirearray import _format as F
 from wirearray.codec import NEED_DATA, Array, Decoder, Encoder, EndOfStream, Message
-from wirearray.exceptions import ProtocolError, StreamBrokenError, TruncatedStreamError, WireError
+from wirearray.exceptions import (
+    FrameTooLargeError,
+    ProtocolError,
+    StreamBrokenError,
+    TruncatedStreamError,
+    WireError,
+)
 
 #: Limits small enough that no input makes the fuzzer allocate much.
-LIMITS = {"max_frame_bytes": 1 << 20, "max_message_arrays": 64}
+# max_ndim below what one seed frame carries (6 dimensions), so that frames refused for
+# it and read past (docs/FORMAT.md section 7) are exercised in every feeding mode
+LIMITS = {"max_frame_bytes": 1 << 20, "max_message_arrays": 64, "max_ndim": 5}
 MODES = ("whole", "bytes", "split", "recv")
 BYTEWISE_MAX = 8192  # longer inputs are cut at random points instead
 
@@ -115,7 +125,13 @@ def run(stream: bytes, implementation: str, mode: str, seed: int, keep: bool, eo
 
     def drain() -> None:
         for _ in range(len(stream) + 8):
-            ev = dec.next_event()
+            try:
+                ev = dec.next_event()
+            except FrameTooLargeError:
+                if not dec.skipping:  # the stream is broken: reported below
+                    raise
+                seen.append(("refused",))  # one frame refused and read past
+                continue
             if ev is NEED_DATA:
                 return
             events.append(ev)
@@ -166,7 +182,8 @@ def run(stream: bytes, implementation: str, mode: str, seed: int, keep: bool, eo
         if isinstance(exc, TruncatedStreamError):
             error += (exc.received, exc.expected)
     # arrays delivered before the error (or the end) were not touched since
-    assert [_describe(e) for e in events] == seen[: len(events)]
+    delivered = [d for d in seen if d != ("refused",)]
+    assert [_describe(e) for e in events] == delivered[: len(events)]
     return seen, error
 
 
@@ -202,6 +219,8 @@ def seed_streams() -> list[bytes]:
                 enc.encode_message({"x": np.arange(5, dtype=np.uint16), "y": np.ones(3, "f2")}),
                 enc.encode_message({}),
                 enc.encode(np.arange(12, dtype=np.int64).reshape(1, 2, 1, 3, 2)[..., ::-1]),
+                enc.encode(np.arange(4, dtype=np.int16).reshape(1, 2, 1, 1, 2, 1)),  # refused
+                enc.encode(np.array([[1.5]])),
                 enc.end(),
             ]
             streams.append(b"".join(parts))
