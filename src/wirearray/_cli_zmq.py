@@ -12,7 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from ._cli_common import EXIT_OK, MB, CliUsageError, _fmt_bytes, _load_arrays, _Progress, _safe
+from ._cli_common import (
+    EXIT_OK,
+    MB,
+    CliUsageError,
+    _fmt_bytes,
+    _load_arrays,
+    _Progress,
+    _safe,
+    item_bytes,
+)
 
 
 def _zmq_requested(args: argparse.Namespace) -> bool:
@@ -20,7 +29,12 @@ def _zmq_requested(args: argparse.Namespace) -> bool:
     address = str(getattr(args, "address", ""))
     if not args.zmq:
         if address.startswith(("tcp://", "ipc://")):
-            raise CliUsageError(f"{address} is a ZeroMQ endpoint: add --zmq PATTERN")
+            plain = address.split("://", 1)[1]
+            plain = f"unix:{plain}" if address.startswith("ipc://") else plain
+            raise CliUsageError(
+                f"{address} is a ZeroMQ endpoint: add --zmq PATTERN for ZeroMQ, or write "
+                f"{plain} for a wirearray channel"
+            )
         return False
     tls = ("tls_cert", "tls_key", "tls", "tls_ca", "tls_client_ca", "server_hostname")
     if args.format != "wire" or args.authkey_file or any(getattr(args, k, None) for k in tls):
@@ -102,12 +116,13 @@ def _zmq_send(args: argparse.Namespace) -> int:
     import zmq
 
     arrays = _load_arrays(args)
-    total = sum(a.nbytes for _, a in arrays)
+    total = sum(item_bytes(a) for _, a in arrays)
     progress = _Progress(total, args.progress or (sys.stderr.isatty() and total >= 64 << 20))
     start = time.perf_counter()
     try:
         n = wz.send(
-            args.address, [np.asarray(a) for _, a in arrays], args.zmq,
+            args.address, [a if isinstance(a, dict) else np.asarray(a) for _, a in arrays],
+            args.zmq,
             byteorder=args.byteorder, checksum=args.checksum, timeout=args.timeout,
             progress=progress.update,
         )  # fmt: skip

@@ -57,7 +57,7 @@ from ._channel_helpers import (
     hold_frames,
     make_codec,
 )
-from ._common import detached
+from ._common import array_to_send, detached
 from ._types import ByteOrder
 from .codec import NEED_DATA, Ack, Array, Encoder, EndOfStream, ErrorReport, Message
 from .exceptions import (
@@ -251,7 +251,7 @@ class Connection:
                 self.data_sent += 1
                 self.held += frame
                 return True
-        if np.asarray(array).nbytes > _codec.SMALL_FRAME_BYTES:
+        if array_to_send(array).nbytes > _codec.SMALL_FRAME_BYTES:
             return False
         frames = self.enc.frame(array, byteorder=byteorder, checksum=checksum)  # validates
         self.data_sent += 1

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from . import _format as F
 from . import codec as _codec
 from ._address import format_address, parse_address
+from ._common import array_to_send
 from .codec import Encoder
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class DatagramChannel:
                 and no sequence number was used.
             UnsupportedDtypeError, UsageError: before anything is sent.
         """
-        a = np.asarray(array)
+        a = array_to_send(array)
         size = F.header_size(a.ndim, 0) + a.nbytes + F.frame_tail(a.nbytes, self._checksum)
         if size > self.max_datagram:
             raise DatagramTooLargeError(
