@@ -791,3 +791,17 @@ def test_decoder_usage_errors(impl_name):
     assert info.value.received == 10 and info.value.expected is None
     with pytest.raises(UsageError):
         Decoder(implementation=impl_name).advance(1)  # no get_buffer() before
+
+
+@pytest.mark.parametrize(
+    "several",
+    [{"x": np.arange(3.0)}, [np.arange(3.0), np.arange(2.0)], [np.arange(3.0), "text"]],
+    ids=["dict", "ragged-list", "mixed-list"],
+)
+def test_several_arrays_given_to_frame_point_at_a_message(impl_name, several):
+    enc = Encoder(implementation=impl_name)
+    for call in (enc.encode, enc.frame):
+        with pytest.raises(UsageError, match=r"send_many.*Encoder\.message"):
+            call(several)
+    assert enc.seq == 0  # nothing numbered
+    assert np.array_equal(one_array(enc.encode(np.arange(2.0)), impl_name).array, np.arange(2.0))

@@ -5,10 +5,13 @@ progress bar (over TCP and ``--zmq`` alike)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import os
 import sys
 import time
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +44,7 @@ def _safe(name: str) -> str:
 #: what ``send`` and ``serve --out`` handle: one array per .npy file; a .npz file is
 #: one message of named arrays (``send_many``), so its names travel with it
 NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = b"PK\x03\x04"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
 
 #: what ``send`` reads: (label, one array or {name: array} for a .npz message)
 Item = tuple[str, Any]
@@ -183,6 +186,59 @@ def _load_arrays(args: argparse.Namespace) -> list[Item]:
         else:
             raise CliUsageError(f"{name}: not a .npy/.npz file")
     return items
+
+
+class OutputError(Exception):
+    """``serve --out``: a received message could not be written (exit code 1)."""
+
+
+def prepare_out_dir(option: str | None) -> Path | None:
+    """``serve --out DIR``: the directory, created if needed, checked writable before
+    serving (CliUsageError, exit code 2, otherwise)."""
+    if not option:
+        return None
+    out_dir = Path(option)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CliUsageError(f"--out {option}: not a directory") from None
+    except OSError as exc:
+        raise CliUsageError(
+            f"--out {option}: cannot create the output directory: {exc.strerror}"
+        ) from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise CliUsageError(f"--out {option}: the output directory is not writable")
+    return out_dir
+
+
+def _write_npz(path: Path, arrays: dict[Any, np.ndarray]) -> None:
+    """What ``numpy.savez`` writes -- a zip of NAME.npy members -- without its keyword
+    arguments, so that no array name (``file``, ``allow_pickle``) can collide with them."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, a in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                npformat.write_array(f, np.asanyarray(a), allow_pickle=False)
+
+
+def save_received(out_dir: Path, index: int, arrays: dict[Any, np.ndarray], message: bool) -> None:
+    """Write one received message under ``out_dir``, readable by ``numpy.load``: a
+    message of named arrays as ``NNNNNN.npz`` (its names as the keys), a single array
+    as ``NNNNNN[-name].npy``.  ``index`` numbers the message's first array.
+
+    Raises:
+        OutputError: the file could not be written.
+    """
+    if message:
+        path = out_dir / f"{index:06d}.npz"
+        write: Any = functools.partial(_write_npz, path, arrays)
+    else:
+        ((name, a),) = arrays.items()
+        path = out_dir / (f"{index:06d}" + (f"-{_safe(name)}" if name else "") + ".npy")
+        write = functools.partial(np.save, path, a)
+    try:
+        write()
+    except OSError as exc:
+        raise OutputError(f"--out: cannot write {path}: {exc.strerror or exc}") from None
 
 
 class _Progress:

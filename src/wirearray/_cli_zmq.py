@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +18,9 @@ from ._cli_common import (
     _fmt_bytes,
     _load_arrays,
     _Progress,
-    _safe,
     item_bytes,
+    prepare_out_dir,
+    save_received,
 )
 
 
@@ -57,9 +57,7 @@ def _zmq_serve(args: argparse.Namespace) -> int:
     wz = _zmq_module()
     import zmq
 
-    out_dir = Path(args.out) if args.out else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_out_dir(args.out)
 
     def ready(endpoint: str) -> None:
         print(f"wirearray: listening on {endpoint} (zmq {args.zmq})", flush=True)
@@ -84,12 +82,11 @@ def _zmq_serve(args: argparse.Namespace) -> int:
                     flush=True,
                 )
                 lost = d.stats["lost"]
+            if out_dir is not None:  # a message of named arrays: one .npz
+                save_received(out_dir, index + 1, d.arrays, None not in d.arrays)
             for name, a in d.arrays.items():
                 index += 1
                 total += a.nbytes
-                if out_dir is not None:
-                    stem = f"{index:06d}" + (f"-{_safe(name)}" if name else "")
-                    np.save(out_dir / f"{stem}.npy", a)
                 if not args.summary:
                     label = f" {name!r}" if name else ""
                     rate = a.nbytes / max(d.seconds, 1e-9) / MB

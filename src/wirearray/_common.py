@@ -49,7 +49,7 @@ def array_to_send(array: Any) -> np.ndarray:
     if isinstance(array, Mapping):
         raise UsageError(
             "send() takes one array, not a mapping: send named arrays as one message "
-            "with send_many({name: array, ...})"
+            "with send_many({name: array, ...}) (codec: Encoder.message)"
         )
     try:
         a = np.asarray(array)
@@ -57,13 +57,15 @@ def array_to_send(array: Any) -> np.ndarray:
         if isinstance(array, (list, tuple)) and any(isinstance(x, np.ndarray) for x in array):
             raise UsageError(
                 "send() takes one array, not a list of arrays: send each with send(), "
-                "or all as one message with send_many({name: array, ...})"
+                "or all as one message with send_many({name: array, ...}) "
+                "(codec: Encoder.message)"
             ) from None
         raise UsageError(f"send() takes one array: {exc}") from None
     if a.dtype.hasobject and isinstance(array, (list, tuple)):
         raise UsageError(
             "send() takes one array, not a list of objects: send each array with "
-            "send(), or several as one message with send_many({name: array, ...})"
+            "send(), or several as one message with send_many({name: array, ...}) "
+            "(codec: Encoder.message)"
         )
     return a
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import math
 import os
 import socket
@@ -67,14 +66,16 @@ from ._cli_common import (
     EXIT_USAGE,
     MB,
     CliUsageError,
+    OutputError,
     _fmt_bytes,
     _load_arrays,
     _Progress,
-    _safe,
     item_bytes,
+    prepare_out_dir,
+    save_received,
 )
 from ._cli_zmq import _zmq_requested, _zmq_send, _zmq_serve
-from .codec import SMALL_FRAME_BYTES, Array, Message
+from .codec import SMALL_FRAME_BYTES, Message
 from .exceptions import AddressError, UsageError, WireError
 from .transport import connect
 
@@ -143,18 +144,7 @@ def _security_options(args: argparse.Namespace, *, server: bool) -> dict[str, An
 def cmd_serve(args: argparse.Namespace) -> int:
     if _zmq_requested(args):
         return _zmq_serve(args)
-    out_dir = Path(args.out) if args.out else None
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise CliUsageError(f"--out {args.out}: not a directory") from None
-        except OSError as exc:
-            raise CliUsageError(
-                f"--out {args.out}: cannot create the output directory: {exc.strerror}"
-            ) from None
-        if not os.access(out_dir, os.W_OK | os.X_OK):
-            raise CliUsageError(f"--out {args.out}: the output directory is not writable")
+    out_dir = prepare_out_dir(args.out)
     opts = _channel_options(args)
     opts.update(_security_options(args, server=True))
     if args.max_connections:
@@ -206,22 +196,25 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
                 arrays = ev.arrays if isinstance(ev, Message) else {ev.name: ev.array}
                 total_bytes += sum(a.nbytes for a in arrays.values())
                 messages += 1
+                first = state["index"] + 1  # numbers taken before any await: other
+                state["index"] += len(arrays)  # connections' files never collide
                 if out_dir is not None:
-                    await _save(out_dir, state["index"] + 1, ev)
-                for name, a in arrays.items():
-                    state["index"] += 1
-                    index = state["index"]
+                    await asyncio.to_thread(
+                        save_received, out_dir, first, arrays, isinstance(ev, Message)
+                    )
+                for index, (name, a) in enumerate(arrays.items(), first):
                     if not args.summary:
                         label = f" {name!r}" if name else ""
                         out.line(
                             f"[{cid}] #{index}{label} {a.dtype} {a.shape} "
                             f"{_fmt_bytes(a.nbytes)} {a.nbytes / dt / MB:.1f} MB/s"
                         )
-        except _OutputError as exc:  # nothing more can be saved: stop serving
+        except OutputError as exc:  # nothing more can be saved: stop serving
             if state["output_error"] is None:
                 state["output_error"] = str(exc)
             done.set()
-            raise  # the client hears that its array was not kept
+            # the client hears that its array was not kept (its exit code is 1)
+            await channel.abort("the server cannot write its --out directory")
         except (WireError, OSError) as exc:
             out.line(
                 f"wirearray: [{cid}] connection from {peer} failed: {type(exc).__name__}: {exc}",
@@ -258,26 +251,6 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
         out.line(f"wirearray: error: {state['output_error']}", err=True)
         return EXIT_FAILURE
     return EXIT_OK
-
-
-class _OutputError(Exception):
-    """``serve --out``: a received message could not be written."""
-
-
-async def _save(out_dir: Path, index: int, ev: Array | Message) -> None:
-    """Write one received message under ``out_dir``: a single array as
-    ``NNNNNN[-name].npy``, a message of named arrays as ``NNNNNN.npz`` (its names as
-    the keys), both readable by ``numpy.load``.  ``index`` numbers the first array."""
-    if isinstance(ev, Message):
-        path = out_dir / f"{index:06d}.npz"
-        write: Any = functools.partial(np.savez, path, **ev.arrays)
-    else:
-        path = out_dir / (f"{index:06d}" + (f"-{_safe(ev.name)}" if ev.name else "") + ".npy")
-        write = functools.partial(np.save, path, ev.array)
-    try:
-        await asyncio.to_thread(write)
-    except OSError as exc:
-        raise _OutputError(f"--out: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _peer(sock: socket.socket) -> str:
@@ -403,10 +376,18 @@ def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
         )
 
 
-def _stream_bench_options(default: Any = None) -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line like every other error (the usage
+    itself is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _stream_bench_options(default: Any = None) -> _Parser:
     """The options of `bench stream`, as a parent parser: plain `bench` takes them too.
     ``default`` is every option's default (argparse.SUPPRESS: none of its own)."""
-    p = argparse.ArgumentParser(add_help=False, argument_default=default)
+    p = _Parser(add_help=False, argument_default=default)
     p.add_argument(
         "--full", action="store_true", help="128 B to 256 MiB and longer runs (a few minutes)"
     )
@@ -428,14 +409,6 @@ def _stream_bench_options(default: Any = None) -> argparse.ArgumentParser:
         "--plot", metavar="FILE.png", help="draw GB/s against size per method (matplotlib)"
     )
     return p
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its usage errors on one line like every other error (the usage
-    itself is one ``--help`` away)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -605,6 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wirearray: interrupted", file=sys.stderr)
         return 130
+    except OutputError as exc:
+        print(f"wirearray: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except (WireError, OSError, MemoryError) as exc:
         print(f"wirearray: error: {_describe(exc, args)}", file=sys.stderr)
         return EXIT_FAILURE
