@@ -163,3 +163,16 @@ def test_npz_files_go_as_named_messages_and_are_saved_as_npz(tmp_path):
                 assert got[k].dtype == a.dtype and np.array_equal(got[k], a), k
     got = np.load(out_dir / "000003.npy")
     assert got.dtype == single.dtype and np.array_equal(got, single)
+
+
+def test_files_may_follow_options(tmp_path):
+    np.save(tmp_path / "a.npy", np.arange(3.0))
+    np.save(tmp_path / "b.npy", np.arange(2))
+    server, address = start_server("127.0.0.1:0", "--connections", "1", "--format", "npy")
+    sent = wirearray(
+        "send", address, "--format", "npy", "a.npy", "--checksum", "b.npy", cwd=tmp_path
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "sent 2 arrays" in sent.stdout
+    out, err = server.communicate(timeout=WAIT)
+    assert "float64 (3,)" in out and "int64 (2,)" in out, out + err

@@ -567,9 +567,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line parsed (a usage error exits with code 2 and one line)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse gives `files` (nargs="*") its words before the options only, so
+        # `send ADDR --format npy a.npy` would leave a.npy over: files may come anywhere
+        if getattr(args, "command", None) == "send" and not any(e.startswith("-") for e in extra):
+            args.files = [*args.files, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return int(args.func(args))
     except (CliUsageError, AddressError, UsageError) as exc:
