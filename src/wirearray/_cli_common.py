@@ -1,6 +1,14 @@
 """What the command line's modules share: exit codes and the usage error, sizes as
-printed, the names arrays are saved under, and the arrays ``send`` reads with its
-progress bar (over TCP and ``--zmq`` alike)."""
+printed, the arrays ``send`` reads (``.npy``: one array; ``.npz``: one message of named
+arrays) and the files ``serve --out`` writes (the same two kinds), and the progress
+bar -- over TCP and ``--zmq`` alike.
+
+Files are recognised by their first bytes, not their names, and everything is checked
+before connecting: a file that is neither kind, an object (pickled) array -- refused
+as numpy's ``allow_pickle=False`` refuses it --, a dtype the wire format does not
+carry, and a ``--random`` shape whose size (computed exactly, in Python integers)
+exceeds what a receiver accepts by default are usage errors (exit code 2), reported
+before anything is allocated."""
 
 from __future__ import annotations
 
