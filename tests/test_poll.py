@@ -190,3 +190,29 @@ def test_datagram_poll():
             wait_readable(rx.sock)
             assert np.array_equal(rx.recv(), np.ones(2))
             assert rx.stats["lost"] == 0
+
+
+def test_recv_poll_over_tls(net, server_ctx, client_ctx):
+    """TLS sockets say "nothing now" with SSLWantReadError: a poll there is a
+    TimeoutError too, and a frame that arrives is received."""
+    with net.listen("127.0.0.1:0", ssl=server_ctx) as listener:
+        accepted: list = []
+        acceptor = threading.Thread(target=lambda: accepted.append(listener.accept()))
+        acceptor.start()  # the server's side of the TLS handshake
+        with net.connect(show(listener.address), timeout=0, ssl=client_ctx) as ch:
+            acceptor.join(WAIT)
+            (server,) = accepted
+            with pytest.raises(TimeoutError):
+                ch.recv()
+            big = np.arange(1 << 18, dtype="i8")  # 2 MiB: many TLS records
+            sender = threading.Thread(target=lambda: (server.send(np.arange(3)), server.send(big)))
+            sender.start()
+            assert np.array_equal(poll_until(ch.recv)[0], np.arange(3))
+            assert np.array_equal(poll_until(ch.recv)[0], big)
+            sender.join(WAIT)
+            with pytest.raises(TimeoutError):
+                ch.recv()
+            server.close_thread = threading.Thread(target=lambda: list(server.all()))
+            server.close_thread.start()
+        server.close_thread.join(WAIT)
+        server.close()
