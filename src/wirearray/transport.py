@@ -18,6 +18,10 @@ Semantics, the same in the asyncio layer (the core holds the rules):
 * ``timeout`` bounds each send or receive call as a whole (a deadline, not per system
   call).  A timeout at a frame boundary leaves the channel usable; inside a frame it
   breaks the channel's receive (or send) side;
+* ``timeout=0`` is a poll (the socket is non-blocking): a receive returns a frame
+  that has wholly arrived or raises TimeoutError, keeping any part of a frame for the
+  next receive; a send raises TimeoutError before numbering anything when the socket
+  cannot take a byte (the rules: ``_connection.py``, "Polls");
 * a peer that closes inside a frame raises TruncatedStreamError, one that closes at a
   boundary without ending its stream too (received=0);
 * ``close()`` ends the stream and waits (``close_timeout``) until the peer confirms it
