@@ -15,6 +15,30 @@ import sys
 from glob import glob
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, CompileError, ExecError, LinkError, PlatformError
+
+NO_COMPILER_HINT = """
+wirearray: building the compiled core failed ({error}).
+  It needs a C compiler (gcc or clang; MSVC Build Tools on Windows) and Python's
+  headers (e.g. python3-dev).  Without them, install the pure-Python package, which
+  gives the same results more slowly:
+      WIREARRAY_NO_EXTENSION=1 pip install ...
+"""
+
+
+class BuildExt(build_ext):
+    """build_ext that says what to do when there is no working C compiler, then fails
+    as before (a silent fallback would hide a broken toolchain from those who want
+    the compiled core)."""
+
+    def run(self):
+        try:
+            super().run()  # finding the compiler (PlatformError: no MSVC) and compiling
+        except (CCompilerError, CompileError, ExecError, LinkError, PlatformError) as exc:
+            sys.stderr.write(NO_COMPILER_HINT.format(error=exc))
+            raise
+
 
 ext_modules = []
 want_extension = os.environ.get("WIREARRAY_NO_EXTENSION", "") in ("", "0")
@@ -45,4 +69,8 @@ if want_extension and sys.implementation.name == "cpython":
 # wirearray._cwire to describe.  (setuptools installs *.pyi even when not listed.)
 exclude_package_data = {} if ext_modules else {"wirearray": ["_cwire.pyi"]}
 
-setup(ext_modules=ext_modules, exclude_package_data=exclude_package_data)
+setup(
+    ext_modules=ext_modules,
+    exclude_package_data=exclude_package_data,
+    cmdclass={"build_ext": BuildExt},
+)

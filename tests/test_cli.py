@@ -126,3 +126,53 @@ def test_errors_are_one_line_with_exit_codes(args, code, message):
     assert message in r.stderr
     if code == 1 or "error:" in r.stderr.splitlines()[-1]:
         assert "Traceback" not in r.stderr
+
+
+def test_npz_files_go_as_named_messages_and_are_saved_as_npz(tmp_path):
+    """send A.npz: one message of A's named arrays (send_many); serve --out writes it
+    back as a .npz numpy reads, single arrays staying .npy, in the order sent."""
+    first = {"x": np.arange(6, dtype="i2").reshape(2, 3), "y": np.eye(3, dtype="f4")}
+    second = {"allow_pickle": np.arange(3.0), "file": np.zeros((0, 2), "c8")}  # savez's keywords
+    np.savez(tmp_path / "first.npz", **first)
+    import zipfile
+
+    # names numpy.savez cannot take (its own keywords), in a compressed archive
+    with zipfile.ZipFile(tmp_path / "second.npz", "w", zipfile.ZIP_DEFLATED) as zf:
+        for k, a in second.items():
+            with zf.open(f"{k}.npy", "w") as f:
+                np.lib.format.write_array(f, a)
+    single = np.arange(10, dtype="u8")
+    np.save(tmp_path / "single.npy", single)
+    out_dir = tmp_path / "received"
+    server, address = start_server("127.0.0.1:0", "--connections", "1", "--out", str(out_dir))
+    sent = wirearray(
+        "send", address, str(tmp_path / "first.npz"), str(tmp_path / "single.npy"),
+        str(tmp_path / "second.npz"),
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    assert "sent 5 arrays" in sent.stdout
+    out, err = server.communicate(timeout=WAIT)
+    assert server.returncode == 0, err
+    assert "'x' int16 (2, 3)" in out and "'file' complex64 (0, 2)" in out
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == ["000001.npz", "000003.npy", "000004.npz"], names
+    for path, expected in ((out_dir / "000001.npz", first), (out_dir / "000004.npz", second)):
+        with np.load(path, allow_pickle=False) as got:
+            assert sorted(got.files) == sorted(expected)
+            for k, a in expected.items():
+                assert got[k].dtype == a.dtype and np.array_equal(got[k], a), k
+    got = np.load(out_dir / "000003.npy")
+    assert got.dtype == single.dtype and np.array_equal(got, single)
+
+
+def test_files_may_follow_options(tmp_path):
+    np.save(tmp_path / "a.npy", np.arange(3.0))
+    np.save(tmp_path / "b.npy", np.arange(2))
+    server, address = start_server("127.0.0.1:0", "--connections", "1", "--format", "npy")
+    sent = wirearray(
+        "send", address, "--format", "npy", "a.npy", "--checksum", "b.npy", cwd=tmp_path
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "sent 2 arrays" in sent.stdout
+    out, err = server.communicate(timeout=WAIT)
+    assert "float64 (3,)" in out and "int64 (2,)" in out, out + err

@@ -159,3 +159,23 @@ def test_bench_zmq_without_pyzmq(tmp_path):
     assert r.stdout.strip() == (
         "wirearray bench zmq: skipped: pyzmq is not installed (pip install 'wirearray[zmq]')"
     )
+
+
+def test_npz_file_is_one_message_saved_as_npz(tmp_path):
+    arrays = {"a": np.arange(5, dtype="i4"), "b": np.ones((2, 2), ">f8")}
+    np.savez(tmp_path / "m.npz", **arrays)
+    out_dir = tmp_path / "received"
+    server, endpoint = start_server(
+        "--zmq", "pull", "tcp://127.0.0.1:*", "--timeout", "3", "--out", str(out_dir)
+    )
+    sent = wirearray("send", "--zmq", "push", endpoint, str(tmp_path / "m.npz"), "--timeout", "30")
+    assert sent.returncode == 0, sent.stderr
+    out, err = server.communicate(timeout=WAIT)
+    assert server.returncode == 0, err
+    assert "1 messages" in out
+    (saved,) = out_dir.iterdir()
+    assert saved.name == "000001.npz"
+    with np.load(saved, allow_pickle=False) as got:
+        assert sorted(got.files) == ["a", "b"]
+        for k, a in arrays.items():
+            assert np.array_equal(got[k], a) and got[k].dtype.kind == a.dtype.kind, k

@@ -1050,3 +1050,17 @@ def test_the_frame_size_limit_counts_payload_bytes(impl_name):
         )
         events, err = decode(msg, eof=False, implementation=impl_name, max_frame_bytes=1000)
         assert (err is None and len(events) == 1) if ok else type(err) is FrameTooLargeError
+
+
+@pytest.mark.parametrize(
+    "several",
+    [{"x": np.arange(3.0)}, [np.arange(3.0), np.arange(2.0)], [np.arange(3.0), "text"]],
+    ids=["dict", "ragged-list", "mixed-list"],
+)
+def test_several_arrays_given_to_frame_point_at_a_message(impl_name, several):
+    enc = Encoder(implementation=impl_name)
+    for call in (enc.encode, enc.frame):
+        with pytest.raises(UsageError, match=r"send_many.*Encoder\.message"):
+            call(several)
+    assert enc.seq == 0  # nothing numbered
+    assert np.array_equal(one_array(enc.encode(np.arange(2.0)), impl_name).array, np.arange(2.0))

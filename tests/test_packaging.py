@@ -179,3 +179,26 @@ def test_install_from_sdist_without_extension_is_pure_python(dists, tmp_path):
     assert result["implementation"] == "python", result["info"]
     # no module, and no stub describing one
     assert [f for f in result["files"] if f.startswith("_cwire.")] == []
+    # the reason the fallback runs names the missing extension, not an import accident
+    assert "circular" not in result["info"]["extension_error"], result["info"]
+    r = subprocess.run(
+        [result["python"], "-m", "wirearray", "send", "tcp://127.0.0.1:9", "--random", "f8", "4"],
+        cwd=result["cwd"], env=result["env"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_install_without_a_c_compiler_says_how_to_install_without_one(dists, tmp_path):
+    """A source build whose compiler does not run fails (no silent fallback) with a
+    hint at WIREARRAY_NO_EXTENSION=1."""
+    python = _fresh_venv(tmp_path / "venv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIREARRAY_")}
+    env.pop("PYTHONPATH", None)
+    env["CC"] = str(tmp_path / "no-such-cc")
+    r = subprocess.run(
+        [str(python), "-m", "pip", "install", "-v", str(dists[0])],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert r.returncode != 0, r.stdout[-2000:]
+    assert "WIREARRAY_NO_EXTENSION=1" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]

@@ -60,3 +60,142 @@ def test_the_error_tree_is_the_hierarchy_of_exceptions_py():
         parents.append((depth, name))
     errors = {n for n in E.__all__ if issubclass(getattr(E, n), BaseException)}
     assert set(seen) == errors
+
+
+# ---- commands: every `wirearray ...` line of the README and docs/ is one the parser takes
+
+
+DOCS = [README, *sorted((README.parent / "docs").glob("*.md"))]
+
+
+def _commands() -> list[tuple[str, list[str]]]:
+    import shlex
+
+    found = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+            variables: dict[str, str] = {}
+            for line in block.replace("\\\n", " ").splitlines():
+                words = shlex.split(line, comments=True)
+                assigned = [w for w in words if re.fullmatch(r"[A-Z_]+=\S*", w)]
+                if words and assigned == words:  # VAR=value on its own: a shell variable
+                    variables.update(w.split("=", 1) for w in words)
+                    continue
+                words = [re.sub(r"\$([A-Z_]+)", lambda m, v=variables: v[m[1]], w) for w in words]
+                while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                    words = words[1:]  # VAR=value prefixes
+                if words[:3] == ["python", "-m", "wirearray"]:
+                    words = ["wirearray", *words[3:]]
+                if words[:1] == ["wirearray"]:
+                    found.append((f"{doc.name}: {line.strip()}", words[1:]))
+    return found
+
+
+COMMANDS = _commands()
+
+
+def test_the_docs_show_commands():
+    assert len(COMMANDS) >= 15
+    assert any(argv[:1] == ["bench"] and "--plot" in argv for _, argv in COMMANDS)
+
+
+@pytest.mark.parametrize("argv", [c[1] for c in COMMANDS], ids=[c[0] for c in COMMANDS])
+def test_documented_command_parses(argv):
+    from wirearray.cli import parse_args
+
+    args = parse_args(argv)  # a usage error exits (SystemExit): a failure
+    assert callable(args.func)
+
+
+def test_documented_extras_exist():
+    """Every `pip install '.[extra]'` (or 'wirearray[extra]') names an extra that exists."""
+    import tomllib
+
+    extras = set(
+        tomllib.loads((README.parent / "pyproject.toml").read_text())["project"][
+            "optional-dependencies"
+        ]
+    )
+    named = set()
+    for doc in DOCS:
+        for group in re.findall(r"(?:\.|wirearray)\[([a-z,]+)\]", doc.read_text(encoding="utf-8")):
+            named |= set(group.split(","))
+    assert named and named <= extras, named - extras
+
+
+# ---- the numpy-only peers of `format="npy"`, run as written against the command line
+
+
+NPY_BLOCKS = re.findall(r"```py\n(# the numpy-only .*?)```", README.read_text("utf-8"), flags=re.S)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_readme_has_both_numpy_only_peers():
+    assert [b.splitlines()[0].split(",")[0] for b in NPY_BLOCKS] == [
+        "# the numpy-only sender",
+        "# the numpy-only receiver",
+    ]
+
+
+def test_numpy_only_sender_against_serve(tmp_path):
+    """The sender block, as written but for its port, against the `wirearray serve
+    --format npy` its first line names: it ends, and serve got both arrays."""
+    from netutil import start_serve
+
+    block = NPY_BLOCKS[0]
+    command = re.search(r"`wirearray (serve [^`]*)`", block.splitlines()[0])[1].split()
+    port = _free_port()
+    server, _ = start_serve(f"127.0.0.1:{port}", *command[1:], "--connections", "1")
+    try:
+        code = block.replace("5555", str(port))
+        exec(compile(code, "README.md[numpy-only sender]", "exec"), {})
+        out, err = server.communicate(timeout=60)
+    finally:
+        server.kill()
+    assert server.returncode == 0, err
+    assert "float64 (10,)" in out and "float32 (3, 3)" in out, out
+
+
+def test_numpy_only_receiver_from_send(tmp_path):
+    """The receiver block, as written but for its port, fed by the `wirearray send`
+    command its first line names: both end, send exits 0 (the receiver's close
+    confirmed the stream)."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import numpy as np
+
+    block = NPY_BLOCKS[1]
+    command = re.search(r"`wirearray (send [^`]*)`", block.splitlines()[0])[1].split()
+    port = _free_port()
+    np.save(tmp_path / "a.npy", np.arange(6.0).reshape(2, 3))
+    np.save(tmp_path / "b.npy", np.zeros(4, "i2"))
+    argv = [w.replace("5556", str(port)) for w in command]
+    scope: dict = {}
+    runner = threading.Thread(
+        target=exec,
+        args=(compile(block.replace("5556", str(port)), "README.md[receiver]", "exec"), scope),
+    )
+    runner.start()
+    for _ in range(200):  # until the block listens
+        sent = subprocess.run(
+            [sys.executable, "-m", "wirearray", *argv],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if "connection refused" not in sent.stderr:
+            break
+        time.sleep(0.05)
+    runner.join(60)
+    assert not runner.is_alive()
+    assert sent.returncode == 0, sent.stderr
+    assert [a.shape for a in scope["arrays"]] == [(2, 3), (4,)]

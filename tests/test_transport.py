@@ -470,6 +470,55 @@ def test_address_errors():
             wirearray.connect(bad, timeout=1)
 
 
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("tcp://127.0.0.1:5555", "'127.0.0.1:5555'"),
+        ("unix:///tmp/wa.sock", "'unix:/tmp/wa.sock'"),
+        ("ipc:///tmp/wa.sock", "'unix:/tmp/wa.sock'"),
+        ("http://example.com:80", "'host:port' or 'unix:/path'"),
+    ],
+)
+def test_url_addresses_are_refused_with_the_spelling_to_use(url, hint):
+    with pytest.raises(wirearray.AddressError, match="is a URL") as info:
+        wirearray.connect(url, timeout=1)
+    assert hint in str(info.value)
+    with pytest.raises(wirearray.AddressError, match="is a URL"):
+        wirearray.listen(url)
+    with pytest.raises(wirearray.AddressError, match="is a URL"):
+        wirearray.DatagramChannel(local=url)
+
+
+@pytest.mark.parametrize(
+    "several",
+    [
+        {"x": np.arange(3.0)},
+        [np.arange(3.0), np.arange(2.0)],
+        (np.arange(3.0), "text"),
+    ],
+    ids=["dict", "ragged-list", "mixed-tuple"],
+)
+def test_several_arrays_given_to_send_point_at_send_many(net, several):
+    """send(dict) / send([a, b]) is a UsageError naming send_many, raised before
+    anything is numbered: the channel goes on as if the call never happened."""
+    with net.listen("127.0.0.1:0") as listener:
+        with net.connect(show(listener.address)) as ch:
+            server = listener.accept()
+            for flush in (True, False):
+                with pytest.raises(wirearray.UsageError, match="send_many"):
+                    ch.send(several, flush=flush)
+            ch.send(np.arange(4.0))
+            got = server.recv()
+            assert np.array_equal(got, np.arange(4.0))
+            server.close()
+
+
+def test_several_arrays_given_to_a_datagram_send_point_at_send_many():
+    with wirearray.DatagramChannel(local="127.0.0.1:0") as ch:
+        with pytest.raises(wirearray.UsageError, match="send_many"):
+            ch.send({"x": np.arange(3)}, to=ch.address)
+
+
 def test_connection_refused():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

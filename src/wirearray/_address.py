@@ -8,6 +8,12 @@ Accepted forms (docs in README "Transport"):
   ``"unix:@name"`` is an abstract-namespace socket.
 
 Port 0 asks the OS for a free port (read the bound one from ``Listener.address``).
+
+URL forms (``tcp://host:port``, ``unix:///path``) are refused with the spelling to
+use instead, rather than accepted as synonyms: in this project ``tcp://`` and
+``ipc://`` name ZeroMQ endpoints (``wirearray.zmq``, ``--zmq``), and accepting them
+here too would let the same string mean a ZeroMQ socket in one place and a plain
+wirearray channel in another.
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ def parse_address(address: object) -> Endpoint:
         raise AddressError(
             f"an address is (host, port), 'host:port' or 'unix:/path', not {address!r}"
         )
+    scheme, sep, rest = address.partition("://")
+    if sep and scheme.isalpha():
+        raise AddressError(_url_hint(address, scheme.lower(), rest))
     if address.startswith("unix:"):
         path = address[5:]
         if not path:
@@ -83,6 +92,22 @@ def parse_address(address: object) -> Endpoint:
     if ":" in host:
         raise AddressError(f"write IPv6 addresses in brackets: '[{host}]:{port}'")
     return Endpoint(host=host or None, port=_port(port, address))
+
+
+def _url_hint(address: str, scheme: str, rest: str) -> str:
+    """The message for a URL-style address: what to write instead."""
+    if scheme in ("unix", "ipc"):
+        instead = f"'unix:{rest}'"
+    elif scheme in ("tcp", "udp"):
+        instead = f"'{rest}'"
+    else:
+        instead = "'host:port' or 'unix:/path'"
+    zmq = (
+        " (tcp:// and ipc:// endpoints are ZeroMQ's: wirearray.zmq)"
+        if scheme in ("tcp", "ipc")
+        else ""
+    )
+    return f"{address!r} is a URL; write the address as {instead}{zmq}"
 
 
 def _port(value: Any, address: Any) -> int:

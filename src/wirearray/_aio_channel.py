@@ -25,9 +25,9 @@ from ._channel_helpers import (
     message_of,
     views,
 )
-from ._common import byte_view
+from ._common import array_to_send, byte_view
 from ._connection import Connection
-from ._sockets import tune
+from ._sockets import tune, writable_now
 from .codec import NEED_DATA, Array, Message
 from .exceptions import (
     EndOfStreamError,
@@ -157,6 +157,9 @@ class AsyncChannel:
         core = self._core
         if core.send_blocked:
             core.check_send()
+        if self.timeout == 0 and not writable_now(self.sock):
+            array_to_send(array)  # a misuse is reported as such, even now
+            raise _full()
         if not flush and core.hold(array, byteorder, checksum):  # no I/O: no lock needed
             if len(core.held) >= core.send_buffer:
                 await self.flush()
@@ -178,6 +181,8 @@ class AsyncChannel:
         """Send named arrays as one message (see Channel.send_many)."""
         core = self._core
         core.check_send()
+        if self.timeout == 0 and not writable_now(self.sock):
+            raise _full()
         with self._io():
             async with self._send_lock:
                 core.check_send()
@@ -190,6 +195,8 @@ class AsyncChannel:
         if not core.held or core.closed:
             return
         core.check_send()
+        if self.timeout == 0 and not writable_now(self.sock):
+            raise _full()  # the frames stay held
         with self._io():
             async with self._send_lock:
                 data = core.take_held()
@@ -316,6 +323,11 @@ class AsyncChannel:
                 except (EndOfStreamError, PeerError):
                     raise
                 except (TimeoutError, asyncio.CancelledError) as exc:
+                    if self.timeout == 0 and isinstance(exc, TimeoutError):
+                        # a poll: it read what had arrived and would now wait; the read
+                        # it was waiting in took nothing, so the decoder holds the rest
+                        core.poll_missed(out, schema)
+                        raise TimeoutError("no whole frame has arrived yet (timeout=0)") from None
                     await self._refused(core.recv_failed(exc, interrupted=True))
                     if isinstance(exc, TimeoutError) and core.rx_error is None:
                         raise TimeoutError("timed out waiting for the next frame") from None
@@ -367,7 +379,8 @@ class AsyncChannel:
         if timeout is None:
             timeout = core.close_timeout
         if timeout is None:
-            timeout = self.timeout if self.timeout is not None else DEFAULT_CLOSE_TIMEOUT
+            # a polling channel (timeout=0) still waits: a confirmation is a round trip
+            timeout = self.timeout if self.timeout else DEFAULT_CLOSE_TIMEOUT
         verdict = self._close_verdict = asyncio.get_running_loop().create_future()
         timed_out = interrupted = False
         err: BaseException | None = None
@@ -443,3 +456,7 @@ class AsyncChannel:
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None
             on_close()
+
+
+def _full() -> TimeoutError:
+    return TimeoutError("the socket cannot take more now (timeout=0); nothing was sent")

@@ -40,7 +40,9 @@ else:  # pragma: no cover - Python 3.10
         if timeout is None:
             return await coro
         try:
-            return await asyncio.wait_for(coro, timeout)
+            # wait_for(coro, 0) cancels the coroutine before it runs a step; a positive
+            # timeout lets it run until it would wait, as asyncio.timeout(0) does
+            return await asyncio.wait_for(coro, max(timeout, 1e-9))
         except asyncio.TimeoutError:  # a distinct class before Python 3.11
             raise TimeoutError(f"timed out after {timeout} s") from None
 

@@ -7,12 +7,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._cli_common import EXIT_OK, MB, CliUsageError, _fmt_bytes, _load_arrays, _Progress, _safe
+from ._cli_common import (
+    EXIT_OK,
+    MB,
+    CliUsageError,
+    _fmt_bytes,
+    _load_arrays,
+    _Progress,
+    item_bytes,
+    prepare_out_dir,
+    save_received,
+)
 
 
 def _zmq_requested(args: argparse.Namespace) -> bool:
@@ -20,7 +29,12 @@ def _zmq_requested(args: argparse.Namespace) -> bool:
     address = str(getattr(args, "address", ""))
     if not args.zmq:
         if address.startswith(("tcp://", "ipc://")):
-            raise CliUsageError(f"{address} is a ZeroMQ endpoint: add --zmq PATTERN")
+            plain = address.split("://", 1)[1]
+            plain = f"unix:{plain}" if address.startswith("ipc://") else plain
+            raise CliUsageError(
+                f"{address} is a ZeroMQ endpoint: add --zmq PATTERN for ZeroMQ, or write "
+                f"{plain} for a wirearray channel"
+            )
         return False
     tls = ("tls_cert", "tls_key", "tls", "tls_ca", "tls_client_ca", "server_hostname")
     if args.format != "wire" or args.authkey_file or any(getattr(args, k, None) for k in tls):
@@ -43,9 +57,7 @@ def _zmq_serve(args: argparse.Namespace) -> int:
     wz = _zmq_module()
     import zmq
 
-    out_dir = Path(args.out) if args.out else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_out_dir(args.out)
 
     def ready(endpoint: str) -> None:
         print(f"wirearray: listening on {endpoint} (zmq {args.zmq})", flush=True)
@@ -70,12 +82,11 @@ def _zmq_serve(args: argparse.Namespace) -> int:
                     flush=True,
                 )
                 lost = d.stats["lost"]
+            if out_dir is not None:  # a message of named arrays: one .npz
+                save_received(out_dir, index + 1, d.arrays, None not in d.arrays)
             for name, a in d.arrays.items():
                 index += 1
                 total += a.nbytes
-                if out_dir is not None:
-                    stem = f"{index:06d}" + (f"-{_safe(name)}" if name else "")
-                    np.save(out_dir / f"{stem}.npy", a)
                 if not args.summary:
                     label = f" {name!r}" if name else ""
                     rate = a.nbytes / max(d.seconds, 1e-9) / MB
@@ -102,12 +113,13 @@ def _zmq_send(args: argparse.Namespace) -> int:
     import zmq
 
     arrays = _load_arrays(args)
-    total = sum(a.nbytes for _, a in arrays)
+    total = sum(item_bytes(a) for _, a in arrays)
     progress = _Progress(total, args.progress or (sys.stderr.isatty() and total >= 64 << 20))
     start = time.perf_counter()
     try:
         n = wz.send(
-            args.address, [np.asarray(a) for _, a in arrays], args.zmq,
+            args.address, [a if isinstance(a, dict) else np.asarray(a) for _, a in arrays],
+            args.zmq,
             byteorder=args.byteorder, checksum=args.checksum, timeout=args.timeout,
             progress=progress.update,
         )  # fmt: skip

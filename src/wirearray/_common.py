@@ -11,11 +11,12 @@ from __future__ import annotations
 import operator
 import socket
 import sys
-from typing import Literal, SupportsIndex, cast
+from collections.abc import Mapping
+from typing import Any, Literal, SupportsIndex, cast
 
 import numpy as np
 
-from .exceptions import BufferMismatchError, UnsupportedDtypeError
+from .exceptions import BufferMismatchError, UnsupportedDtypeError, UsageError
 
 #: numpy type characters of the dtypes wirearray converts, in the order of the wire
 #: format's dtype table: bool, signed and unsigned integers, floats, complex.  'l'/'L'
@@ -35,6 +36,40 @@ def check_dtype(dt: np.dtype) -> None:
         )
     if dt.type is not np.dtype(dt.char).type:  # a user-defined dtype reusing a char
         raise UnsupportedDtypeError(f"wirearray does not convert dtype {dt!r}")
+
+
+def array_to_send(array: Any) -> np.ndarray:
+    """``array`` as the ndarray one frame carries (``numpy.asarray``), refusing what
+    would only be a confusing dtype or shape error: several named arrays (a mapping),
+    or a sequence of arrays numpy cannot stack, belong in one message (``send_many``).
+
+    Raises:
+        UsageError: a mapping, or a list/tuple of arrays that is not one array.
+    """
+    if type(array) is np.ndarray:
+        return array
+    if isinstance(array, Mapping):
+        raise UsageError(
+            "send() takes one array, not a mapping: send named arrays as one message "
+            "with send_many({name: array, ...}) (codec: Encoder.message)"
+        )
+    try:
+        a = np.asarray(array)
+    except ValueError as exc:  # e.g. arrays of different shapes in a list
+        if isinstance(array, (list, tuple)) and any(isinstance(x, np.ndarray) for x in array):
+            raise UsageError(
+                "send() takes one array, not a list of arrays: send each with send(), "
+                "or all as one message with send_many({name: array, ...}) "
+                "(codec: Encoder.message)"
+            ) from None
+        raise UsageError(f"send() takes one array: {exc}") from None
+    if a.dtype.hasobject and isinstance(array, (list, tuple)):
+        raise UsageError(
+            "send() takes one array, not a list of objects: send each array with "
+            "send(), or several as one message with send_many({name: array, ...}) "
+            "(codec: Encoder.message)"
+        )
+    return a
 
 
 def byte_view(data: bytes | bytearray | memoryview | np.ndarray) -> memoryview:

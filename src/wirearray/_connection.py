@@ -25,6 +25,15 @@ Rules that live here, with one answer for both layers:
   and a broken receive side releases every decoder buffer at once.
 * **Timeouts** bound each send or receive call as a whole (a deadline), never a single
   system call: a peer dripping one byte per interval cannot stretch a receive.
+* **Polls** (``timeout=0``, as ``socket.settimeout(0)``) do what they can without
+  waiting.  A receive returns a frame that has wholly arrived, else raises
+  TimeoutError; part of a frame that arrived is kept, not a failure -- a peer's large
+  frame arrives over many polls -- and the receive that continues it must name the
+  same ``out=`` and ``schema=`` as the one that started it (BufferMismatchError
+  otherwise, with nothing consumed), since the frame is already landing there
+  (:meth:`poll_missed`).  A send raises TimeoutError, with nothing numbered, when the
+  socket cannot take a byte now; a frame that starts leaving but does not fit whole
+  is a timeout inside a frame (the send side breaks), as a partial ``sendall`` is.
 * **The close handshake** (docs/FORMAT.md section 10).  An ACK frame says "your
   application received the first ``count`` frames of your stream, and my stream ends
   here".  ``close()`` ends this side's stream -- with END when the application
@@ -59,10 +68,11 @@ from ._channel_helpers import (
     hold_frames,
     make_codec,
 )
-from ._common import detached
+from ._common import array_to_send, detached
 from ._types import ByteOrder
 from .codec import NEED_DATA, Ack, Array, Encoder, EndOfStream, ErrorReport, Message
 from .exceptions import (
+    BufferMismatchError,
     DeliveryError,
     DeliveryTimeoutError,
     EndOfStreamError,
@@ -85,6 +95,22 @@ CONSUMED: Final = object()
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+
+def _same_out(a: Any, b: Any) -> bool:
+    """The same destination: the same array, or dicts of the same arrays by name."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(a[k] is b[k] for k in a)
+    return a is b
+
+
+def _same_schema(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _refreshing(
@@ -144,6 +170,8 @@ class Connection:
             raise UsageError("close_timeout must be >= 0 or None")
         self.close_timeout = close_timeout
         self.inbox: deque[Any] = deque()  # events decoded while a send failed
+        # (out, schema) of the poll that left a frame partly received, or None
+        self.polled: tuple[Any, Any] | None = None
         # this side's stream
         self.tx_error: BaseException | None = None  # detached
         # tx_error came from a control frame (ACK, ERROR) handed over on the side, not
@@ -254,7 +282,7 @@ class Connection:
                 self.data_sent += 1
                 self.held += frame
                 return True
-        if np.asarray(array).nbytes > _codec.SMALL_FRAME_BYTES:
+        if array_to_send(array).nbytes > _codec.SMALL_FRAME_BYTES:
             return False
         frames = self.enc.frame(array, byteorder=byteorder, checksum=checksum)  # validates
         self.data_sent += 1
@@ -397,6 +425,7 @@ class Connection:
         dec = self.dec
         a = dec.next_array(out)
         if a is not None:
+            self.polled = None
             self.consumed = (dec.seq - self.refused) & 0xFFFFFFFF
         return a
 
@@ -413,8 +442,23 @@ class Connection:
             if isinstance(ev, BaseException):
                 raise ev
             return ev
+        polled = self.polled
+        if polled is not None and self.dec.in_frame:
+            if not (_same_out(out, polled[0]) and _same_schema(schema, polled[1])):
+                raise BufferMismatchError(
+                    "a poll (timeout=0) started receiving a frame into the out= and "
+                    "schema= it was given: the receive that continues it must pass the "
+                    "same ones"
+                )
+            return None  # the frame goes on where the poll left it
+        self.polled = None
         self.dec.expect(out=out, schema=schema)
         return None
+
+    def poll_missed(self, out: Any, schema: Any) -> None:
+        """A poll (``timeout=0``) found no whole frame: nothing fails.  When part of a
+        frame arrived, the next receive continues it (see :meth:`start_recv`)."""
+        self.polled = (out, schema) if self.dec.in_frame else None
 
     @_refreshing
     def stash(self, ev: Any) -> bytes | None:

@@ -429,6 +429,12 @@ class Decoder:
         )
 
     @property
+    def in_frame(self) -> bool:
+        """True once a frame's (or message's) header was read and its destination
+        chosen, until it is complete: the bytes that follow belong to it."""
+        return self._header is not None or self._message is not None
+
+    @property
     def idle(self) -> bool:
         """True when next_event() could only return NEED_DATA: at a frame boundary with
         nothing received and not yet used, and no end of input seen."""

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _format as F
-from ._common import check_dtype, mem_is_big
+from ._common import array_to_send, check_dtype, mem_is_big
 from ._framing import WIRE, Framing
 from ._implementation import get as _get_impl
 from ._sizes import DEFAULT_CHUNK_BYTES, ONE_COPY_BYTES, SMALL_FRAME_BYTES
@@ -187,9 +187,11 @@ class Encoder:
 
         Raises:
             UnsupportedDtypeError: the dtype cannot travel.
-            UsageError: bad name or byteorder, or more dimensions than the format allows.
+            UsageError: bad name or byteorder, more dimensions than the format allows,
+                or a mapping / list of arrays (several arrays go in one message:
+                :meth:`message`).
         """
-        a = array if type(array) is np.ndarray else np.asarray(array)
+        a = array_to_send(array)
         code = array_code(a)
         name_b = self._name_bytes(name)
         if not self.framing.options:

@@ -12,6 +12,8 @@ benchmarks that compare them.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 from types import ModuleType
 
@@ -32,7 +34,15 @@ if _flag("WIREARRAY_PUREPYTHON"):
     EXTENSION_ERROR = "disabled by WIREARRAY_PUREPYTHON=1"
 else:
     try:
-        from . import _cwire as impl  # type: ignore[no-redef]
+        # import_module, not ``from . import _cwire``: while the package initialises,
+        # the latter reports a missing module as a "partially initialized module ...
+        # circular import", which misleads whoever reads EXTENSION_ERROR
+        if importlib.util.find_spec(f"{__package__}._cwire") is None:
+            raise ModuleNotFoundError(
+                "the compiled extension is not installed (a pure-Python build, e.g. "
+                "WIREARRAY_NO_EXTENSION=1, or a platform without a C compiler)"
+            )
+        impl = importlib.import_module(f"{__package__}._cwire")
     except ImportError as _exc:
         if _flag("WIREARRAY_REQUIRE_EXTENSION"):
             raise ImportError(

@@ -9,13 +9,21 @@ Deadlines, not per-call timeouts: a channel's ``timeout`` bounds each send or re
 to what remains before each call after the first (``Deadline.remaining``), so a peer
 that drips one byte per interval cannot stretch an operation; ``socket.sendall``
 already treats its timeout that way (Python >= 3.5).
+
+``timeout=0`` is a poll, as ``socket.settimeout(0)`` is: a call does what it can
+without waiting.  The socket is then non-blocking, so a call that would wait raises
+``BlockingIOError`` (``ssl.SSLWantReadError``/``SSLWantWriteError`` on TLS sockets:
+``WOULD_BLOCK``), which the channels turn into ``TimeoutError`` like any other
+deadline; ``writable_now`` lets a send find out before it numbers a frame.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
+import ssl
 import stat
 import time
 from typing import Any, Final
@@ -26,6 +34,7 @@ from .exceptions import AddressError
 
 __all__ = [
     "HAS_SENDMSG",
+    "WOULD_BLOCK",
     "Deadline",
     "bind_listening_socket",
     "connect_socket",
@@ -36,6 +45,18 @@ __all__ = [
 ]
 
 HAS_SENDMSG: Final = hasattr(socket.socket, "sendmsg")
+
+#: what a non-blocking socket (``timeout=0``) raises for "nothing now", plain or TLS
+WOULD_BLOCK: Final = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def writable_now(sock: Any) -> bool:
+    """True when a send on ``sock`` would not wait (some buffer space is free)."""
+    if hasattr(select, "poll"):  # no FD_SETSIZE limit
+        p = select.poll()
+        p.register(sock.fileno(), select.POLLOUT)
+        return bool(p.poll(0))
+    return bool(select.select([], [sock], [], 0)[1])
 
 
 class Deadline:
@@ -55,6 +76,12 @@ class Deadline:
         if left <= 0:
             raise TimeoutError(f"timed out after {self.timeout} s")
         return left
+
+    def left(self) -> float | None:
+        """Seconds left, 0.0 once the deadline has passed (None: no deadline)."""
+        if self.at is None:
+            return None
+        return max(0.0, self.at - time.monotonic())
 
 
 def tune(sock: socket.socket) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import zmq
 
 from . import _format as F
-from ._common import mem_is_big
+from ._common import array_to_send, mem_is_big
 from ._encoder import BOOL_CODE, array_code, byteorder_is_big, name_bytes
 from ._zmq_staging import _StagingPool
 from .codec import DEFAULT_MAX_FRAME_BYTES
@@ -215,7 +215,7 @@ def _encode_array(
     seq: int,
 ) -> None:
     """Append the parts of one array frame (frame sequence number ``seq``) to ``out``."""
-    a = array if type(array) is np.ndarray else np.asarray(array)
+    a = array_to_send(array)
     if seq == 0 and name is None and a.nbytes < WHOLE_FRAME_BYTES:
         small = getattr(impl, "encode_small", None)
         if small is not None:

@@ -62,7 +62,11 @@ async def connect(
         sock = socket.socket(family, socktype, proto)
         sock.setblocking(False)
         try:
-            await with_timeout(loop.sock_connect(sock, sockaddr), timeout)
+            # timeout=0 makes the channel poll; a connection (a round trip) cannot be
+            # polled, so handshake_timeout bounds it then
+            await with_timeout(
+                loop.sock_connect(sock, sockaddr), handshake_timeout if timeout == 0 else timeout
+            )
         except OSError as exc:
             sock.close()
             last = exc

@@ -3,9 +3,11 @@
 Commands:
 
 * ``serve [ADDRESS]`` -- receive arrays, print a line per message (or a summary);
-  ``--out DIR`` saves them as .npy files.  Binds to 127.0.0.1:5555 unless an address
+  ``--out DIR`` saves each array as a .npy file and each message of named arrays as a
+  .npz file.  Binds to 127.0.0.1:5555 unless an address
   is given.
-* ``send ADDRESS [FILE.npy ...]`` or ``send ADDRESS --random DTYPE SHAPE --count N``
+* ``send ADDRESS [FILE.npy|FILE.npz ...]`` (a .npz file goes as one message of named
+  arrays, ``send_many``) or ``send ADDRESS --random DTYPE SHAPE --count N``
   -- stream arrays, with a progress bar on a terminal for long transfers.
 * ``demo`` -- a server process and a client on loopback stream float64 arrays of
   several sizes in both byte-order modes and print MB/s next to a raw
@@ -26,7 +28,8 @@ Commands:
   ZeroMQ sockets (wirearray.zmq.serve/send; the ``zmq`` extra).
 
 Exit codes: 0 success; 1 a runtime failure (connection refused or lost, a protocol
-error, a timeout); 2 bad usage (arguments, addresses, files).  Errors are one line on
+error, a timeout, ``--out`` not writable while serving, not enough memory); 2 bad usage
+(arguments, addresses, files, an ``--out`` directory that cannot be made).  Errors are one line on
 stderr: ``wirearray: error: ...``.
 """
 
@@ -34,13 +37,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import socket
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -62,10 +66,13 @@ from ._cli_common import (
     EXIT_USAGE,
     MB,
     CliUsageError,
+    OutputError,
     _fmt_bytes,
     _load_arrays,
     _Progress,
-    _safe,
+    item_bytes,
+    prepare_out_dir,
+    save_received,
 )
 from ._cli_zmq import _zmq_requested, _zmq_send, _zmq_serve
 from .codec import SMALL_FRAME_BYTES, Message
@@ -137,12 +144,7 @@ def _security_options(args: argparse.Namespace, *, server: bool) -> dict[str, An
 def cmd_serve(args: argparse.Namespace) -> int:
     if _zmq_requested(args):
         return _zmq_serve(args)
-    out_dir = Path(args.out) if args.out else None
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CliUsageError(f"--out {args.out}: {exc.strerror}") from None
+    out_dir = prepare_out_dir(args.out)
     opts = _channel_options(args)
     opts.update(_security_options(args, server=True))
     if args.max_connections:
@@ -176,7 +178,7 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
 
     out = _Output()
     done = asyncio.Event()
-    state = {"served": 0, "index": 0, "ids": 0}
+    state: dict[str, Any] = {"served": 0, "index": 0, "ids": 0, "output_error": None}
 
     async def handler(channel: aio.AsyncChannel) -> None:
         state["ids"] += 1
@@ -194,18 +196,25 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
                 arrays = ev.arrays if isinstance(ev, Message) else {ev.name: ev.array}
                 total_bytes += sum(a.nbytes for a in arrays.values())
                 messages += 1
-                for name, a in arrays.items():
-                    state["index"] += 1
-                    index = state["index"]
-                    if out_dir is not None:
-                        stem = f"{index:06d}" + (f"-{_safe(name)}" if name else "")
-                        await asyncio.to_thread(np.save, out_dir / f"{stem}.npy", a)
+                first = state["index"] + 1  # numbers taken before any await: other
+                state["index"] += len(arrays)  # connections' files never collide
+                if out_dir is not None:
+                    await asyncio.to_thread(
+                        save_received, out_dir, first, arrays, isinstance(ev, Message)
+                    )
+                for index, (name, a) in enumerate(arrays.items(), first):
                     if not args.summary:
                         label = f" {name!r}" if name else ""
                         out.line(
                             f"[{cid}] #{index}{label} {a.dtype} {a.shape} "
                             f"{_fmt_bytes(a.nbytes)} {a.nbytes / dt / MB:.1f} MB/s"
                         )
+        except OutputError as exc:  # nothing more can be saved: stop serving
+            if state["output_error"] is None:
+                state["output_error"] = str(exc)
+            done.set()
+            # the client hears that its array was not kept (its exit code is 1)
+            await channel.abort("the server cannot write its --out directory")
         except (WireError, OSError) as exc:
             out.line(
                 f"wirearray: [{cid}] connection from {peer} failed: {type(exc).__name__}: {exc}",
@@ -238,6 +247,9 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
     finally:
         server.close()
         await server.wait_closed()
+    if state["output_error"] is not None:
+        out.line(f"wirearray: error: {state['output_error']}", err=True)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -262,7 +274,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if _zmq_requested(args):
         return _zmq_send(args)
     arrays = _load_arrays(args)
-    total = sum(a.nbytes for _, a in arrays)
+    total = sum(item_bytes(a) for _, a in arrays)
     show = args.progress or (sys.stderr.isatty() and total >= 64 << 20)
     progress = _Progress(total, show)
     start = time.perf_counter()
@@ -272,6 +284,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     # array (docs/FORMAT.md section 10); otherwise it raises and the exit code is 1
     with connect(args.address, **opts) as channel:
         for _label, a in arrays:
+            if isinstance(a, dict):  # a .npz file: one message, names included
+                channel.send_many(a, progress=progress.update if progress.enabled else None)
+                if not progress.enabled:
+                    progress.update(item_bytes(a))
+                continue
             a = np.asarray(a)
             if a.nbytes <= SMALL_FRAME_BYTES:  # small arrays leave together
                 channel.send(a, flush=False)
@@ -283,17 +300,45 @@ def cmd_send(args: argparse.Namespace) -> int:
     progress.close()
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
-        f"wirearray: sent {len(arrays)} arrays, {_fmt_bytes(total)} in {elapsed:.2f} s "
+        f"wirearray: sent {_count_arrays(arrays)} arrays, {_fmt_bytes(total)} in {elapsed:.2f} s "
         f"({total / elapsed / MB:.1f} MB/s), all received by the peer"
     )
     return EXIT_OK
 
 
+def _count_arrays(items: Sequence[tuple[str, Any]]) -> int:
+    return sum(len(a) if isinstance(a, dict) else 1 for _, a in items)
+
+
 # ---- parser ----
 
 
+def _seconds(text: str) -> float:
+    """argparse type of --timeout / --idle-timeout: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
+
+
+def _positive(text: str) -> int:
+    """argparse type of counts and limits: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more")
+    return value
+
+
 def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
-    p.add_argument("--timeout", type=float, default=None, help="seconds per send/receive")
+    p.add_argument(
+        "--timeout", type=_seconds, default=None, metavar="SECONDS", help="seconds per send/receive"
+    )
     p.add_argument(
         "--format",
         choices=("wire", "npy"),
@@ -321,20 +366,28 @@ def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
             metavar="PEM",
             help="mutual TLS: accept only clients with certificates from this CA",
         )
-        p.add_argument("--max-connections", type=int, default=None, metavar="N")
-        p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS")
+        p.add_argument("--max-connections", type=_positive, default=None, metavar="N")
+        p.add_argument("--idle-timeout", type=_seconds, default=None, metavar="SECONDS")
         p.add_argument(
             "--max-frame-bytes",
-            type=int,
+            type=_positive,
             default=None,
             help="largest array accepted (default 1 GiB)",
         )
 
 
-def _stream_bench_options(default: Any = None) -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line like every other error (the usage
+    itself is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _stream_bench_options(default: Any = None) -> _Parser:
     """The options of `bench stream`, as a parent parser: plain `bench` takes them too.
     ``default`` is every option's default (argparse.SUPPRESS: none of its own)."""
-    p = argparse.ArgumentParser(add_help=False, argument_default=default)
+    p = _Parser(add_help=False, argument_default=default)
     p.add_argument(
         "--full", action="store_true", help="128 B to 256 MiB and longer runs (a few minutes)"
     )
@@ -359,7 +412,7 @@ def _stream_bench_options(default: Any = None) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="wirearray", description="wirearray: numeric arrays over sockets at memory speed."
     )
     parser.add_argument("--version", action="version", version=f"wirearray {wirearray.__version__}")
@@ -376,11 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1:5555",
         help="host:port, [v6]:port or unix:/path (default 127.0.0.1:5555: loopback only)",
     )
-    serve.add_argument("--out", metavar="DIR", help="save every array as DIR/NNNNNN.npy")
+    serve.add_argument(
+        "--out",
+        metavar="DIR",
+        help="save every array as DIR/NNNNNN.npy, every message of named arrays as DIR/NNNNNN.npz",
+    )
     serve.add_argument("--summary", action="store_true", help="only a line per connection")
     serve.add_argument(
         "--connections",
-        type=int,
+        type=_positive,
         default=None,
         metavar="N",
         help="exit after N connections (default: serve until interrupted)",
@@ -398,18 +455,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     send = commands.add_parser(
         "send",
-        help="send .npy files or random arrays",
-        description="Send arrays from .npy files, or random ones.",
+        help="send .npy/.npz files or random arrays",
+        description="Send arrays from .npy files, messages of named arrays from .npz "
+        "files, or random arrays.",
     )
     send.add_argument("address", help="host:port, [v6]:port or unix:/path")
-    send.add_argument("files", nargs="*", metavar="FILE.npy")
+    send.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help=".npy files (one array each) and .npz files (each one message of named arrays)",
+    )
     send.add_argument(
         "--random",
         nargs=2,
         metavar=("DTYPE", "SHAPE"),
         help="send random arrays, e.g. --random float64 1000,3",
     )
-    send.add_argument("--count", type=int, default=1, help="how many random arrays")
+    send.add_argument("--count", type=_positive, default=1, help="how many random arrays")
     send.add_argument("--progress", action="store_true", help="draw the progress bar always")
     _add_channel_args(send, sender=True)
     send.add_argument(
@@ -497,16 +560,30 @@ def build_parser() -> argparse.ArgumentParser:
     zmq_bench.add_argument(
         "--subscribers", type=_counts_type, metavar="N,N,...", help="PUB/SUB runs (default 1,2,4)"
     )
-    zmq_bench.add_argument("--rounds", type=int, default=5, help="timed rounds per method")
+    zmq_bench.add_argument("--rounds", type=_positive, default=5, help="timed rounds per method")
     zmq_bench.add_argument("--quick", action="store_true", help="skip the 16 MiB arrays")
     zmq_bench.add_argument("--json", metavar="FILE", help="write every result to FILE as JSON")
     zmq_bench.set_defaults(func=cmd_bench_zmq)
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line parsed (a usage error exits with code 2 and one line)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse gives `files` (nargs="*") its words before the options only, so
+        # `send ADDR --format npy a.npy` would leave a.npy over: files may come anywhere
+        if getattr(args, "command", None) == "send" and not any(e.startswith("-") for e in extra):
+            args.files = [*args.files, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return int(args.func(args))
     except (CliUsageError, AddressError, UsageError) as exc:
@@ -515,14 +592,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wirearray: interrupted", file=sys.stderr)
         return 130
-    except (WireError, OSError) as exc:
+    except OutputError as exc:
+        print(f"wirearray: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (WireError, OSError, MemoryError) as exc:
         print(f"wirearray: error: {_describe(exc, args)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: still one line, with what would identify it
+        print(
+            f"wirearray: error: unexpected {type(exc).__name__}: {exc} "
+            f"(wirearray {wirearray.__version__}, {wirearray.IMPLEMENTATION}; please report)",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
 
 
 def _describe(exc: BaseException, args: argparse.Namespace) -> str:
     where = getattr(args, "address", None)
-    if isinstance(exc, WireError):  # ours: the message says what happened (the peer's reason)
+    if isinstance(exc, (WireError, MemoryError)):  # the message says what happened
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, ConnectionRefusedError):
         return f"cannot connect to {where}: connection refused"

@@ -121,7 +121,9 @@ class Listener(ListeningSocket):
 
     def accept(self, timeout: float | None = None) -> Channel:
         """Wait (at most ``timeout`` seconds) for a connection whose handshakes are
-        done, and return its Channel.
+        done, and return its Channel.  ``timeout=0`` is a poll: a connection already
+        queued (and, with TLS or an authkey, whose handshakes can finish without
+        waiting) is returned, else TimeoutError.
 
         Raises:
             TimeoutError: no connection in time.
@@ -129,6 +131,7 @@ class Listener(ListeningSocket):
                 failed (that connection is closed; the others carry on).
         """
         deadline = Deadline(timeout)
+        looked = False
         while True:
             while self._ready:
                 item = self._ready.popleft()
@@ -137,7 +140,9 @@ class Listener(ListeningSocket):
                 channel = self._established(item)
                 if channel is not None:
                     return channel
-            wait = deadline.remaining()
+            # one look at what is queued even when no time is left (timeout=0: a poll)
+            wait = deadline.left() if not looked else deadline.remaining()
+            looked = True
             soonest = min((p.deadline for p in self._pending.values() if p.deadline), default=None)
             if soonest is not None:
                 left = max(0.0, soonest - time.monotonic())

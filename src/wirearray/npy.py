@@ -9,7 +9,9 @@ declared byte order and memory order.  Records are laid end to end; a stream end
 when the connection closes at a record boundary.
 
 What a numpy-only peer does (tested with numpy 1.24 to 2.4; ``buffering=0`` matters:
-numpy's reader asks a buffered socket file for its position and fails)::
+numpy's reader asks a buffered socket file for its position and fails), here against
+a wirearray program that answers each array with one (``wirearray serve`` answers
+nothing: the README's numpy-only client half-closes and waits for serve's close)::
 
     import socket, numpy as np
     from numpy.lib import format as npformat

@@ -18,6 +18,10 @@ Semantics, the same in the asyncio layer (the core holds the rules):
 * ``timeout`` bounds each send or receive call as a whole (a deadline, not per system
   call).  A timeout at a frame boundary leaves the channel usable; inside a frame it
   breaks the channel's receive (or send) side;
+* ``timeout=0`` is a poll (the socket is non-blocking): a receive returns a frame
+  that has wholly arrived or raises TimeoutError, keeping any part of a frame for the
+  next receive; a send raises TimeoutError before numbering anything when the socket
+  cannot take a byte (the rules: ``_connection.py``, "Polls");
 * a peer that closes inside a frame raises TruncatedStreamError, one that closes at a
   boundary without ending its stream too (received=0);
 * ``close()`` ends the stream and waits (``close_timeout``) until the peer confirms it
@@ -58,14 +62,16 @@ from ._channel_helpers import (
     item_of,
     message_of,
 )
-from ._common import byte_view
+from ._common import array_to_send, byte_view
 from ._connection import Connection
 from ._sockets import (
+    WOULD_BLOCK,
     Deadline,
     connect_socket,
     send_parts,
     shutdown_write,
     tune,
+    writable_now,
 )
 from .auth import (
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -106,7 +112,8 @@ class Channel:
         byteorder: "network" (default; payloads big-endian) or "native" (sent as the
             arrays' memory is; a same-order receiver converts nothing).
         checksum: append a CRC32C to every payload (off by default).
-        timeout: seconds each send or receive call may take in all (None: forever).
+        timeout: seconds each send or receive call may take in all (None: forever;
+            0: every call is a poll, see :func:`connect`).
         max_frame_bytes: the largest frame (and message) accepted from the peer,
             checked on the header before anything is allocated (default 1 GiB).
         max_ndim: most dimensions accepted (default: what this host's numpy supports,
@@ -239,6 +246,9 @@ class Channel:
         core = self._core
         if core.send_blocked:
             core.check_send()
+        if self._timeout == 0 and not writable_now(self.sock):
+            array_to_send(array)  # a misuse is reported as such, even now
+            raise _full()
         data, frames = core.prepare_array(array, byteorder, checksum, flush)
         if data is not None or frames is not None:
             self._transmit(data, frames, progress)
@@ -257,6 +267,8 @@ class Channel:
         """
         core = self._core
         core.check_send()
+        if self._timeout == 0 and not writable_now(self.sock):
+            raise _full()
         data, frames = core.prepare_message(arrays, byteorder, checksum)
         self._transmit(data, frames, progress)
 
@@ -270,6 +282,8 @@ class Channel:
         if not core.held or core.closed:
             return
         core.check_send()
+        if self._timeout == 0 and not writable_now(self.sock):
+            raise _full()  # the frames stay held
         self._transmit(core.take_held(), None, None)
 
     def _transmit(
@@ -279,7 +293,7 @@ class Channel:
         progress: Callable[[int], None] | None,
     ) -> None:
         sock, core = self.sock, self._core
-        deadline = Deadline(self._timeout) if self._timeout is not None else None
+        deadline = Deadline(self._timeout) if self._timeout else None  # 0: a poll
         try:
             if progress is not None:
                 self._send_sliced(data, frames, progress, deadline)
@@ -289,6 +303,10 @@ class Channel:
                 if frames is not None:
                     for parts in frames:
                         send_parts(sock, parts, deadline)
+        except WOULD_BLOCK:  # a poll: the frame started leaving but did not fit whole
+            err = TimeoutError("the socket could not take the whole frame now (timeout=0)")
+            core.send_failed(err)
+            raise err from None
         except BaseException as exc:
             core.send_failed(exc)
             if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
@@ -406,7 +424,7 @@ class Channel:
             dec = core.dec  # nothing buffered: one read, then the fast path again
             try:
                 n = self.sock.recv_into(dec.get_buffer())
-            except TimeoutError:
+            except (TimeoutError, *WOULD_BLOCK):
                 raise TimeoutError("timed out waiting for the next frame") from None
             except BaseException as exc:
                 self._refused(core.recv_failed(exc))
@@ -460,7 +478,7 @@ class Channel:
         if earlier is not None:
             return earlier
         sock, dec = self.sock, core.dec
-        deadline = Deadline(self._timeout) if self._timeout is not None else None
+        deadline = Deadline(self._timeout) if self._timeout else None  # 0: a poll
         first = True
         try:
             while True:
@@ -482,6 +500,9 @@ class Channel:
                 # CONSUMED: an event the application does not see
         except (EndOfStreamError, PeerError):
             raise
+        except WOULD_BLOCK:  # a poll (timeout=0): no whole frame yet, nothing failed
+            core.poll_missed(out, schema)
+            raise TimeoutError("no whole frame has arrived yet (timeout=0)") from None
         except BaseException as exc:
             interrupted = isinstance(exc, TimeoutError)
             self._refused(core.recv_failed(exc, interrupted=interrupted))
@@ -504,8 +525,8 @@ class Channel:
 
         Args:
             timeout: seconds to wait for the confirmation (default: ``close_timeout``,
-                else the channel's ``timeout``, else 10 s); 0 does not wait, and then
-                nothing is confirmed or raised.
+                else the channel's ``timeout`` unless it is None or 0, else 10 s); 0
+                does not wait, and then nothing is confirmed or raised.
 
         Raises:
             PeerError: the peer refused the stream (its code and reason).
@@ -519,7 +540,8 @@ class Channel:
         if timeout is None:
             timeout = core.close_timeout
         if timeout is None:
-            timeout = self._timeout if self._timeout is not None else DEFAULT_CLOSE_TIMEOUT
+            # a polling channel (timeout=0) still waits: a confirmation is a round trip
+            timeout = self._timeout if self._timeout else DEFAULT_CLOSE_TIMEOUT
         timed_out = False
         try:
             data = core.begin_close()
@@ -589,6 +611,10 @@ class Channel:
             on_close()
 
 
+def _full() -> TimeoutError:
+    return TimeoutError("the socket cannot take more now (timeout=0); nothing was sent")
+
+
 def connect(
     address: Address,
     *,
@@ -604,7 +630,16 @@ def connect(
     Args:
         address: ``("host", port)``, ``"host:port"``, ``"[::1]:port"`` or
             ``"unix:/path"``; names resolve with getaddrinfo, each address tried in turn.
-        timeout: bounds the connection attempt and every later send/receive call.
+        timeout: bounds the connection attempt and every later send/receive call
+            (seconds; None: no limit).  0 makes every later call a poll, as
+            ``socket.settimeout(0)`` does: a receive returns a frame that has wholly
+            arrived, else raises TimeoutError and the channel stays usable (a frame
+            partly arrived is continued by the next receive, which must pass the same
+            ``out=`` and ``schema=``); a send raises TimeoutError, nothing sent, when
+            the socket cannot take a byte now, and breaks the send side when a frame
+            starts leaving but does not fit whole.  The connection itself is then
+            bounded by ``handshake_timeout`` (a round trip cannot be polled), and
+            ``close()`` waits ``close_timeout``, else 10 s, for the confirmation.
         ssl: an ``ssl.SSLContext`` (e.g. ``ssl.create_default_context(cafile=...)``,
             with ``load_cert_chain`` for mutual TLS) to speak TLS.
         server_hostname: the name the server's certificate must carry (default: the
@@ -622,7 +657,9 @@ def connect(
     """
     ep = parse_address(address)
     key = normalize_authkey(authkey)
-    sock = connect_socket(ep, timeout)
+    # timeout=0 makes the channel poll; a connection (a round trip) cannot be polled,
+    # so handshake_timeout bounds it then
+    sock = connect_socket(ep, handshake_timeout if timeout == 0 else timeout)
     try:
         deadline = Deadline(handshake_timeout)
         if ssl is not None:

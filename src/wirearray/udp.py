@@ -26,6 +26,8 @@ import numpy.typing as npt
 from . import _format as F
 from . import codec as _codec
 from ._address import format_address, parse_address
+from ._common import array_to_send
+from ._sockets import writable_now
 from .codec import Encoder
 
 if TYPE_CHECKING:
@@ -150,8 +152,11 @@ class DatagramChannel:
             DatagramTooLargeError: the frame exceeds max_datagram; nothing was sent
                 and no sequence number was used.
             UnsupportedDtypeError, UsageError: before anything is sent.
+            TimeoutError: the socket could not take the datagram in time
+                (``timeout=0``: now; nothing was sent, and when the datagram was
+                already numbered the peer counts it lost).
         """
-        a = np.asarray(array)
+        a = array_to_send(array)
         size = F.header_size(a.ndim, 0) + a.nbytes + F.frame_tail(a.nbytes, self._checksum)
         if size > self.max_datagram:
             raise DatagramTooLargeError(
@@ -161,11 +166,16 @@ class DatagramChannel:
         if to is None and self._remote is None:
             raise UsageError("send() needs to= on a channel without a remote address")
         dest = parse_address(to).resolve(socket.SOCK_DGRAM)[0][4] if to is not None else None
+        if self.sock.gettimeout() == 0 and not writable_now(self.sock):
+            raise TimeoutError("the socket cannot take a datagram now (timeout=0); nothing sent")
         frame = self._enc.encode(a)
-        if dest is not None:
-            self.sock.sendto(frame, dest)
-        else:
-            self.sock.send(frame)
+        try:
+            if dest is not None:
+                self.sock.sendto(frame, dest)
+            else:
+                self.sock.send(frame)
+        except BlockingIOError:  # a poll: numbered but not sent, a loss the peer counts
+            raise TimeoutError("the socket could not take the datagram (timeout=0)") from None
         self.stats["sent"] += 1
 
     def recv(
@@ -189,7 +199,10 @@ class DatagramChannel:
             SequenceError: a gap in that sender's sequence (``on_gap="raise"``).
             TimeoutError, OSError.
         """
-        n, sender = self.sock.recvfrom_into(self._buf)
+        try:
+            n, sender = self.sock.recvfrom_into(self._buf)
+        except BlockingIOError:  # timeout=0, a poll: no datagram waiting
+            raise TimeoutError("no datagram has arrived (timeout=0)") from None
         if n > self.max_datagram:
             raise DatagramTooLargeError(f"a datagram over {self.max_datagram} bytes arrived")
         ev, seq = _codec.decode_frame(
