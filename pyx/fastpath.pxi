@@ -39,8 +39,8 @@ def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit)
     cdef Py_ssize_t nbytes, h, tail, total
     cdef unsigned char *p
     cdef object frame
-    if not wa_is_ndarray(a):
-        return None
+    if not wa_is_exact_ndarray(a):
+        return None  # a subclass (a MaskedArray's mask) is the general path's to judge
     arr = WA_ARR(a)
     d = <wa_PyArray_Descr *> arr.descr
     tc = <unsigned char> d.type

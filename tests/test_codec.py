@@ -1064,3 +1064,14 @@ def test_several_arrays_given_to_frame_point_at_a_message(impl_name, several):
             call(several)
     assert enc.seq == 0  # nothing numbered
     assert np.array_equal(one_array(enc.encode(np.arange(2.0)), impl_name).array, np.arange(2.0))
+
+
+def test_a_masked_array_is_refused_by_the_encoder(impl_name):
+    m = np.ma.masked_array(np.arange(3, dtype="i4"), mask=[1, 0, 0])
+    enc = Encoder(implementation=impl_name)
+    for call in (enc.encode, enc.frame, lambda a: enc.encode_message({"m": a})):
+        with pytest.raises(UsageError, match="mask"):
+            call(m)
+    assert enc.seq == 0  # nothing numbered
+    plain = np.ma.getdata(m)
+    assert np.array_equal(one_array(enc.encode(plain), impl_name).array, plain)

@@ -513,6 +513,30 @@ def test_several_arrays_given_to_send_point_at_send_many(net, several):
             server.close()
 
 
+def test_a_masked_array_is_refused_not_sent_without_its_mask(net):
+    """A frame carries values only: a MaskedArray (small or large, alone or in a
+    message) is a UsageError before anything is numbered -- never its data sent with
+    the mask silently dropped, as np.save would."""
+    small = np.ma.masked_array(np.arange(4.0), mask=[0, 1, 0, 0])
+    large = np.ma.masked_array(np.arange(100_000.0), mask=False)
+    with net.listen("127.0.0.1:0") as listener:
+        with net.connect(show(listener.address)) as ch:
+            server = listener.accept()
+            for m in (small, large):
+                for flush in (True, False):
+                    with pytest.raises(wirearray.UsageError, match="mask"):
+                        ch.send(m, flush=flush)
+            with pytest.raises(wirearray.UsageError, match="mask"):
+                ch.send_many({"ok": np.ones(2), "m": small})
+            ch.send(small.filled(-1.0))  # the way the message points at
+            got = server.recv()
+            assert np.array_equal(got, [0.0, -1.0, 2.0, 3.0])
+            server.close()
+    with wirearray.DatagramChannel(local="127.0.0.1:0") as dg:
+        with pytest.raises(wirearray.UsageError, match="mask"):
+            dg.send(small, to=dg.address)
+
+
 def test_several_arrays_given_to_a_datagram_send_point_at_send_many():
     with wirearray.DatagramChannel(local="127.0.0.1:0") as ch:
         with pytest.raises(wirearray.UsageError, match="send_many"):

@@ -242,6 +242,11 @@ def test_send_many_is_all_or_nothing(inproc):
         wz.send_many(a, {"ok": np.zeros(3), "bad": np.array(["text"])})
     with pytest.raises(wirearray.UsageError):
         wz.send_many(a, {"ok": np.zeros(3), "": np.zeros(2)})
+    m = np.ma.masked_array(np.zeros(3), mask=[0, 1, 0])  # the mask would be lost
+    with pytest.raises(wirearray.UsageError, match="mask"):
+        wz.send_many(a, {"ok": np.zeros(3), "m": m})
+    with pytest.raises(wirearray.UsageError, match="mask"):
+        wz.send_array(a, m)
     assert b.poll(50) == 0
     wz.send_many(a, {"ok": np.zeros(3)})
     assert list(wz.recv_many(b)) == ["ok"]

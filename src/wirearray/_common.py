@@ -43,11 +43,16 @@ def array_to_send(array: Any) -> np.ndarray:
     would only be a confusing dtype or shape error: several named arrays (a mapping),
     or a sequence of arrays numpy cannot stack, belong in one message (``send_many``).
 
+    A ``numpy.ma.MaskedArray`` is refused too: a frame carries values only, and its
+    mask would be lost without a trace (``np.save`` drops it silently; a send does not).
+
     Raises:
-        UsageError: a mapping, or a list/tuple of arrays that is not one array.
+        UsageError: a mapping, a list/tuple of arrays that is not one array, or a
+            MaskedArray.
     """
     if type(array) is np.ndarray:
         return array
+    refuse_masked(array)
     if isinstance(array, Mapping):
         raise UsageError(
             "send() takes one array, not a mapping: send named arrays as one message "
@@ -70,6 +75,26 @@ def array_to_send(array: Any) -> np.ndarray:
             "(codec: Encoder.message)"
         )
     return a
+
+
+def message_array(array: Any) -> np.ndarray:
+    """One array of a message as ``numpy.asarray`` gives it, a MaskedArray refused
+    (see ``refuse_masked``)."""
+    if type(array) is not np.ndarray:
+        refuse_masked(array)
+    return np.asarray(array)
+
+
+def refuse_masked(array: object) -> None:
+    """Raise UsageError for a ``numpy.ma.MaskedArray`` given to a send: a frame carries
+    an array's values, and the mask would be dropped silently."""
+    ma = sys.modules.get("numpy.ma")  # not loaded: no MaskedArray can exist
+    if ma is not None and isinstance(array, ma.MaskedArray):
+        raise UsageError(
+            "a MaskedArray's mask cannot travel in one frame: send the values and the "
+            "mask as one message, send_many({'data': m.data, 'mask': "
+            "numpy.ma.getmaskarray(m)}), or m.filled(value) to send values alone"
+        )
 
 
 def byte_view(data: bytes | bytearray | memoryview | np.ndarray) -> memoryview:

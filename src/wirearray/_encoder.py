@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _format as F
-from ._common import array_to_send, check_dtype, mem_is_big
+from ._common import array_to_send, check_dtype, mem_is_big, message_array
 from ._framing import WIRE, Framing
 from ._implementation import get as _get_impl
 from ._sizes import DEFAULT_CHUNK_BYTES, ONE_COPY_BYTES, SMALL_FRAME_BYTES
@@ -351,7 +351,7 @@ class Encoder:
             raise UsageError("too many arrays for one message")
         if byteorder is not None:  # before the head takes a sequence number
             _byteorder_is_big(byteorder)
-        items = [(k, np.asarray(v)) for k, v in arrays.items()]
+        items = [(k, message_array(v)) for k, v in arrays.items()]
         for k, v in items:
             self._name_bytes(k)
             if not F.dtype_code(v.dtype):

@@ -22,7 +22,7 @@ import numpy as np
 import zmq
 
 from . import _format as F
-from ._common import array_to_send, mem_is_big
+from ._common import array_to_send, mem_is_big, message_array
 from ._encoder import BOOL_CODE, array_code, byteorder_is_big, name_bytes
 from ._zmq_staging import _StagingPool
 from .codec import DEFAULT_MAX_FRAME_BYTES
@@ -307,7 +307,7 @@ def _encode_message(
 ) -> None:
     if not isinstance(arrays, Mapping):
         raise UsageError("a message is a mapping of names to arrays")
-    items = [(k, np.asarray(v)) for k, v in arrays.items()]
+    items = [(k, message_array(v)) for k, v in arrays.items()]
     for k, v in items:  # every name, dtype and ndim before anything is converted
         _name_bytes(k)
         array_code(v)
