@@ -79,7 +79,8 @@ _AARCH64_BEYOND = re.compile(
     | [su]dot | usdot | sudot | [su]mmla | usmmla | bf(cvt\w*|dot|mlal[bt]|mmla)  # bf16
     | fcmla | fcadd | fjcvtzs                                                # v8.3
     | retaa | retab | braa | brab | blraa | blrab | braaz | brabz | blraaz | blrabz
-    | eretaa | eretab | ldraa | ldrab | pac(ia|ib|da|db|ga|iza|izb|dza|dzb) | aut\w+ | xpac[di]
+    | eretaa | eretab | ldraa | ldrab | xpac[di]
+    | pac(ia|ib|da|db|ga|iza|izb|dza|dzb) | aut(ia|ib|da|db|iza|izb|dza|dzb)  # PAuth, not hints
     | frint(32|64)[xz] | rmif | setf(8|16) | cfinv | axflag | xaflag        # v8.4, v8.5
     | aes[ed] | aes(i)?mc | sha1[chmpsu]\w* | sha256\w+ | sha512\w+
     | eor3 | bcax | rax1 | xar | sm3\w+ | sm4\w+                             # crypto
