@@ -78,7 +78,7 @@ case "$LIBC" in
     glibc) ;;
     musl)
         echo "musllinux wheels are not built by this script: testing one needs a musl" >&2
-        echo "CPython, which neither PyPI nor Debian provides (README.md, Wheels)." >&2
+        echo "CPython, which neither PyPI nor Debian provides (README.md, \"Making the wheels\")." >&2
         exit 2 ;;
     *) echo "--libc: glibc or musl, not $LIBC" >&2; exit 2 ;;
 esac
@@ -101,6 +101,8 @@ hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 say "tools: $(grep -v '^#' "$PINS" | grep . | paste -sd' ')"
 TOOLS="$CACHE/tools"
 TOOLS_KEY="$(printf '%s\n' "$("$PYTHON" -c 'import sys; print(sys.version)')" | cat - "$PINS" | sha256sum | cut -c1-16)"
+exec 9>"$CACHE/tools.lock"
+flock 9    # one maker at a time: .ci/run builds two architectures at once
 if [ "$(cat "$TOOLS/.key" 2>/dev/null)" != "$TOOLS_KEY" ]; then
     rm -rf "$TOOLS"
     "$PYTHON" -m venv "$TOOLS"
@@ -109,6 +111,7 @@ if [ "$(cat "$TOOLS/.key" 2>/dev/null)" != "$TOOLS_KEY" ]; then
 else
     echo "cached: $TOOLS"
 fi
+flock -u 9
 TPY="$TOOLS/bin/python"
 
 # zig cc for the target, as one executable (setuptools and crossenv want a command).
