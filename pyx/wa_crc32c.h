@@ -82,8 +82,16 @@ static uint32_t wa_crc32c_table(uint32_t c, const unsigned char *p, size_t n) {
 }
 
 #ifdef WA_HAVE_SSE42_CRC
+/* Clang 14 and later (zig cc, recent Apple clang) made CRC32 a target feature of its
+ * own that "sse4.2" no longer implies: its intrinsics refuse to inline without it.  GCC
+ * has no such split ("sse4.2" enables crc32), and older Clang does not know the name. */
+#if defined(__clang__) && __clang_major__ >= 14
+#define WA_TARGET_SSE42_CRC "sse4.2,crc32"
+#else
+#define WA_TARGET_SSE42_CRC "sse4.2"
+#endif
 /* crc32 instructions consume little-endian words, which x86 is. */
-WA_TARGET("sse4.2")
+WA_TARGET(WA_TARGET_SSE42_CRC)
 static uint32_t wa_crc32c_sse42(uint32_t c, const unsigned char *p, size_t n) {
     uint64_t c64 = c;
     while (n && ((uintptr_t)p & 7)) { c64 = _mm_crc32_u8((uint32_t)c64, *p++); n--; }

@@ -34,7 +34,7 @@ delays.  When they are missing the tests skip, or fail under WIREARRAY_REQUIRE_H
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import importlib.util
 import itertools
 import json
@@ -125,17 +125,29 @@ def remove_stale() -> None:
             _kill_namespace(ns)
 
 
-try:  # looked up here, not in the child
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, TypeError, AttributeError):  # not Linux: the tests skip anyway
-    _prctl = None
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec (kept to one C call): SIGKILL when the
-    # test process dies, so no peer or delayer outlives a killed test run.
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+@functools.cache
+def _die_with_parent_hook() -> Any:
+    """preexec_fn that makes a child die with the test process, or None off Linux.
+
+    prctl is looked up here, in the parent, not in the child; ctypes is imported here
+    (on first use), not at collection, so the rest of the suite runs on a Python
+    built without ctypes (e.g. without libffi)."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, TypeError, AttributeError):  # not Linux: tests skip anyway
+        return None
+
+    def die_with_parent() -> None:
+        # Runs in the child between fork and exec (kept to one C call): SIGKILL when
+        # the test process dies, so no peer or delayer outlives a killed test run.
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return die_with_parent
 
 
 class Process:
@@ -156,7 +168,7 @@ class Process:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-            preexec_fn=_die_with_parent if _prctl is not None else None,
+            preexec_fn=_die_with_parent_hook(),
         )
         self._lines: queue.Queue = queue.Queue()
         self._err: list[str] = []

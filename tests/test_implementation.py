@@ -120,3 +120,77 @@ def test_import_wirearray_loads_neither_asyncio_nor_npy():
     assert r.stdout.strip() == "[]"
     r = run("import sys, wirearray\nwirearray.aio\nprint('asyncio' in sys.modules)")
     assert r.stdout.strip() == "True"
+
+
+# A Python built without OpenSSL (some minimal and musl builds) has no ssl module: an
+# ``import ssl`` there raises ImportError, as ``sys.modules["ssl"] = None`` makes it do.
+WITHOUT_SSL = textwrap.dedent(
+    """
+    import sys
+    sys.modules["ssl"] = None
+    import asyncio, threading
+    import numpy as np
+    import wirearray, wirearray.aio, wirearray.codec, wirearray.listener, wirearray.udp
+    import wirearray.transport, wirearray.cli, wirearray.npy
+    from wirearray import aio
+
+    a = np.arange(12.0).reshape(3, 4)
+    key = b"k" * 32
+    with wirearray.listen(("127.0.0.1", 0), authkey=key) as listener:
+        def serve():
+            with listener.accept() as ch:
+                ch.send(ch.recv() * 2)
+        t = threading.Thread(target=serve)
+        t.start()
+        with wirearray.connect(listener.address, timeout=10, authkey=key) as ch:
+            ch.send(a)
+            assert (ch.recv() == a * 2).all()
+        t.join(10)
+
+    async def handler(ch):
+        async for x in ch:
+            await ch.send(x + 1)
+
+    async def main():
+        async with await aio.serve(handler, ("127.0.0.1", 0), authkey=key) as server:
+            async with await aio.connect(server.address, authkey=key) as ch:
+                await ch.send(a)
+                assert (await ch.recv() == a + 1).all()
+
+    asyncio.run(main())
+    print(wirearray.IMPLEMENTATION, "ssl" in sys.modules and sys.modules["ssl"] is not None)
+    """
+)
+
+
+@pytest.mark.parametrize("which", ["cython", "python"])
+def test_works_on_a_python_without_ssl(which):
+    """wirearray imports, and moves arrays over TCP (blocking and asyncio, with an
+    authkey), on a Python that has no ssl module; ssl is imported where TLS is used."""
+    if which == "cython":
+        load_cwire()
+        env = {"WIREARRAY_REQUIRE_EXTENSION": "1"}
+    else:
+        env = {"WIREARRAY_PUREPYTHON": "1"}
+    r = run(WITHOUT_SSL, **env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [which, "False"]
+
+
+def test_suite_collects_on_a_python_without_ctypes():
+    """A Python built without ctypes (no libffi) collects the whole suite, so the
+    installed-wheel tests run there; helpers import ctypes where they use it."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    code = (
+        "import sys\n"
+        "sys.modules['ctypes'] = None\n"
+        "import pytest\n"
+        f"sys.exit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', {tests!r}]))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tests
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "tests collected" in r.stdout, r.stdout[-3000:]
+    assert "ImportError" not in r.stdout and " error" not in r.stdout, r.stdout[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]

@@ -13,8 +13,13 @@ called after CPUID says the CPU has them (pyx/wa_bswap.h, wa_crc32c.h).  Two che
 * the byte-order tests pass in fresh interpreters with each available path forced by
   WIREARRAY_SIMD, so the import-time choice and every kernel run end to end.
 
-On AArch64 NEON is baseline (every arm64 CPU has it), so there is nothing to check there
-beyond the ``path_impl`` tests; on other ISAs the module is portable C.
+On AArch64 NEON is baseline (every arm64 CPU has it) and on s390x the module is portable
+C, yet a compiler can still emit what older CPUs of the architecture lack: z13 vector
+instructions on s390x (zig's default CPU), ARMv8.1+ ones (CRC32, LSE atomics) on
+aarch64.  tools/wheel_checks.py scans the built wheels for them
+(tools/build_and_test_wheel.sh runs it on every wheel); here its classifiers are
+checked on lines as objdump prints them, and, with the ``emulated`` marker, it scans
+the modules that tools/emulated_hosts.py cross-builds from the same C.
 """
 
 from __future__ import annotations
@@ -213,3 +218,90 @@ def test_byteorder_suite_with_path_forced(path, tmp_path):
     )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert re.search(r"\d+ passed", r.stdout), r.stdout[-2000:]
+
+
+# ---- s390x and aarch64: tools/wheel_checks.py ----
+
+
+def _tool(name: str):
+    """tools/NAME.py of the source tree, imported (absent where only tests/ is copied,
+    as when testing an installed wheel)."""
+    path = TESTS.parent / "tools" / f"{name}.py"
+    if not path.is_file():
+        pytest.skip(f"needs the source tree's tools/{name}.py")
+    import importlib.util
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod  # dataclasses look their module up there
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+def _wheel_checks():
+    return _tool("wheel_checks")
+
+
+def test_s390x_and_aarch64_scanners_recognise_instruction_sets():
+    wc = _wheel_checks()
+    s390x_beyond = [
+        "vl\t%v0,0(%r2)", "vst\t%v24,0(%r1),3", "vperm\t%v0,%v1,%v2,%v3",
+        "vlrepg\t%v0,0(%r3)", "vgbm\t%v0,0", "vlgvf\t%r1,%v0,0",
+    ]  # fmt: skip
+    s390x_baseline = [
+        "lg\t%r1,8(%r15)", "stg\t%r2,0(%r3)", "lrvg\t%r1,0(%r2)", "strv\t%r1,0(%r2)",
+        "brasl\t%r14,0", "locgr\t%r1,%r2", "risbg\t%r1,%r2,0,63,0", "br\t%r14",
+    ]  # fmt: skip
+    a64_beyond = [
+        "crc32cx\tw0, w0, x1", "crc32b\tw0, w0, w1", "ldaddal\tw0, w0, [x1]",
+        "casal\tx0, x1, [x2]", "swpl\tw0, w1, [x2]", "ldapr\tx0, [x1]",
+        "sdot\tv0.4s, v1.16b, v2.16b", "ld1w\t{z0.s}, p0/z, [x0]",
+        "ptrue\tp0.b", "aese\tv0.16b, v1.16b", "pmull\tv0.1q, v1.1d, v2.1d",
+        "fcmla\tv0.4s, v1.4s, v2.4s, #90", "sqrdmlah\tv0.4s, v1.4s, v2.4s",
+    ]  # fmt: skip
+    a64_baseline = [
+        "rev\tx0, x1", "rev32\tv0.16b, v1.16b", "tbl\tv0.16b, {v1.16b}, v2.16b",
+        "ld1r\t{v0.4s}, [x0]", "ld1\t{v0.16b}, [x0]", "bfi\tx14, x15, #32, #32",
+        "bfxil\tw10, w9, #0, #1", "ldaxr\tw2, [x0]", "stlxr\tw3, w1, [x0]",
+        "pmull\tv0.8h, v1.8b, v2.8b", "paciasp", "autiasp", "ushl\tv0.2d, v1.2d, v2.2d",
+    ]  # fmt: skip
+    assert [t for t in s390x_beyond if not wc.beyond_baseline(wc.EM_S390, t)] == []
+    assert [t for t in s390x_baseline if wc.beyond_baseline(wc.EM_S390, t)] == []
+    assert [t for t in a64_beyond if not wc.beyond_baseline(wc.EM_AARCH64, t)] == []
+    assert [t for t in a64_baseline if wc.beyond_baseline(wc.EM_AARCH64, t)] == []
+    # gcc's outline atomics test for LSE at run time: dispatched, like the x86 kernels
+    found = {"__aarch64_ldadd4_acq_rel": ["ldaddal w0, w0, [x1]"], "f": ["crc32b w0, w0, w1"]}
+    assert wc.stray(wc.EM_AARCH64, found) == {"f": ["crc32b w0, w0, w1"]}
+    assert wc.stray(wc.EM_S390, {"f": ["vl %v0,0(%r2)"]}) == {"f": ["vl %v0,0(%r2)"]}
+
+
+def test_glibc_floor_check_reads_symbol_versions(tmp_path):
+    """The glibc check on this host's own module: it finds GLIBC_ versions, and a
+    floor below the newest one found would fail."""
+    wc = _wheel_checks()
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf not installed (binutils)")
+    module = Path(load_cwire().__file__)
+    if module.read_bytes()[:4] != b"\x7fELF":
+        pytest.skip("not an ELF module")
+    versions = wc.glibc_versions(module)
+    assert versions and all(v >= (2, 2) for v in versions), versions
+
+
+@pytest.mark.emulated
+@pytest.mark.parametrize("arch", ["s390x", "aarch64"])
+def test_cross_built_module_stays_within_baseline(arch):
+    """The C of pyx/ compiled for s390x and aarch64 (tools/emulated_hosts.py) has no
+    instruction the oldest CPUs of those architectures lack."""
+    wc = _wheel_checks()
+    eh = _tool("emulated_hosts")
+    try:
+        host = eh.setup(arch)
+    except eh.ToolsMissing as exc:
+        if os.environ.get("WIREARRAY_REQUIRE_EMULATED", "") not in ("", "0"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    (module,) = (host.site / "wirearray").glob("_cwire*.so")
+    assert wc.check_isa(module) == []

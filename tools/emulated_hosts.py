@@ -30,10 +30,10 @@ extension only when pyx/ or the Cython version changes, and the .py copy is sync
 every call (a few ms).  From scratch: under a minute per architecture on a quiet
 machine, mostly downloading and unpacking (~190 MB each); afterwards about a second.
 
-Missing host tools (mmdebstrap, qemu-user-static, the cross gcc) are installed with
-apt-get when running as root on Debian/Ubuntu; otherwise :class:`ToolsMissing` is
-raised (exit status 3 on the command line), which the tests turn into a skip -- or a
-failure under WIREARRAY_REQUIRE_EMULATED=1, as in CI.
+Missing host tools (mmdebstrap, qemu-user-static, the cross gcc, binutils and C
+library headers) are installed with apt-get when running as root on Debian/Ubuntu;
+otherwise :class:`ToolsMissing` is raised (exit status 3 on the command line), which
+the tests turn into a skip -- or a failure under WIREARRAY_REQUIRE_EMULATED=1, as in CI.
 
 Usage:
     python tools/emulated_hosts.py setup [s390x] [aarch64]     # default: both
@@ -127,12 +127,23 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def _apt_packages(arch: Arch) -> dict[str, str]:
-    """Host command -> the Debian package that provides it."""
+    """What must be on the host -> the Debian package that provides it.  A key is a
+    command (looked up on PATH) or, starting with /, a file.  The cross C library
+    (headers, crt files, libc.a) is for the static test programs of
+    tests/test_kernels_c.py and tests/test_c_headers.py (``-m emulated``); binutils for
+    ARCH gives the objdump that reads the cross-built modules."""
     return {
         "mmdebstrap": "mmdebstrap",
         arch.qemu: "qemu-user-static",
         arch.gcc: f"gcc-{arch.triplet}",
+        f"{arch.triplet}-objdump": f"binutils-{arch.triplet}",
+        f"/usr/{arch.triplet}/lib/libc.a": f"libc6-dev-{arch.debian}-cross",
+        f"/usr/{arch.triplet}/include/stdio.h": f"libc6-dev-{arch.debian}-cross",
     }
+
+
+def _present(what: str) -> bool:
+    return os.path.exists(what) if what.startswith("/") else shutil.which(what) is not None
 
 
 def ensure_tools(arches: list[Arch]) -> None:
@@ -140,25 +151,30 @@ def ensure_tools(arches: list[Arch]) -> None:
     need: dict[str, str] = {}
     for arch in arches:
         for tool, pkg in _apt_packages(arch).items():
-            if shutil.which(tool) is None:
+            if not _present(tool):
                 need[tool] = pkg
     if not need:
         return
     what = ", ".join(sorted(need))
+    packages = sorted(set(need.values()))
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise ToolsMissing(
             f"{what} not installed, and installing needs root and apt-get: "
-            f"apt-get install {' '.join(sorted(set(need.values())))}"
+            f"apt-get install {' '.join(packages)}"
         )
-    log(f"installing {' '.join(sorted(set(need.values())))} with apt-get")
+    log(f"installing {' '.join(packages)} with apt-get")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    _run(["apt-get", "update", "-qq"], env=env)
-    _run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *sorted(set(need.values()))],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    still = [t for t in need if shutil.which(t) is None]
+    try:
+        _run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
+        _run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+    except subprocess.CalledProcessError as exc:
+        msg = f"apt-get install {' '.join(packages)} failed (exit status {exc.returncode})"
+        raise ToolsMissing(msg) from None
+    still = [t for t in need if not _present(t)]
     if still:
         raise ToolsMissing(f"apt-get install did not provide {', '.join(still)}")
 
@@ -357,7 +373,8 @@ def _cython_cmd() -> list[str]:
         return [sys.executable, "-m", "cython"]
     target = CACHE / "cython"
     env = dict(os.environ, PYTHONPATH=str(target))
-    if _run([sys.executable, "-c", "import Cython"], env=env, check=False).returncode != 0:
+    probe = [sys.executable, "-c", "import Cython"]  # quiet: its absence is the usual case
+    if _run(probe, env=env, check=False, stderr=subprocess.DEVNULL).returncode != 0:
         text = (ROOT / "pyproject.toml").read_text()
         m = re.search(r'"(Cython[^"]*)"', text)
         req = m.group(1) if m else "Cython>=3.0.10,<4"
@@ -512,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
     except ToolsMissing as exc:
         log(str(exc))
         return 3
+    except subprocess.CalledProcessError as exc:  # its output is above; no traceback
+        cmd = exc.cmd if isinstance(exc.cmd, str) else " ".join(map(str, exc.cmd))
+        log(f"failed (exit status {exc.returncode}): {cmd}")
+        return 1
     return subprocess.call(
         [*host.python_cmd(), *ns.args], env=host.env(purepython=ns.purepython), cwd=ROOT
     )

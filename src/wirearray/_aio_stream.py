@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 import sys
 from collections.abc import Awaitable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import auth
 from ._sockets import HAS_SENDMSG, shutdown_write
 from .exceptions import AuthenticationError
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["SocketStream", "TLSStream", "secure_within", "with_timeout"]
 
@@ -107,7 +109,12 @@ class TLSStream(SocketStream):
         server_side: bool,
         server_hostname: str | None,
     ):
+        # ssl is imported where TLS is used, so wirearray imports on a Python without it.
+        import ssl
+
         super().__init__(sock)
+        self._want_read = ssl.SSLWantReadError
+        self._eof = (ssl.SSLZeroReturnError, ssl.SSLEOFError)
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(
             self._in, self._out, server_side=server_side, server_hostname=server_hostname
@@ -131,7 +138,7 @@ class TLSStream(SocketStream):
                 self.obj.do_handshake()
                 await self._flush()
                 return
-            except ssl.SSLWantReadError:
+            except self._want_read:
                 await self._flush()
                 await self._fill()
 
@@ -140,10 +147,10 @@ class TLSStream(SocketStream):
             try:
                 # into a buffer, read() returns a count (typeshed says bytes)
                 return cast(int, self.obj.read(len(buf), buf))
-            except ssl.SSLWantReadError:
+            except self._want_read:
                 await self._flush()
                 await self._fill()
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            except self._eof:
                 return 0
 
     def recv_now(self, buf: Any) -> int:
@@ -151,13 +158,13 @@ class TLSStream(SocketStream):
             try:
                 # into a buffer, read() returns a count (typeshed says bytes)
                 return cast(int, self.obj.read(len(buf), buf))
-            except ssl.SSLWantReadError:
+            except self._want_read:
                 data = self.sock.recv(self.READ)  # BlockingIOError: nothing more now
                 if not data:
                     self._in.write_eof()
                 else:
                     self._in.write(data)
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            except self._eof:
                 return 0
 
     async def send_views(self, bufs: list) -> None:

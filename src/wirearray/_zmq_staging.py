@@ -124,14 +124,20 @@ class _InFlight:
             entries.append((obj, tracker))
 
     def keep_at_exit(self) -> None:
-        import ctypes
-
         with self._lock:
-            for obj, tracker in self._entries:
-                if not tracker.done:
-                    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+            pending = [obj for obj, tracker in self._entries if not tracker.done]
             self._entries.clear()
+        if not pending:
+            return
+        try:  # imported only when needed: a Python may be built without ctypes
+            import ctypes
+        except ImportError:  # best effort: a reference the interpreter tears down last
+            _KEPT.extend(pending)
+            return
+        for obj in pending:
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
 
+_KEPT: list[Any] = []
 _IN_FLIGHT = _InFlight()
 atexit.register(_IN_FLIGHT.keep_at_exit)

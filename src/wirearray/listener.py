@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
-import ssl as _ssl
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -33,16 +32,33 @@ __all__ = ["Listener", "listen"]
 class _Pending:
     """One accepted connection in its handshakes, driven without blocking."""
 
-    __slots__ = ("auth", "conn", "deadline", "events", "started", "tls_done")
+    __slots__ = (
+        "auth",
+        "conn",
+        "deadline",
+        "events",
+        "started",
+        "tls_done",
+        "want_read",
+        "want_write",
+    )
 
     def __init__(self, conn: socket.socket, ctx: Any, key: bytes | None, timeout: float | None):
         conn.setblocking(False)
         self.started = time.monotonic()
         self.deadline = None if timeout is None else self.started + timeout
         self.tls_done = ctx is None
+        # What "try again later" is: with TLS also ssl's want-read/want-write, imported
+        # here because TLS is in use (wirearray imports on a Python without ssl).
+        self.want_read: tuple[type[BaseException], ...] = (BlockingIOError, InterruptedError)
+        self.want_write: tuple[type[BaseException], ...] = ()
         if ctx is not None:
+            import ssl
+
+            self.want_read += (ssl.SSLWantReadError,)
+            self.want_write = (ssl.SSLWantWriteError,)
             conn = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-        self.conn = conn
+        self.conn: Any = conn  # an ssl.SSLSocket with TLS
         self.auth = ServerHandshake(key) if key is not None else None
         self.events = selectors.EVENT_READ | selectors.EVENT_WRITE
 
@@ -51,7 +67,6 @@ class _Pending:
         Sets ``events`` to what to wait for next; raises what failed."""
         try:
             if not self.tls_done:
-                assert isinstance(self.conn, _ssl.SSLSocket)
                 self.conn.do_handshake()
                 self.tls_done = True
             hs = self.auth
@@ -69,13 +84,13 @@ class _Pending:
                 try:
                     hs.receive_data(data)
                 except AuthenticationError:
-                    with contextlib.suppress(OSError, _ssl.SSLError):
+                    with contextlib.suppress(OSError):  # ssl.SSLError subclasses it
                         self.conn.send(hs.data_to_send())
                     raise
             return True
-        except (_ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+        except self.want_read:
             self.events = selectors.EVENT_READ
-        except _ssl.SSLWantWriteError:
+        except self.want_write:
             self.events = selectors.EVENT_WRITE
         return False
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl as _ssl
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -87,6 +86,8 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
+    import ssl as _ssl
+
     from ._types import (
         Address,
         AuthKey,
@@ -585,7 +586,7 @@ class Channel:
                 self._send_control(core.handle(ev)[1])
         except TimeoutError:
             raise
-        except (OSError, _ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError included: it subclasses OSError
             core.close_failed(exc)
         except Exception as exc:  # a ProtocolError: what the peer sent instead
             core.close_failed(exc)

@@ -50,7 +50,6 @@ import multiprocessing
 import os
 import pickle
 import socket
-import ssl
 import struct
 import sys
 import time
@@ -58,13 +57,16 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib import format as npformat
 
 import wirearray
 import wirearray.auth
+
+if TYPE_CHECKING:
+    import ssl
 
 try:  # page-fault counts (Unix only)
     import resource
@@ -618,6 +620,8 @@ def _serve(conn: Any, tls_pem: str | None) -> None:
     conn.send(srv.getsockname())
     server_ctx = None
     if tls_pem:
+        import ssl  # where TLS is used: the benchmarks run on a Python without ssl
+
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ctx.load_cert_chain(tls_pem)
     buffers = _Buffers()
@@ -740,6 +744,8 @@ class StreamServer:
             self._tmp = tempfile.TemporaryDirectory()
             pem = os.path.join(self._tmp.name, "server.pem")
             ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(pem)
+            import ssl
+
             self.client_ctx = ssl.create_default_context()
             ca.configure_trust(self.client_ctx)
         self.proc = ctx.Process(target=_serve, args=(child, pem), daemon=True)
