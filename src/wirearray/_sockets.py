@@ -23,7 +23,6 @@ import contextlib
 import os
 import select
 import socket
-import ssl
 import stat
 import time
 from typing import Any, Final
@@ -46,8 +45,18 @@ __all__ = [
 
 HAS_SENDMSG: Final = hasattr(socket.socket, "sendmsg")
 
+
+def _would_block() -> tuple[type[OSError], ...]:
+    # ssl is optional (a Python built without OpenSSL has no TLS sockets either)
+    try:
+        import ssl
+    except ImportError:
+        return (BlockingIOError,)
+    return (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
 #: what a non-blocking socket (``timeout=0``) raises for "nothing now", plain or TLS
-WOULD_BLOCK: Final = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+WOULD_BLOCK: Final = _would_block()
 
 
 def writable_now(sock: Any) -> bool:

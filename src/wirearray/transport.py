@@ -85,6 +85,9 @@ from .exceptions import (
     PeerError,
 )
 
+#: a receive that found nothing within its timeout, or nothing now in a poll
+_NOTHING_NOW: tuple[type[OSError], ...] = (TimeoutError, *WOULD_BLOCK)
+
 if TYPE_CHECKING:
     import ssl as _ssl
 
@@ -425,7 +428,7 @@ class Channel:
             dec = core.dec  # nothing buffered: one read, then the fast path again
             try:
                 n = self.sock.recv_into(dec.get_buffer())
-            except (TimeoutError, *WOULD_BLOCK):
+            except _NOTHING_NOW:
                 raise TimeoutError("timed out waiting for the next frame") from None
             except BaseException as exc:
                 self._refused(core.recv_failed(exc))
