@@ -86,26 +86,48 @@ def test_recv_poll_returns_what_arrived_else_timeout_with_the_channel_intact(net
         server.close()
 
 
-def test_a_large_frame_arrives_over_many_polls(net, address):
-    """A frame larger than the socket buffers cannot arrive between two polls: what a
-    poll finds of it is kept, and the polls that follow complete it in place."""
+def test_a_large_frame_arrives_over_many_polls(net, address, tmp_path):
+    """What a poll finds of a large frame is kept, and the polls that follow complete
+    it in place.  The peer holds the frame's last bytes back until a poll has found
+    the rest and come back empty, so a poll certainly ends inside the frame."""
     big = np.random.default_rng(1).standard_normal(1 << 20)  # 8 MiB
-    with net.listen(address) as listener:
-        with net.connect(show(listener.address), timeout=0) as ch:
-            server = listener.accept()
-            sender = threading.Thread(target=lambda: (server.send(big), server.send(big[:3])))
-            sender.start()
-            out = np.empty_like(big)
-            got, misses = poll_until(lambda: ch.recv(out=out))
-            sender.join(WAIT)
-            assert got is out or np.shares_memory(got, out)
-            assert np.array_equal(got, big)
-            assert np.array_equal(poll_until(ch.recv)[0], big[:3])
-            assert misses > 0
-            server.close_thread = threading.Thread(target=lambda: list(server.all()))
-            server.close_thread.start()
-        server.close_thread.join(WAIT)
-        server.close()
+    enc = Encoder()
+    frame = enc.encode(big)
+    if address.startswith("unix:"):
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind(f"{tmp_path}/large.sock")
+        srv.listen()
+        where = f"unix:{tmp_path}/large.sock"
+    else:
+        srv = socket.create_server(("127.0.0.1", 0))
+        where = show(srv.getsockname())
+    try:
+        with net.connect(where, timeout=0) as ch:
+            peer, _ = srv.accept()
+            with peer:
+                head = len(frame) - 4096
+                feeder = threading.Thread(target=peer.sendall, args=(frame[:head],))
+                feeder.start()
+                out = np.empty_like(big)
+                misses, end = 0, time.monotonic() + WAIT
+                while feeder.is_alive() or misses == 0:  # until all but the tail is in
+                    with pytest.raises(TimeoutError):
+                        ch.recv(out=out)
+                    misses += 1
+                    assert time.monotonic() < end, "the head did not arrive"
+                    time.sleep(0.001)
+                feeder.join(WAIT)
+                with pytest.raises(TimeoutError):  # everything but the tail has been read
+                    ch.recv(out=out)
+                peer.sendall(frame[head:] + enc.encode(big[:3]) + enc.end())
+                got, _ = poll_until(lambda: ch.recv(out=out))
+                assert got is out or np.shares_memory(got, out)
+                assert np.array_equal(got, big)
+                assert np.array_equal(poll_until(ch.recv)[0], big[:3])
+                with pytest.raises(wirearray.EndOfStreamError):
+                    poll_until(ch.recv)
+    finally:
+        srv.close()
 
 
 def test_a_frame_a_poll_started_needs_the_same_out(net):
