@@ -82,7 +82,7 @@ def test_pub_to_sub_files(tmp_path, endpoints):
     assert sent.returncode == 0, sent.stderr
     out, err = server.communicate(timeout=WAIT)
     assert server.returncode == 0, err
-    assert "int32 (400, 500)" in out and "1 messages" in out
+    assert "int32 (400, 500)" in out and "1 message," in out
 
 
 def test_serve_reports_gaps_and_refusals():
@@ -172,7 +172,7 @@ def test_npz_file_is_one_message_saved_as_npz(tmp_path):
     assert sent.returncode == 0, sent.stderr
     out, err = server.communicate(timeout=WAIT)
     assert server.returncode == 0, err
-    assert "1 messages" in out
+    assert "1 message," in out
     (saved,) = out_dir.iterdir()
     assert saved.name == "000001.npz"
     with np.load(saved, allow_pickle=False) as got:

@@ -38,6 +38,11 @@ class CliUsageError(Exception):
     """Bad arguments found after parsing (exit code 2)."""
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 message"``, ``"3 messages"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _fmt_bytes(n: float) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:

@@ -18,6 +18,7 @@ from ._cli_common import (
     _fmt_bytes,
     _load_arrays,
     _Progress,
+    counted,
     item_bytes,
     prepare_out_dir,
     save_received,
@@ -101,7 +102,7 @@ def _zmq_serve(args: argparse.Namespace) -> int:
         raise OSError(exc.errno, str(exc)) from None
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
-        f"wirearray: {messages} messages, {_fmt_bytes(total)} in {elapsed:.2f} s "
+        f"wirearray: {counted(messages, 'message')}, {_fmt_bytes(total)} in {elapsed:.2f} s "
         f"({total / elapsed / MB:.1f} MB/s), {lost} lost",
         flush=True,
     )

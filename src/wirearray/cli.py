@@ -70,6 +70,7 @@ from ._cli_common import (
     _fmt_bytes,
     _load_arrays,
     _Progress,
+    counted,
     item_bytes,
     prepare_out_dir,
     save_received,
@@ -224,8 +225,9 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
         else:
             elapsed = max(time.perf_counter() - start, 1e-9)
             out.line(
-                f"wirearray: [{cid}] {peer}: {messages} messages, {_fmt_bytes(total_bytes)} in "
-                f"{elapsed:.2f} s ({total_bytes / elapsed / MB:.1f} MB/s)"
+                f"wirearray: [{cid}] {peer}: {counted(messages, 'message')}, "
+                f"{_fmt_bytes(total_bytes)} in {elapsed:.2f} s "
+                f"({total_bytes / elapsed / MB:.1f} MB/s)"
             )
         finally:
             state["served"] += 1
@@ -300,8 +302,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     progress.close()
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
-        f"wirearray: sent {_count_arrays(arrays)} arrays, {_fmt_bytes(total)} in {elapsed:.2f} s "
-        f"({total / elapsed / MB:.1f} MB/s), all received by the peer"
+        f"wirearray: sent {counted(_count_arrays(arrays), 'array')}, {_fmt_bytes(total)} in "
+        f"{elapsed:.2f} s ({total / elapsed / MB:.1f} MB/s), all received by the peer"
     )
     return EXIT_OK
 
