@@ -113,7 +113,7 @@ def test_serve_survives_peers_that_vanish(tmp_path):
         finally:
             out, err = stop(proc)
         assert "Traceback" not in err, (name, err)
-        assert "1 messages" in out, (name, out)
+        assert "1 message," in out, (name, out)
 
 
 def test_serve_into_a_closed_pipe_ends_quietly(tmp_path):
