@@ -75,6 +75,7 @@ import numpy as _np
 
 from wirearray._common import (
     SUPPORTED_CHARS,
+    TIME_CHARS,
     check_dtype,
     check_out_source,
     from_raw,

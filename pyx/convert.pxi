@@ -91,7 +91,8 @@ cdef object _lean_out(wa_PyArrayObject *arr, object out, object outdescr):
         if (_itemsize[otc] == 0 or <object> od.typeobj is not _typeobj[otc] or
                 _itemsize[otc] != _itemsize[<unsigned char> want.type]):
             return None
-        if not (od.type == want.type and _bo(od.byteorder) == _bo(want.byteorder)):
+        if not (od.type == want.type and _bo(od.byteorder) == _bo(want.byteorder) and
+                (not _timelike[otc] or <object> od == outdescr)):  # same unit, too
             if not (o.flags & WA_NPY_WRITEABLE):
                 return None
             if o.nd != arr.nd or memcmp(o.dimensions, arr.dimensions,
@@ -127,13 +128,15 @@ cdef object _convert(object a, object out, int mode):
     itemsize = _itemsize[tc]
     if itemsize == 0 or <object> d.typeobj is not _typeobj[tc]:
         _unsupported(a)
+    if _timelike[tc]:
+        check_dtype(<object> d)  # a unit is required: _common.check_dtype says why
 
     if mode == MODE_HTON:
         swap = itemsize > 1 and not _mem_is_big(d.byteorder)
-        outdescr = _big[tc]
+        outdescr = _big[tc] if not _timelike[tc] else (<object> d).newbyteorder(">")
     elif mode == MODE_NTOH:
         swap = itemsize > 1 and _host_little
-        outdescr = _native[tc]
+        outdescr = _native[tc] if not _timelike[tc] else (<object> d).newbyteorder("=")
     else:
         swap = itemsize > 1
         outdescr = <object> arr.descr
