@@ -142,6 +142,8 @@ def decode_small(buf, uint32_t seq, uint64_t max_frame_bytes, int max_ndim,
         nd = <int> hdr.ndim
         if hdr.kind != WA_KIND_ARRAY or hdr.name_len != 0 or nd > max_ndim or hdr.seq != seq:
             return None
+        if wa_code_is_time(hdr.code):
+            return None  # its dtype needs the multiplier: the general path builds it
         if hdr.payload_len > max_frame_bytes or hdr.payload_len > <uint64_t> avail:
             return None
         nbytes = <Py_ssize_t> hdr.payload_len

@@ -47,6 +47,7 @@ cdef extern from "wa_format.h" nogil:
     enum:
         WA_VERSION
         WA_VERSION_CONTROL
+        WA_VERSION_TIME
         WA_ALIGN
         WA_FIXED_HEADER
         WA_MIN_HEADER
@@ -69,6 +70,8 @@ cdef extern from "wa_format.h" nogil:
         WA_RULE_COUNT_ZERO
         WA_RULE_NAME
         WA_N_CODES
+        WA_CODE_TIME
+        WA_MAX_MULTIPLIER
     ctypedef struct wa_kind_info:
         const char *name
         unsigned rules
@@ -78,7 +81,10 @@ cdef extern from "wa_format.h" nogil:
         char typechar
         unsigned char itemsize
         unsigned char unit
+        unsigned char version
+        const char *time_unit
     const wa_dtype_info wa_dtypes[]
+    int wa_code_is_time(unsigned code)
 
     uint32_t wa_get32(const unsigned char *p)
     uint64_t wa_get64(const unsigned char *p)
@@ -112,6 +118,7 @@ cdef extern from "wa_format.h" nogil:
         WA_E_NOT_EMPTY
         WA_E_COUNT
         WA_E_PAYLOAD_LEN
+        WA_E_MULTIPLIER
     int wa_check_head(const unsigned char *p, size_t avail, wa_header *h)
     int wa_check_header(const unsigned char *p, size_t avail, wa_header *h)
 

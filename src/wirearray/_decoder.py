@@ -549,9 +549,9 @@ class Decoder:
         # an array: limits, representability, name, and schema (its own or its message's)
         text = check_array(code, shape, length, name, self.max_ndim, self.max_frame_bytes)
         if message is not None:
-            message.check(text, code, shape, length, self.max_frame_bytes)
+            message.check(text, code, shape, length, self.max_frame_bytes, count)
         else:
-            check_schema(self._next_schema, False, text, code, shape)
+            check_schema(self._next_schema, False, text, code, shape, count)
 
     def _start_frame(self) -> None:
         assert self._header is not None
@@ -576,7 +576,7 @@ class Decoder:
                 self._end_message()
             return
         out = self._next_out if message is None else message.out.get(name.decode() if name else "")
-        self._dest = Destination(code, flags, shape, out, self.keep_wire_order, self._impl)
+        self._dest = Destination(code, flags, shape, out, self.keep_wire_order, self._impl, count)
         # destination accepted: the frame is committed
         if message is None:
             self._next_out = self._next_schema = None

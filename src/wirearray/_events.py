@@ -182,10 +182,11 @@ class Schema:
             return cls(*value)
         raise UsageError(f"a schema is a Schema or a (dtype, shape) tuple, not {value!r}")
 
-    def mismatch(self, code: int, shape: tuple[int, ...]) -> str | None:
-        """Why a frame of wire dtype ``code`` (docs/FORMAT.md section 6) and ``shape``
-        does not fit, or None if it does."""
-        got = F.DTYPES[code]
+    def mismatch(self, code: int, shape: tuple[int, ...], count: int = 0) -> str | None:
+        """Why a frame of wire dtype ``code`` (docs/FORMAT.md section 3) and ``shape``
+        does not fit, or None if it does.  ``count`` is the frame's count field: the
+        multiplier of a datetime64/timedelta64 code (section 2), 0 for the others."""
+        got = F.native_dtype(code, count)
         if self.dtype is not None and self.dtype != got:
             return f"dtype {got} (expected {self.dtype})"
         if self.shape is not None:

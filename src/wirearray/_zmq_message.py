@@ -237,7 +237,8 @@ def _encode_array(
         | (F.FLAG_FORTRAN if fortran else 0)
         | (F.FLAG_CHECKSUM if checksum else 0)
     )
-    header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, 0, seq)
+    count = F.dtype_count(a.dtype)  # a datetime64/timedelta64's multiplier, else 0
+    header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, count, seq)
     n = a.nbytes
     if n < WHOLE_FRAME_BYTES:
         if swap:
