@@ -64,9 +64,11 @@ class UsageError(WireError):
 class UnsupportedDtypeError(UsageError, TypeError):
     """The array's dtype is not one wirearray converts or carries.
 
-    Supported: bool, int8..int64, uint8..uint64, float16/32/64, complex64/128, in any
-    byte order.  Object, string, structured, datetime and extended-precision dtypes
-    are refused.
+    Supported: bool, int8..int64, uint8..uint64, float16/32/64, complex64/128, and
+    datetime64/timedelta64 with a unit (any unit and multiplier numpy has), in any
+    byte order.  Object, string, structured and extended-precision dtypes are
+    refused, and so are datetime64/timedelta64 without a unit (numpy cannot hold a
+    generic unit in another byte order).
     """
 
 

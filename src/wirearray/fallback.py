@@ -128,7 +128,9 @@ def hton(a, out=None):
         class, as ``out.view(dtype)`` gives).
 
     Raises:
-        UnsupportedDtypeError: ``a``'s dtype is not a supported numeric dtype.
+        UnsupportedDtypeError: ``a``'s dtype is not a supported dtype (numeric, or
+            datetime64/timedelta64 with a unit: converted as int64, the unit and
+            multiplier kept in the result's dtype).
         BufferMismatchError: ``out`` does not fit, or ``a`` is a MaskedArray and
             ``out`` is not ``a`` itself (its mask cannot go into ``out``).
     """
