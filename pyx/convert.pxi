@@ -127,6 +127,11 @@ cdef object _convert(object a, object out, int mode):
     tc = <unsigned char> d.type
     itemsize = _itemsize[tc]
     if itemsize == 0 or <object> d.typeobj is not _typeobj[tc]:
+        if is_record(a.dtype):  # structured, S, U, V: a swap plan (_records.py)
+            check_dtype(a.dtype)
+            return _records.convert(a, _np.asarray(a), out,
+                                    ("hton", "ntoh", "swap")[mode],
+                                    "A" if mode == MODE_BYTESWAP else "K")
         _unsupported(a)
     if _timelike[tc]:
         check_dtype(<object> d)  # a unit is required: _common.check_dtype says why
@@ -205,6 +210,8 @@ def ntoh(a, out=None, *, dtype=None, shape=None):
         a = from_raw(a, dtype, shape)
     elif shape is not None:
         raise BufferMismatchError("ntoh(shape=...) needs dtype=... as well")
+    else:
+        refuse_raw(a)
     return _convert(a, out, MODE_NTOH)
 
 

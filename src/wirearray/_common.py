@@ -15,6 +15,7 @@ from typing import Literal, SupportsIndex, cast
 
 import numpy as np
 
+from ._records import is_record, swap_plan
 from .exceptions import BufferMismatchError, UnsupportedDtypeError
 
 #: numpy type characters of the dtypes wirearray converts, in the order of the wire
@@ -31,7 +32,12 @@ HOST_IS_LITTLE = sys.byteorder == "little"
 
 
 def check_dtype(dt: np.dtype) -> None:
-    """Raise UnsupportedDtypeError unless ``dt`` is one of the supported numeric dtypes."""
+    """Raise UnsupportedDtypeError unless ``dt`` is one of the supported dtypes: numeric,
+    datetime64/timedelta64 with a unit, or a record (structured, S, U, V) whose fields
+    are (``_records.swap_plan``)."""
+    if is_record(dt):
+        swap_plan(dt)  # raises for a field it cannot convert
+        return
     if dt.char not in SUPPORTED_CHARS or dt.fields is not None or dt.subdtype is not None:
         raise UnsupportedDtypeError(
             f"wirearray does not convert dtype {dt!r}: supported are bool, int8..int64, "
@@ -81,14 +87,14 @@ def mem_is_big(dt: np.dtype) -> bool:
 def big_endian(dt: np.dtype) -> np.dtype:
     """``dt`` with big-endian byte order (unchanged for one-byte types); a datetime64 or
     timedelta64 keeps its unit and multiplier."""
-    if dt.char in TIME_CHARS:
+    if dt.char in TIME_CHARS or is_record(dt):
         return dt.newbyteorder(">")
     return np.dtype(dt.char).newbyteorder(">")
 
 
 def native(dt: np.dtype) -> np.dtype:
     """``dt`` in this host's byte order (a datetime64 or timedelta64 keeps its unit)."""
-    if dt.char in TIME_CHARS:
+    if dt.char in TIME_CHARS or is_record(dt):
         return dt.newbyteorder("=")
     return np.dtype(dt.char)
 
@@ -139,6 +145,16 @@ def from_raw(buf, dtype, shape) -> np.ndarray:
             )
         arr = arr.reshape(shape)
     return arr
+
+
+def refuse_raw(a: object) -> None:
+    """Refuse a raw buffer given to ``ntoh`` without ``dtype=``: numpy would make it an
+    ``S`` array (bytes, converted as they are), which is not what a caller holding
+    big-endian numbers means."""
+    if isinstance(a, (bytes, bytearray, memoryview)):
+        raise UnsupportedDtypeError(
+            f"ntoh of a raw {type(a).__name__} needs dtype=... (the type of its numbers)"
+        )
 
 
 def check_out_source(a: np.ndarray, out: object) -> None:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from . import _format as F
 from ._common import check_dtype
-from .exceptions import ErrorCode, UsageError
+from .exceptions import ErrorCode, UnsupportedDtypeError, UsageError
 
 __all__ = [
     "NEED_DATA",
@@ -160,6 +160,8 @@ class Schema:
         if dtype is not None:
             dt = np.dtype(dtype)
             check_dtype(dt)
+            if not F.dtype_code(dt):  # records and strings convert, but do not travel
+                raise UnsupportedDtypeError(f"the wire format carries no dtype {dt!r}")
             dtype = dt.newbyteorder("=")
         if shape is not None:
             shape = tuple(shape)
