@@ -131,7 +131,7 @@ cdef object _convert(object a, object out, int mode):
             check_dtype(a.dtype)
             return _records.convert(a, _np.asarray(a), out,
                                     ("hton", "ntoh", "swap")[mode],
-                                    "A" if mode == MODE_BYTESWAP else "K")
+                                    "A" if mode == MODE_BYTESWAP else "K", _apply_records)
         _unsupported(a)
     if _timelike[tc]:
         check_dtype(<object> d)  # a unit is required: _common.check_dtype says why
@@ -177,6 +177,26 @@ cdef object _convert(object a, object out, int mode):
         with nogil:
             _run(arr, res, itemsize, unit, nbytes)
     return result
+
+
+def _apply_records(src, dst, ops):
+    """Apply a record conversion's ops (``_records.plan_ops``) with wa_apply_plan:
+    ``src`` and ``dst`` are disjoint C-contiguous ``(n, itemsize)`` uint8 arrays."""
+    cdef const unsigned char[:, ::1] s = src
+    cdef unsigned char[:, ::1] d = dst
+    cdef const uint32_t[:, ::1] o = ops
+    cdef Py_ssize_t n = s.shape[0], itemsize = s.shape[1], k
+    if d.shape[0] != n or d.shape[1] != itemsize or o.shape[1] != 3:
+        raise ValueError("_apply_records: mismatched shapes")
+    for k in range(o.shape[0]):  # the kernel trusts these: check them here
+        if (o[k, 2] not in (0, 1, 2, 4, 8) or o[k, 0] + <Py_ssize_t> o[k, 1] > itemsize or
+                (o[k, 2] > 1 and o[k, 1] % o[k, 2])):
+            raise ValueError(f"_apply_records: bad op {tuple(ops[k])}")
+    if n == 0 or itemsize == 0:
+        return
+    with nogil:
+        wa_apply_plan(<char *> &d[0, 0], <const char *> &s[0, 0], <size_t> n,
+                      <size_t> itemsize, <const wa_plan_op *> &o[0, 0], <size_t> o.shape[0])
 
 
 cdef inline void _run(wa_PyArrayObject *arr, wa_PyArrayObject *res, int itemsize, int unit,

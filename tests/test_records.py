@@ -211,3 +211,18 @@ def test_the_wire_format_does_not_carry_them(impl_name, dtype):
         Encoder(implementation=impl_name).encode(np.zeros(2, dtype))
     with pytest.raises(UnsupportedDtypeError):
         Schema(dtype)
+
+
+def test_compiled_plan_kernel_checks_its_ops():
+    """The C loop trusts its ops: the wrapper refuses any it could not apply safely."""
+    from conftest import load_cwire
+
+    cw = load_cwire()
+    src = np.arange(24, dtype=np.uint8).reshape(2, 12)
+    dst = np.full((2, 12), 0xEE, np.uint8)
+    ops = np.array([[0, 4, 4], [4, 2, 0], [6, 6, 1]], np.uint32)
+    cw._apply_records(src, dst, ops)
+    assert dst[1].tolist() == [15, 14, 13, 12, 0, 0, 18, 19, 20, 21, 22, 23]
+    for bad in ([0, 12, 3], [0, 13, 1], [8, 6, 2], [0, 6, 4], [2**32 - 1, 2, 1]):
+        with pytest.raises(ValueError):
+            cw._apply_records(src, dst, np.array([bad], np.uint32))

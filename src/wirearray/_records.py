@@ -10,11 +10,14 @@ memory.  Bytes that belong to no field (padding, ``align=True`` gaps) are in no 
 every result has them zero, so an array made with ``np.empty`` never passes on what
 its memory held there.
 
-Both implementations apply a plan here, with numpy over the records' bytes (``(n,
-itemsize)`` uint8 matrices): per run one strided copy, reversed in its units where it
-swaps.  numpy's own ``astype``/``byteswap`` give the same field bytes (the tests hold
-both to them), but copy padding as it is and, for records, walk every field of every
-element; this is one pass per run over all records.
+For one conversion the plan becomes ops (:func:`plan_ops`) that cover each record:
+zero (padding), copy, or swap in units of 2, 4 or 8 bytes.  The fallback applies them
+with numpy over the records' bytes (``(n, itemsize)`` uint8 matrices: per op one
+strided copy, reversed in its units where it swaps); the compiled core with the
+portable C loop of pyx/wa_bswap.h (wa_apply_plan), record after record.  numpy's own
+``astype``/``byteswap`` give the same field bytes (the tests hold both to them), but
+copy padding as it is.  Either way the records are staged through one C-ordered
+buffer and copied into the result (or ``out=``) as raw items, whatever its layout.
 
 Refused (``UnsupportedDtypeError``): fields that hold Python objects, extended
 precision floats, datetime64/timedelta64 without a unit (as for plain arrays), and
@@ -142,23 +145,38 @@ def swap_plan(dt: np.dtype) -> SwapPlan:
     return SwapPlan(dt.itemsize, tuple(merged), tuple(padding))
 
 
-def apply(plan: SwapPlan, src: np.ndarray, dst: np.ndarray, swap_of) -> None:
-    """Convert records: ``src`` and ``dst`` are ``(n, itemsize)`` uint8 matrices (C
-    order, disjoint or the same); ``swap_of(run)`` says whether a run is swapped."""
+def plan_ops(plan: SwapPlan, swap_of) -> np.ndarray:
+    """The ops of one conversion, in offset order: rows ``(offset, nbytes, op)`` with op
+    0 (zero), 1 (copy) or 2/4/8 (swap in units of that size); ``swap_of(run)`` says
+    whether a run is swapped."""
+    rows = [(off, size, 0) for off, size in plan.padding]
+    rows += [(r.offset, r.nbytes, r.unit if r.unit > 1 and swap_of(r) else 1) for r in plan.runs]
+    rows.sort()
+    return np.array(rows, dtype=np.uint32).reshape(-1, 3)
+
+
+def apply_numpy(src: np.ndarray, dst: np.ndarray, ops: np.ndarray) -> None:
+    """Apply ``ops`` to records: ``src`` and ``dst`` are ``(n, itemsize)`` uint8
+    matrices (C order, disjoint)."""
     n = src.shape[0]
-    for r in plan.runs:
-        block = src[:, r.offset : r.offset + r.nbytes]
-        if r.unit > 1 and swap_of(r):
-            block = block.reshape(n, r.nbytes // r.unit, r.unit)[:, :, ::-1].reshape(n, r.nbytes)
-        dst[:, r.offset : r.offset + r.nbytes] = block
-    for off, size in plan.padding:
-        dst[:, off : off + size] = 0
+    for off, size, op in ops.tolist():
+        if op == 0:
+            dst[:, off : off + size] = 0
+            continue
+        block = src[:, off : off + size]
+        if op > 1:
+            block = block.reshape(n, size // op, op)[:, :, ::-1].reshape(n, size)
+        dst[:, off : off + size] = block
 
 
-def convert(a: np.ndarray, arr: np.ndarray, out, mode: str, order: str) -> np.ndarray:
+def convert(
+    a: np.ndarray, arr: np.ndarray, out, mode: str, order: str, kernel=apply_numpy
+) -> np.ndarray:
     """hton ("hton"), ntoh ("ntoh") or byteswap ("swap") of the record array ``arr``
     (``a``: the caller's object, whose class the result keeps), into ``out`` or a new
-    array allocated in ``order`` as numpy's astype ("K") or byteswap ("A") would."""
+    array allocated in ``order`` as numpy's astype ("K") or byteswap ("A") would;
+    ``kernel(src, dst, ops)`` applies the ops (:func:`apply_numpy`, or the compiled
+    core's)."""
     from ._common import HOST_IS_LITTLE, check_out_source, prepare_out
 
     dt = arr.dtype
@@ -184,11 +202,10 @@ def convert(a: np.ndarray, arr: np.ndarray, out, mode: str, order: str) -> np.nd
     src = np.ascontiguousarray(arr)
     tmp = np.empty(arr.shape, dtype=out_dt)
     if arr.size and dt.itemsize:
-        apply(
-            plan,
+        kernel(
             src.reshape(-1).view(np.uint8).reshape(-1, dt.itemsize),
             tmp.reshape(-1).view(np.uint8).reshape(-1, dt.itemsize),
-            swap_of,
+            plan_ops(plan, swap_of),
         )
     if out is None:
         # numpy's allocation (astype's "K", byteswap's "A"; the class of ``a``)
