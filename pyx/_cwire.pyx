@@ -73,7 +73,7 @@ import socket as _socket
 
 import numpy as _np
 
-from wirearray import _records
+from wirearray import _format, _records
 from wirearray._records import is_record
 from wirearray._common import (
     SUPPORTED_CHARS,

@@ -13,9 +13,9 @@
 # character across every unit and multiplier, so the character tables give them
 # item size, swap unit and scalar type only: _timelike[] marks them, their result
 # dtypes are derived from the array's own descriptor (keeping its unit), and their
-# wire code (0 in _char_code[]) from the unit and multiplier (wire_dtype_code in
-# _format.py, through the general path).  Likewise the code tables hold None for
-# their codes: a decoded array's dtype needs the frame's multiplier as well.
+# wire code (0 in _char_code[]) and count from the unit and multiplier (_format.py's
+# dtype_code and dtype_count, on the general path).  Likewise the code tables hold
+# None for their codes: a decoded array's dtype needs the frame's multiplier too.
 #
 # Invariants:
 #   * Built once, here, at import, and never written again: every thread may read

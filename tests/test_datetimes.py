@@ -372,3 +372,36 @@ def test_round_trip_over_zeromq():
         a_sock.close(0)
         b_sock.close(0)
         ctx.term()
+
+
+# ---- the compiled whole-frame paths ----
+
+
+@pytest.mark.parametrize("dtype", ["M8[10ms]", ">m8[3W]", "M8[as]", f"m8[{MAX_MULTIPLIER}Y]"])
+@pytest.mark.parametrize("byteorder", ["network", "native"])
+def test_whole_frame_paths_are_the_general_ones(impl_name, dtype, byteorder):
+    """encode_small writes the general path's frame (version 3, the multiplier in
+    count); next_array delivers what next_event does -- or both decline (fallback)."""
+    for a in (time_array(dtype, (3, 4)), np.asfortranarray(time_array(dtype, (3, 4)))):
+        fast = Encoder(byteorder=byteorder, checksum=True, implementation=impl_name)
+        ref = Encoder(byteorder=byteorder, checksum=True, implementation="python")
+        frame = ref.encode(a)
+        got = fast.encode_small(a)
+        assert got is None if impl_name == "python" else got == frame
+        for keep in (False, True):
+            dec = Decoder(implementation=impl_name, keep_wire_order=keep)
+            dec.receive_data(frame)
+            arr = dec.next_array()
+            general = Decoder(implementation="python", keep_wire_order=keep)
+            general.receive_data(frame)
+            want = general.next_event().array
+            if arr is None:
+                assert impl_name == "python"
+                continue
+            assert same_bytes(arr, want) and arr.flags.f_contiguous == want.flags.f_contiguous
+            out = np.empty(a.shape, dtype)  # an out=: left to the general path, which fits it
+            dec = Decoder(implementation=impl_name)
+            dec.receive_data(frame)
+            assert dec.next_array(out=out) is None
+            dec.expect(out=out)
+            assert dec.next_event().array is out and same_bytes(out, a)
