@@ -74,9 +74,13 @@ import socket as _socket
 
 import numpy as _np
 
+from wirearray import _format, _records
+from wirearray._records import is_record
 from wirearray._common import (
     SUPPORTED_CHARS,
+    TIME_CHARS,
     check_dtype,
+    refuse_raw,
     check_out_source,
     from_raw,
     prepare_out,

@@ -91,7 +91,8 @@ cdef object _lean_out(wa_PyArrayObject *arr, object out, object outdescr):
         if (_itemsize[otc] == 0 or <object> od.typeobj is not _typeobj[otc] or
                 _itemsize[otc] != _itemsize[<unsigned char> want.type]):
             return None
-        if not (od.type == want.type and _bo(od.byteorder) == _bo(want.byteorder)):
+        if not (od.type == want.type and _bo(od.byteorder) == _bo(want.byteorder) and
+                (not _timelike[otc] or <object> od == outdescr)):  # same unit, too
             if not (o.flags & WA_NPY_WRITEABLE):
                 return None
             if o.nd != arr.nd or memcmp(o.dimensions, arr.dimensions,
@@ -126,14 +127,21 @@ cdef object _convert(object a, object out, int mode):
     tc = <unsigned char> d.type
     itemsize = _itemsize[tc]
     if itemsize == 0 or <object> d.typeobj is not _typeobj[tc]:
+        if is_record(a.dtype):  # structured, S, U, V: a swap plan (_records.py)
+            check_dtype(a.dtype)
+            return _records.convert(a, _np.asarray(a), out,
+                                    ("hton", "ntoh", "swap")[mode],
+                                    "A" if mode == MODE_BYTESWAP else "K", _apply_records)
         _unsupported(a)
+    if _timelike[tc]:
+        check_dtype(<object> d)  # a unit is required: _common.check_dtype says why
 
     if mode == MODE_HTON:
         swap = itemsize > 1 and not _mem_is_big(d.byteorder)
-        outdescr = _big[tc]
+        outdescr = _big[tc] if not _timelike[tc] else (<object> d).newbyteorder(">")
     elif mode == MODE_NTOH:
         swap = itemsize > 1 and _host_little
-        outdescr = _native[tc]
+        outdescr = _native[tc] if not _timelike[tc] else (<object> d).newbyteorder("=")
     else:
         swap = itemsize > 1
         outdescr = <object> arr.descr
@@ -171,6 +179,26 @@ cdef object _convert(object a, object out, int mode):
     return result
 
 
+def _apply_records(src, dst, ops):
+    """Apply a record conversion's ops (``_records.plan_ops``) with wa_apply_plan:
+    ``src`` and ``dst`` are disjoint C-contiguous ``(n, itemsize)`` uint8 arrays."""
+    cdef const unsigned char[:, ::1] s = src
+    cdef unsigned char[:, ::1] d = dst
+    cdef const uint32_t[:, ::1] o = ops
+    cdef Py_ssize_t n = s.shape[0], itemsize = s.shape[1], k
+    if d.shape[0] != n or d.shape[1] != itemsize or o.shape[1] != 3:
+        raise ValueError("_apply_records: mismatched shapes")
+    for k in range(o.shape[0]):  # the kernel trusts these: check them here
+        if (o[k, 2] not in (0, 1, 2, 4, 8) or o[k, 0] + <Py_ssize_t> o[k, 1] > itemsize or
+                (o[k, 2] > 1 and o[k, 1] % o[k, 2])):
+            raise ValueError(f"_apply_records: bad op {tuple(ops[k])}")
+    if n == 0 or itemsize == 0:
+        return
+    with nogil:
+        wa_apply_plan(<char *> &d[0, 0], <const char *> &s[0, 0], <size_t> n,
+                      <size_t> itemsize, <const wa_plan_op *> &o[0, 0], <size_t> o.shape[0])
+
+
 cdef inline void _run(wa_PyArrayObject *arr, wa_PyArrayObject *res, int itemsize, int unit,
                       Py_ssize_t nbytes) noexcept nogil:
     cdef int stream = _stream_bytes != 0 and <size_t> nbytes >= _stream_bytes
@@ -202,6 +230,8 @@ def ntoh(a, out=None, *, dtype=None, shape=None):
         a = from_raw(a, dtype, shape)
     elif shape is not None:
         raise BufferMismatchError("ntoh(shape=...) needs dtype=... as well")
+    else:
+        refuse_raw(a)
     return _convert(a, out, MODE_NTOH)
 
 

@@ -9,6 +9,14 @@
 #   * a wire dtype code (wa_format.h's wa_dtypes[]): the native, little- and
 #     big-endian dtype objects a decoded array gets.
 #
+# datetime64 ('M') and timedelta64 ('m') are int64 underneath and share one type
+# character across every unit and multiplier, so the character tables give them
+# item size, swap unit and scalar type only: _timelike[] marks them, their result
+# dtypes are derived from the array's own descriptor (keeping its unit), and their
+# wire code (0 in _char_code[]) and count from the unit and multiplier (_format.py's
+# dtype_code and dtype_count, on the general path).  Likewise the code tables hold
+# None for their codes: a decoded array's dtype needs the frame's multiplier too.
+#
 # Invariants:
 #   * Built once, here, at import, and never written again: every thread may read
 #     them without a lock.
@@ -22,6 +30,7 @@
 cdef int _itemsize[256]
 cdef int _unit[256]
 cdef int _char_code[256]
+cdef bint _timelike[256]
 cdef list _typeobj = [None] * 256
 cdef list _native = [None] * 256
 cdef list _big = [None] * 256
@@ -37,8 +46,11 @@ cdef _init_dtype_tables():
         _itemsize[i] = 0
         _unit[i] = 0
         _char_code[i] = 0
+        _timelike[i] = False
     by_code = {}
     for c in range(1, WA_N_CODES):
+        if chr(wa_dtypes[c].typechar) in TIME_CHARS:
+            continue
         dt = _np.dtype(chr(wa_dtypes[c].typechar))
         by_code[c] = dt
         _code_native[c] = dt
@@ -50,6 +62,9 @@ cdef _init_dtype_tables():
         _itemsize[i] = dt.itemsize
         _unit[i] = dt.itemsize // 2 if dt.kind == "c" else dt.itemsize
         _typeobj[i] = dt.type
+        if ch in TIME_CHARS:
+            _timelike[i] = True
+            continue  # no fixed result dtypes and no code: see the header
         _native[i] = dt
         _big[i] = dt.newbyteorder(">")
         # 'l' and 'q' (and 'L'/'Q') are one int64 (uint64) on LP64, 'l' is int32 on

@@ -35,6 +35,7 @@ def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit)
     cdef wa_PyArray_Descr *d
     cdef unsigned char tc
     cdef int code, itemsize, nd, i, flags
+    cdef uint32_t count = 0
     cdef bint mem_big, wire_big, swap, fortran
     cdef Py_ssize_t nbytes, h, tail, total
     cdef unsigned char *p
@@ -45,7 +46,12 @@ def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit)
     d = <wa_PyArray_Descr *> arr.descr
     tc = <unsigned char> d.type
     code = _char_code[tc]
-    if code == 0 or <object> d.typeobj is not _typeobj[tc]:
+    if <object> d.typeobj is not _typeobj[tc]:
+        return None
+    if _timelike[tc]:  # the code names the unit, count carries the multiplier
+        code = _format.dtype_code(<object> d)
+        count = _format.dtype_count(<object> d)
+    if code == 0:
         return None
     nd = arr.nd
     if nd > WA_MAX_NDIM:
@@ -72,7 +78,7 @@ def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit)
     p = <unsigned char *> PyBytes_AS_STRING(frame)
     memset(p, 0, <size_t> h)
     wa_put_fixed(p, WA_KIND_ARRAY, <unsigned> code, <unsigned> flags, <unsigned> nd, 0,
-                 <size_t> h, 0, <uint64_t> nbytes, seq)
+                 <size_t> h, count, <uint64_t> nbytes, seq)
     for i in range(nd):
         wa_put64(p + WA_OFF_SHAPE + 8 * i, <uint64_t> arr.dimensions[i])
     wa_seal_header(p, <size_t> h)
@@ -145,6 +151,8 @@ def decode_small(buf, uint32_t seq, uint64_t max_frame_bytes, int max_ndim,
         nd = <int> hdr.ndim
         if hdr.kind != WA_KIND_ARRAY or hdr.name_len != 0 or nd > max_ndim or hdr.seq != seq:
             return None
+        if wa_code_is_time(hdr.code) and out is not None:
+            return None  # an out= of a time dtype: the general path compares units
         if hdr.payload_len > max_frame_bytes or hdr.payload_len > <uint64_t> avail:
             return None
         nbytes = <Py_ssize_t> hdr.payload_len
@@ -183,7 +191,11 @@ def decode_small(buf, uint32_t seq, uint64_t max_frame_bytes, int max_ndim,
             if dest is None:
                 return None
         else:
-            if keep_wire_order:
+            if wa_code_is_time(code):  # the dtype carries the frame's multiplier
+                descr = _format.wire_dtype(code, hdr.count, wire_big)
+                if not keep_wire_order:
+                    descr = descr.newbyteorder("=")
+            elif keep_wire_order:
                 descr = _code_big[code] if wire_big else _code_little[code]
             else:
                 descr = _code_native[code]

@@ -41,8 +41,8 @@ cdef object _header_error(int status, const unsigned char *p, const wa_header *h
         return MalformedFrameError(f"bad magic {bytes(p[:4])!r} (expected {_MAGIC!r})")
     if status == WA_E_VERSION:
         return UnsupportedVersionError(
-            f"wire-format version {h.version} (this reader speaks {WA_VERSION} and "
-            f"{WA_VERSION_CONTROL})")
+            f"wire-format version {h.version} (this reader speaks {WA_VERSION}, "
+            f"{WA_VERSION_CONTROL} and {WA_VERSION_TIME})")
     if status == WA_E_NDIM:
         return MalformedFrameError(
             f"ndim {h.ndim} exceeds the format's maximum of {WA_MAX_NDIM}")
@@ -70,6 +70,11 @@ cdef object _header_error(int status, const unsigned char *p, const wa_header *h
         return MalformedFrameError(
             f"payload length {h.payload_len} != prod(shape {_shape(p, h)}) * itemsize "
             f"{wa_dtypes[h.code].itemsize}")
+    if status == WA_E_MULTIPLIER:
+        return MalformedFrameError(
+            f"multiplier {h.count} of a "
+            f"{'datetime64' if wa_dtypes[h.code].typechar == b'M' else 'timedelta64'} frame "
+            f"is not 1 to {WA_MAX_MULTIPLIER}")
     return SystemError(f"wa_check_header: unknown status {status}")
 
 

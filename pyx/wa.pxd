@@ -31,6 +31,10 @@ cdef extern from "wa_bswap.h" nogil:
     uint64_t wa_bswap64(uint64_t x)
     void wa_swap_contig(char *dst, const char *src, size_t nbytes, int unit, int path,
                         int stream)
+    ctypedef struct wa_plan_op:
+        uint32_t offset, nbytes, op
+    void wa_apply_plan(char *dst, const char *src, size_t nrec, size_t itemsize,
+                       const wa_plan_op *ops, size_t nops)
     void wa_convert_nd(char *dst, const ptrdiff_t *dst_strides, const char *src,
                        const ptrdiff_t *src_strides, const ptrdiff_t *shape, int ndim,
                        int itemsize, int unit, int path, int stream)
@@ -52,6 +56,7 @@ cdef extern from "wa_format.h" nogil:
     enum:
         WA_VERSION
         WA_VERSION_CONTROL
+        WA_VERSION_TIME
         WA_ALIGN
         WA_FIXED_HEADER
         WA_MIN_HEADER
@@ -75,6 +80,8 @@ cdef extern from "wa_format.h" nogil:
         WA_RULE_NAME
         WA_N_CODES
         WA_CODE_BOOL
+        WA_CODE_TIME
+        WA_MAX_MULTIPLIER
     ctypedef struct wa_kind_info:
         const char *name
         unsigned rules
@@ -84,7 +91,10 @@ cdef extern from "wa_format.h" nogil:
         char typechar
         unsigned char itemsize
         unsigned char unit
+        unsigned char version
+        const char *time_unit
     const wa_dtype_info wa_dtypes[]
+    int wa_code_is_time(unsigned code)
 
     uint32_t wa_get32(const unsigned char *p)
     uint64_t wa_get64(const unsigned char *p)
@@ -118,6 +128,7 @@ cdef extern from "wa_format.h" nogil:
         WA_E_NOT_EMPTY
         WA_E_COUNT
         WA_E_PAYLOAD_LEN
+        WA_E_MULTIPLIER
     int wa_check_head(const unsigned char *p, size_t avail, wa_header *h)
     int wa_check_header(const unsigned char *p, size_t avail, wa_header *h)
 

@@ -1,5 +1,5 @@
 /*
- * wa_format.h -- the wirearray wire format, versions 1 and 2, in C: its constants, the
+ * wa_format.h -- the wirearray wire format, versions 1 to 3, in C: its constants, the
  * big-endian field accessors, header packing, and the one header check that every
  * compiled path uses (header_length, parse_header and the whole-frame fast path).
  *
@@ -39,6 +39,7 @@ static const unsigned char wa_magic[4] = {0x89, 'W', 'A', 'R'};
 enum {
     WA_VERSION = 1,         /* data frames (ARRAY, MESSAGE, END) */
     WA_VERSION_CONTROL = 2, /* the close handshake's ACK and ERROR (docs/FORMAT.md 10) */
+    WA_VERSION_TIME = 3,    /* ARRAY frames of datetime64/timedelta64 (docs/FORMAT.md 3) */
     WA_ALIGN = 64,        /* every frame is a multiple of this; every payload starts at one */
     WA_FIXED_HEADER = 32, /* the fixed fields; the shape starts here */
     WA_MIN_HEADER = 64,   /* every frame has at least this many bytes */
@@ -118,27 +119,51 @@ typedef struct {
     char typechar;          /* numpy's type character (native byte order) */
     unsigned char itemsize; /* bytes per element */
     unsigned char unit;     /* bytes per swapped number: half the item for complex */
+    unsigned char version;  /* the first version that has the code: what its frames carry */
+    const char *time_unit;  /* datetime64/timedelta64: numpy's unit; NULL for the others */
 } wa_dtype_info;
 
-enum { WA_N_CODES = 15 }; /* codes 1 .. WA_N_CODES - 1; 0 is none */
 enum { WA_CODE_BOOL = 1 }; /* bool: one byte, 0 or 1 (senders normalise to those) */
+/* Codes 1 .. WA_N_CODES - 1; 0 is none.  Codes from WA_CODE_TIME on are datetime64
+ * ('M') then timedelta64 ('m'), one code per unit; an ARRAY frame of one carries its
+ * multiplier, 1 .. WA_MAX_MULTIPLIER, in its count field. */
+enum {
+    WA_CODE_TIME = 15,
+    WA_N_TIME_UNITS = 13,
+    WA_N_CODES = WA_CODE_TIME + 2 * WA_N_TIME_UNITS,
+    WA_MAX_MULTIPLIER = 2147483647 /* numpy holds a multiplier in a C int */
+};
+
+#define WA_TIME_CODES(c)                                                              \
+    {c, 8, 8, 3, "Y"}, {c, 8, 8, 3, "M"}, {c, 8, 8, 3, "W"}, {c, 8, 8, 3, "D"},     \
+        {c, 8, 8, 3, "h"}, {c, 8, 8, 3, "m"}, {c, 8, 8, 3, "s"}, {c, 8, 8, 3, "ms"}, \
+        {c, 8, 8, 3, "us"}, {c, 8, 8, 3, "ns"}, {c, 8, 8, 3, "ps"},                 \
+        {c, 8, 8, 3, "fs"}, {c, 8, 8, 3, "as"}
 
 static const wa_dtype_info wa_dtypes[WA_N_CODES] = {
-    [1] = {'?', 1, 1},  /* bool */
-    [2] = {'b', 1, 1},  /* int8 */
-    [3] = {'B', 1, 1},  /* uint8 */
-    [4] = {'h', 2, 2},  /* int16 */
-    [5] = {'H', 2, 2},  /* uint16 */
-    [6] = {'i', 4, 4},  /* int32 */
-    [7] = {'I', 4, 4},  /* uint32 */
-    [8] = {'q', 8, 8},  /* int64 */
-    [9] = {'Q', 8, 8},  /* uint64 */
-    [10] = {'e', 2, 2}, /* float16 */
-    [11] = {'f', 4, 4}, /* float32 */
-    [12] = {'d', 8, 8}, /* float64 */
-    [13] = {'F', 8, 4}, /* complex64: two float32 */
-    [14] = {'D', 16, 8} /* complex128: two float64 */
+    [1] = {'?', 1, 1, 1, NULL},  /* bool */
+    [2] = {'b', 1, 1, 1, NULL},  /* int8 */
+    [3] = {'B', 1, 1, 1, NULL},  /* uint8 */
+    [4] = {'h', 2, 2, 1, NULL},  /* int16 */
+    [5] = {'H', 2, 2, 1, NULL},  /* uint16 */
+    [6] = {'i', 4, 4, 1, NULL},  /* int32 */
+    [7] = {'I', 4, 4, 1, NULL},  /* uint32 */
+    [8] = {'q', 8, 8, 1, NULL},  /* int64 */
+    [9] = {'Q', 8, 8, 1, NULL},  /* uint64 */
+    [10] = {'e', 2, 2, 1, NULL}, /* float16 */
+    [11] = {'f', 4, 4, 1, NULL}, /* float32 */
+    [12] = {'d', 8, 8, 1, NULL}, /* float64 */
+    [13] = {'F', 8, 4, 1, NULL}, /* complex64: two float32 */
+    [14] = {'D', 16, 8, 1, NULL}, /* complex128: two float64 */
+    /* 15 .. 27: datetime64[Y] .. datetime64[as]; 28 .. 40: timedelta64[Y] .. [as] */
+    WA_TIME_CODES('M'),
+    WA_TIME_CODES('m')
 };
+
+/* Whether a code (1 .. WA_N_CODES - 1) is datetime64/timedelta64: count = multiplier. */
+static inline int wa_code_is_time(unsigned code) {
+    return code >= WA_CODE_TIME && code < WA_N_CODES;
+}
 
 /* ---- big-endian fields ---------------------------------------------------------- */
 static inline uint16_t wa_get16(const unsigned char *p) {
@@ -184,8 +209,11 @@ static inline size_t wa_frame_tail(size_t payload_len, int checksum) {
 static inline void wa_put_fixed(unsigned char *p, unsigned kind, unsigned code, unsigned flags,
                                 unsigned ndim, unsigned name_len, size_t header_len,
                                 uint32_t count, uint64_t payload_len, uint32_t seq) {
+    unsigned version = wa_kind_version(kind);
+    if (code > 0 && code < WA_N_CODES && wa_dtypes[code].version > version)
+        version = wa_dtypes[code].version; /* the lowest version that has kind and dtype */
     memcpy(p, wa_magic, 4);
-    p[WA_OFF_VERSION] = (unsigned char)wa_kind_version(kind);
+    p[WA_OFF_VERSION] = (unsigned char)version;
     p[WA_OFF_KIND] = (unsigned char)kind;
     p[WA_OFF_DTYPE] = (unsigned char)code;
     p[WA_OFF_FLAGS] = (unsigned char)flags;
@@ -231,7 +259,8 @@ enum {
     WA_E_FLAGS,      /* an array's flags have unknown bits */
     WA_E_NOT_EMPTY,  /* dtype, flags, shape, name or payload where the kind has none */
     WA_E_COUNT,      /* count is not 0 where the kind's is */
-    WA_E_PAYLOAD_LEN /* an array's payload_len is not prod(shape) * itemsize */
+    WA_E_PAYLOAD_LEN, /* an array's payload_len is not prod(shape) * itemsize */
+    WA_E_MULTIPLIER  /* a time code's count is not 1 .. WA_MAX_MULTIPLIER */
 };
 
 /* Step 1, on the first bytes of a frame (at least WA_MIN_HEADER of them): magic,
@@ -251,7 +280,9 @@ static inline int wa_check_head(const unsigned char *p, size_t avail, wa_header 
     h->seq = wa_get32(p + WA_OFF_SEQ);
     h->crc = wa_get32(p + WA_OFF_CRC);
     if (memcmp(p, wa_magic, 4) != 0) return WA_E_MAGIC;
-    if (h->version != WA_VERSION && h->version != WA_VERSION_CONTROL) return WA_E_VERSION;
+    if (h->version != WA_VERSION && h->version != WA_VERSION_CONTROL &&
+        h->version != WA_VERSION_TIME)
+        return WA_E_VERSION;
     if (h->ndim > WA_MAX_NDIM) return WA_E_NDIM;
     if (h->header_len != wa_header_size(h->ndim, h->name_len)) return WA_E_HEADER_LEN;
     return WA_OK;
@@ -296,13 +327,18 @@ static inline int wa_check_header(const unsigned char *p, size_t avail, wa_heade
         return WA_E_KIND;
     rules = wa_kinds[h->kind].rules;
     if (rules & WA_RULE_ARRAY) {
-        if (h->code == 0 || h->code >= WA_N_CODES) return WA_E_DTYPE;
+        if (h->code == 0 || h->code >= WA_N_CODES || h->version < wa_dtypes[h->code].version)
+            return WA_E_DTYPE;
         if (h->flags & ~(unsigned)WA_FLAGS_KNOWN) return WA_E_FLAGS;
     } else if (h->code || h->flags || h->ndim || h->payload_len ||
                (h->name_len && !(rules & WA_RULE_NAME))) {
         return WA_E_NOT_EMPTY;
     }
-    if ((rules & WA_RULE_COUNT_ZERO) && h->count) return WA_E_COUNT;
+    if (wa_code_is_time(h->code)) { /* only an array's code is non-zero here */
+        if (h->count == 0 || h->count > (uint32_t)WA_MAX_MULTIPLIER) return WA_E_MULTIPLIER;
+    } else if ((rules & WA_RULE_COUNT_ZERO) && h->count) {
+        return WA_E_COUNT;
+    }
     if ((rules & WA_RULE_ARRAY) && !wa_payload_len_matches(p, h)) return WA_E_PAYLOAD_LEN;
     return WA_OK;
 }

@@ -27,16 +27,18 @@ import traceback
 
 import numpy as np
 
-#: Every dtype wirearray supports (as tests/helpers.py's SUPPORTED).
+#: Every dtype wirearray supports (as tests/helpers.py's SUPPORTED), and datetime64 /
+#: timedelta64 with units and multipliers (version-3 frames: the count field).
 DTYPES = [
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
     "float16", "float32", "float64", "complex64", "complex128",
+    "datetime64[ns]", "datetime64[10ms]", "timedelta64[3W]",
 ]  # fmt: skip
 
 #: Dtypes that also travel as one large array: above the decoder's direct-receive
 #: threshold (64 KiB, so recv_into lands in the array) and, from 4-byte items on,
 #: above the encoder's 256 KiB staging buffer (converted in several chunks).
-LARGE = ("uint8", "float16", "int32", "float64", "complex128")
+LARGE = ("uint8", "float16", "int32", "float64", "complex128", "datetime64[ns]")
 LARGE_ITEMS = 70_001
 
 WAIT = 120.0  # seconds any one socket operation may take under emulation

@@ -49,6 +49,7 @@ HOST_IDS = [f"{a}-{i}" for a, i in HOSTS]
 
 CORE = [
     "tests/test_byteorder.py",
+    "tests/test_datetimes.py",
     "tests/test_differential.py",
     "tests/test_scalars.py",
     "tests/test_format.py",

@@ -225,14 +225,11 @@ def test_out_error_writes_nothing(impl):
     "a",
     [
         np.array([1, "x"], dtype=object),
-        np.array(["abc"]),
-        np.array([b"abc"]),
-        np.zeros(3, dtype=[("x", "f8"), ("y", "i4")]),
-        np.zeros(3, "datetime64[ns]"),
-        np.zeros(3, "timedelta64[s]"),
+        np.zeros(3, dtype=[("x", "f8"), ("y", "O")]),  # records: tests/test_records.py
+        np.zeros(3, "datetime64"),  # no unit (tests/test_datetimes.py says why)
+        np.zeros(3, "timedelta64"),
         np.zeros(3, np.longdouble),
         np.zeros(3, np.clongdouble),
-        np.zeros(3, "V8"),
     ],
     ids=lambda a: str(a.dtype),
 )
@@ -246,7 +243,7 @@ def test_unsupported_dtypes(impl, a):
 
 def test_unsupported_in_raw_ntoh(impl):
     with pytest.raises(UnsupportedDtypeError):
-        impl.ntoh(b"\0" * 16, dtype="U1")
+        impl.ntoh(b"\0" * 16, dtype=np.longdouble if np.dtype(np.longdouble).itemsize > 8 else "M8")
 
 
 # ---- raw buffers into ntoh ----

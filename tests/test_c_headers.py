@@ -81,6 +81,7 @@ def test_format_constants_match_the_reference(c_format):
     c = c_format
     assert bytes(c["magic"]) == F.MAGIC
     assert c["version"] == F.VERSION and c["version_control"] == F.VERSION_CONTROL
+    assert c["version_time"] == F.VERSION_TIME and c["max_multiplier"] == F.MAX_MULTIPLIER
     assert c["align"] == F.ALIGN
     assert c["fixed_header"] == F.FIXED_HEADER
     assert c["min_header"] == F.MIN_HEADER
@@ -107,10 +108,13 @@ def test_format_kinds_match_the_reference(c_format):
 
 def test_format_dtypes_match_the_reference(c_format):
     table = {int(code): tuple(v) for code, v in c_format["dtypes"].items()}
-    assert {code: ch for code, (ch, _, _) in table.items()} == F.DTYPE_CHARS
-    assert {code: size for code, (_, size, _) in table.items()} == F.ITEMSIZE
-    for code, (_, size, unit) in table.items():
-        assert unit == (size // 2 if F.DTYPES[code].kind == "c" else size), code
+    assert {code: v[0] for code, v in table.items()} == F.DTYPE_CHARS
+    assert {code: v[1] for code, v in table.items()} == F.ITEMSIZE
+    assert {code: v[3] for code, v in table.items()} == F.CODE_VERSION
+    assert {code: (v[0], v[4]) for code, v in table.items() if v[5]} == F.TIME_CODES
+    assert all(v[4] == "" for v in table.values() if not v[5])
+    for code, (ch, size, unit, *_) in table.items():
+        assert unit == (size // 2 if np.dtype(ch).kind == "c" else size), code
 
 
 def test_format_sizes_match_the_reference(c_format):

@@ -66,12 +66,14 @@ u64 = st.one_of(
 fields = st.fixed_dictionaries(
     {
         "kind": st.one_of(st.sampled_from(F.KINDS), st.integers(0, 255)),
-        "code": st.one_of(st.integers(0, 15), st.integers(0, 255)),
+        "code": st.one_of(st.integers(0, 41), st.integers(0, 255)),
         "flags": st.one_of(st.integers(0, 7), st.integers(0, 255)),
         "shape": st.lists(u64, max_size=64).map(tuple),
         "payload_len": u64,
         "name": st.binary(max_size=255),
-        "count": st.one_of(st.integers(0, 3), st.integers(0, 2**32 - 1)),
+        "count": st.one_of(
+            st.integers(0, 3), st.sampled_from([2**31 - 1, 2**31]), st.integers(0, 2**32 - 1)
+        ),
         "seq": st.integers(0, 2**32 - 1),
     }
 )
@@ -88,7 +90,9 @@ def consistent_fields(draw):
         return dict(
             kind=kind, code=0, flags=0, shape=(), payload_len=0, name=name, count=count, seq=seq
         )
-    code = draw(st.integers(1, 14))
+    code = draw(st.integers(1, 40))
+    # a datetime64/timedelta64 code carries its multiplier in count (FORMAT.md section 2)
+    count = draw(st.one_of(st.integers(1, 16), st.integers(1, 2**31 - 1))) if code >= 15 else 0
     shape = draw(st.lists(st.one_of(st.integers(0, 3), st.integers(0, 2**20)), max_size=64))
     n = F.ITEMSIZE[code]
     for d in shape:
@@ -104,7 +108,7 @@ def consistent_fields(draw):
         shape=shape,
         payload_len=n,
         name=draw(st.binary(max_size=255)),
-        count=0,
+        count=count,
         seq=seq,
     )
 
@@ -120,7 +124,8 @@ def test_valid_headers_round_trip_identically(cw, f):
     header = same(cw, "pack_header", *pack_args(f))[1]
     h = F.header_size(len(f["shape"]), len(f["name"]))
     assert len(header) == h and h % 64 == 0
-    version = 2 if f["kind"] in (F.KIND_ACK, F.KIND_ERROR) else 1  # FORMAT.md section 9
+    # FORMAT.md section 9: the lowest version that has the kind and the dtype
+    version = 2 if f["kind"] in (F.KIND_ACK, F.KIND_ERROR) else 3 if f["code"] >= 15 else 1
     assert header[:4] == F.MAGIC and header[4] == version
     assert header[10:12] == h.to_bytes(2, "big")
     assert same(cw, "header_length", header[:64]) == ("ok", h)
@@ -169,6 +174,8 @@ def test_invalid_headers_fail_identically(cw, buf):
 
 
 HEADER = F.pack_header(F.KIND_ARRAY, 6, 5, (3, 4), 48, b"ab", 0, 7)
+#: datetime64[10ms] (code 22), shape (3,), version 3
+TIME_HEADER = F.pack_header(F.KIND_ARRAY, 22, 1, (3,), 24, b"", 10, 0)
 
 
 def _v(header: bytes, version: int) -> bytes:
@@ -188,7 +195,7 @@ INVALID = {
     "magic": (b"\x89WAX" + HEADER[4:], MalformedFrameError),
     "magic-first": (b"\x00" + HEADER[1:], MalformedFrameError),
     "version-0": (_with(4, b"\x00"), UnsupportedVersionError),
-    "version-3": (_with(4, b"\x03"), UnsupportedVersionError),
+    "version-4": (_with(4, b"\x04"), UnsupportedVersionError),
     "version-255": (_with(4, b"\xff"), UnsupportedVersionError),
     "ndim-65": (_with(8, b"\x41"), MalformedFrameError),
     "ndim-255": (_with(8, b"\xff"), MalformedFrameError),
@@ -200,7 +207,25 @@ INVALID = {
     "kind-4": (_with(5, b"\x04"), MalformedFrameError),
     "kind-message": (_with(5, b"\x02"), MalformedFrameError),
     "code-0": (_with(6, b"\x00"), MalformedFrameError),
-    "code-15": (_with(6, b"\x0f"), MalformedFrameError),
+    "code-41": (_with(6, b"\x29"), MalformedFrameError),
+    # datetime64/timedelta64 exist from version 3 on; count holds the multiplier,
+    # 1 .. 2**31 - 1 (numpy's C int), checked before anything is sized from it
+    "time-v1": (fix_crc(_v(TIME_HEADER, 1)), MalformedFrameError),
+    "time-v2": (fix_crc(_v(TIME_HEADER, 2)), MalformedFrameError),
+    "time-code-in-v1": (_with(6, b"\x0f"), MalformedFrameError),
+    "time-multiplier-0": (
+        F.pack_header(F.KIND_ARRAY, 22, 0, (2,), 16, b"", 0),
+        MalformedFrameError,
+    ),
+    "time-multiplier-2**31": (
+        F.pack_header(F.KIND_ARRAY, 35, 0, (2,), 16, b"", 2**31),
+        MalformedFrameError,
+    ),
+    "time-multiplier-max": (
+        F.pack_header(F.KIND_ARRAY, 35, 0, (2,), 16, b"", 2**32 - 1),
+        MalformedFrameError,
+    ),
+    "time-payload": (F.pack_header(F.KIND_ARRAY, 40, 0, (2,), 15, b"", 1), MalformedFrameError),
     "code-255": (_with(6, b"\xff"), MalformedFrameError),
     "code-size": (_with(6, b"\x08"), MalformedFrameError),
     "flags": (_with(7, b"\x08"), MalformedFrameError),

@@ -56,7 +56,7 @@ def _decode_all(data: bytes, impl_name: str) -> list:
 
 
 def test_document_has_the_examples():
-    assert len(_examples()) == 6
+    assert len(_examples()) == 7
 
 
 @pytest.mark.parametrize("impl_name", ["cython", "python"])
@@ -80,6 +80,8 @@ def test_examples_byte_for_byte(impl_name):
     assert Encoder(implementation=impl_name).ack(3) == ex[4]
     err = Encoder(implementation=impl_name).error(2, "refused: frame over 65536 bytes")
     assert err == ex[5]
+    stamps = np.array(["2026-11-30T22:00:00.00", "NaT"], dtype="M8[10ms]")
+    assert Encoder(implementation=impl_name).encode(stamps) == ex[6]
 
     [first] = _decode_all(ex[0], impl_name)
     assert isinstance(first, Array) and first.array.tolist() == [1.0, -2.5]
@@ -92,3 +94,7 @@ def test_examples_byte_for_byte(impl_name):
     assert isinstance(ack, Ack) and (ack.count, ack.seq) == (3, 0)
     assert isinstance(report, ErrorReport) and report.code == ErrorCode.TOO_LARGE
     assert report.reason == "refused: frame over 65536 bytes"
+    [times] = _decode_all(ex[6], impl_name)
+    assert times.array.dtype == np.dtype("M8[10ms]")
+    assert times.array.view(np.int64).tolist() == [179_607_600_000, -(2**63)]
+    assert np.array_equal(times.array, stamps, equal_nan=True)

@@ -16,26 +16,43 @@ from typing import Any, Literal, SupportsIndex, cast
 
 import numpy as np
 
+from ._records import is_record, swap_plan
 from .exceptions import BufferMismatchError, UnsupportedDtypeError, UsageError
 
 #: numpy type characters of the dtypes wirearray converts, in the order of the wire
 #: format's dtype table: bool, signed and unsigned integers, floats, complex.  'l'/'L'
 #: and 'q'/'Q' are both listed because numpy has two 64-bit integer types on LP64
 #: (and 'l' is 32-bit on Windows); both map to int64/uint64 or int32/uint32 by size.
-SUPPORTED_CHARS = "?bBhHiIlLqQefdFD"
+#: 'M' and 'm' are datetime64 and timedelta64 of every unit and multiplier: int64
+#: underneath, converted as int64; their unit lives in the dtype, not the character.
+SUPPORTED_CHARS = "?bBhHiIlLqQefdFDMm"
+#: the type characters whose dtypes carry a unit and multiplier (numpy's datetime metadata)
+TIME_CHARS = "Mm"
 
 HOST_IS_LITTLE = sys.byteorder == "little"
 
 
 def check_dtype(dt: np.dtype) -> None:
-    """Raise UnsupportedDtypeError unless ``dt`` is one of the supported numeric dtypes."""
+    """Raise UnsupportedDtypeError unless ``dt`` is one of the supported dtypes: numeric,
+    datetime64/timedelta64 with a unit, or a record (structured, S, U, V) whose fields
+    are (``_records.swap_plan``)."""
+    if is_record(dt):
+        swap_plan(dt)  # raises for a field it cannot convert
+        return
     if dt.char not in SUPPORTED_CHARS or dt.fields is not None or dt.subdtype is not None:
         raise UnsupportedDtypeError(
             f"wirearray does not convert dtype {dt!r}: supported are bool, int8..int64, "
-            "uint8..uint64, float16/32/64 and complex64/128"
+            "uint8..uint64, float16/32/64, complex64/128, datetime64 and timedelta64"
         )
     if dt.type is not np.dtype(dt.char).type:  # a user-defined dtype reusing a char
         raise UnsupportedDtypeError(f"wirearray does not convert dtype {dt!r}")
+    if dt.char in TIME_CHARS and np.datetime_data(dt)[0] == "generic":
+        # numpy resolves a generic unit away instead of keeping it in another byte
+        # order (np.empty(1, ">M8") is little-endian): no big-endian result can carry it
+        raise UnsupportedDtypeError(
+            f"wirearray does not convert {dt!r} without a unit: give one "
+            "(e.g. datetime64[ns], timedelta64[10ms])"
+        )
 
 
 def array_to_send(array: Any) -> np.ndarray:
@@ -128,12 +145,17 @@ def mem_is_big(dt: np.dtype) -> bool:
 
 
 def big_endian(dt: np.dtype) -> np.dtype:
-    """``dt`` with big-endian byte order (unchanged for one-byte types)."""
+    """``dt`` with big-endian byte order (unchanged for one-byte types); a datetime64 or
+    timedelta64 keeps its unit and multiplier."""
+    if dt.char in TIME_CHARS or is_record(dt):
+        return dt.newbyteorder(">")
     return np.dtype(dt.char).newbyteorder(">")
 
 
 def native(dt: np.dtype) -> np.dtype:
-    """``dt`` in this host's byte order."""
+    """``dt`` in this host's byte order (a datetime64 or timedelta64 keeps its unit)."""
+    if dt.char in TIME_CHARS or is_record(dt):
+        return dt.newbyteorder("=")
     return np.dtype(dt.char)
 
 
@@ -183,6 +205,16 @@ def from_raw(buf, dtype, shape) -> np.ndarray:
             )
         arr = arr.reshape(shape)
     return arr
+
+
+def refuse_raw(a: object) -> None:
+    """Refuse a raw buffer given to ``ntoh`` without ``dtype=``: numpy would make it an
+    ``S`` array (bytes, converted as they are), which is not what a caller holding
+    big-endian numbers means."""
+    if isinstance(a, (bytes, bytearray, memoryview)):
+        raise UnsupportedDtypeError(
+            f"ntoh of a raw {type(a).__name__} needs dtype=... (the type of its numbers)"
+        )
 
 
 def check_out_source(a: np.ndarray, out: object) -> None:

@@ -613,9 +613,9 @@ class Decoder:
                 self._skip(self._header[2], length)
             raise
         if message is not None:
-            message.check(text, code, shape, length, self.max_frame_bytes)
+            message.check(text, code, shape, length, self.max_frame_bytes, count)
         else:
-            check_schema(self._next_schema, False, text, code, shape)
+            check_schema(self._next_schema, False, text, code, shape, count)
 
     def _skip(self, flags: int, length: int) -> None:
         """Refuse the array frame whose header was just read, and read past the rest
@@ -654,7 +654,7 @@ class Decoder:
                 self._end_message()
             return
         out = self._next_out if message is None else message.out.get(name.decode() if name else "")
-        self._dest = Destination(code, flags, shape, out, self.keep_wire_order, self._impl)
+        self._dest = Destination(code, flags, shape, out, self.keep_wire_order, self._impl, count)
         # destination accepted: the frame is committed
         if message is None:
             self._next_out = self._next_schema = None

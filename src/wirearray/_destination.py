@@ -57,6 +57,7 @@ class Destination:
         out: the caller's array, or None to allocate one.
         keep_wire_order: allocate in the wire's byte order instead of this host's.
         impl: the implementation module whose ``byteswap`` and ``crc32c`` run.
+        count: the header's count field: a datetime64/timedelta64 frame's multiplier.
 
     Raises:
         BufferMismatchError: ``out`` does not fit (see ``_limits.fit_out``).
@@ -86,14 +87,18 @@ class Destination:
         out: object,
         keep_wire_order: bool,
         impl: ModuleType,
+        count: int = 0,
     ) -> None:
         big = flags & _BIG
-        wire_dt, unit = _WIRE[code, big]
+        if code in F.TIME_CODES:  # the dtype carries the multiplier: not in the table
+            wire_dt, unit = F.wire_dtype(code, count, bool(big)), 8
+        else:
+            wire_dt, unit = _WIRE[code, big]
         order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
         if out is not None:
             array = fit_out(out, wire_dt, shape)
         else:
-            target = wire_dt if keep_wire_order else F.DTYPES[code]
+            target = wire_dt if keep_wire_order else wire_dt.newbyteorder("=")
             try:
                 array = np.empty(shape, dtype=target, order=order)
             except (ValueError, MemoryError) as exc:

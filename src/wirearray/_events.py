@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from . import _format as F
 from ._common import check_dtype
-from .exceptions import ErrorCode, UsageError
+from .exceptions import ErrorCode, UnsupportedDtypeError, UsageError
 
 __all__ = [
     "NEED_DATA",
@@ -160,6 +160,8 @@ class Schema:
         if dtype is not None:
             dt = np.dtype(dtype)
             check_dtype(dt)
+            if not F.dtype_code(dt):  # records and strings convert, but do not travel
+                raise UnsupportedDtypeError(f"the wire format carries no dtype {dt!r}")
             dtype = dt.newbyteorder("=")
         if shape is not None:
             shape = tuple(shape)
@@ -182,10 +184,11 @@ class Schema:
             return cls(*value)
         raise UsageError(f"a schema is a Schema or a (dtype, shape) tuple, not {value!r}")
 
-    def mismatch(self, code: int, shape: tuple[int, ...]) -> str | None:
-        """Why a frame of wire dtype ``code`` (docs/FORMAT.md section 6) and ``shape``
-        does not fit, or None if it does."""
-        got = F.DTYPES[code]
+    def mismatch(self, code: int, shape: tuple[int, ...], count: int = 0) -> str | None:
+        """Why a frame of wire dtype ``code`` (docs/FORMAT.md section 3) and ``shape``
+        does not fit, or None if it does.  ``count`` is the frame's count field: the
+        multiplier of a datetime64/timedelta64 code (section 2), 0 for the others."""
+        got = F.native_dtype(code, count)
         if self.dtype is not None and self.dtype != got:
             return f"dtype {got} (expected {self.dtype})"
         if self.shape is not None:

@@ -1,4 +1,4 @@
-"""wirearray wire format (versions 1 and 2): constants and the pure-Python header codec.
+"""wirearray wire format (versions 1 to 3): constants and the pure-Python header codec.
 
 docs/FORMAT.md is the specification; this module is its executable reference and the
 pure-Python implementation of the header primitives.  The compiled module
@@ -47,7 +47,11 @@ HANDSHAKE_MAGIC = HANDSHAKE_HELLO[:4]
 #: stream; the close-protocol frames ACK and ERROR, added in version 2, are version 2.
 VERSION = 1
 VERSION_CONTROL = 2
-VERSIONS = (1, 2)
+#: ARRAY frames of datetime64/timedelta64 (dtype codes 15-40), whose count field holds
+#: the multiplier: a version-1 or -2 reader refuses them by their version instead of
+#: reading a frame whose dtype it cannot name.
+VERSION_TIME = 3
+VERSIONS = (1, 2, 3)
 
 KIND_ARRAY = 1
 KIND_MESSAGE = 2
@@ -103,15 +107,55 @@ DTYPE_CHARS = {
     13: "F",  # complex64
     14: "D",  # complex128
 }
-DTYPES = {code: np.dtype(ch) for code, ch in DTYPE_CHARS.items()}
-#: (dtype code, big-endian?) -> the payload's dtype as it travels
+#: numpy's datetime units, coarsest first: code 15 + i is datetime64 of UNITS[i], code
+#: 28 + i timedelta64 of UNITS[i] (FORMAT.md section 3).  A generic (unitless) one has
+#: no code: numpy cannot hold it in another byte order (_common.check_dtype).
+TIME_UNITS = ("Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as")
+#: first code of datetime64 ('M') and of timedelta64 ('m')
+TIME_BASE = {"M": 15, "m": 15 + len(TIME_UNITS)}
+#: time code -> (numpy type character, unit)
+TIME_CODES = {
+    base + i: (ch, unit) for ch, base in TIME_BASE.items() for i, unit in enumerate(TIME_UNITS)
+}
+DTYPE_CHARS.update({code: ch for code, (ch, _) in TIME_CODES.items()})
+#: a time frame's multiplier (its count field): numpy holds it in a C int
+MAX_MULTIPLIER = 2**31 - 1
+#: numeric dtype code -> its native dtype (time codes: native_dtype, with the multiplier)
+DTYPES = {code: np.dtype(ch) for code, ch in DTYPE_CHARS.items() if code not in TIME_CODES}
+#: (numeric dtype code, big-endian?) -> the payload's dtype as it travels
 WIRE_DTYPES = {
     (code, big): dt.newbyteorder(">" if big else "<")
     for code, dt in DTYPES.items()
     for big in (False, True)
 }
-#: item size of each dtype code
-ITEMSIZE = {code: dt.itemsize for code, dt in DTYPES.items()}
+#: item size of each dtype code (time codes: int64's)
+ITEMSIZE = {code: np.dtype(ch).itemsize for code, ch in DTYPE_CHARS.items()}
+#: dtype code -> the first version that has it: what its ARRAY frames carry
+CODE_VERSION = {code: VERSION_TIME if code in TIME_CODES else VERSION for code in DTYPE_CHARS}
+
+
+def native_dtype(code: int, count: int = 0) -> np.dtype:
+    """The native dtype of an ARRAY frame's dtype ``code`` and ``count`` field (a time
+    code's multiplier; 0 for the others), as parse_header accepted them."""
+    unit = TIME_CODES.get(code)
+    if unit is None:
+        return DTYPES[code]
+    return np.dtype(f"{unit[0]}8[{count}{unit[1]}]")
+
+
+def wire_dtype(code: int, count: int, big: bool) -> np.dtype:
+    """The payload's dtype as it travels: native_dtype in the frame's byte order."""
+    if code not in TIME_CODES:
+        return WIRE_DTYPES[code, big]
+    return native_dtype(code, count).newbyteorder(">" if big else "<")
+
+
+def dtype_count(dt: np.dtype) -> int:
+    """The count field an ARRAY frame of (a supported) ``dt`` carries: a datetime64 or
+    timedelta64's multiplier, else 0."""
+    if dt.char not in TIME_BASE:
+        return 0
+    return np.datetime_data(dt)[1]
 
 
 def dtype_code(dt: np.dtype) -> int:
@@ -127,14 +171,20 @@ def dtype_code(dt: np.dtype) -> int:
         return {2: 10, 4: 11, 8: 12}[size]
     if kind == "c" and size in (8, 16) and dt.char in "FD":
         return {8: 13, 16: 14}[size]
+    if dt.char in TIME_BASE and dt.type is np.dtype(dt.char).type:
+        unit = np.datetime_data(dt)[0]
+        if unit in TIME_UNITS:  # not generic
+            return TIME_BASE[dt.char] + TIME_UNITS.index(unit)
     return 0
 
 
-def frame_version(kind: int) -> int:
-    """The version a frame of ``kind`` carries: the first version that has the kind (1
-    for ARRAY, MESSAGE and END; 2 for ACK and ERROR)."""
+def frame_version(kind: int, code: int = 0) -> int:
+    """The version a frame of ``kind`` (and, for ARRAY, dtype ``code``) carries: the
+    first version that has both -- 1 for ARRAY, MESSAGE and END; 2 for ACK and ERROR;
+    3 for an ARRAY of datetime64 or timedelta64."""
     rule = KIND_RULES.get(kind)
-    return rule[4] if rule is not None else VERSION
+    version = rule[4] if rule is not None else VERSION
+    return max(version, CODE_VERSION.get(code, VERSION))
 
 
 def header_size(ndim: int, name_len: int) -> int:
@@ -264,7 +314,7 @@ def pack_header(
     h = header_size(ndim, len(name))
     buf = bytearray(h)
     _FIXED.pack_into(
-        buf, 0, MAGIC, frame_version(kind), kind, code, flags, ndim, len(name), h, count,
+        buf, 0, MAGIC, frame_version(kind, code), kind, code, flags, ndim, len(name), h, count,
         payload_len, seq & 0xFFFFFFFF, 0,
     )  # fmt: skip
     struct.pack_into(f">{ndim}Q", buf, FIXED_HEADER, *shape)
@@ -278,14 +328,16 @@ def header_length(head) -> int:
 
     Raises:
         MalformedFrameError: bad magic, impossible ndim/name/H.
-        UnsupportedVersionError: a version other than 1 or 2.
+        UnsupportedVersionError: a version other than 1, 2 or 3.
     """
     if len(head) < MIN_HEADER:
         raise ValueError("header_length needs the first 64 bytes of a frame")
     if bytes(head[0:4]) != MAGIC:
         raise MalformedFrameError(f"bad magic {bytes(head[0:4])!r} (expected {MAGIC!r})")
     if head[4] not in VERSIONS:
-        raise UnsupportedVersionError(f"wire-format version {head[4]} (this reader speaks 1 and 2)")
+        raise UnsupportedVersionError(
+            f"wire-format version {head[4]} (this reader speaks 1, 2 and 3)"
+        )
     ndim, name_len = head[8], head[9]
     if ndim > MAX_NDIM:
         raise MalformedFrameError(f"ndim {ndim} exceeds the format's maximum of {MAX_NDIM}")
@@ -327,13 +379,19 @@ def parse_header(buf) -> tuple:
         raise MalformedFrameError(f"unknown frame kind {kind}")
     kind_name, carries_array, count_zero, carries_name, _ = rule
     if carries_array:
-        if code not in ITEMSIZE:
+        if code not in ITEMSIZE or buf[4] < CODE_VERSION[code]:  # or not in this version
             raise MalformedFrameError(f"unknown dtype code {code}")
         if flags & ~FLAGS_KNOWN:
             raise MalformedFrameError(f"unknown flag bits 0x{flags & ~FLAGS_KNOWN:02x}")
     elif code or flags or ndim or (name_len and not carries_name) or payload_len:
         raise MalformedFrameError(_not_empty(kind_name, carries_name))
-    if count_zero and count:
+    if code in TIME_CODES:  # count: the multiplier
+        if not 1 <= count <= MAX_MULTIPLIER:
+            raise MalformedFrameError(
+                f"multiplier {count} of a {np.dtype(DTYPE_CHARS[code]).name} frame is not "
+                f"1 to {MAX_MULTIPLIER}"
+            )
+    elif count_zero and count:
         raise MalformedFrameError(f"count must be 0 in {_a(kind_name)} frame")
     if carries_array:
         expected = ITEMSIZE[code]

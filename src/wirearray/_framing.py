@@ -143,7 +143,10 @@ class WireFraming:
     def array_header(
         self, a: np.ndarray, code: int, flags: int, name: bytes, seq: int, impl: ModuleType
     ) -> bytes:
-        header: bytes = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name, 0, seq)
+        count = F.dtype_count(a.dtype)  # a datetime64/timedelta64's multiplier, else 0
+        header: bytes = impl.pack_header(
+            F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name, count, seq
+        )
         return header
 
     def __repr__(self) -> str:

@@ -74,9 +74,11 @@ def check_schema(
     text: str | None,
     code: int,
     shape: tuple[int, ...],
+    count: int = 0,
 ) -> None:
     """Check an array header against what the receiver expects: one schema, or (in a
-    message) a dict of them by name.
+    message) a dict of them by name.  ``count`` is the header's count field (a
+    datetime64/timedelta64 multiplier, 0 for other dtypes).
 
     Raises:
         SchemaMismatchError: it does not fit.
@@ -90,7 +92,7 @@ def check_schema(
     else:
         one = schema
     if one is not None:
-        why = one.mismatch(code, shape)
+        why = one.mismatch(code, shape, count)
         if why:
             raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
 

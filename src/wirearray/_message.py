@@ -87,9 +87,16 @@ class Assembly:
         self.out = _dict_out(out)
 
     def check(
-        self, text: str | None, code: int, shape: tuple[int, ...], length: int, max_bytes: int
+        self,
+        text: str | None,
+        code: int,
+        shape: tuple[int, ...],
+        length: int,
+        max_bytes: int,
+        count: int = 0,
     ) -> None:
-        """Check the header of the message's next array (named ``text``).
+        """Check the header of the message's next array (named ``text``; ``count``: its
+        header's count field, a datetime64/timedelta64 multiplier).
 
         Raises:
             MalformedFrameError: no name, or a name already received.
@@ -97,7 +104,7 @@ class Assembly:
             SchemaMismatchError: not a name, dtype or shape the schema allows.
         """
         check_member(text, length, self.arrays, self.payloads, max_bytes)
-        check_schema(self.schema, True, text, code, shape)
+        check_schema(self.schema, True, text, code, shape, count)
 
     def add(self, name: str, array: np.ndarray, length: int) -> None:
         """Record a received array of ``length`` payload bytes."""

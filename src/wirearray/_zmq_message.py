@@ -237,7 +237,8 @@ def _encode_array(
         | (F.FLAG_FORTRAN if fortran else 0)
         | (F.FLAG_CHECKSUM if checksum else 0)
     )
-    header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, 0, seq)
+    count = F.dtype_count(a.dtype)  # a datetime64/timedelta64's multiplier, else 0
+    header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, count, seq)
     n = a.nbytes
     # bool: bytes other than 0 and 1 travel as 1 (docs/FORMAT.md section 3); memory
     # sent as it is is scanned first, and copied normalised only when it needs it

@@ -139,7 +139,7 @@ def _read_array(
     h = impl.header_length(head)
     if size < h:
         raise MalformedFrameError(f"a frame part of {size} bytes; its header alone has {h}")
-    kind, code, flags, shape, length, name, _count, fseq = impl.parse_header(mv[:h])
+    kind, code, flags, shape, length, name, count, fseq = impl.parse_header(mv[:h])
     if kind != F.KIND_ARRAY:
         if kind == F.KIND_MESSAGE and msg is None:
             raise SchemaMismatchError("expected a single array, received a message (recv_many)")
@@ -159,7 +159,7 @@ def _read_array(
         msg.names.add(text)
         msg.nbytes += length
     if schema is not None:
-        why = schema.mismatch(code, shape)
+        why = schema.mismatch(code, shape, count)
         if why:
             raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
     checksum = bool(flags & F.FLAG_CHECKSUM)
@@ -172,7 +172,8 @@ def _read_array(
             f"{total}-byte frame"
         )
     wire_big = bool(flags & F.FLAG_BIG_ENDIAN)
-    wire_dt = F.WIRE_DTYPES[code, wire_big]
+    wire_dt = F.wire_dtype(code, count, wire_big)
+    native_dt = wire_dt.newbyteorder("=")
     order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
     itemsize = wire_dt.itemsize
     pieces = [length] if whole else _payload_parts(length)
@@ -192,7 +193,7 @@ def _read_array(
         if checksum:
             crc = impl.crc32c(src)
         _check_tail(tail, checksum, crc)
-        view = np.frombuffer(src, dtype=F.DTYPES[code], count=length // itemsize)
+        view = np.frombuffer(src, dtype=native_dt, count=length // itemsize)
         view = view.reshape(shape, order=order)
         view.flags.writeable = False
         return text, view
@@ -202,6 +203,7 @@ def _read_array(
             dt is not None
             and dt.kind == wire_dt.kind
             and dt.itemsize == itemsize
+            and (dt.char not in F.TIME_BASE or dt.newbyteorder("=") == native_dt)  # unit too
             and out.shape == shape
             and out.flags.writeable
             and (out.flags.c_contiguous if order == "C" else out.flags.f_contiguous)
@@ -211,15 +213,16 @@ def _read_array(
             dest = fit_out(out, wire_dt, shape)
     else:
         try:
-            dest = np.empty(shape, dtype=F.DTYPES[code], order=order)
+            dest = np.empty(shape, dtype=native_dt, order=order)
         except (ValueError, MemoryError) as exc:
             raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
     if not (dest.flags.c_contiguous if order == "C" else dest.flags.f_contiguous):
         return text, _scatter(reader, impl, dest, order, wire_big, mv, h, length, whole, checksum)
     swap = itemsize > 1 and _mem_is_big(dest.dtype) != wire_big
     if not whole and not swap and len(pieces) == 1 and not checksum:
-        # libzmq copies the payload part into the destination itself
-        reader.into(dest, length, "the payload")
+        # libzmq copies the payload part into the destination itself (through a byte
+        # view: datetime64/timedelta64 arrays export no buffer of their own)
+        reader.into(dest.reshape(-1, order=order).view(np.uint8), length, "the payload")
         _check_tail(_read_tail(reader, tail_len), False, 0)
         return text, dest
     dest_bytes = dest.reshape(-1, order=order).view(np.uint8)

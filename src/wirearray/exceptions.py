@@ -64,9 +64,14 @@ class UsageError(WireError):
 class UnsupportedDtypeError(UsageError, TypeError):
     """The array's dtype is not one wirearray converts or carries.
 
-    Supported: bool, int8..int64, uint8..uint64, float16/32/64, complex64/128, in any
-    byte order.  Object, string, structured, datetime and extended-precision dtypes
-    are refused.
+    Supported: bool, int8..int64, uint8..uint64, float16/32/64, complex64/128, and
+    datetime64/timedelta64 with a unit (any unit and multiplier numpy has), in any
+    byte order; by the byte-order functions also records (structured dtypes of
+    these, ``S``, ``U`` and ``V`` fields, nested and subarray fields) and plain
+    ``S``/``U``/``V`` arrays, which the wire format does not carry.  Object and
+    extended-precision dtypes (and fields), overlapping fields, and
+    datetime64/timedelta64 without a unit (numpy cannot hold a generic unit in
+    another byte order) are refused.
     """
 
 

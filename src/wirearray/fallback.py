@@ -40,6 +40,7 @@ import socket
 
 import numpy as np
 
+from . import _records as records
 from ._common import (
     HOST_IS_LITTLE,
     big_endian,
@@ -49,9 +50,11 @@ from ._common import (
     native,
     prepare_out,
     refuse_inplace,
+    refuse_raw,
     unsigned64,
 )
 from ._format import crc32c, header_length, pack_header, parse_header
+from ._records import is_record
 from .exceptions import BufferMismatchError
 
 __all__ = [
@@ -130,12 +133,18 @@ def hton(a, out=None):
         class, as ``out.view(dtype)`` gives).
 
     Raises:
-        UnsupportedDtypeError: ``a``'s dtype is not a supported numeric dtype.
+        UnsupportedDtypeError: ``a``'s dtype is not a supported dtype (numeric;
+            datetime64/timedelta64 with a unit: converted as int64, the unit and
+            multiplier kept in the result's dtype; a record or S/U/V array, each
+            field converted by its own byte order, padding bytes zero in the
+            result -- see wirearray._records).
         BufferMismatchError: ``out`` does not fit, or ``a`` is a MaskedArray and
             ``out`` is not ``a`` itself (its mask cannot go into ``out``).
     """
     a, arr = _input(a)
     check_dtype(arr.dtype)
+    if is_record(arr.dtype):
+        return records.convert(a, arr, out, "hton", "K")
     return _convert(a, arr, out, arr, big_endian(arr.dtype), "K")
 
 
@@ -169,9 +178,12 @@ def ntoh(a, out=None, *, dtype=None, shape=None):
     elif shape is not None:
         raise BufferMismatchError("ntoh(shape=...) needs dtype=... as well")
     else:
+        refuse_raw(a)
         a, arr = _input(a)
         check_dtype(arr.dtype)
     dt = arr.dtype
+    if is_record(dt):
+        return records.convert(a, arr, out, "ntoh", "K")
     return _convert(a, arr, out, arr.view(big_endian(dt)), native(dt), "K")
 
 
@@ -209,6 +221,8 @@ def byteswap(a, inplace=False, out=None):
     a, arr = _input(a)
     check_dtype(arr.dtype)
     dt = arr.dtype
+    if is_record(dt):
+        return records.convert(a, arr, out, "swap", "A")
     return _convert(a, arr, out, arr.view(dt.newbyteorder("S")), dt, "A")
 
 

@@ -206,7 +206,7 @@ def _header(d: dict[str, Any]) -> Header:
     flags = F.FLAG_BIG_ENDIAN if big else 0
     if fortran and len(shape) > 1:
         flags |= F.FLAG_FORTRAN
-    return (F.KIND_ARRAY, code, flags, shape, length, b"", 0, 0)
+    return (F.KIND_ARRAY, code, flags, shape, length, b"", F.dtype_count(dt), 0)
 
 
 def _tokens(text: str) -> Iterator[tuple[str, Any]]:

@@ -2,7 +2,7 @@
  * format_constants.c -- prints the wire format as pyx/wa_format.h declares it, as one
  * JSON object, for tests/test_c_headers.py to compare with the pure-Python reference
  * (src/wirearray/_format.py): magic, sizes, field offsets, flags, the kind rules
- * and the dtype table, and header_size / frame_tail over their whole ranges; then one
+ * and the dtype table (with each code's version and datetime unit), and header_size / frame_tail over their whole ranges; then one
  * header packed with wa_put_fixed / wa_seal_header and what wa_check_header says of it,
  * and the CRC32C check value by both paths.  Needs no Python: the header is plain C.
  */
@@ -18,9 +18,10 @@ int main(void) {
     wa_crc32c_init();
     printf("{\"magic\": [%u, %u, %u, %u],\n", wa_magic[0], wa_magic[1], wa_magic[2],
            wa_magic[3]);
-    printf(" \"version\": %d, \"version_control\": %d, \"align\": %d, \"fixed_header\": %d,"
-           " \"min_header\": %d,\n",
-           WA_VERSION, WA_VERSION_CONTROL, WA_ALIGN, WA_FIXED_HEADER, WA_MIN_HEADER);
+    printf(" \"version\": %d, \"version_control\": %d, \"version_time\": %d, \"align\": %d,"
+           " \"fixed_header\": %d, \"min_header\": %d, \"max_multiplier\": %d,\n",
+           WA_VERSION, WA_VERSION_CONTROL, WA_VERSION_TIME, WA_ALIGN, WA_FIXED_HEADER,
+           WA_MIN_HEADER, WA_MAX_MULTIPLIER);
     printf(" \"max_ndim\": %d, \"max_name\": %d, \"max_header\": %d, \"trailer\": %d,\n",
            WA_MAX_NDIM, WA_MAX_NAME, WA_MAX_HEADER, WA_TRAILER);
     printf(" \"offsets\": [%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d],\n",
@@ -41,8 +42,10 @@ int main(void) {
     }
     printf("},\n \"dtypes\": {");
     for (i = 1; i < WA_N_CODES; i++)
-        printf("%s\"%u\": [\"%c\", %u, %u]", i > 1 ? ", " : "", i, wa_dtypes[i].typechar,
-               wa_dtypes[i].itemsize, wa_dtypes[i].unit);
+        printf("%s\"%u\": [\"%c\", %u, %u, %u, \"%s\", %d]", i > 1 ? ", " : "", i,
+               wa_dtypes[i].typechar, wa_dtypes[i].itemsize, wa_dtypes[i].unit,
+               wa_dtypes[i].version, wa_dtypes[i].time_unit ? wa_dtypes[i].time_unit : "",
+               wa_code_is_time(i));
     printf("},\n \"header_size\": [");
     for (i = 0; i <= WA_MAX_NDIM; i++)
         for (n = 0; n <= WA_MAX_NAME; n++)

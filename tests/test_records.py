@@ -1,0 +1,228 @@
+"""Records and strings in hton / ntoh / byteswap: structured dtypes (nested, subarray
+fields, packed and ``align=True`` layouts, mixed byte orders) and plain S/U/V arrays.
+
+References are numpy's own ``astype(dtype.newbyteorder(...))`` and ``byteswap()``,
+compared field byte by field byte; the bytes in no field (padding) must be zero in
+every result, whatever the input held there.  Which bytes are padding is found here
+from numpy alone (filling every field of a zeroed record), not from the swap plan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import layouts
+from wirearray import UnsupportedDtypeError
+from wirearray.codec import Encoder, Schema
+
+rng = np.random.default_rng(20261130)
+
+RECORD_20 = np.dtype([("x", "<f4"), ("y", "<f4"), ("t", "<u8"), ("n", "<i4")])
+RECORD_SUB = np.dtype([("v", "<f4", (3,)), ("label", "S5"), ("ok", "?"), ("when", "<M8[ms]")])
+NESTED = np.dtype(
+    [("id", ">u2"), ("p", [("x", "<f8"), ("c", "<c8"), ("u", ">U3")]), ("h", "<f2", (2, 2))],
+    align=True,
+)
+PADDED = np.dtype(
+    {
+        "names": ["a", "b", "s"],
+        "formats": ["<i2", ">f8", "<U2"],
+        "offsets": [2, 8, 20],
+        "itemsize": 40,
+    }
+)
+PLAIN = [np.dtype("S7"), np.dtype("<U5"), np.dtype(">U3"), np.dtype("V6")]
+DTYPES = [RECORD_20, RECORD_SUB, NESTED, PADDED, *PLAIN]
+
+
+def field_mask(dt: np.dtype) -> np.ndarray:
+    """True for each byte of a record that belongs to a field (numpy's own view of it)."""
+    z = np.zeros(1, dt)
+
+    def fill(view: np.ndarray) -> None:
+        if view.dtype.names:
+            for name in view.dtype.names:
+                fill(view[name])
+        else:  # one byte pattern, copied raw (same dtype) into each element
+            np.copyto(view, np.frombuffer(b"\x01" * view.dtype.itemsize, view.dtype).reshape(()))
+
+    if dt.names:
+        fill(z)
+    else:
+        z.view(np.uint8)[...] = 0xFF
+    return z.view(np.uint8) != 0
+
+
+def random_records(dt: np.dtype, shape) -> np.ndarray:
+    """Random bytes everywhere, padding included (as ``np.empty`` could hold)."""
+    n = int(np.prod(shape))
+    raw = rng.integers(0, 256, size=n * dt.itemsize, dtype=np.uint8)
+    a = raw.view(dt).reshape(shape)
+    # bool fields must hold 0/1 for numpy's casts to keep them
+    if dt.names:
+        _fix_bools(a)
+    return a
+
+
+def _fix_bools(a: np.ndarray) -> None:
+    for name in a.dtype.names or ():
+        f = a[name]
+        base = f.dtype.base if f.dtype.subdtype else f.dtype
+        if base.names:
+            _fix_bools(f)
+        elif base.kind == "b":
+            f.view(np.uint8)[...] &= 1
+
+
+def same_fields(got: np.ndarray, want: np.ndarray) -> None:
+    """Same dtype and shape, the same bytes in every field, zeros in the padding."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    mask = field_mask(got.dtype)
+    g = np.ascontiguousarray(got).reshape(-1).view(np.uint8).reshape(-1, got.dtype.itemsize)
+    w = np.ascontiguousarray(want).reshape(-1).view(np.uint8).reshape(-1, got.dtype.itemsize)
+    assert np.array_equal(g[:, mask], w[:, mask])
+    assert not g[:, ~mask].any(), "padding bytes are not zero"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_match_numpy_field_by_field(impl, dtype):
+    for order in ("=", "S"):
+        dt = dtype.newbyteorder(order)
+        a = random_records(dt, (4, 5))
+        same_fields(impl.hton(a), a.astype(dt.newbyteorder(">")))
+        same_fields(impl.byteswap(a), a.byteswap())
+        big = a.astype(dt.newbyteorder(">"))
+        same_fields(impl.ntoh(big), big.astype(dt.newbyteorder("=")))
+        same_fields(impl.ntoh(impl.hton(a)), a.astype(dt.newbyteorder("=")))
+
+
+@pytest.mark.parametrize("dtype", [RECORD_20, NESTED, np.dtype("<U4")], ids=str)
+def test_every_layout(impl, dtype):
+    for name, a in layouts(random_records(dtype, (6, 5, 7))).items():
+        h = impl.hton(a)
+        same_fields(h, a.astype(dtype.newbyteorder(">")))
+        same_fields(impl.byteswap(a), a.byteswap())
+        if a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous:
+            assert h.flags.f_contiguous, name  # astype's order "K"
+
+
+def test_out_inplace_and_raw(impl):
+    a = random_records(PADDED, (10,))
+    out = np.full(a.nbytes, 0xAB, np.uint8)  # a buffer whose padding bytes are not zero
+    r = impl.hton(a, out=out)
+    same_fields(r, a.astype(PADDED.newbyteorder(">")))
+    strided = np.full((10, 2), 0xCD, np.dtype((np.void, PADDED.itemsize))).view(PADDED)[:, 1]
+    same_fields(impl.byteswap(a, out=strided), a.byteswap())
+    b = a.copy()
+    assert impl.byteswap(b, inplace=True) is b
+    same_fields(b, a.byteswap())
+    raw = impl.ntoh(a.astype(PADDED.newbyteorder(">")).tobytes(), dtype=PADDED, shape=(2, 5))
+    same_fields(raw, a.astype(PADDED.newbyteorder("=")).reshape(2, 5))
+
+
+@st.composite
+def record_dtypes(draw, depth=0):
+    """Random structured dtypes: numbers, bool, datetimes, S/U/V fields, subarrays,
+    nested records, both byte orders, packed or aligned, with or without extra padding."""
+    leaves = st.sampled_from(
+        [
+            "?",
+            "i1",
+            "u1",
+            "i2",
+            "u2",
+            "i4",
+            "u4",
+            "i8",
+            "u8",
+            "f2",
+            "f4",
+            "f8",
+            "c8",
+            "c16",
+            "M8[ns]",
+            "m8[10ms]",
+            "S1",
+            "S5",
+            "U1",
+            "U3",
+            "V3",
+        ]
+    )
+    n = draw(st.integers(1, 5))
+    fields = []
+    for i in range(n):
+        if depth < 2 and draw(st.integers(0, 4)) == 0:
+            fmt = draw(record_dtypes(depth + 1))
+        else:
+            leaf = draw(leaves)
+            fmt = np.dtype(leaf)
+            if fmt.itemsize > 1 and fmt.char not in "SV":
+                fmt = fmt.newbyteorder(draw(st.sampled_from("<>")))
+        if draw(st.integers(0, 3)) == 0:
+            fields.append((f"f{i}", fmt, tuple(draw(st.lists(st.integers(1, 3), max_size=2)))))
+        else:
+            fields.append((f"f{i}", fmt))
+    dt = np.dtype(fields, align=draw(st.booleans()))
+    extra = draw(st.integers(0, 9))
+    if extra:
+        dt = np.dtype({"names": dt.names, "formats": [dt.fields[k][0] for k in dt.names],
+                       "offsets": [dt.fields[k][1] for k in dt.names],
+                       "itemsize": dt.itemsize + extra})  # fmt: skip
+    return dt
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(dt=record_dtypes(), n=st.integers(0, 12))
+def test_hypothesis_random_records(impl, dt, n):
+    a = random_records(dt, (n,))
+    same_fields(impl.hton(a), a.astype(dt.newbyteorder(">")))
+    same_fields(impl.byteswap(a), a.byteswap())
+    same_fields(impl.ntoh(impl.hton(a)), a.astype(dt.newbyteorder("=")))
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        np.dtype([("x", "f4"), ("o", "O")]),
+        np.dtype([("x", "f4"), ("g", np.longdouble)])
+        if np.dtype(np.longdouble).itemsize > 8
+        else np.dtype([("x", "f4"), ("o", "O", (2,))]),
+        np.dtype([("x", "f4"), ("t", "M8")]),  # no unit
+        np.dtype({"names": ["a", "b"], "formats": ["<i4", "<i4"], "offsets": [0, 2]}),  # overlap
+    ],
+    ids=["object", "longdouble", "generic-datetime", "overlap"],
+)
+def test_refused(impl, dtype):
+    a = np.zeros(3, dtype)
+    for fn in (impl.hton, impl.ntoh, impl.byteswap):
+        with pytest.raises(UnsupportedDtypeError):
+            fn(a)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_the_wire_format_does_not_carry_them(impl_name, dtype):
+    with pytest.raises(UnsupportedDtypeError):
+        Encoder(implementation=impl_name).encode(np.zeros(2, dtype))
+    with pytest.raises(UnsupportedDtypeError):
+        Schema(dtype)
+
+
+def test_compiled_plan_kernel_checks_its_ops():
+    """The C loop trusts its ops: the wrapper refuses any it could not apply safely."""
+    from conftest import load_cwire
+
+    cw = load_cwire()
+    src = np.arange(24, dtype=np.uint8).reshape(2, 12)
+    dst = np.full((2, 12), 0xEE, np.uint8)
+    ops = np.array([[0, 4, 4], [4, 2, 0], [6, 6, 1]], np.uint32)
+    cw._apply_records(src, dst, ops)
+    assert dst[1].tolist() == [15, 14, 13, 12, 0, 0, 18, 19, 20, 21, 22, 23]
+    for bad in ([0, 12, 3], [0, 13, 1], [8, 6, 2], [0, 6, 4], [2**32 - 1, 2, 1]):
+        with pytest.raises(ValueError):
+            cw._apply_records(src, dst, np.array([bad], np.uint32))
