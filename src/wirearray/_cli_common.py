@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npformat
 
+from . import _format as F
 from ._common import check_dtype
 from ._format import MAX_NDIM
 from ._sizes import DEFAULT_MAX_FRAME_BYTES
@@ -76,9 +77,12 @@ def _sendable(dtype: np.dtype, where: str) -> None:
         raise CliUsageError(f"{where}: object arrays cannot be sent (numeric dtypes only)")
     try:
         check_dtype(dtype)
+        if not F.dtype_code(dtype):  # converts, but has no wire code (records, strings)
+            raise UnsupportedDtypeError(str(dtype))
     except UnsupportedDtypeError:
         raise CliUsageError(
-            f"{where}: dtype {dtype} cannot be sent (bool, integers, floats and complex only)"
+            f"{where}: dtype {dtype} cannot be sent (bool, integers, floats, complex, "
+            "datetime64 and timedelta64 only)"
         ) from None
 
 
