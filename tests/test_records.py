@@ -195,8 +195,12 @@ def test_hypothesis_random_records(impl, dt, n):
         else np.dtype([("x", "f4"), ("o", "O", (2,))]),
         np.dtype([("x", "f4"), ("t", "M8")]),  # no unit
         np.dtype({"names": ["a", "b"], "formats": ["<i4", "<i4"], "offsets": [0, 2]}),  # overlap
+        # a union: one int64 that is also two fields (numpy's byteswap takes the int64,
+        # its astype the fields), refused rather than converted one way or the other
+        np.dtype((np.int64, [("a", "<i4"), ("b", ">i4")])),
+        np.dtype((np.float32, [("a", "<i2"), ("b", "<i2")])),
     ],
-    ids=["object", "longdouble", "generic-datetime", "overlap"],
+    ids=["object", "longdouble", "generic-datetime", "overlap", "union", "union-same-order"],
 )
 def test_refused(impl, dtype):
     a = np.zeros(3, dtype)

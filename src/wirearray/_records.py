@@ -22,7 +22,9 @@ buffer and copied into the result (or ``out=``) as raw items, whatever its layou
 Refused (``UnsupportedDtypeError``): fields that hold Python objects, extended
 precision floats, datetime64/timedelta64 without a unit (as for plain arrays), and
 fields that overlap (numpy allows them; a byte in two fields could not be swapped
-once for each).
+once for each), and unions -- a number dtype with fields, ``np.dtype((np.int64,
+fields))`` -- whose value numpy's byteswap converts as the number and its astype as
+the fields, so that no one result would match numpy.
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ def _walk(top: np.dtype, dt: np.dtype, offset: int, out: list[Run]) -> None:
             _walk(top, base, offset + k * base.itemsize, out)
         return
     if dt.fields is not None:
+        if not issubclass(dt.type, np.void):
+            # a union (np.dtype((np.int64, fields))): numpy's byteswap converts the
+            # base scalar, its astype the fields -- no one answer, so none is given
+            raise _refuse(top, f"a union of {dt.type.__name__} and fields")
         for name in dt.names or ():
             field = dt.fields[name]
             _walk(top, field[0], offset + field[1], out)
