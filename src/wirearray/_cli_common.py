@@ -224,9 +224,27 @@ def prepare_out_dir(option: str | None) -> Path | None:
     return out_dir
 
 
+def _check_npz_names(names: list[str]) -> None:
+    """Refuse (OutputError) names that ``numpy.load`` could not give back each to its
+    own array: a zip member name ends at NUL (zipfile cuts it there), and numpy.load
+    looks a key up as a member name first, so ``"a.npy"`` beside ``"a"`` (member
+    ``a.npy``) would read the array of ``"a"``.  Other names -- path-like, non-ASCII --
+    are member names verbatim, as numpy.savez writes them."""
+    given = set(names)
+    for name in names:
+        if "\0" in name:
+            raise OutputError(f"--out: array name {name!r} holds NUL, which a .npz cannot keep")
+        if name.endswith(".npy") and name[:-4] in given:
+            raise OutputError(
+                f"--out: array names {name[:-4]!r} and {name!r} cannot both be kept in a .npz "
+                f"(numpy.load would give {name!r} the array of {name[:-4]!r})"
+            )
+
+
 def _write_npz(path: Path, arrays: dict[Any, np.ndarray]) -> None:
     """What ``numpy.savez`` writes -- a zip of NAME.npy members -- without its keyword
     arguments, so that no array name (``file``, ``allow_pickle``) can collide with them."""
+    _check_npz_names([str(name) for name in arrays])
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, a in arrays.items():
             with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
