@@ -177,7 +177,7 @@ def test_serve_out_keeps_peer_names_as_numpy_savez_does(tmp_path):
     host, port = address.rsplit(":", 1)
     with wa.connect((host, int(port)), timeout=WAIT) as channel:
         channel.send_many(sent)
-    out, err = server.communicate(timeout=WAIT)
+    _out, err = server.communicate(timeout=WAIT)
     assert server.returncode == 0, err
     with np.load(out_dir / "000001.npz", allow_pickle=False) as got:
         assert sorted(got.files) == sorted(sent)
@@ -203,7 +203,7 @@ def test_serve_out_refuses_names_numpy_load_cannot_give_back(tmp_path, names, wh
     with pytest.raises(wa.WireError):
         with wa.connect((host, int(port)), timeout=WAIT) as channel:
             channel.send_many({n: np.full(2, i) for i, n in enumerate(names)})
-    out, err = server.communicate(timeout=WAIT)
+    _out, err = server.communicate(timeout=WAIT)
     assert server.returncode == 1, err
     assert why in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not list(out_dir.glob("*.npz"))
