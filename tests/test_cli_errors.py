@@ -51,6 +51,9 @@ def files(tmp_path_factory) -> dict[str, str]:
     np.savez(path("strings.npz"), s=np.array(["ab"]))
     np.save(path("records.npy"), np.zeros(2, [("a", "<i4"), ("b", "<f8")]))
     np.save(path("generic-datetime.npy"), np.zeros(2, "M8"))
+    for label, member in (("long-name", "x" * 256), ("empty-name", "")):
+        with zipfile.ZipFile(path(f"{label}.npz"), "w") as zf, zf.open(f"{member}.npy", "w") as f:
+            np.lib.format.write_array(f, np.zeros(2))
     with zipfile.ZipFile(path("not-npy-member.npz"), "w") as zf:
         zf.writestr("notes.txt", "numpy.load gives this member as bytes")
     with zipfile.ZipFile(path("empty.npz"), "w"):
@@ -91,6 +94,8 @@ def _cases() -> list[tuple[str, list[str], int, str]]:
             2,
             "'notes.txt' is not a .npy member",
         ),
+        ("256-byte name", ["send", "127.0.0.1:9", "{long-name.npz}"], 2, "1 to 255 bytes"),
+        ("empty name", ["send", "127.0.0.1:9", "{empty-name.npz}"], 2, "1 to 255 bytes"),
         ("empty .npz", ["send", "127.0.0.1:9", "{empty.npz}"], 2, "holds no arrays"),
         ("damaged .npy", ["send", "127.0.0.1:9", "{damaged.npy}"], 2, "damaged .npy header"),
         ("damaged .npz", ["send", "127.0.0.1:9", "{damaged.npz}"], 2, "not a readable .npz"),

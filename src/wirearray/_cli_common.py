@@ -6,7 +6,7 @@ bar -- over TCP and ``--zmq`` alike.
 Files are recognised by their first bytes, not their names, and everything is checked
 before connecting: a file that is neither kind, an object (pickled) array -- refused
 as numpy's ``allow_pickle=False`` refuses it --, a dtype the wire format does not
-carry, and a ``--random`` shape whose size (computed exactly, in Python integers)
+carry, a .npz member that is not .npy or whose name is not 1 to 255 bytes, and a ``--random`` shape whose size (computed exactly, in Python integers)
 exceeds what a receiver accepts by default are usage errors (exit code 2), reported
 before anything is allocated."""
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npformat
 
-from ._format import MAX_NDIM, dtype_code
+from ._format import MAX_NAME, MAX_NDIM, dtype_code
 from ._sizes import DEFAULT_MAX_FRAME_BYTES
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -152,6 +152,10 @@ def _read_npz(name: str) -> dict[str, np.ndarray]:
     with npz:
         arrays: dict[str, np.ndarray] = {}
         for key in npz.files:
+            if not 0 < len(key.encode("utf-8", "surrogatepass")) <= MAX_NAME:
+                raise CliUsageError(
+                    f"{name}: member {key!r}: array names are 1 to {MAX_NAME} bytes of UTF-8"
+                )
             try:
                 arrays[key] = npz[key]
             except ValueError as exc:
