@@ -209,6 +209,27 @@ def test_refused(impl, dtype):
             fn(a)
 
 
+def test_a_huge_subarray_of_records_is_refused_without_unrolling_it(impl):
+    """A subarray of 10**8 mixed-order records would be 2 * 10**8 runs to plan (minutes
+    and tens of GB before anything is converted): refused at once, even for an empty
+    array; a subarray of records that are one run (a single byte order) stays one run."""
+    import time
+
+    huge = np.dtype([("a", [("x", "u1"), ("y", ">i4")], (10**8,))])
+    start = time.perf_counter()
+    for fn in (impl.hton, impl.ntoh, impl.byteswap):
+        with pytest.raises(UnsupportedDtypeError, match="runs"):
+            fn(np.zeros(0, huge))
+    empty = np.dtype([("a", np.dtype([("z", "V0")]), (10**9,)), ("b", "<i4")])  # zero-size records
+    for fn in (impl.hton, impl.ntoh, impl.byteswap):
+        fn(np.zeros(3, empty))
+    assert time.perf_counter() - start < 5
+    one_order = np.dtype([("p", [("x", "<f4"), ("y", "<f4")], (10**6,))])
+    a = np.zeros(2, one_order)
+    a["p"]["x"] = np.arange(10**6, dtype="f4")
+    same_fields(impl.hton(a), a.astype(one_order.newbyteorder(">")))
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_the_wire_format_does_not_carry_them(impl_name, dtype):
     with pytest.raises(UnsupportedDtypeError):
