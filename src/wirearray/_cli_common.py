@@ -6,9 +6,10 @@ bar -- over TCP and ``--zmq`` alike.
 Files are recognised by their first bytes, not their names, and everything is checked
 before connecting: a file that is neither kind, an object (pickled) array -- refused
 as numpy's ``allow_pickle=False`` refuses it --, a dtype the wire format does not
-carry, a .npz member that is not .npy or whose name is not 1 to 255 bytes, and a ``--random`` shape whose size (computed exactly, in Python integers)
-exceeds what a receiver accepts by default are usage errors (exit code 2), reported
-before anything is allocated."""
+carry, a .npz member that is not .npy or whose name is not 1 to 255 bytes, and a
+``--random`` shape whose size (computed exactly, in Python integers) exceeds what a
+receiver accepts by default are usage errors (exit code 2), reported before anything
+is allocated."""
 
 from __future__ import annotations
 
