@@ -54,6 +54,10 @@ def files(tmp_path_factory) -> dict[str, str]:
     for label, member in (("long-name", "x" * 256), ("empty-name", "")):
         with zipfile.ZipFile(path(f"{label}.npz"), "w") as zf, zf.open(f"{member}.npy", "w") as f:
             np.lib.format.write_array(f, np.zeros(2))
+    with zipfile.ZipFile(path("1025-arrays.npz"), "w") as zf:
+        for i in range(1025):
+            with zf.open(f"a{i}.npy", "w") as f:
+                np.lib.format.write_array(f, np.zeros(1))
     with zipfile.ZipFile(path("not-npy-member.npz"), "w") as zf:
         zf.writestr("notes.txt", "numpy.load gives this member as bytes")
     with zipfile.ZipFile(path("empty.npz"), "w"):
@@ -96,6 +100,7 @@ def _cases() -> list[tuple[str, list[str], int, str]]:
         ),
         ("256-byte name", ["send", "127.0.0.1:9", "{long-name.npz}"], 2, "1 to 255 bytes"),
         ("empty name", ["send", "127.0.0.1:9", "{empty-name.npz}"], 2, "1 to 255 bytes"),
+        ("1025 arrays", ["send", "127.0.0.1:9", "{1025-arrays.npz}"], 2, "1024 arrays"),
         ("empty .npz", ["send", "127.0.0.1:9", "{empty.npz}"], 2, "holds no arrays"),
         ("damaged .npy", ["send", "127.0.0.1:9", "{damaged.npy}"], 2, "damaged .npy header"),
         ("damaged .npz", ["send", "127.0.0.1:9", "{damaged.npz}"], 2, "not a readable .npz"),

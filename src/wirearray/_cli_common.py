@@ -6,7 +6,8 @@ bar -- over TCP and ``--zmq`` alike.
 Files are recognised by their first bytes, not their names, and everything is checked
 before connecting: a file that is neither kind, an object (pickled) array -- refused
 as numpy's ``allow_pickle=False`` refuses it --, a dtype the wire format does not
-carry, a .npz member that is not .npy or whose name is not 1 to 255 bytes, and a
+carry, a .npz member that is not .npy or whose name is not 1 to 255 bytes, a .npz
+file of more arrays than a receiver accepts in a message by default, and a
 ``--random`` shape whose size (computed exactly, in Python integers) exceeds what a
 receiver accepts by default are usage errors (exit code 2), reported before anything
 is allocated."""
@@ -27,7 +28,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from ._format import MAX_NAME, MAX_NDIM, dtype_code
-from ._sizes import DEFAULT_MAX_FRAME_BYTES
+from ._sizes import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_ARRAYS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 MB = 1e6
@@ -151,6 +152,11 @@ def _read_npz(name: str) -> dict[str, np.ndarray]:
     except (ValueError, zipfile.BadZipFile) as exc:
         raise CliUsageError(f"{name}: not a readable .npz file ({exc})") from None
     with npz:
+        if len(npz.files) > DEFAULT_MAX_MESSAGE_ARRAYS:
+            raise CliUsageError(
+                f"{name}: {len(npz.files)} arrays in one message, over the "
+                f"{DEFAULT_MAX_MESSAGE_ARRAYS} arrays a receiver accepts by default"
+            )
         arrays: dict[str, np.ndarray] = {}
         for key in npz.files:
             if not 0 < len(key.encode("utf-8", "surrogatepass")) <= MAX_NAME:
