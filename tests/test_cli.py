@@ -165,6 +165,50 @@ def test_npz_files_go_as_named_messages_and_are_saved_as_npz(tmp_path):
     assert got.dtype == single.dtype and np.array_equal(got, single)
 
 
+def test_serve_out_keeps_peer_names_as_numpy_savez_does(tmp_path):
+    """Names from the peer become .npz member names verbatim (NAME.npy, as numpy.savez
+    writes them), so numpy.load gives back every name sent: path-like, non-ASCII
+    or ending in .npy."""
+    import wirearray as wa
+
+    sent = {n: np.full(2, i) for i, n in enumerate(["../up", "/abs", "b.npy", "a", "é☃"])}
+    out_dir = tmp_path / "received"
+    server, address = start_server("127.0.0.1:0", "--connections", "1", "--out", str(out_dir))
+    host, port = address.rsplit(":", 1)
+    with wa.connect((host, int(port)), timeout=WAIT) as channel:
+        channel.send_many(sent)
+    _out, err = server.communicate(timeout=WAIT)
+    assert server.returncode == 0, err
+    with np.load(out_dir / "000001.npz", allow_pickle=False) as got:
+        assert sorted(got.files) == sorted(sent)
+        for k, a in sent.items():
+            assert np.array_equal(got[k], a), k
+
+
+@pytest.mark.parametrize(
+    "names, why",
+    [(["a\0b", "a\0c"], "NUL"), (["a", "a.npy"], "'a.npy'")],
+    ids=["nul", "stem-and-stem.npy"],
+)
+def test_serve_out_refuses_names_numpy_load_cannot_give_back(tmp_path, names, why):
+    """A zip member name ends at NUL (zipfile cuts it there: "a\\0b" and "a\\0c" would
+    both be saved as member "a"), and numpy.load looks a key up as a member name first
+    ("a.npy" would give the array of "a"): either would lose an array silently, so
+    serve --out writes no such file and stops with a one-line error instead."""
+    import wirearray as wa
+
+    out_dir = tmp_path / "received"
+    server, address = start_server("127.0.0.1:0", "--connections", "1", "--out", str(out_dir))
+    host, port = address.rsplit(":", 1)
+    with pytest.raises(wa.WireError):
+        with wa.connect((host, int(port)), timeout=WAIT) as channel:
+            channel.send_many({n: np.full(2, i) for i, n in enumerate(names)})
+    _out, err = server.communicate(timeout=WAIT)
+    assert server.returncode == 1, err
+    assert why in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not list(out_dir.glob("*.npz"))
+
+
 def test_files_may_follow_options(tmp_path):
     np.save(tmp_path / "a.npy", np.arange(3.0))
     np.save(tmp_path / "b.npy", np.arange(2))

@@ -49,6 +49,17 @@ def files(tmp_path_factory) -> dict[str, str]:
     np.savez(path("object.npz"), ok=np.arange(3), bad=np.array([{}], dtype=object))
     np.save(path("strings.npy"), np.array(["ab", "cd"]))
     np.savez(path("strings.npz"), s=np.array(["ab"]))
+    np.save(path("records.npy"), np.zeros(2, [("a", "<i4"), ("b", "<f8")]))
+    np.save(path("generic-datetime.npy"), np.zeros(2, "M8"))
+    for label, member in (("long-name", "x" * 256), ("empty-name", "")):
+        with zipfile.ZipFile(path(f"{label}.npz"), "w") as zf, zf.open(f"{member}.npy", "w") as f:
+            np.lib.format.write_array(f, np.zeros(2))
+    with zipfile.ZipFile(path("1025-arrays.npz"), "w") as zf:
+        for i in range(1025):
+            with zf.open(f"a{i}.npy", "w") as f:
+                np.lib.format.write_array(f, np.zeros(1))
+    with zipfile.ZipFile(path("not-npy-member.npz"), "w") as zf:
+        zf.writestr("notes.txt", "numpy.load gives this member as bytes")
     with zipfile.ZipFile(path("empty.npz"), "w"):
         pass
     Path(path("damaged.npy")).write_bytes(b"\x93NUMPY\x01\x00\xff\x00{'descr'")
@@ -74,6 +85,22 @@ def _cases() -> list[tuple[str, list[str], int, str]]:
         ("object .npz", ["send", "127.0.0.1:9", "{object.npz}"], 2, "object arrays cannot be sent"),
         ("strings .npy", ["send", "127.0.0.1:9", "{strings.npy}"], 2, "cannot be sent"),
         ("strings .npz", ["send", "127.0.0.1:9", "{strings.npz}"], 2, "cannot be sent"),
+        ("records .npy", ["send", "127.0.0.1:9", "{records.npy}"], 2, "cannot be sent"),
+        (
+            "generic datetime .npy",
+            ["send", "127.0.0.1:9", "{generic-datetime.npy}"],
+            2,
+            "datetime64 and timedelta64 with a unit",
+        ),
+        (
+            "member not .npy",
+            ["send", "127.0.0.1:9", "{not-npy-member.npz}"],
+            2,
+            "'notes.txt' is not a .npy member",
+        ),
+        ("256-byte name", ["send", "127.0.0.1:9", "{long-name.npz}"], 2, "1 to 255 bytes"),
+        ("empty name", ["send", "127.0.0.1:9", "{empty-name.npz}"], 2, "1 to 255 bytes"),
+        ("1025 arrays", ["send", "127.0.0.1:9", "{1025-arrays.npz}"], 2, "1024 arrays"),
         ("empty .npz", ["send", "127.0.0.1:9", "{empty.npz}"], 2, "holds no arrays"),
         ("damaged .npy", ["send", "127.0.0.1:9", "{damaged.npy}"], 2, "damaged .npy header"),
         ("damaged .npz", ["send", "127.0.0.1:9", "{damaged.npz}"], 2, "not a readable .npz"),

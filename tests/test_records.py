@@ -195,14 +195,39 @@ def test_hypothesis_random_records(impl, dt, n):
         else np.dtype([("x", "f4"), ("o", "O", (2,))]),
         np.dtype([("x", "f4"), ("t", "M8")]),  # no unit
         np.dtype({"names": ["a", "b"], "formats": ["<i4", "<i4"], "offsets": [0, 2]}),  # overlap
+        # a union: one int64 that is also two fields (numpy's byteswap takes the int64,
+        # its astype the fields), refused rather than converted one way or the other
+        np.dtype((np.int64, [("a", "<i4"), ("b", ">i4")])),
+        np.dtype((np.float32, [("a", "<i2"), ("b", "<i2")])),
     ],
-    ids=["object", "longdouble", "generic-datetime", "overlap"],
+    ids=["object", "longdouble", "generic-datetime", "overlap", "union", "union-same-order"],
 )
 def test_refused(impl, dtype):
     a = np.zeros(3, dtype)
     for fn in (impl.hton, impl.ntoh, impl.byteswap):
         with pytest.raises(UnsupportedDtypeError):
             fn(a)
+
+
+def test_a_huge_subarray_of_records_is_refused_without_unrolling_it(impl):
+    """A subarray of 10**8 mixed-order records would be 2 * 10**8 runs to plan (minutes
+    and tens of GB before anything is converted): refused at once, even for an empty
+    array; a subarray of records that are one run (a single byte order) stays one run."""
+    import time
+
+    huge = np.dtype([("a", [("x", "u1"), ("y", ">i4")], (10**8,))])
+    start = time.perf_counter()
+    for fn in (impl.hton, impl.ntoh, impl.byteswap):
+        with pytest.raises(UnsupportedDtypeError, match="runs"):
+            fn(np.zeros(0, huge))
+    empty = np.dtype([("a", np.dtype([("z", "V0")]), (10**9,)), ("b", "<i4")])  # zero-size records
+    for fn in (impl.hton, impl.ntoh, impl.byteswap):
+        fn(np.zeros(3, empty))
+    assert time.perf_counter() - start < 5
+    one_order = np.dtype([("p", [("x", "<f4"), ("y", "<f4")], (10**6,))])
+    a = np.zeros(2, one_order)
+    a["p"]["x"] = np.arange(10**6, dtype="f4")
+    same_fields(impl.hton(a), a.astype(one_order.newbyteorder(">")))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -6,9 +6,11 @@ bar -- over TCP and ``--zmq`` alike.
 Files are recognised by their first bytes, not their names, and everything is checked
 before connecting: a file that is neither kind, an object (pickled) array -- refused
 as numpy's ``allow_pickle=False`` refuses it --, a dtype the wire format does not
-carry, and a ``--random`` shape whose size (computed exactly, in Python integers)
-exceeds what a receiver accepts by default are usage errors (exit code 2), reported
-before anything is allocated."""
+carry, a .npz member that is not .npy or whose name is not 1 to 255 bytes, a .npz
+file of more arrays than a receiver accepts in a message by default, and a
+``--random`` shape whose size (computed exactly, in Python integers) exceeds what a
+receiver accepts by default are usage errors (exit code 2), reported before anything
+is allocated."""
 
 from __future__ import annotations
 
@@ -25,11 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npformat
 
-from . import _format as F
-from ._common import check_dtype
-from ._format import MAX_NDIM
-from ._sizes import DEFAULT_MAX_FRAME_BYTES
-from .exceptions import UnsupportedDtypeError
+from ._format import MAX_NAME, MAX_NDIM, dtype_code
+from ._sizes import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_ARRAYS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 MB = 1e6
@@ -75,15 +74,13 @@ def _sendable(dtype: np.dtype, where: str) -> None:
     """Refuse, before connecting, a dtype the wire format does not carry."""
     if dtype.hasobject:
         raise CliUsageError(f"{where}: object arrays cannot be sent (numeric dtypes only)")
-    try:
-        check_dtype(dtype)
-        if not F.dtype_code(dtype):  # converts, but has no wire code (records, strings)
-            raise UnsupportedDtypeError(str(dtype))
-    except UnsupportedDtypeError:
+    # the wire format's own table: check_dtype also admits records and strings, which
+    # the byte-order functions convert but no frame carries
+    if not dtype_code(dtype):
         raise CliUsageError(
             f"{where}: dtype {dtype} cannot be sent (bool, integers, floats, complex, "
-            "datetime64 and timedelta64 only)"
-        ) from None
+            "datetime64 and timedelta64 with a unit)"
+        )
 
 
 def _random_arrays(args: argparse.Namespace) -> list[Item]:
@@ -155,8 +152,17 @@ def _read_npz(name: str) -> dict[str, np.ndarray]:
     except (ValueError, zipfile.BadZipFile) as exc:
         raise CliUsageError(f"{name}: not a readable .npz file ({exc})") from None
     with npz:
+        if len(npz.files) > DEFAULT_MAX_MESSAGE_ARRAYS:
+            raise CliUsageError(
+                f"{name}: {len(npz.files)} arrays in one message, over the "
+                f"{DEFAULT_MAX_MESSAGE_ARRAYS} arrays a receiver accepts by default"
+            )
         arrays: dict[str, np.ndarray] = {}
         for key in npz.files:
+            if not 0 < len(key.encode("utf-8", "surrogatepass")) <= MAX_NAME:
+                raise CliUsageError(
+                    f"{name}: member {key!r}: array names are 1 to {MAX_NAME} bytes of UTF-8"
+                )
             try:
                 arrays[key] = npz[key]
             except ValueError as exc:
@@ -167,6 +173,8 @@ def _read_npz(name: str) -> dict[str, np.ndarray]:
                 raise CliUsageError(f"{name}: cannot read {key!r} ({exc})") from None
             except (OSError, zipfile.BadZipFile) as exc:
                 raise CliUsageError(f"{name}: cannot read {key!r} ({exc})") from None
+            if not isinstance(arrays[key], np.ndarray):  # numpy.load gives other members as bytes
+                raise CliUsageError(f"{name}: {key!r} is not a .npy member")
             _sendable(arrays[key].dtype, f"{name}: {key!r}")
     if not arrays:
         raise CliUsageError(f"{name}: the .npz file holds no arrays")
@@ -228,9 +236,27 @@ def prepare_out_dir(option: str | None) -> Path | None:
     return out_dir
 
 
+def _check_npz_names(names: list[str]) -> None:
+    """Refuse (OutputError) names that ``numpy.load`` could not give back each to its
+    own array: a zip member name ends at NUL (zipfile cuts it there), and numpy.load
+    looks a key up as a member name first, so ``"a.npy"`` beside ``"a"`` (member
+    ``a.npy``) would read the array of ``"a"``.  Other names -- path-like, non-ASCII --
+    are member names verbatim, as numpy.savez writes them."""
+    given = set(names)
+    for name in names:
+        if "\0" in name:
+            raise OutputError(f"--out: array name {name!r} holds NUL, which a .npz cannot keep")
+        if name.endswith(".npy") and name[:-4] in given:
+            raise OutputError(
+                f"--out: array names {name[:-4]!r} and {name!r} cannot both be kept in a .npz "
+                f"(numpy.load would give {name!r} the array of {name[:-4]!r})"
+            )
+
+
 def _write_npz(path: Path, arrays: dict[Any, np.ndarray]) -> None:
     """What ``numpy.savez`` writes -- a zip of NAME.npy members -- without its keyword
     arguments, so that no array name (``file``, ``allow_pickle``) can collide with them."""
+    _check_npz_names([str(name) for name in arrays])
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, a in arrays.items():
             with zf.open(f"{name}.npy", "w", force_zip64=True) as f:

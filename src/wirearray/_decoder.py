@@ -183,6 +183,9 @@ class Decoder:
         once used.  After a BufferMismatchError inside a message, ``out`` (a dict or
         None) replaces the destinations of the message's remaining arrays instead.
         A zero-length ``out`` fits a zero-length frame of its dtype and shape.
+        If the frame fails once its payload has started (truncation, checksum
+        failure), the contents of ``out`` are unspecified: any of its elements may
+        hold bytes of the failed frame, in either byte order, unverified.
 
         Raises:
             StreamBrokenError: the decoder failed earlier or was released.

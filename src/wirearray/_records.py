@@ -22,7 +22,12 @@ buffer and copied into the result (or ``out=``) as raw items, whatever its layou
 Refused (``UnsupportedDtypeError``): fields that hold Python objects, extended
 precision floats, datetime64/timedelta64 without a unit (as for plain arrays), and
 fields that overlap (numpy allows them; a byte in two fields could not be swapped
-once for each).
+once for each), and unions -- a number dtype with fields, ``np.dtype((np.int64,
+fields))`` -- whose value numpy's byteswap converts as the number and its astype as
+the fields, so that no one result would match numpy.  A dtype whose plan would
+unroll into more than ``MAX_RUNS`` runs (a subarray of many mixed-order records) is
+refused too, before the work it would cost; a subarray of records that are one run
+(one byte order, no padding) is one run however long.
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ from .exceptions import UnsupportedDtypeError
 #: numbers a field may hold, by type character: the swap unit (0: as numpy's own
 #: itemsize; complex: half of it)
 _NUMBER_CHARS = "?bBhHiIlLqQefdFDMm"
+
+#: the most runs a record dtype may unroll into before merging: a subarray of records
+#: repeats its base's runs once per element, and the plan (made in Python, applied op
+#: by op) grows with them -- ``[("x", "u1"), ("y", ">i4")]`` times 10**8 would be
+#: minutes and tens of GB before any conversion, so such a dtype is refused instead
+MAX_RUNS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -83,13 +94,28 @@ def _walk(top: np.dtype, dt: np.dtype, offset: int, out: list[Run]) -> None:
             for run in _leaf(top, base, offset):
                 out.append(Run(run.offset, run.unit, run.nbytes * count, run.big))
             return
+        one = swap_plan(base)  # raises for a field it cannot convert
+        if not base.itemsize:  # zero-size records: nothing to convert, however many
+            return
+        if not one.padding and len(one.runs) == 1:  # records that are one run: one run
+            run = one.runs[0]
+            out.append(Run(offset, run.unit, run.nbytes * count, run.big))
+            return
+        if len(out) + count * (len(one.runs) + len(one.padding)) > MAX_RUNS:
+            raise _refuse(top, f"a subarray of {count} records is over {MAX_RUNS} runs")
         for k in range(count):
             _walk(top, base, offset + k * base.itemsize, out)
         return
     if dt.fields is not None:
+        if not issubclass(dt.type, np.void):
+            # a union (np.dtype((np.int64, fields))): numpy's byteswap converts the
+            # base scalar, its astype the fields -- no one answer, so none is given
+            raise _refuse(top, f"a union of {dt.type.__name__} and fields")
         for name in dt.names or ():
             field = dt.fields[name]
             _walk(top, field[0], offset + field[1], out)
+        if len(out) > MAX_RUNS:
+            raise _refuse(top, f"over {MAX_RUNS} runs")
         return
     out.extend(_leaf(top, dt, offset))
 

@@ -215,7 +215,7 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
                 state["output_error"] = str(exc)
             done.set()
             # the client hears that its array was not kept (its exit code is 1)
-            await channel.abort("the server cannot write its --out directory")
+            await channel.abort("the server cannot save the message in its --out directory")
         except (WireError, OSError) as exc:
             out.line(
                 f"wirearray: [{cid}] connection from {peer} failed: {type(exc).__name__}: {exc}",
