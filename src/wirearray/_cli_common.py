@@ -236,8 +236,13 @@ def prepare_out_dir(option: str | None) -> Path | None:
     return out_dir
 
 
+class UnkeepableNamesError(Exception):
+    """A received message whose array names no ``.npz`` can keep apart: the peer's
+    doing, so ``serve`` refuses that message and its connection, and goes on."""
+
+
 def _check_npz_names(names: list[str]) -> None:
-    """Refuse (OutputError) names that ``numpy.load`` could not give back each to its
+    """Refuse (UnkeepableNamesError) names that ``numpy.load`` could not give back each to its
     own array: a zip member name ends at NUL (zipfile cuts it there), and numpy.load
     looks a key up as a member name first, so ``"a.npy"`` beside ``"a"`` (member
     ``a.npy``) would read the array of ``"a"``.  Other names -- path-like, non-ASCII --
@@ -245,10 +250,10 @@ def _check_npz_names(names: list[str]) -> None:
     given = set(names)
     for name in names:
         if "\0" in name:
-            raise OutputError(f"--out: array name {name!r} holds NUL, which a .npz cannot keep")
+            raise UnkeepableNamesError(f"array name {name!r} holds NUL, which a .npz cannot keep")
         if name.endswith(".npy") and name[:-4] in given:
-            raise OutputError(
-                f"--out: array names {name[:-4]!r} and {name!r} cannot both be kept in a .npz "
+            raise UnkeepableNamesError(
+                f"array names {name[:-4]!r} and {name!r} cannot both be kept in a .npz "
                 f"(numpy.load would give {name!r} the array of {name[:-4]!r})"
             )
 
@@ -270,6 +275,7 @@ def save_received(out_dir: Path, index: int, arrays: dict[Any, np.ndarray], mess
 
     Raises:
         OutputError: the file could not be written.
+        UnkeepableNamesError: names no .npz keeps apart (nothing is written).
     """
     if message:
         path = out_dir / f"{index:06d}.npz"

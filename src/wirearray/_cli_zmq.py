@@ -15,6 +15,7 @@ from ._cli_common import (
     EXIT_OK,
     MB,
     CliUsageError,
+    UnkeepableNamesError,
     _fmt_bytes,
     _load_arrays,
     _Progress,
@@ -84,7 +85,11 @@ def _zmq_serve(args: argparse.Namespace) -> int:
                 )
                 lost = d.stats["lost"]
             if out_dir is not None:  # a message of named arrays: one .npz
-                save_received(out_dir, index + 1, d.arrays, None not in d.arrays)
+                try:
+                    save_received(out_dir, index + 1, d.arrays, None not in d.arrays)
+                except UnkeepableNamesError as exc:  # the sender's names: skip, go on
+                    refused(exc)
+                    continue
             for name, a in d.arrays.items():
                 index += 1
                 total += a.nbytes

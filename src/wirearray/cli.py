@@ -67,6 +67,7 @@ from ._cli_common import (
     MB,
     CliUsageError,
     OutputError,
+    UnkeepableNamesError,
     _fmt_bytes,
     _load_arrays,
     _Progress,
@@ -210,6 +211,9 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
                             f"[{cid}] #{index}{label} {a.dtype} {a.shape} "
                             f"{_fmt_bytes(a.nbytes)} {a.nbytes / dt / MB:.1f} MB/s"
                         )
+        except UnkeepableNamesError as exc:  # the peer's names: refuse it, serve the others
+            out.line(f"wirearray: [{cid}] {peer}: message not saved: {exc}", err=True)
+            await channel.abort(f"the server cannot save the message: {exc}")
         except OutputError as exc:  # nothing more can be saved: stop serving
             if state["output_error"] is None:
                 state["output_error"] = str(exc)
