@@ -23,7 +23,6 @@ import contextlib
 import os
 import select
 import socket
-import ssl
 import stat
 import time
 from typing import Any, Final
@@ -35,6 +34,7 @@ from .exceptions import AddressError
 __all__ = [
     "HAS_SENDMSG",
     "WOULD_BLOCK",
+    "WOULD_BLOCK_OR_TIMEOUT",
     "Deadline",
     "bind_listening_socket",
     "connect_socket",
@@ -46,8 +46,21 @@ __all__ = [
 
 HAS_SENDMSG: Final = hasattr(socket.socket, "sendmsg")
 
+
+def _would_block() -> tuple[type[OSError], ...]:
+    # ssl is imported here, not at the top: a Python built without OpenSSL (some minimal
+    # and musl builds) has no ssl module, and there no TLS socket can raise its errors.
+    try:
+        import ssl
+    except ImportError:
+        return (BlockingIOError,)
+    return (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
 #: what a non-blocking socket (``timeout=0``) raises for "nothing now", plain or TLS
-WOULD_BLOCK: Final = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+WOULD_BLOCK: Final = _would_block()
+#: the same, or a deadline passed on a blocking socket
+WOULD_BLOCK_OR_TIMEOUT: Final[tuple[type[OSError], ...]] = (TimeoutError, *WOULD_BLOCK)
 
 
 def writable_now(sock: Any) -> bool:

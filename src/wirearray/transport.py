@@ -65,6 +65,7 @@ from ._common import array_to_send, byte_view
 from ._connection import Connection
 from ._sockets import (
     WOULD_BLOCK,
+    WOULD_BLOCK_OR_TIMEOUT,
     Deadline,
     connect_socket,
     send_parts,
@@ -425,7 +426,7 @@ class Channel:
             dec = core.dec  # nothing buffered: one read, then the fast path again
             try:
                 n = self.sock.recv_into(dec.get_buffer())
-            except (TimeoutError, *WOULD_BLOCK):
+            except WOULD_BLOCK_OR_TIMEOUT:
                 raise TimeoutError("timed out waiting for the next frame") from None
             except BaseException as exc:
                 self._refused(core.recv_failed(exc))
