@@ -290,6 +290,21 @@ def test_glibc_floor_check_reads_symbol_versions(tmp_path):
     assert versions and all(v >= (2, 2) for v in versions), versions
 
 
+def test_musl_check_refuses_a_glibc_linked_module():
+    """The musllinux check on this host's own module, which glibc's toolchain linked:
+    it names libc.so.6 and the GLIBC_ versions, so a musllinux wheel holding such a
+    module could not pass."""
+    wc = _wheel_checks()
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf not installed (binutils)")
+    module = Path(load_cwire().__file__)
+    if module.read_bytes()[:4] != b"\x7fELF" or "libc.so.6" not in wc.needed(module):
+        pytest.skip("not a glibc-linked ELF module")
+    problems = wc.check_musl(module)
+    assert any("needs libc.so.6" in p for p in problems), problems
+    assert any("needs GLIBC_2." in p for p in problems), problems
+
+
 @pytest.mark.emulated
 @pytest.mark.parametrize("arch", ["s390x", "aarch64"])
 def test_cross_built_module_stays_within_baseline(arch):

