@@ -297,8 +297,9 @@ def test_frame_over_max_ndim_is_refused_and_the_next_array_arrives(impl_name, pi
     # past: it raises its own error, the stream stays usable (docs/FORMAT.md section 7)
     enc = Encoder(checksum=checksum, implementation=impl_name)
     first, last = np.arange(5.0), np.arange(7, dtype=np.int16)
-    small = np.arange(6.0).reshape((2, 3) + (1,) * 31)  # 33 dimensions, 48 bytes
-    large = np.ones((3,) + (1,) * 32 + (50_000,), ">u2")  # > DIRECT_MIN_BYTES, swapped
+    # over max_ndim=4, within what numpy 1.x (32 dimensions) can make
+    small = np.arange(6.0).reshape((2, 3) + (1,) * 4)  # 6 dimensions, 48 bytes
+    large = np.ones((3,) + (1,) * 5 + (50_000,), ">u2")  # > DIRECT_MIN_BYTES, swapped
     wire = (
         enc.encode(first)
         + enc.encode(small)

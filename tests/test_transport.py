@@ -356,7 +356,7 @@ class TestFaults:
 
             def send() -> None:
                 with wirearray.connect(listener.address, timeout=WAIT) as ch:
-                    for a in (first, refused, np.ones((1,) * 33 + (40_000,)), last):
+                    for a in (first, refused, np.ones((1,) * 5 + (40_000,)), last):
                         ch.send(a)
                     try:
                         ch.close()
