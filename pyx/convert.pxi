@@ -126,8 +126,11 @@ cdef object _convert(object a, object out, int mode):
     d = <wa_PyArray_Descr *> arr.descr
     tc = <unsigned char> d.type
     itemsize = _itemsize[tc]
-    # a number dtype with fields (a union) is a record here too, which refuses it
-    if itemsize == 0 or <object> d.typeobj is not _typeobj[tc] or a.dtype.names is not None:
+    # a number dtype with fields (a union) is a record here too, which refuses it; the
+    # builtin native descr (numpy's singleton, what most arrays carry) has no fields,
+    # so only other descrs pay for the look-up
+    if itemsize == 0 or <object> d.typeobj is not _typeobj[tc] or (
+            <object> d is not _native[tc] and a.dtype.names is not None):
         if is_record(a.dtype):  # structured, S, U, V: a swap plan (_records.py)
             check_dtype(a.dtype)
             return _records.convert(a, _np.asarray(a), out,
