@@ -145,8 +145,13 @@ cmp -s "$WORK/cc" "$CC_WRAPPER" || { cp "$WORK/cc" "$CC_WRAPPER"; chmod +x "$CC_
 
 say "sdist: python -m build --sdist; the wheel is built from it, unpacked"
 rm -f "$OUT"/wirearray-*.tar.gz "$OUT"/wirearray-*.whl "$OUT"/wheelhouse/wirearray-*.whl
+# setuptools' sdist writes its staging tree (wirearray-VERSION/) and egg-info into the
+# checkout itself: two builds at once (.ci/run makes two architectures in parallel)
+# would delete each other's files, so one at a time.
+flock 9
 "$TPY" -m build --sdist --outdir "$OUT" "$ROOT" >"$WORK/sdist.log" 2>&1 ||
-    { tail -40 "$WORK/sdist.log"; exit 1; }
+    { flock -u 9; tail -40 "$WORK/sdist.log"; exit 1; }
+flock -u 9
 SDIST="$(ls "$OUT"/wirearray-*.tar.gz)"
 mkdir "$WORK/src"
 tar -xzf "$SDIST" -C "$WORK/src" --strip-components=1
