@@ -37,6 +37,22 @@ def test_serve_and_send_random_arrays(tmp_path):
     assert np.load(saved[0]).shape == (100, 3)
 
 
+@pytest.mark.parametrize("dtype", ["datetime64[ns]", "M8[10ms]", "timedelta64[us]", ">m8[D]"])
+def test_send_random_times(tmp_path, dtype):
+    """--random takes every unit and multiplier the wire carries; NaT included."""
+    out_dir = tmp_path / "received"
+    server, address = start_server("127.0.0.1:0", "--connections", "1", "--out", str(out_dir))
+    sent = wirearray("send", address, "--random", dtype, "50,2")
+    assert sent.returncode == 0, sent.stderr
+    _out, err = server.communicate(timeout=WAIT)
+    assert server.returncode == 0, err
+    (saved,) = out_dir.glob("*.npy")
+    got = np.load(saved)
+    assert got.dtype == np.dtype(dtype).newbyteorder("=") and got.shape == (50, 2)
+    assert np.isnat(got.flat[0]) and not np.isnat(got.flat[1:]).any()
+    assert len(np.unique(got)) > 90
+
+
 def test_send_keeps_order_when_small_arrays_are_held(tmp_path):
     """send holds small arrays (send(flush=False)) and sends large ones at once: what
     the server saves is every array, in order."""

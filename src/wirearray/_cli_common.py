@@ -91,7 +91,7 @@ def _random_arrays(args: argparse.Namespace) -> list[Item]:
         dtype = np.dtype(dtype_s)
     except TypeError:
         raise CliUsageError(f"unknown dtype {dtype_s!r}") from None
-    if dtype.kind not in "fciub":
+    if dtype.kind not in "fciubmM":
         raise CliUsageError(f"dtype {dtype} is not one wirearray sends")
     _sendable(dtype, "--random")
     try:
@@ -119,6 +119,14 @@ def _random_arrays(args: argparse.Namespace) -> list[Item]:
             a = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind == "c":
             a = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+        elif dtype.kind in "mM":
+            # around 2000-01-01 +- 30 years, whatever the unit, and NaT first
+            secs = rng.integers(
+                946_684_800 - 30 * 31_557_600, 946_684_800 + 30 * 31_557_600, size=shape
+            )
+            a = secs.astype("M8[s]" if dtype.kind == "M" else "m8[s]").astype(dtype)
+            if a.size:
+                a.flat[0] = np.datetime64("NaT") if dtype.kind == "M" else np.timedelta64("NaT")
         else:
             a = rng.integers(0, 100, size=shape).astype(dtype)
     except MemoryError:
