@@ -37,12 +37,14 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #   dtypes.pxi     per numpy type character and per wire dtype code: sizes, dtypes
 #   simd.pxi       the SIMD path and streaming-store threshold (process-wide knobs)
 #   convert.pxi    hton / ntoh / byteswap on arrays, htons ... ntohll on ints
+#   plans.pxi      per-dtype plans kept between calls: time units, record kernels
 #   crc.pxi        crc32c
 #   boolean.pxi    bool payloads checked and normalised to bytes 0 and 1
 #   format.pxi     header_length / parse_header / pack_header over wa_format.h
 #   fastpath.pxi   encode_small / decode_small: a whole small frame in one call
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
+# wa_records.h (record swap plans compiled: SIMD masks, portable micro-ops),
 # wa_crc32c.h, wa_bool.h (bool bytes), wa_format.h (the wire format: constants and the
 # one header check), wa_npyabi.h (numpy's C ABI without numpy headers).
 #
@@ -63,6 +65,7 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_CheckExact
+from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF
 from libc.string cimport memcmp, memcpy, memset
@@ -132,6 +135,7 @@ cdef int _host_little = wa_host_is_little()
 include "dtypes.pxi"
 include "simd.pxi"
 include "convert.pxi"
+include "plans.pxi"
 include "crc.pxi"
 include "boolean.pxi"
 include "format.pxi"

@@ -195,6 +195,23 @@ def apply_numpy(src: np.ndarray, dst: np.ndarray, ops: np.ndarray) -> None:
         dst[:, off : off + size] = block
 
 
+def conversion(dt: np.dtype, mode: str) -> tuple[np.dtype, np.ndarray]:
+    """The result dtype and the ops (:func:`plan_ops`) of hton ("hton"), ntoh ("ntoh")
+    or byteswap ("swap") of records of ``dt``.
+
+    Raises:
+        UnsupportedDtypeError: as :func:`swap_plan`.
+    """
+    from ._common import HOST_IS_LITTLE
+
+    plan = swap_plan(dt)
+    if mode == "hton":
+        return dt.newbyteorder(">"), plan_ops(plan, lambda r: not r.big)
+    if mode == "ntoh":
+        return dt.newbyteorder("="), plan_ops(plan, lambda r: HOST_IS_LITTLE)
+    return dt, plan_ops(plan, lambda r: True)
+
+
 def convert(
     a: np.ndarray, arr: np.ndarray, out, mode: str, order: str, kernel=apply_numpy
 ) -> np.ndarray:
@@ -203,35 +220,17 @@ def convert(
     array allocated in ``order`` as numpy's astype ("K") or byteswap ("A") would;
     ``kernel(src, dst, ops)`` applies the ops (:func:`apply_numpy`, or the compiled
     core's)."""
-    from ._common import HOST_IS_LITTLE, check_out_source, prepare_out
+    from ._common import check_out_source, prepare_out
 
     dt = arr.dtype
-    plan = swap_plan(dt)
-    if mode == "hton":
-        out_dt = dt.newbyteorder(">")
-
-        def swap_of(r: Run) -> bool:
-            return not r.big
-
-    elif mode == "ntoh":
-        out_dt = dt.newbyteorder("=")
-
-        def swap_of(r: Run) -> bool:
-            return HOST_IS_LITTLE
-
-    else:
-        out_dt = dt
-
-        def swap_of(r: Run) -> bool:
-            return True
-
+    out_dt, ops = conversion(dt, mode)
     src = np.ascontiguousarray(arr)
     tmp = np.empty(arr.shape, dtype=out_dt)
     if arr.size and dt.itemsize:
         kernel(
             src.reshape(-1).view(np.uint8).reshape(-1, dt.itemsize),
             tmp.reshape(-1).view(np.uint8).reshape(-1, dt.itemsize),
-            plan_ops(plan, swap_of),
+            ops,
         )
     if out is None:
         # numpy's allocation (astype's "K", byteswap's "A"; the class of ``a``)
