@@ -104,7 +104,7 @@ static void wa_rec_free(wa_rec_kernel *k) {
     free(k);
 }
 
-static size_t wa_gcd(size_t a, size_t b) {
+static inline size_t wa_gcd(size_t a, size_t b) {
     while (b) { size_t t = a % b; a = b; b = t; }
     return a;
 }
