@@ -131,6 +131,8 @@ cdef object _convert(object a, object out, int mode):
         # checked and its result dtypes made once per dtype (plans.pxi); a union
         # with fields is refused there
         times = _time_plan(<object> d)
+    elif tc == b'V' or tc == b'S' or tc == b'U':  # records and strings: plans.pxi
+        return _convert_records(a, out, mode)
     # a number dtype with fields (a union) is a record here too, which refuses it; the
     # builtin native descr (numpy's singleton, what most arrays carry) has no fields,
     # so only other descrs pay for the look-up

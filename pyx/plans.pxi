@@ -149,6 +149,18 @@ cdef inline void _run_records(const wa_rec_kernel *k, char *dst, const char *src
             wa_rec_apply(k, dst, src, nrec, path, stream)
 
 
+cdef bint _plain_out(wa_PyArrayObject *arr, object out, object outdescr) except -1:
+    """Whether ``out`` is a writable base-class ndarray of the result's dtype and
+    shape: prepare_out's answer for it is ``out`` itself, so the call is saved."""
+    cdef wa_PyArrayObject *o
+    if not wa_is_exact_ndarray(out):
+        return False
+    o = WA_ARR(out)
+    return (o.nd == arr.nd and (o.flags & WA_NPY_WRITEABLE) and
+            memcmp(o.dimensions, arr.dimensions, arr.nd * sizeof(Py_ssize_t)) == 0 and
+            (<object> o.descr is outdescr or <object> o.descr == outdescr))
+
+
 cdef object _convert_records(object a, object out, int mode):
     """hton / ntoh / byteswap of the record (or S/U/V) ndarray ``a``."""
     cdef wa_PyArrayObject *arr = WA_ARR(a)
@@ -177,7 +189,10 @@ cdef object _convert_records(object a, object out, int mode):
     else:
         if not wa_is_exact_ndarray(a):
             check_out_source(a, out)
-        result = prepare_out(a, out, outdescr)
+        if _plain_out(arr, out, outdescr):  # what prepare_out would return as it is
+            result = out
+        else:
+            result = prepare_out(a, out, outdescr)
         res = WA_ARR(result)
         if (res.flags & arr.flags & (WA_NPY_C_CONTIGUOUS | WA_NPY_F_CONTIGUOUS) and
                 (res.data == arr.data or res.data + nbytes <= arr.data or

@@ -282,15 +282,19 @@ static void wa_rec_ssse3(char *dst, const char *src, size_t p0, size_t p1, const
                          int stream) {
     const size_t T = k->period;
     size_t p, m = p0 % T;
+    /* one loop per store kind: a branch on `stream` per chunk costs in cache */
     if (k->local) {
-        for (p = p0; p < p1; p += 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(src + p));
-            v = _mm_shuffle_epi8(v, _mm_loadu_si128((const __m128i *)(k->loc + m)));
-            if (stream) _mm_stream_si128((__m128i *)(dst + p), v);
-            else _mm_storeu_si128((__m128i *)(dst + p), v);
-            m += 16;
-            if (m >= T) m -= T;
-        }
+#define WA_REC_SSSE3_LOCAL(STORE)                                                             \
+    {                                                                                         \
+        __m128i v = _mm_loadu_si128((const __m128i *)(src + p));                              \
+        STORE((__m128i *)(dst + p),                                                           \
+              _mm_shuffle_epi8(v, _mm_loadu_si128((const __m128i *)(k->loc + m))));           \
+        m += 16;                                                                              \
+        if (m >= T) m -= T;                                                                   \
+    }
+        if (stream) for (p = p0; p < p1; p += 16) WA_REC_SSSE3_LOCAL(_mm_stream_si128)
+        else for (p = p0; p < p1; p += 16) WA_REC_SSSE3_LOCAL(_mm_storeu_si128)
+#undef WA_REC_SSSE3_LOCAL
     } else {
         __m128i lo, hi;
         if (p0 >= 8) {
@@ -301,17 +305,20 @@ static void wa_rec_ssse3(char *dst, const char *src, size_t p0, size_t p1, const
             lo = _mm_loadu_si128((const __m128i *)first);
         }
         hi = _mm_loadu_si128((const __m128i *)(src + p0 + 8));
-        for (p = p0; p < p1; p += 16) {
-            __m128i v = _mm_or_si128(
-                _mm_shuffle_epi8(lo, _mm_loadu_si128((const __m128i *)(k->lo + m))),
-                _mm_shuffle_epi8(hi, _mm_loadu_si128((const __m128i *)(k->hi + m))));
-            lo = hi; /* the next chunk's [p + 8, p + 24), loaded before this store */
-            if (p + 16 < p1) hi = _mm_loadu_si128((const __m128i *)(src + p + 24));
-            if (stream) _mm_stream_si128((__m128i *)(dst + p), v);
-            else _mm_storeu_si128((__m128i *)(dst + p), v);
-            m += 16;
-            if (m >= T) m -= T;
-        }
+#define WA_REC_SSSE3_CHUNK(STORE)                                                             \
+    {                                                                                         \
+        __m128i v = _mm_or_si128(                                                             \
+            _mm_shuffle_epi8(lo, _mm_loadu_si128((const __m128i *)(k->lo + m))),              \
+            _mm_shuffle_epi8(hi, _mm_loadu_si128((const __m128i *)(k->hi + m))));             \
+        lo = hi; /* the next chunk's [p + 8, p + 24), loaded before this store */             \
+        if (p + 16 < p1) hi = _mm_loadu_si128((const __m128i *)(src + p + 24));               \
+        STORE((__m128i *)(dst + p), v);                                                       \
+        m += 16;                                                                              \
+        if (m >= T) m -= T;                                                                   \
+    }
+        if (stream) for (p = p0; p < p1; p += 16) WA_REC_SSSE3_CHUNK(_mm_stream_si128)
+        else for (p = p0; p < p1; p += 16) WA_REC_SSSE3_CHUNK(_mm_storeu_si128)
+#undef WA_REC_SSSE3_CHUNK
     }
     if (stream) _mm_sfence();
 }
@@ -324,15 +331,19 @@ static void wa_rec_avx2(char *dst, const char *src, size_t p0, size_t p1, const 
                         int stream) {
     const size_t T = k->period;
     size_t p, m = p0 % T;
+    /* one loop per store kind: a branch on `stream` per chunk costs in cache */
     if (k->local) {
-        for (p = p0; p < p1; p += 32) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(src + p));
-            v = _mm256_shuffle_epi8(v, _mm256_loadu_si256((const __m256i *)(k->loc + m)));
-            if (stream) _mm256_stream_si256((__m256i *)(dst + p), v);
-            else _mm256_storeu_si256((__m256i *)(dst + p), v);
-            m += 32;
-            if (m >= T) m -= T;
-        }
+#define WA_REC_AVX2_LOCAL(STORE)                                                              \
+    {                                                                                         \
+        __m256i v = _mm256_loadu_si256((const __m256i *)(src + p));                           \
+        STORE((__m256i *)(dst + p),                                                           \
+              _mm256_shuffle_epi8(v, _mm256_loadu_si256((const __m256i *)(k->loc + m))));     \
+        m += 32;                                                                              \
+        if (m >= T) m -= T;                                                                   \
+    }
+        if (stream) for (p = p0; p < p1; p += 32) WA_REC_AVX2_LOCAL(_mm256_stream_si256)
+        else for (p = p0; p < p1; p += 32) WA_REC_AVX2_LOCAL(_mm256_storeu_si256)
+#undef WA_REC_AVX2_LOCAL
     } else {
         __m256i lo, hi;
         if (p0 >= 8) {
@@ -343,19 +354,22 @@ static void wa_rec_avx2(char *dst, const char *src, size_t p0, size_t p1, const 
             lo = _mm256_loadu_si256((const __m256i *)first);
         }
         hi = _mm256_loadu_si256((const __m256i *)(src + p0 + 8));
-        for (p = p0; p < p1; p += 32) {
-            __m256i v = _mm256_or_si256(
-                _mm256_shuffle_epi8(lo, _mm256_loadu_si256((const __m256i *)(k->lo + m))),
-                _mm256_shuffle_epi8(hi, _mm256_loadu_si256((const __m256i *)(k->hi + m))));
-            if (p + 32 < p1) { /* the next chunk's source, loaded before this store */
-                lo = _mm256_loadu_si256((const __m256i *)(src + p + 24));
-                hi = _mm256_loadu_si256((const __m256i *)(src + p + 40));
-            }
-            if (stream) _mm256_stream_si256((__m256i *)(dst + p), v);
-            else _mm256_storeu_si256((__m256i *)(dst + p), v);
-            m += 32;
-            if (m >= T) m -= T;
-        }
+#define WA_REC_AVX2_CHUNK(STORE)                                                              \
+    {                                                                                         \
+        __m256i v = _mm256_or_si256(                                                          \
+            _mm256_shuffle_epi8(lo, _mm256_loadu_si256((const __m256i *)(k->lo + m))),        \
+            _mm256_shuffle_epi8(hi, _mm256_loadu_si256((const __m256i *)(k->hi + m))));       \
+        if (p + 32 < p1) { /* the next chunk's source, loaded before this store */            \
+            lo = _mm256_loadu_si256((const __m256i *)(src + p + 24));                         \
+            hi = _mm256_loadu_si256((const __m256i *)(src + p + 40));                         \
+        }                                                                                     \
+        STORE((__m256i *)(dst + p), v);                                                       \
+        m += 32;                                                                              \
+        if (m >= T) m -= T;                                                                   \
+    }
+        if (stream) for (p = p0; p < p1; p += 32) WA_REC_AVX2_CHUNK(_mm256_stream_si256)
+        else for (p = p0; p < p1; p += 32) WA_REC_AVX2_CHUNK(_mm256_storeu_si256)
+#undef WA_REC_AVX2_CHUNK
     }
     if (stream) _mm_sfence();
 }
