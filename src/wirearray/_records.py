@@ -10,14 +10,16 @@ memory.  Bytes that belong to no field (padding, ``align=True`` gaps) are in no 
 every result has them zero, so an array made with ``np.empty`` never passes on what
 its memory held there.
 
-For one conversion the plan becomes ops (:func:`plan_ops`) that cover each record:
-zero (padding), copy, or swap in units of 2, 4 or 8 bytes.  The fallback applies them
-with numpy over the records' bytes (``(n, itemsize)`` uint8 matrices: per op one
-strided copy, reversed in its units where it swaps); the compiled core with the
-portable C loop of pyx/wa_bswap.h (wa_apply_plan), record after record.  numpy's own
-``astype``/``byteswap`` give the same field bytes (the tests hold both to them), but
-copy padding as it is.  Either way the records are staged through one C-ordered
-buffer and copied into the result (or ``out=``) as raw items, whatever its layout.
+For one conversion the plan becomes ops (:func:`plan_ops`, :func:`conversion`) that
+tile each record: zero (padding), copy, or swap in units of 2, 4 or 8 bytes.  The
+fallback applies them with numpy over the records' bytes (``(n, itemsize)`` uint8
+matrices: per op one strided copy, reversed in its units where it swaps), staged
+through one C-ordered buffer and copied into the result (or ``out=``) as raw items,
+whatever its layout (:func:`convert`).  The compiled core compiles the ops once per
+dtype (pyx/plans.pxi, pyx/wa_records.h: SIMD shuffle masks and a portable loop) and
+converts a contiguous array straight into its result; other layouts go through
+:func:`convert` with that kernel.  numpy's own ``astype``/``byteswap`` give the same
+field bytes (the tests hold both to them), but copy padding as it is.
 
 Refused (``UnsupportedDtypeError``): fields that hold Python objects, extended
 precision floats, datetime64/timedelta64 without a unit (as for plain arrays), and
