@@ -41,9 +41,7 @@ RECORD_COPY = "np.copyto (record dtype)"
 RECORDS = {
     "12-byte": np.dtype([("x", "<f4"), ("y", "<f4"), ("n", "<i4")]),
     "20-byte": np.dtype([("x", "<f4"), ("y", "<f4"), ("t", "<u8"), ("n", "<i4")]),
-    "24-byte": np.dtype(
-        [("t", "<M8[ns]"), ("x", "<f8"), ("n", "<i4"), ("k", "<u2"), ("c", "S2")]
-    ),
+    "24-byte": np.dtype([("t", "<M8[ns]"), ("x", "<f8"), ("n", "<i4"), ("k", "<u2"), ("c", "S2")]),
     "32-byte aligned+padding": np.dtype(
         [("ok", "?"), ("x", "<f8"), ("n", "<i2"), ("t", "<M8[us]")], align=True
     ),
