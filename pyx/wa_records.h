@@ -194,6 +194,7 @@ static wa_rec_kernel *wa_rec_compile(size_t itemsize, const wa_plan_op *ops, siz
     if (k == NULL) return NULL;
     k->itemsize = itemsize;
     k->whole = -1;
+    if (itemsize == 0) return k; /* nothing to convert: wa_rec_apply returns at once */
     k->block = itemsize && itemsize < WA_REC_BLOCK_BYTES ? WA_REC_BLOCK_BYTES / itemsize : 1;
     merged = (wa_plan_op *)malloc((nops ? nops : 1) * sizeof(wa_plan_op));
     if (merged == NULL) { free(k); return NULL; }

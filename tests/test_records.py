@@ -391,3 +391,18 @@ def test_equal_record_dtypes_keep_their_own_names(impl):
         h = impl.hton(a)
         assert h.dtype == dt.newbyteorder(">") and h.dtype.names == dt.names
         same_fields(h, a.astype(dt.newbyteorder(">")))
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [np.dtype([]), np.dtype("V0"), np.dtype([("a", "V0")]), np.dtype([("a", "<i4", (0,))])],
+    ids=["no-fields", "V0", "V0-field", "empty-subarray"],
+)
+def test_zero_size_records(path_impl, dtype):
+    """Records of no bytes: nothing to convert, whatever the path, in any layout."""
+    for shape in ((0,), (3,), (2, 3)):
+        a = np.zeros(shape, dtype)
+        for got in (path_impl.hton(a), path_impl.byteswap(a), path_impl.ntoh(a)):
+            assert got.shape == shape and got.dtype.itemsize == 0
+        assert path_impl.hton(a).dtype == dtype.newbyteorder(">")
+        assert path_impl.byteswap(a, inplace=True) is a
