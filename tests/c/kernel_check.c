@@ -209,6 +209,17 @@ int main(int argc, char **argv) {
                 wa_rec_free(k);
             }
         }
+        { /* records of no bytes: compiled, and nothing written */
+            wa_rec_kernel *k = wa_rec_compile(0, ops, 0);
+            expect(k != NULL, "rec-compile", 0, 0, 0, 0, 0);
+            if (k != NULL) {
+                memset(rdst, 0xAB, sizeof rdst);
+                for (path = 0; path < 4; path++)
+                    if (mask & (1u << path)) wa_rec_apply(k, (char *)rdst, (const char *)rsrc, 5, path, 0);
+                expect(rdst[0] == 0xAB, "rec-empty", 0, 0, 5, 0, 0);
+                wa_rec_free(k);
+            }
+        }
     }
     {
         /* bool bytes: each value 0..255 at each position, in words and in the tail */
