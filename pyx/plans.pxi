@@ -25,8 +25,9 @@
 # Invariants:
 #   * Entries are immutable and never removed: a dict's get and set are atomic on
 #     free-threaded CPython as on any other, and an entry, once found, stays valid.
-#     Each cache stops growing at _MAX_PLANS entries (a program that makes ever new
-#     dtypes then pays the look-up of an uncached one on each call, nothing more).
+#     Each cache stops growing at _MAX_PLANS entries (a program that makes ever new,
+#     unequal dtypes then has their plans made on each call, and nothing worse).
+#     Time plans have a table of slots by dtype address in front (below).
 #   * A dtype is cached only after check_dtype accepted it: a refused dtype raises
 #     the same error on every call.
 
