@@ -17,9 +17,11 @@ Layout of the work:
 
 Free-threaded CPython (3.14t): the module declares it runs without the GIL
 (freethreading_compatible above; Cython < 3.1 ignores the directive).  That holds
-because nothing here is shared and mutable except the two process-wide knobs above:
-the type tables, CPUID results, numpy's API table and the CRC tables are written once
-at import; the kernels keep no state.  _path and _stream_bytes are written only by
+because nothing here is shared and mutable except the two process-wide knobs above
+and the per-dtype plans of plans.pxi: the type tables, CPUID results, numpy's API
+table and the CRC tables are written once at import; the kernels keep no state; the
+plan caches only grow, with immutable entries that are never freed, published by a
+dict set or one aligned pointer store (plans.pxi says why a racing reader is safe).  _path and _stream_bytes are written only by
 set_simd() / _set_stream_bytes() (test and benchmark knobs) and read once per call,
 then passed down as arguments, so a call that races with a switch runs wholly on the
 old or the new setting, and every path gives the same bytes (plain aligned int loads
@@ -37,12 +39,14 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #   dtypes.pxi     per numpy type character and per wire dtype code: sizes, dtypes
 #   simd.pxi       the SIMD path and streaming-store threshold (process-wide knobs)
 #   convert.pxi    hton / ntoh / byteswap on arrays, htons ... ntohll on ints
+#   plans.pxi      per-dtype plans kept between calls: time units, record kernels
 #   crc.pxi        crc32c
 #   boolean.pxi    bool payloads checked and normalised to bytes 0 and 1
 #   format.pxi     header_length / parse_header / pack_header over wa_format.h
 #   fastpath.pxi   encode_small / decode_small: a whole small frame in one call
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
+# wa_records.h (record swap plans compiled: SIMD masks, portable micro-ops),
 # wa_crc32c.h, wa_bool.h (bool bytes), wa_format.h (the wire format: constants and the
 # one header check), wa_npyabi.h (numpy's C ABI without numpy headers).
 #
@@ -63,6 +67,7 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_CheckExact
+from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF
 from libc.string cimport memcmp, memcpy, memset
@@ -132,6 +137,7 @@ cdef int _host_little = wa_host_is_little()
 include "dtypes.pxi"
 include "simd.pxi"
 include "convert.pxi"
+include "plans.pxi"
 include "crc.pxi"
 include "boolean.pxi"
 include "format.pxi"

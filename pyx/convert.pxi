@@ -118,6 +118,7 @@ cdef object _convert(object a, object out, int mode):
     cdef char *lo2
     cdef char *hi2
     cdef object outdescr, result
+    cdef tuple times = None
     cdef int order = WA_NPY_KEEPORDER
 
     if not wa_is_ndarray(a):
@@ -126,26 +127,27 @@ cdef object _convert(object a, object out, int mode):
     d = <wa_PyArray_Descr *> arr.descr
     tc = <unsigned char> d.type
     itemsize = _itemsize[tc]
+    if _timelike[tc] and itemsize and <object> d.typeobj is _typeobj[tc]:
+        # checked and its result dtypes made once per dtype (plans.pxi); a union
+        # with fields is refused there
+        times = _time_plan(<object> d)
+    elif tc == b'V' or tc == b'S' or tc == b'U':  # records and strings: plans.pxi
+        return _convert_records(a, out, mode)
     # a number dtype with fields (a union) is a record here too, which refuses it; the
     # builtin native descr (numpy's singleton, what most arrays carry) has no fields,
     # so only other descrs pay for the look-up
-    if itemsize == 0 or <object> d.typeobj is not _typeobj[tc] or (
+    elif itemsize == 0 or <object> d.typeobj is not _typeobj[tc] or (
             <object> d is not _native[tc] and a.dtype.names is not None):
-        if is_record(a.dtype):  # structured, S, U, V: a swap plan (_records.py)
-            check_dtype(a.dtype)
-            return _records.convert(a, _np.asarray(a), out,
-                                    ("hton", "ntoh", "swap")[mode],
-                                    "A" if mode == MODE_BYTESWAP else "K", _apply_records)
+        if is_record(a.dtype):  # structured, S, U, V: a swap plan (plans.pxi)
+            return _convert_records(a, out, mode)
         _unsupported(a)
-    if _timelike[tc]:
-        check_dtype(<object> d)  # a unit is required: _common.check_dtype says why
 
     if mode == MODE_HTON:
         swap = itemsize > 1 and not _mem_is_big(d.byteorder)
-        outdescr = _big[tc] if not _timelike[tc] else (<object> d).newbyteorder(">")
+        outdescr = _big[tc] if times is None else times[1]
     elif mode == MODE_NTOH:
         swap = itemsize > 1 and _host_little
-        outdescr = _native[tc] if not _timelike[tc] else (<object> d).newbyteorder("=")
+        outdescr = _native[tc] if times is None else times[2]
     else:
         swap = itemsize > 1
         outdescr = <object> arr.descr
@@ -181,26 +183,6 @@ cdef object _convert(object a, object out, int mode):
         with nogil:
             _run(arr, res, itemsize, unit, nbytes)
     return result
-
-
-def _apply_records(src, dst, ops):
-    """Apply a record conversion's ops (``_records.plan_ops``) with wa_apply_plan:
-    ``src`` and ``dst`` are disjoint C-contiguous ``(n, itemsize)`` uint8 arrays."""
-    cdef const unsigned char[:, ::1] s = src
-    cdef unsigned char[:, ::1] d = dst
-    cdef const uint32_t[:, ::1] o = ops
-    cdef Py_ssize_t n = s.shape[0], itemsize = s.shape[1], k
-    if d.shape[0] != n or d.shape[1] != itemsize or o.shape[1] != 3:
-        raise ValueError("_apply_records: mismatched shapes")
-    for k in range(o.shape[0]):  # the kernel trusts these: check them here
-        if (o[k, 2] not in (0, 1, 2, 4, 8) or o[k, 0] + <Py_ssize_t> o[k, 1] > itemsize or
-                (o[k, 2] > 1 and o[k, 1] % o[k, 2])):
-            raise ValueError(f"_apply_records: bad op {tuple(ops[k])}")
-    if n == 0 or itemsize == 0:
-        return
-    with nogil:
-        wa_apply_plan(<char *> &d[0, 0], <const char *> &s[0, 0], <size_t> n,
-                      <size_t> itemsize, <const wa_plan_op *> &o[0, 0], <size_t> o.shape[0])
 
 
 cdef inline void _run(wa_PyArrayObject *arr, wa_PyArrayObject *res, int itemsize, int unit,

@@ -31,13 +31,23 @@ cdef extern from "wa_bswap.h" nogil:
     uint64_t wa_bswap64(uint64_t x)
     void wa_swap_contig(char *dst, const char *src, size_t nbytes, int unit, int path,
                         int stream)
-    ctypedef struct wa_plan_op:
-        uint32_t offset, nbytes, op
-    void wa_apply_plan(char *dst, const char *src, size_t nrec, size_t itemsize,
-                       const wa_plan_op *ops, size_t nops)
     void wa_convert_nd(char *dst, const ptrdiff_t *dst_strides, const char *src,
                        const ptrdiff_t *src_strides, const ptrdiff_t *shape, int ndim,
                        int itemsize, int unit, int path, int stream)
+
+
+cdef extern from "wa_records.h" nogil:
+    ctypedef struct wa_plan_op:
+        uint32_t offset, nbytes, op
+    ctypedef struct wa_rec_kernel:
+        size_t itemsize
+        int whole
+        size_t period
+        int local
+    wa_rec_kernel *wa_rec_compile(size_t itemsize, const wa_plan_op *ops, size_t nops)
+    void wa_rec_free(wa_rec_kernel *k)
+    void wa_rec_apply(const wa_rec_kernel *k, char *dst, const char *src, size_t nrec,
+                      int path, int stream)
 
 
 cdef extern from "wa_bool.h" nogil:

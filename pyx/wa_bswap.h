@@ -283,34 +283,6 @@ static inline void wa_swap_item(char *dst, const char *src, int itemsize, int un
     }
 }
 
-/* ---- records: a swap plan ------------------------------------------------------
- * A record dtype's plan (src/wirearray/_records.py) as `nops` ops that cover each
- * record's `itemsize` bytes: bytes [offset, offset + nbytes) are zeroed (op 0: no
- * field there, so nothing of the source's memory leaks through padding), copied (op
- * 1), or swapped in units of op = 2, 4 or 8 bytes.  Applied record after record:
- * the portable loop, for any alignment (wa_swap_scalar reads and writes through
- * memcpy).  `dst` and `src` are disjoint or identical (in place); nbytes of a
- * swapping op is a multiple of its unit, and every op lies inside the record --
- * _records.py builds them so and the Cython caller checks both.
- */
-typedef struct {
-    uint32_t offset, nbytes, op;
-} wa_plan_op;
-
-static inline void wa_apply_plan(char *dst, const char *src, size_t nrec, size_t itemsize,
-                                 const wa_plan_op *ops, size_t nops) {
-    size_t r, k;
-    for (r = 0; r < nrec; r++, dst += itemsize, src += itemsize) {
-        for (k = 0; k < nops; k++) {
-            const wa_plan_op *o = &ops[k];
-            if (o->op == 0)
-                memset(dst + o->offset, 0, o->nbytes);
-            else
-                wa_swap_scalar(dst + o->offset, src + o->offset, o->nbytes, (int)o->op);
-        }
-    }
-}
-
 /* ---- N-d strided driver -------------------------------------------------------
  * Converts every element of an N-d array described by (shape, src strides) into
  * dst (same shape, own strides).  Axes are visited outermost first in the order

@@ -50,6 +50,7 @@ HOST_IDS = [f"{a}-{i}" for a, i in HOSTS]
 CORE = [
     "tests/test_byteorder.py",
     "tests/test_datetimes.py",
+    "tests/test_records.py",
     "tests/test_differential.py",
     "tests/test_scalars.py",
     "tests/test_format.py",
@@ -63,8 +64,9 @@ CORE = [
 #: whole-frame fast path, .npy headers, UDP, and
 #: with the compiled core the blocking and asyncio transports and the implementation
 #: switches (which start interpreters through sys.executable, i.e. through qemu).
-#: arm64 is little-endian like x86-64: there the point is the NEON kernels, which the
-#: core, format and codec tests check against numpy (the ARMv8 CRC32C instructions are
+#: arm64 is little-endian like x86-64: there the point is the NEON kernels (the record
+#: kernels' tbl shuffles included), which the core, records, format and codec tests
+#: check against numpy (the ARMv8 CRC32C instructions are
 #: not compiled in: gcc's default -march lacks +crc, as a baseline wheel's build does);
 #: the fallback gets the byte-order tests only.
 #: Not run under emulation: the command line, TLS and load tests (slow under qemu, and

@@ -48,6 +48,16 @@ def test_threads_convert_while_the_path_switches():
         cases.append((a, a.astype(a.dtype.newbyteorder(">")).tobytes()))
         b = a[::-1, ::2]  # strided: the N-d driver
         cases.append((b, b.astype(b.dtype.newbyteorder(">")).tobytes()))
+    # records (the compiled plans of plans.pxi) and datetimes, whose per-dtype plans
+    # are made and kept while other threads read them: a fresh dtype object each time
+    record = np.dtype([("x", "<f4"), ("y", "<f4"), ("t", "<u8"), ("n", "<i4")])
+    r = rng.integers(0, 256, (512 << 10) // 20 * 20, dtype=np.uint8).view(record)
+    r["t"] = r["t"] % (1 << 62)  # no NaN patterns in x, y: compare bytes as they are
+    r["x"] = r["x"].view(np.int32) % 1000
+    r["y"] = r["y"].view(np.int32) % 1000
+    cases.append((r, r.astype(record.newbyteorder(">")).tobytes()))
+    t = random_array("int64", (65536,), rng).view("M8[us]")
+    cases.append((t, t.astype(">M8[us]").tobytes()))
     paths = cw.simd_paths()
     old_stream = cw._get_stream_bytes()
     stop = threading.Event()
@@ -59,6 +69,8 @@ def test_threads_convert_while_the_path_switches():
             start.wait()
             out = np.empty(a.shape, a.dtype.newbyteorder(">"))
             for _ in range(40):
+                if a.dtype.kind in "Mm":
+                    a = a.view(np.dtype(a.dtype.str))  # a new dtype object, equal
                 assert cw.hton(a).tobytes() == expected
                 assert cw.hton(a, out=out).tobytes() == expected
                 assert cw.ntoh(out).tobytes() == a.tobytes()  # bit-exact, NaNs included

@@ -9,6 +9,8 @@ from numpy alone (filling every field of a zeroed record), not from the swap pla
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -251,3 +253,156 @@ def test_compiled_plan_kernel_checks_its_ops():
     for bad in ([0, 12, 3], [0, 13, 1], [8, 6, 2], [0, 6, 4], [2**32 - 1, 2, 1]):
         with pytest.raises(ValueError):
             cw._apply_records(src, dst, np.array([bad], np.uint32))
+    # ops that leave a gap, overlap or stop short of the record: refused too
+    for bad in ([[0, 4, 4], [6, 6, 1]], [[0, 8, 4], [6, 6, 1]], [[0, 4, 4], [4, 4, 1]]):
+        with pytest.raises(ValueError):
+            cw._apply_records(src, dst, np.array(bad, np.uint32))
+
+
+# ---- the compiled kernels on every path: SIMD shuffle masks, the portable loop ----
+
+LEAVES = [
+    "?", "i1", "u1", "<i2", ">u2", "<i4", ">u4", "<i8", ">u8", "<f2", ">f4", "<f8", ">c8",
+    "<c16", "<M8[ns]", ">m8[10ms]", "S1", "S5", "<U1", ">U3", "V3",
+]  # fmt: skip
+
+
+@st.composite
+def laid_out_dtypes(draw):
+    """Records of 1..200 bytes with fields at chosen offsets: gaps of padding anywhere,
+    subarray fields, and so swap units that straddle 16-byte lanes wherever they fall."""
+    size = draw(st.integers(1, 200))
+    names, formats, offsets = [], [], []
+    off = 0
+    while True:
+        off += draw(st.integers(0, 3))
+        leaf = np.dtype(draw(st.sampled_from(LEAVES)))
+        count = draw(st.sampled_from([1, 1, 1, 2, 3, 5]))
+        fmt = leaf if count == 1 else np.dtype((leaf, (count,)))
+        if off + fmt.itemsize > size:
+            break
+        names.append(f"f{len(names)}")
+        formats.append(fmt)
+        offsets.append(off)
+        off += fmt.itemsize
+    if not names:
+        names, formats, offsets = ["f0"], [np.dtype("u1")], [size - 1]
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+
+
+def _enough_records(dt: np.dtype, extra: int) -> int:
+    """More records than two periods of the SIMD masks (lcm(itemsize, 32) bytes), so
+    each kernel runs its chunks and the portable loop its head and tail."""
+    return 2 * math.lcm(dt.itemsize, 32) // dt.itemsize + 2 + extra
+
+
+def _check_all_ways(impl, a: np.ndarray) -> None:
+    """hton/ntoh/byteswap of the 1-d record array ``a``: allocated, unaligned, in place
+    (aligned and not), into an unaligned out= buffer, and strided."""
+    dt = a.dtype
+    want_h, want_s = a.astype(dt.newbyteorder(">")), a.byteswap()
+    same_fields(impl.hton(a), want_h)
+    same_fields(impl.byteswap(a), want_s)
+    same_fields(impl.ntoh(want_h), want_h.astype(dt.newbyteorder("=")))
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    buf[1:] = a.view(np.uint8)
+    unaligned = np.frombuffer(buf.data, dt, offset=1)
+    same_fields(impl.hton(unaligned), want_h)
+    b = a.copy()
+    assert impl.byteswap(b, inplace=True) is b
+    same_fields(b, want_s)
+    same_fields(impl.byteswap(unaligned, inplace=True), want_s)
+    c = a.copy()
+    same_fields(impl.hton(c, out=c), want_h)  # in place, as a view of c's memory
+    out = np.full(a.nbytes + 3, 0xAB, np.uint8)[3:]  # padding not zero, misaligned
+    same_fields(impl.hton(a, out=out), want_h)
+    wide = np.empty((a.shape[0], 2), dt)
+    wide[:, 1] = a
+    same_fields(impl.hton(wide[:, 1]), want_h)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(dt=st.one_of(laid_out_dtypes(), record_dtypes()), extra=st.integers(0, 40))
+def test_every_record_size_on_every_path(path_impl, dt, extra):
+    a = random_records(dt, (_enough_records(dt, extra),))
+    _check_all_ways(path_impl, a)
+
+
+BENCH_RECORDS = [
+    np.dtype([("x", "<f4"), ("y", "<f4"), ("t", "<u8")]),  # 16 bytes
+    np.dtype([("x", "<f4"), ("y", "<f4"), ("n", "<i4")]),  # 12: one unit, one run
+    RECORD_20,  # t straddles a 16-byte lane in every other record
+    np.dtype([("t", "<M8[ns]"), ("x", "<f8"), ("n", "<i4"), ("k", "<u2"), ("ok", "?")]),
+    np.dtype([("ok", "?"), ("x", "<f8"), ("n", "<i2"), ("t", "<M8[us]")], align=True),
+    np.dtype([("t", "<M8[ns]"), ("v", "<f4", (3,)), ("label", "S5"), ("ok", "?")], align=True),
+    np.dtype([("id", "<u4"), ("v", "<f8", (3,)), ("label", "<U2")]),
+]
+
+
+@pytest.mark.parametrize("dt", BENCH_RECORDS, ids=lambda d: f"{d.itemsize}-byte")
+def test_long_arrays_with_streaming_stores(path_impl, dt):
+    """Arrays long enough for the streaming-store path (forced from 1 byte on), into
+    destinations at every 16-byte phase."""
+    a = random_records(dt, (5003,))
+    set_stream = getattr(path_impl, "_set_stream_bytes", None)
+    saved = path_impl._get_stream_bytes() if set_stream else None
+    try:
+        if set_stream:
+            set_stream(1)
+        _check_all_ways(path_impl, a)
+        want = a.astype(dt.newbyteorder(">"))
+        for phase in (0, 8, 16, 24):
+            out = np.empty(a.nbytes + 32, np.uint8)
+            start = (-out.ctypes.data + phase) % 32
+            same_fields(path_impl.hton(a, out=out[start : start + a.nbytes]), want)
+    finally:
+        if set_stream:
+            set_stream(saved)
+
+
+def test_time_dtypes_many_dtype_objects(impl):
+    """Datetime results carry their dtype's unit whatever dtype object the array has --
+    more distinct objects than the compiled core keeps plans for -- and a dtype
+    without a unit is refused on every call, not only the first."""
+    base = np.arange(-3, 5, dtype=np.int64)
+    for i in range(1100):
+        unit = ("ns", "10ms", "D", "2h")[i % 4]
+        dt = np.dtype(f"{'Mm'[i % 2]}8[{unit}]")
+        a = base.view(dt)
+        h = impl.hton(a)
+        assert h.dtype == dt.newbyteorder(">") and h.tobytes() == a.astype(h.dtype).tobytes()
+        n = impl.ntoh(h)
+        assert n.dtype == dt and n.tobytes() == a.tobytes()
+    for _ in range(3):
+        with pytest.raises(UnsupportedDtypeError):
+            impl.hton(np.zeros(2, "M8"))
+
+
+def test_equal_record_dtypes_keep_their_own_names(impl):
+    """Equal record dtypes share a compiled plan, yet each result has its own dtype."""
+    one = np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f8"], "offsets": [0, 8]})
+    other = np.dtype({"names": ["b", "a"], "formats": ["<f8", "<i4"], "offsets": [8, 0]})
+    titled = np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f8"], "offsets": [0, 8],
+                       "titles": ["A", "B"]})  # fmt: skip
+    for dt in (one, other, titled, np.dtype(one.descr)):
+        a = random_records(dt, (40,))
+        h = impl.hton(a)
+        assert h.dtype == dt.newbyteorder(">") and h.dtype.names == dt.names
+        same_fields(h, a.astype(dt.newbyteorder(">")))
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [np.dtype([]), np.dtype("V0"), np.dtype([("a", "V0")]), np.dtype([("a", "<i4", (0,))])],
+    ids=["no-fields", "V0", "V0-field", "empty-subarray"],
+)
+def test_zero_size_records(path_impl, dtype):
+    """Records of no bytes: nothing to convert, whatever the path, in any layout."""
+    for shape in ((0,), (3,), (2, 3)):
+        a = np.zeros(shape, dtype)
+        for got in (path_impl.hton(a), path_impl.byteswap(a), path_impl.ntoh(a)):
+            assert got.shape == shape and got.dtype.itemsize == 0
+        assert path_impl.hton(a).dtype == dtype.newbyteorder(">")
+        assert path_impl.byteswap(a, inplace=True) is a

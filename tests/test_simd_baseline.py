@@ -39,7 +39,9 @@ from conftest import load_cwire
 TESTS = Path(__file__).resolve().parent
 
 #: Functions allowed to use instructions beyond the baseline, by their C names.
-DISPATCHED = ("wa_swap_ssse3", "wa_swap_avx2", "wa_crc32c_sse42")
+DISPATCHED = (
+    "wa_swap_ssse3", "wa_swap_avx2", "wa_rec_ssse3", "wa_rec_avx2", "wa_crc32c_sse42",
+)  # fmt: skip
 #: gcc's names for clones and split-off parts: .constprop.0, .isra.0, .part.0, .cold, ...
 _CLONE = r"(?:\.[A-Za-z_]+(?:\.\d+)?)*"
 _DISPATCHED_RE = re.compile(rf"^({'|'.join(DISPATCHED)}){_CLONE}$")
@@ -168,13 +170,18 @@ def test_only_dispatched_kernels_use_simd_beyond_sse2():
     assert "pshufb" in used_in("wa_swap_ssse3")
     assert "vpshufb" in used_in("wa_swap_avx2") and "%ymm" in used_in("wa_swap_avx2")
     assert "crc32" in used_in("wa_crc32c_sse42")
+    assert "pshufb" in used_in("wa_rec_ssse3")
+    assert "vpshufb" in used_in("wa_rec_avx2") and "%ymm" in used_in("wa_rec_avx2")
 
 
 # ---- every path forced, in fresh interpreters ----
 
 #: The focused subset: every byte-order entry point, contiguous and strided, with and
-#: without streaming stores, against numpy.
-SUBSET = ("test_byteorder.py", "test_differential.py", "test_scalars.py")
+#: without streaming stores, records and datetimes included, against numpy.
+SUBSET = (
+    "test_byteorder.py", "test_differential.py", "test_scalars.py", "test_records.py",
+    "test_datetimes.py",
+)  # fmt: skip
 
 # conftest's fixtures restore the path chosen at import (here the forced one) after
 # each test, so every `impl` test runs on it; the `path_impl` tests still visit each

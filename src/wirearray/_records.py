@@ -10,14 +10,16 @@ memory.  Bytes that belong to no field (padding, ``align=True`` gaps) are in no 
 every result has them zero, so an array made with ``np.empty`` never passes on what
 its memory held there.
 
-For one conversion the plan becomes ops (:func:`plan_ops`) that cover each record:
-zero (padding), copy, or swap in units of 2, 4 or 8 bytes.  The fallback applies them
-with numpy over the records' bytes (``(n, itemsize)`` uint8 matrices: per op one
-strided copy, reversed in its units where it swaps); the compiled core with the
-portable C loop of pyx/wa_bswap.h (wa_apply_plan), record after record.  numpy's own
-``astype``/``byteswap`` give the same field bytes (the tests hold both to them), but
-copy padding as it is.  Either way the records are staged through one C-ordered
-buffer and copied into the result (or ``out=``) as raw items, whatever its layout.
+For one conversion the plan becomes ops (:func:`plan_ops`, :func:`conversion`) that
+tile each record: zero (padding), copy, or swap in units of 2, 4 or 8 bytes.  The
+fallback applies them with numpy over the records' bytes (``(n, itemsize)`` uint8
+matrices: per op one strided copy, reversed in its units where it swaps), staged
+through one C-ordered buffer and copied into the result (or ``out=``) as raw items,
+whatever its layout (:func:`convert`).  The compiled core compiles the ops once per
+dtype (pyx/plans.pxi, pyx/wa_records.h: SIMD shuffle masks and a portable loop) and
+converts a contiguous array straight into its result; other layouts go through
+:func:`convert` with that kernel.  numpy's own ``astype``/``byteswap`` give the same
+field bytes (the tests hold both to them), but copy padding as it is.
 
 Refused (``UnsupportedDtypeError``): fields that hold Python objects, extended
 precision floats, datetime64/timedelta64 without a unit (as for plain arrays), and
@@ -195,6 +197,23 @@ def apply_numpy(src: np.ndarray, dst: np.ndarray, ops: np.ndarray) -> None:
         dst[:, off : off + size] = block
 
 
+def conversion(dt: np.dtype, mode: str) -> tuple[np.dtype, np.ndarray]:
+    """The result dtype and the ops (:func:`plan_ops`) of hton ("hton"), ntoh ("ntoh")
+    or byteswap ("swap") of records of ``dt``.
+
+    Raises:
+        UnsupportedDtypeError: as :func:`swap_plan`.
+    """
+    from ._common import HOST_IS_LITTLE
+
+    plan = swap_plan(dt)
+    if mode == "hton":
+        return dt.newbyteorder(">"), plan_ops(plan, lambda r: not r.big)
+    if mode == "ntoh":
+        return dt.newbyteorder("="), plan_ops(plan, lambda r: HOST_IS_LITTLE)
+    return dt, plan_ops(plan, lambda r: True)
+
+
 def convert(
     a: np.ndarray, arr: np.ndarray, out, mode: str, order: str, kernel=apply_numpy
 ) -> np.ndarray:
@@ -203,35 +222,17 @@ def convert(
     array allocated in ``order`` as numpy's astype ("K") or byteswap ("A") would;
     ``kernel(src, dst, ops)`` applies the ops (:func:`apply_numpy`, or the compiled
     core's)."""
-    from ._common import HOST_IS_LITTLE, check_out_source, prepare_out
+    from ._common import check_out_source, prepare_out
 
     dt = arr.dtype
-    plan = swap_plan(dt)
-    if mode == "hton":
-        out_dt = dt.newbyteorder(">")
-
-        def swap_of(r: Run) -> bool:
-            return not r.big
-
-    elif mode == "ntoh":
-        out_dt = dt.newbyteorder("=")
-
-        def swap_of(r: Run) -> bool:
-            return HOST_IS_LITTLE
-
-    else:
-        out_dt = dt
-
-        def swap_of(r: Run) -> bool:
-            return True
-
+    out_dt, ops = conversion(dt, mode)
     src = np.ascontiguousarray(arr)
     tmp = np.empty(arr.shape, dtype=out_dt)
     if arr.size and dt.itemsize:
         kernel(
             src.reshape(-1).view(np.uint8).reshape(-1, dt.itemsize),
             tmp.reshape(-1).view(np.uint8).reshape(-1, dt.itemsize),
-            plan_ops(plan, swap_of),
+            ops,
         )
     if out is None:
         # numpy's allocation (astype's "K", byteswap's "A"; the class of ``a``)

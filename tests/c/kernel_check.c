@@ -7,7 +7,11 @@
  * and the N-d strided driver on a transposed, negatively strided 3-d view.  The bool
  * loops of pyx/wa_bool.h (word-wise, so byte order must not matter) are compared with
  * byte loops for every byte value at every position of sizes 0..40 and misalignments
- * 0..7, in place and out of place.
+ * 0..7, in place and out of place.  The record kernels of pyx/wa_records.h are
+ * compared with a byte-level reference of their ops for random plans of 1..200-byte
+ * records (every op kind, units straddling 16-byte lanes, one-op records), 0..150
+ * records, misaligned source and destination, in place and out of place, with and
+ * without streaming stores, on every path.
  *
  * Prints "host=<little|big> paths=<mask> checks=<n> failures=0" and exits 0 when
  * every check passed.  Usage: kernel_check [expected-host-order]
@@ -18,6 +22,7 @@
 
 #include "wa_bool.h"
 #include "wa_bswap.h"
+#include "wa_records.h"
 
 static unsigned long checks = 0, failures = 0;
 
@@ -36,6 +41,49 @@ static void expect(int ok, const char *what, int path, int unit, size_t n, int a
             fprintf(stderr, "FAIL %s path=%d unit=%d n=%lu src_off=%d dst_off=%d\n", what,
                     path, unit, (unsigned long)n, a, b);
     }
+}
+
+
+/* ---- records: a byte-level reference and random plans ---- */
+static uint32_t lcg = 12345u;
+static uint32_t rnd(uint32_t n) {
+    lcg = lcg * 1103515245u + 12345u;
+    return (lcg >> 8) % n;
+}
+
+static void rec_reference(unsigned char *dst, const unsigned char *src, size_t nrec,
+                          size_t itemsize, const wa_plan_op *ops, size_t nops) {
+    size_t r, k, b;
+    for (r = 0; r < nrec; r++)
+        for (k = 0; k < nops; k++) {
+            size_t off = r * itemsize + ops[k].offset, u = ops[k].op;
+            for (b = 0; b < ops[k].nbytes; b++) {
+                if (u == 0) dst[off + b] = 0;
+                else if (u == 1) dst[off + b] = src[off + b];
+                else dst[off + b] = src[off + b / u * u + (u - 1 - b % u)];
+            }
+        }
+}
+
+/* Ops tiling an itemsize-byte record: runs of zero / copy / 2-4-8-byte swaps of
+ * random lengths; `kind` < 0 random, else every op of that kind where it fits. */
+static size_t random_plan(wa_plan_op *ops, size_t itemsize, int kind) {
+    size_t n = 0, off = 0;
+    while (off < itemsize) {
+        size_t left = itemsize - off, len;
+        uint32_t op = kind >= 0 ? (uint32_t)kind : rnd(5);
+        if (op == 3) op = 8;
+        if (op >= 2 && left < op) op = rnd(2);
+        if (op >= 2) len = op * (1 + rnd((uint32_t)(left / op < 6 ? left / op : 6)));
+        else len = 1 + rnd((uint32_t)(left < 9 ? left : 9));
+        if (op >= 2 && rnd(8) == 0 && left / op > 6) len = left / op * op; /* a long run */
+        ops[n].offset = (uint32_t)off;
+        ops[n].nbytes = (uint32_t)len;
+        ops[n].op = op;
+        n++;
+        off += len;
+    }
+    return n;
 }
 
 int main(int argc, char **argv) {
@@ -99,6 +147,78 @@ int main(int argc, char **argv) {
                         if (memcmp(dst + a * dstr[0] + b * dstr[1] + c * dstr[2], r, 8)) ok = 0;
                     }
             expect(ok, "nd", path, 8, 120, 0, 0);
+        }
+    }
+    {
+        /* records: random plans through wa_rec_compile / wa_rec_apply, every path */
+        static unsigned char rsrc[200 * 150 + 64], rdst[200 * 150 + 128], rref[200 * 150 + 64];
+        static wa_plan_op ops[256];
+        const size_t sizes[] = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 17, 20, 24, 28, 31,
+                                32, 33, 40, 48, 60, 64, 65, 72, 96, 100, 127, 128, 160, 199, 200};
+        size_t si, trial, j;
+        for (j = 0; j < sizeof rsrc; j++) rsrc[j] = (unsigned char)(j * 151u + 11u);
+        for (si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const size_t S = sizes[si];
+            for (trial = 0; trial < 8; trial++) {
+                /* trial 0: one op over the whole record; 1-4: one kind; then mixed */
+                int kind = trial == 0 ? -2 : trial <= 4 ? (int)"\0\1\2\4"[trial - 1] : -1;
+                size_t nops;
+                wa_rec_kernel *k;
+                if (kind == -2) {
+                    ops[0].offset = 0; ops[0].nbytes = (uint32_t)S;
+                    ops[0].op = S % 8 == 0 ? 8 : S % 4 == 0 ? 4 : S % 2 == 0 ? 2 : 1;
+                    nops = 1;
+                } else {
+                    nops = random_plan(ops, S, kind);
+                }
+                k = wa_rec_compile(S, ops, nops);
+                expect(k != NULL, "rec-compile", 0, (int)S, nops, 0, 0);
+                if (k == NULL) continue;
+                for (path = 0; path < 4; path++) {
+                    size_t nrec;
+                    if (!(mask & (1u << path))) continue;
+                    for (nrec = 0; nrec <= 150; nrec += (nrec < 12 ? 1 : 1 + rnd(23))) {
+                        const size_t N = nrec * S;
+                        for (so = 0; so < 3; so++) {
+                            const size_t sa = (size_t)(so * 7); /* source offsets 0, 7, 14 */
+                            rec_reference(rref, rsrc + sa, nrec, S, ops, nops);
+                            /* destination offsets: 16-aligned, and off by the source's */
+                            for (doff = 0; doff < 3; doff++) {
+                                for (stream = 0; stream < 2; stream++) {
+                                    /* 32-aligned, 16 past that, and misaligned */
+                                    const size_t da = (size_t)(doff * 16) + (doff == 2 ? sa + 1 : 0);
+                                    unsigned char *d = rdst + 16 + da +
+                                                       (32 - (size_t)((uintptr_t)rdst & 31)) % 32;
+                                    memset(rdst, 0xAB, sizeof rdst);
+                                    wa_rec_apply(k, (char *)d, (const char *)rsrc + sa, nrec, path,
+                                                 stream);
+                                    expect(memcmp(d, rref, N) == 0, "rec", path, (int)S, nrec,
+                                           (int)sa, (int)da);
+                                    expect(d[-1] == 0xAB && d[N] == 0xAB,
+                                           "rec-guard", path, (int)S, nrec, (int)sa, (int)da);
+                                }
+                            }
+                            /* in place, at a misaligned address */
+                            memcpy(rdst + so, rsrc + sa, N);
+                            wa_rec_apply(k, (char *)rdst + so, (const char *)rdst + so, nrec, path, 0);
+                            expect(memcmp(rdst + so, rref, N) == 0, "rec-inplace", path, (int)S,
+                                   nrec, so, so);
+                        }
+                    }
+                }
+                wa_rec_free(k);
+            }
+        }
+        { /* records of no bytes: compiled, and nothing written */
+            wa_rec_kernel *k = wa_rec_compile(0, ops, 0);
+            expect(k != NULL, "rec-compile", 0, 0, 0, 0, 0);
+            if (k != NULL) {
+                memset(rdst, 0xAB, sizeof rdst);
+                for (path = 0; path < 4; path++)
+                    if (mask & (1u << path)) wa_rec_apply(k, (char *)rdst, (const char *)rsrc, 5, path, 0);
+                expect(rdst[0] == 0xAB, "rec-empty", 0, 0, 5, 0, 0);
+                wa_rec_free(k);
+            }
         }
     }
     {
