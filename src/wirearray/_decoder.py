@@ -610,7 +610,7 @@ class Decoder:
             return
         # an array: limits, representability, name, and schema (its own or its message's)
         try:
-            text = check_array(code, shape, length, name, self.max_ndim, self.max_frame_bytes)
+            text = check_array(code, shape, length, name, self.max_ndim, self.max_frame_bytes, count)
         except FrameTooLargeError:
             if message is None and length <= self.max_frame_bytes:
                 self._skip(self._header[2], length)

@@ -16,13 +16,15 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _format as F
-from ._common import array_to_send, check_dtype, mem_is_big, message_array
+from ._common import HOST_IS_LITTLE, array_to_send, check_dtype, mem_is_big, message_array
 from ._framing import WIRE, Framing
 from ._implementation import get as _get_impl
 from ._sizes import DEFAULT_CHUNK_BYTES, ONE_COPY_BYTES, SMALL_FRAME_BYTES
 from .exceptions import UnsupportedDtypeError, UsageError
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from ._types import Buffers, ByteOrder, Implementation
 
 __all__ = ["Encoder"]
@@ -31,6 +33,8 @@ _CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoise
 #: The wire code of bool (docs/FORMAT.md section 3): its bytes travel as 0 or 1.
 BOOL_CODE = 1
 _ZEROS = bytes(F.ALIGN)
+#: S and V: bytes, never swapped (their BIG_ENDIAN flag carries no meaning)
+_BYTE_CODES = (F.CODE_BYTES, F.CODE_RAW)
 
 
 def byteorder_is_big(byteorder: str) -> bool | None:
@@ -55,7 +59,10 @@ def array_code(a: np.ndarray) -> int:
     dt = a.dtype
     code = _CODES.get(dt)
     if code is None:
-        code = _CODES[dt] = F.dtype_code(dt)
+        code = F.dtype_code(dt)
+        if code in F.RECORD_CODES:  # the format's word on records and lengths
+            code = F.check_wire_dtype(dt)
+        _CODES[dt] = code
     if not code:
         check_dtype(dt)
         raise UnsupportedDtypeError(f"wirearray cannot send dtype {dt!r}")
@@ -85,6 +92,16 @@ def name_bytes(name: str | None) -> bytes:
     if not 0 < len(b) <= F.MAX_NAME:
         raise UsageError("array names are 1 to 255 bytes of UTF-8")
     return b
+
+
+def record_to_wire(a: np.ndarray, wire_big: bool, impl: ModuleType) -> np.ndarray:
+    """A record array's payload: every field in the wire's byte order, padding zero
+    (docs/FORMAT.md section 3), from the implementation's swap plan (its ``hton``,
+    then ``byteswap`` for a little-endian wire).  A new array, in ``a``'s layout."""
+    w = impl.hton(a)
+    if not wire_big:  # the same bytes reversed per field: little-endian, padding still 0
+        w = impl.byteswap(w).view(w.dtype.newbyteorder("<"))
+    return np.asarray(w)
 
 
 def _flat_bytes(a: np.ndarray, fortran: bool) -> np.ndarray:
@@ -198,8 +215,14 @@ class Encoder:
             byteorder, checksum = None, None
         want_big = _byteorder_is_big(byteorder if byteorder is not None else self.byteorder)
         mem_big = mem_is_big(a.dtype)
+        if code == F.CODE_RECORD:  # fields of any byte orders: "native" is the host's
+            mem_big = not HOST_IS_LITTLE
         wire_big = mem_big if want_big is None else want_big
-        swap = a.dtype.itemsize > 1 and wire_big != mem_big
+        swap = a.dtype.itemsize > 1 and wire_big != mem_big and code not in _BYTE_CODES
+        if code == F.CODE_RECORD:  # converted field by field, padding zeroed, always
+            header_a = a
+            a = record_to_wire(a, wire_big, self._impl)
+            swap = False
         fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
         checksum = self.checksum if checksum is None else bool(checksum)
         flags = (
@@ -207,7 +230,9 @@ class Encoder:
             | (F.FLAG_FORTRAN if fortran else 0)
             | (F.FLAG_CHECKSUM if checksum else 0)
         )
-        header = self.framing.array_header(a, code, flags, name_b, self._seq, self._impl)
+        header = self.framing.array_header(
+            header_a if code == F.CODE_RECORD else a, code, flags, name_b, self._seq, self._impl
+        )
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         return self._frame_parts(a, header, swap, fortran, checksum, code == BOOL_CODE)
 
@@ -354,9 +379,7 @@ class Encoder:
         items = [(k, message_array(v)) for k, v in arrays.items()]
         for k, v in items:
             self._name_bytes(k)
-            if not F.dtype_code(v.dtype):
-                check_dtype(v.dtype)
-                raise UnsupportedDtypeError(f"wirearray cannot send dtype {v.dtype!r}")
+            array_code(v)
         head = self._impl.pack_header(
             F.KIND_MESSAGE, 0, 0, (), 0, b"", len(items), self._next_seq()
         )

@@ -146,7 +146,7 @@ def _read_array(
         raise MalformedFrameError(f"frame kind {kind} where an array frame belongs")
     if fseq != seq:
         raise MalformedFrameError(f"frame sequence number {fseq}, expected {seq}")
-    text = check_array(code, shape, length, name, limits.max_ndim, limits.max_frame_bytes)
+    text = check_array(code, shape, length, name, limits.max_ndim, limits.max_frame_bytes, count)
     if msg is not None:
         if text is None:
             raise MalformedFrameError("an array inside a message has no name")
