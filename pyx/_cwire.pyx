@@ -89,6 +89,7 @@ from wirearray._common import (
 )
 from wirearray.exceptions import (
     BufferMismatchError,
+    MalformedDescriptorError,
     MalformedFrameError,
     UnsupportedDtypeError,
     UnsupportedVersionError,
