@@ -66,7 +66,7 @@ u64 = st.one_of(
 fields = st.fixed_dictionaries(
     {
         "kind": st.one_of(st.sampled_from(F.KINDS), st.integers(0, 255)),
-        "code": st.one_of(st.integers(0, 41), st.integers(0, 255)),
+        "code": st.one_of(st.integers(0, 45), st.integers(0, 255)),
         "flags": st.one_of(st.integers(0, 7), st.integers(0, 255)),
         "shape": st.lists(u64, max_size=64).map(tuple),
         "payload_len": u64,
@@ -195,7 +195,7 @@ INVALID = {
     "magic": (b"\x89WAX" + HEADER[4:], MalformedFrameError),
     "magic-first": (b"\x00" + HEADER[1:], MalformedFrameError),
     "version-0": (_with(4, b"\x00"), UnsupportedVersionError),
-    "version-4": (_with(4, b"\x04"), UnsupportedVersionError),
+    "version-5": (_with(4, b"\x05"), UnsupportedVersionError),
     "version-255": (_with(4, b"\xff"), UnsupportedVersionError),
     "ndim-65": (_with(8, b"\x41"), MalformedFrameError),
     "ndim-255": (_with(8, b"\xff"), MalformedFrameError),
@@ -207,7 +207,8 @@ INVALID = {
     "kind-4": (_with(5, b"\x04"), MalformedFrameError),
     "kind-message": (_with(5, b"\x02"), MalformedFrameError),
     "code-0": (_with(6, b"\x00"), MalformedFrameError),
-    "code-41": (_with(6, b"\x29"), MalformedFrameError),
+    "code-41-in-v1": (_with(6, b"\x29"), MalformedFrameError),
+    "code-45": (fix_crc(_v(_with(6, b"\x2d"), 4)), MalformedFrameError),
     # datetime64/timedelta64 exist from version 3 on; count holds the multiplier,
     # 1 .. 2**31 - 1 (numpy's C int), checked before anything is sized from it
     "time-v1": (fix_crc(_v(TIME_HEADER, 1)), MalformedFrameError),
