@@ -220,7 +220,6 @@ class Encoder:
         wire_big = mem_big if want_big is None else want_big
         swap = a.dtype.itemsize > 1 and wire_big != mem_big and code not in _BYTE_CODES
         if code == F.CODE_RECORD:  # converted field by field, padding zeroed, always
-            header_a = a
             a = record_to_wire(a, wire_big, self._impl)
             swap = False
         fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
@@ -230,9 +229,7 @@ class Encoder:
             | (F.FLAG_FORTRAN if fortran else 0)
             | (F.FLAG_CHECKSUM if checksum else 0)
         )
-        header = self.framing.array_header(
-            header_a if code == F.CODE_RECORD else a, code, flags, name_b, self._seq, self._impl
-        )
+        header = self.framing.array_header(a, code, flags, name_b, self._seq, self._impl)
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         return self._frame_parts(a, header, swap, fortran, checksum, code == BOOL_CODE)
 
