@@ -23,7 +23,7 @@ import zmq
 
 from . import _format as F
 from ._common import array_to_send, mem_is_big, message_array
-from ._encoder import BOOL_CODE, array_code, byteorder_is_big, name_bytes
+from ._encoder import BOOL_CODE, array_code, byteorder_is_big, name_bytes, record_to_wire
 from ._zmq_staging import _StagingPool
 from .codec import DEFAULT_MAX_FRAME_BYTES
 from .exceptions import (
@@ -227,8 +227,13 @@ def _encode_array(
     code = array_code(a)
     name_b = _name_bytes(name)
     mem_big = _mem_is_big(dt)
+    if code == F.CODE_RECORD:  # fields of any byte orders: "native" is the host's
+        mem_big = sys.byteorder == "big"
     wire_big = mem_big if want_big is None else want_big
-    swap = dt.itemsize > 1 and wire_big != mem_big
+    swap = dt.itemsize > 1 and wire_big != mem_big and code not in (F.CODE_BYTES, F.CODE_RAW)
+    if code == F.CODE_RECORD:  # converted field by field, padding zeroed, always
+        a = record_to_wire(a, wire_big, impl)
+        dt, swap = a.dtype, False
     fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
     contiguous = a.flags.c_contiguous or fortran
     order: Literal["C", "F"] = "F" if fortran else "C"
