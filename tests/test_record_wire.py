@@ -40,9 +40,9 @@ from wirearray import (
     SchemaMismatchError,
     UnsupportedDtypeError,
     UnsupportedVersionError,
+    fallback,
 )
 from wirearray import _format as F
-from wirearray import fallback
 from wirearray.codec import Decoder, Encoder, Schema
 from wirearray.npy import NPY
 
@@ -121,8 +121,10 @@ def test_round_trip_split_every_way(impl_name, dtype):
         for mode in FEED_MODES:
             events, err = decode(data, mode, implementation=impl_name)
             assert err is None, (mode, err)
-            same_fields(events[0].array, wire_form(a, sys.byteorder == "big").view(
-                a.dtype.newbyteorder("=")))
+            same_fields(
+                events[0].array,
+                wire_form(a, sys.byteorder == "big").view(a.dtype.newbyteorder("=")),
+            )
             assert events[0].name == "r"
             same_fields(events[1].arrays["r"], events[0].array)
         for big in (False, True):  # keep_wire_order: the frame's own order, as numpy's astype
@@ -199,8 +201,22 @@ def test_schema_names_records_and_strings(impl_name):
         (np.dtype((np.int64, [("a", "<i4"), ("b", ">i4")])), "union"),
         (np.dtype({"names": ["a"], "formats": ["<i4"], "titles": ["A"]}), "title"),
         (np.dtype({"names": ["b", "a"], "formats": ["<i4", "<i4"], "offsets": [4, 0]}), "order"),
-        (np.dtype([("a", [("b", [("c", [("d", [("e", [("f", [("g", [("h", [("i", "u1")])])])])])])])])]),
-         "deep"),
+        (
+            np.dtype(
+                [
+                    (
+                        "a",
+                        [
+                            (
+                                "b",
+                                [("c", [("d", [("e", [("f", [("g", [("h", [("i", "u1")])])])])])])],
+                            )
+                        ],
+                    )
+                ]
+            ),
+            "deep",
+        ),
         (np.dtype([(f"f{i}", "u1") for i in range(F.MAX_FIELDS + 1)]), "fields"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
@@ -296,7 +312,8 @@ def test_descriptor_check_order(impl_name2):
     impl = load_cwire() if impl_name2 == "cython" else fallback
     good = F.encode_descriptor(np.dtype([("a", "<i4"), ("b", "<f8")]))
     assert impl.parse_header(_with_descriptor(good, (1,), 12))[6] == np.dtype(
-        [("a", "<i4"), ("b", "<f8")])
+        [("a", "<i4"), ("b", "<f8")]
+    )
     for desc, words in HOSTILE.values():
         with pytest.raises(MalformedDescriptorError, match=words):
             impl.parse_header(_with_descriptor(desc, (1,), 12))
@@ -383,7 +400,7 @@ def test_descriptor_length_bounded_from_the_first_64_bytes(impl_name):
     header[12:16] = (F.MAX_DESCRIPTOR + 1).to_bytes(4, "big")
     for claim in (F.MAX_DESCRIPTOR + 1, 2**32 - 1):
         header[12:16] = claim.to_bytes(4, "big")
-        events, err = decode(bytes(header[:64]), "whole", eof=False, implementation=impl_name)
+        _events, err = decode(bytes(header[:64]), "whole", eof=False, implementation=impl_name)
         assert isinstance(err, MalformedDescriptorError) and "exceeds" in str(err)
 
 
@@ -489,10 +506,13 @@ def test_npy_with_a_numpy_only_peer(layer):
         raw = np.arange(5 * dt.itemsize, dtype=np.uint32).astype(np.uint8).tobytes()
         want = np.frombuffer(raw, dt)
         assert a.dtype == dt.newbyteorder("=")
-        assert np.array_equal(a.view(np.uint8).reshape(5, -1)[:, field_mask(dt)],
-                              want.astype(a.dtype).view(np.uint8).reshape(5, -1)[:, field_mask(dt)])  # fmt: skip
+        mask = field_mask(dt)
+        got_bytes = a.view(np.uint8).reshape(5, -1)[:, mask]
+        assert np.array_equal(
+            got_bytes, want.astype(a.dtype).view(np.uint8).reshape(5, -1)[:, mask]
+        )
     for line, a in zip(out.splitlines(), got, strict=True):
-        descr, data = json.loads(line)
+        _descr, data = json.loads(line)
         assert bytes.fromhex(data) == wire_form(a, sys.byteorder == "big").tobytes()
 
 
@@ -506,12 +526,12 @@ def test_npy_descr_limits():
         text = f"{{'descr': {descr}, 'fortran_order': False, 'shape': (1,), }}"
         raw = text.encode() + b" " * (-(len(text) + 11) % 64) + b"\n"
         data = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(raw)) + raw + bytes(64)
-        events, err = decode(data, "whole", eof=False, framing=NPY)
+        _, err = decode(data, "whole", eof=False, framing=NPY)
         assert isinstance(err, MalformedFrameError) and words in str(err), (descr, err)
     mixed = np.zeros(2, [("a", "<i4"), ("b", ">i4")])
     buf = io.BytesIO()
     np.save(buf, mixed)
-    events, err = decode(buf.getvalue(), "whole", eof=False, framing=NPY)
+    _events, err = decode(buf.getvalue(), "whole", eof=False, framing=NPY)
     assert isinstance(err, MalformedFrameError) and "mixes byte orders" in str(err)
 
 

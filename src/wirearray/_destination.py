@@ -218,7 +218,6 @@ class Destination:
         if any(tail[pad_from:]):
             raise MalformedFrameError("non-zero bytes in frame padding")
 
-
     def _convert(self) -> None:
         """A record payload, complete: converted into its destination."""
         final = self._final
@@ -234,7 +233,7 @@ class Destination:
 
 
 def _all_big(dt: np.dtype) -> bool:
-    return dt == dt.newbyteorder(">")
+    return bool(dt == dt.newbyteorder(">"))
 
 
 def _in_order(a: np.ndarray, order: str) -> bool:

@@ -15,8 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _format as F
-from ._common import check_dtype
-from .exceptions import ErrorCode, UnsupportedDtypeError, UsageError
+from .exceptions import ErrorCode, UsageError
 
 __all__ = [
     "NEED_DATA",
@@ -182,9 +181,7 @@ class Schema:
             return cls(*value)
         raise UsageError(f"a schema is a Schema or a (dtype, shape) tuple, not {value!r}")
 
-    def mismatch(
-        self, code: int, shape: tuple[int, ...], count: int | np.dtype = 0
-    ) -> str | None:
+    def mismatch(self, code: int, shape: tuple[int, ...], count: int | np.dtype = 0) -> str | None:
         """Why a frame of wire dtype ``code`` (docs/FORMAT.md section 3) and ``shape``
         does not fit, or None if it does.  ``count`` is the frame's count field as
         ``parse_header`` gives it: the multiplier of a datetime64/timedelta64 code, the

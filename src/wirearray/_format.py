@@ -24,10 +24,9 @@ before a caller sizes anything with them.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 
 import numpy as np
-
-from functools import lru_cache
 
 from .exceptions import (
     MalformedDescriptorError,
@@ -393,7 +392,7 @@ def encode_descriptor(dt: np.dtype) -> bytes:
     _encode(dt, dt, out, 1)
     if len(out) > MAX_DESCRIPTOR:
         raise _refuse(dt, f"its descriptor is over {MAX_DESCRIPTOR} bytes")
-    status, at, _ = check_descriptor(bytes(out))
+    status, _at, _ = check_descriptor(bytes(out))
     if status:  # a limit of the format: fields, depth, sizes
         raise _refuse(dt, f"its descriptor {DESCRIPTOR_ERRORS[status]}")
     return bytes(out)
@@ -422,7 +421,7 @@ def _encode(top: np.dtype, dt: np.dtype, out: bytearray, depth: int) -> None:
             raise _refuse(top, f"field name {name!r} is not 1 to {MAX_FIELD_NAME} bytes of UTF-8")
         out.append(len(raw))
         out += raw
-        base, dims = (fdt.subdtype if fdt.subdtype is not None else (fdt, ()))
+        base, dims = fdt.subdtype if fdt.subdtype is not None else (fdt, ())
         if len(dims) > MAX_SUBARRAY_NDIM:
             raise _refuse(top, f"a subarray of over {MAX_SUBARRAY_NDIM} dimensions")
         if base.fields is not None:

@@ -12,16 +12,16 @@ import numpy as np
 
 from . import _format as F
 from ._events import Schema
-from ._scatter import overlaps
 from ._records import swap_plan
+from ._scatter import overlaps
 from .exceptions import (
     BufferMismatchError,
-    MalformedDescriptorError,
-    UnsupportedDtypeError,
     FrameTooLargeError,
+    MalformedDescriptorError,
     MalformedFrameError,
     SchemaMismatchError,
     TruncatedStreamError,
+    UnsupportedDtypeError,
 )
 
 _INTP_MAX = int(np.iinfo(np.intp).max)
@@ -91,7 +91,7 @@ def check_schema(
     text: str | None,
     code: int,
     shape: tuple[int, ...],
-    count: int = 0,
+    count: int | np.dtype = 0,
 ) -> None:
     """Check an array header against what the receiver expects: one schema, or (in a
     message) a dict of them by name.  ``count`` is the header's count field (a

@@ -178,7 +178,7 @@ def _read_array(
     if code == F.CODE_RECORD and (out is not None or wire_big != _HOST_BIG):
         # fields of several sizes: the payload lands as it travels, and is converted
         # field by field (the swap plan) into the destination once checked
-        order_ = "F" if flags & F.FLAG_FORTRAN else "C"
+        order_: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
         record_dest = fit_out(out, wire_dt, shape) if out is not None else None
         if record_dest is None:
             try:
@@ -242,7 +242,7 @@ def _read_array(
         _check_tail(_read_tail(reader, tail_len), False, 0)
         return text, _record_done(impl, dest, record_dest)
     dest_bytes = dest.reshape(-1, order=order).view(np.uint8)
-    unit = (4 if code == F.CODE_UNICODE else itemsize // 2 if wire_dt.kind == "c" else itemsize)
+    unit = 4 if code == F.CODE_UNICODE else itemsize // 2 if wire_dt.kind == "c" else itemsize
     unit = unit if swap else 0
     units = dest_bytes.view(f"u{unit}") if unit else None
     if whole:
@@ -280,7 +280,9 @@ def _record_done(impl: Any, landed: np.ndarray, dest: np.ndarray | None) -> np.n
     it is when it needs no conversion)."""
     if dest is None:
         return landed
-    if landed.dtype == landed.dtype.newbyteorder(">") and dest.dtype == dest.dtype.newbyteorder("="):
+    if landed.dtype == landed.dtype.newbyteorder(">") and dest.dtype == dest.dtype.newbyteorder(
+        "="
+    ):
         impl.ntoh(landed, out=dest)  # every field big-endian -> this host's order
     else:  # numpy's cast, field by field, between any byte orders
         np.copyto(dest, landed, casting="equiv")
