@@ -621,3 +621,28 @@ def test_fast_paths_decline_and_the_general_path_delivers(impl_name):
     dec.receive_data(frame)
     assert dec.next_array() is None
     same_fields(dec.next_event().array, a.astype(ALIGNED.newbyteorder("=")))
+
+
+@pytest.mark.parametrize("policy", ["network", "native"])
+def test_large_records_convert_chunk_by_chunk(impl_name, policy):
+    """Over one staging buffer, a record array is converted chunk by chunk (C and
+    Fortran order): the same bytes as numpy's astype, padding zero."""
+    for a in (
+        random_records(ALIGNED, (40_000,)),
+        np.asfortranarray(random_records(PACKED, (300, 500))),
+    ):
+        enc = Encoder(
+            byteorder=policy, checksum=True, chunk_bytes=1 << 16, implementation=impl_name
+        )
+        frame = frame_of(enc, a)
+        big = bool(frame[7] & F.FLAG_BIG_ENDIAN)
+        order = "F" if a.ndim > 1 else "C"
+        assert frame[7] & F.FLAG_FORTRAN == (F.FLAG_FORTRAN if order == "F" else 0)
+        want = np.asarray(wire_form(a, big), order=order).reshape(-1, order=order)
+        assert payload(frame) == want.tobytes()
+        events, err = decode(frame, "recv", eof=False, implementation=impl_name)
+        assert err is None
+        same_fields(
+            np.ascontiguousarray(events[0].array),
+            wire_form(a, big).astype(a.dtype.newbyteorder("=")),
+        )

@@ -219,9 +219,14 @@ class Encoder:
             mem_big = not HOST_IS_LITTLE
         wire_big = mem_big if want_big is None else want_big
         swap = a.dtype.itemsize > 1 and wire_big != mem_big and code not in _BYTE_CODES
+        record_big: bool | None = None  # a record converted chunk by chunk: the wire's order
         if code == F.CODE_RECORD:  # converted field by field, padding zeroed, always
-            a = record_to_wire(a, wire_big, self._impl)
-            swap = False
+            one_copy = min(self._chunk_bytes, ONE_COPY_BYTES)
+            if a.nbytes > one_copy and (a.flags.c_contiguous or a.flags.f_contiguous):
+                record_big, swap = wire_big, True  # through the staging buffer, in chunks
+            else:
+                a = record_to_wire(a, wire_big, self._impl)
+                swap = False
         fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
         checksum = self.checksum if checksum is None else bool(checksum)
         flags = (
@@ -231,7 +236,7 @@ class Encoder:
         )
         header = self.framing.array_header(a, code, flags, name_b, self._seq, self._impl)
         self._seq = (self._seq + 1) & 0xFFFFFFFF
-        return self._frame_parts(a, header, swap, fortran, checksum, code == BOOL_CODE)
+        return self._frame_parts(a, header, swap, fortran, checksum, code == BOOL_CODE, record_big)
 
     def _frame_parts(
         self,
@@ -241,6 +246,7 @@ class Encoder:
         fortran: bool,
         checksum: bool,
         boolean: bool = False,
+        record_big: bool | None = None,
     ) -> Iterator[Buffers]:
         impl = self._impl
         pad = self.framing.tail_length(a.nbytes, checksum) - (F.TRAILER if checksum else 0)
@@ -290,11 +296,16 @@ class Encoder:
         pending: Buffers = [header]
         if contiguous:  # swap (or normalise) only: flat slices, no per-chunk views
             flat = a.reshape(-1, order="F" if fortran else "C")
-            typed = staging[: max_items * item].view(a.dtype)
+            wire_dt = a.dtype if record_big is None else a.dtype.newbyteorder(">")
+            typed = staging[: max_items * item].view(wire_dt)
             for k in range(0, flat.size, max_items):
                 n = min(max_items, flat.size - k)
                 if normalize:
                     impl.bool_normalize(flat[k : k + n].view(np.uint8), staging[:n])
+                elif record_big is not None:  # field by field, padding zeroed (swap plan)
+                    impl.hton(flat[k : k + n], out=typed[:n])
+                    if not record_big:
+                        impl.byteswap(typed[:n], inplace=True)
                 else:
                     impl.byteswap(flat[k : k + n], out=typed[:n])
                 chunk = staging[: n * item]
