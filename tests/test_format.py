@@ -79,6 +79,14 @@ fields = st.fixed_dictionaries(
 )
 
 
+#: record dtypes for the header tests (tests/test_record_wire.py draws random ones)
+RECORDS = [
+    np.dtype([("x", "<f4"), ("t", "<M8[10ms]"), ("s", "S3"), ("u", "<U2", (2,))]),
+    np.dtype([("id", "<u2"), ("p", [("x", "<f8"), ("v", "V3")])], align=True),
+    np.dtype([]),
+]
+
+
 @st.composite
 def consistent_fields(draw):
     """Fields of a valid header of any kind (array payload = prod(shape) * itemsize)."""
@@ -90,11 +98,16 @@ def consistent_fields(draw):
         return dict(
             kind=kind, code=0, flags=0, shape=(), payload_len=0, name=name, count=count, seq=seq
         )
-    code = draw(st.integers(1, 40))
-    # a datetime64/timedelta64 code carries its multiplier in count (FORMAT.md section 2)
+    code = draw(st.integers(1, F.N_CODES - 1))
+    # a datetime64/timedelta64 code carries its multiplier in count (FORMAT.md section 2),
+    # S/U/V their length, a record its descriptor (here: its dtype, as parse_header gives it)
     count = draw(st.one_of(st.integers(1, 16), st.integers(1, 2**31 - 1))) if code >= 15 else 0
+    if code == F.CODE_UNICODE:
+        count = draw(st.one_of(st.integers(1, 16), st.integers(1, (2**31 - 1) // 4)))
+    elif code == F.CODE_RECORD:
+        count = draw(st.sampled_from(RECORDS))
     shape = draw(st.lists(st.one_of(st.integers(0, 3), st.integers(0, 2**20)), max_size=64))
-    n = F.ITEMSIZE[code]
+    n = F.item_size(code, count)
     for d in shape:
         n *= d
     if n >= 2**64:  # make it fit: an empty array
@@ -122,10 +135,13 @@ def pack_args(f):
 @given(f=consistent_fields())
 def test_valid_headers_round_trip_identically(cw, f):
     header = same(cw, "pack_header", *pack_args(f))[1]
-    h = F.header_size(len(f["shape"]), len(f["name"]))
+    record = isinstance(f["count"], np.dtype)
+    desc = F.encode_descriptor(f["count"]) if record else b""
+    h = F.header_size(len(f["shape"]), len(f["name"]), len(desc))
     assert len(header) == h and h % 64 == 0
     # FORMAT.md section 9: the lowest version that has the kind and the dtype
     version = 2 if f["kind"] in (F.KIND_ACK, F.KIND_ERROR) else 3 if f["code"] >= 15 else 1
+    version = 4 if f["code"] in F.RECORD_CODES else version
     assert header[:4] == F.MAGIC and header[4] == version
     assert header[10:12] == h.to_bytes(2, "big")
     assert same(cw, "header_length", header[:64]) == ("ok", h)
