@@ -196,14 +196,19 @@ class Encoder:
 
         Args:
             array: anything ``numpy.asarray`` accepts, of a supported dtype (bool,
-                int8..int64, uint8..uint64, float16/32/64, complex64/128), any shape
+                int8..int64, uint8..uint64, float16/32/64, complex64/128,
+                datetime64/timedelta64 with a unit, ``S``/``U``/``V``, and records of
+                these within docs/FORMAT.md section 3's limits: every field travels in
+                the frame's byte order, padding bytes as zeros), any shape
                 (up to 64 dimensions; zero-length arrays travel as a header alone) and
                 any layout (non-contiguous arrays are gathered in C order).
             name: the frame's name, 1 to 255 bytes of UTF-8 (docs/FORMAT.md section 4).
             byteorder, checksum: override the encoder's for this frame.
 
         Raises:
-            UnsupportedDtypeError: the dtype cannot travel.
+            UnsupportedDtypeError: the dtype cannot travel (objects, extended
+                precision, a generic datetime64, a record with titles, fields out of
+                offset order or over the descriptor limits).
             UsageError: bad name or byteorder, more dimensions than the format allows,
                 or a mapping / list of arrays (several arrays go in one message:
                 :meth:`message`).
