@@ -131,12 +131,13 @@ def _origin_error(impl: Any, mv: memoryview) -> None:
 
 def max_part_bytes(max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> int:
     """The largest zmq message part a receiver with this ``max_frame_bytes`` accepts:
-    a whole frame of that payload (header of at most 832 bytes and tail of at most 67
-    included), capped at 2 GiB - 1 (larger payloads travel in 1 GiB parts).  This is
-    the value :func:`set_limits` gives ``ZMQ_MAXMSGSIZE``."""
+    a whole frame of that payload (header of at most 9024 bytes -- 832 without a
+    record's field descriptor -- and tail of at most 67 included), capped at 2 GiB - 1
+    (larger payloads travel in 1 GiB parts).  This is the value :func:`set_limits`
+    gives ``ZMQ_MAXMSGSIZE``."""
     if max_frame_bytes < 0:
         raise UsageError("max_frame_bytes must be >= 0")
-    return min(max_frame_bytes + F.MAX_HEADER + F.TRAILER + F.ALIGN, SPLIT_BYTES - 1)
+    return min(max_frame_bytes + F.MAX_RECORD_HEADER + F.TRAILER + F.ALIGN, SPLIT_BYTES - 1)
 
 
 def _socket_limits(max_frame_bytes: int, hwm_bytes: int | None) -> dict[int, int]:
