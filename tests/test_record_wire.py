@@ -435,7 +435,10 @@ def test_a_version_3_reader_refuses_by_version(tmp_path):
     import tarfile
 
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tmp_path, filter="data")
+        try:
+            tar.extractall(tmp_path, filter="data")
+        except TypeError:  # an interpreter without extraction filters (our own archive)
+            tar.extractall(tmp_path)  # noqa: S202
     for a in (np.zeros(2, ALIGNED), np.array(["ab"]), np.array([b"xy"])):
         frame = Encoder().encode(a)
         out = subprocess.run(
