@@ -14,6 +14,8 @@
 #     and only inside the H bytes it checked.
 #   * Messages name the format's numbers through wa_format.h (kinds by their names in
 #     wa_kinds[]), so a new kind needs no change here.
+#   * A record's descriptor is checked by wa_check_header (wa_check_descriptor) before
+#     _format.build_record, shared with the fallback, makes numpy's dtype of it.
 
 # the frame magic, for messages: b"\x89WAR"
 _MAGIC = (<const char *> wa_magic)[:4]

@@ -15,6 +15,15 @@ Layout of a frame (all header integers big-endian):
     trailer  4 bytes, if FLAG_CHECKSUM  CRC32C of the payload (big-endian)
     padding  zeros up to a multiple of 64 bytes
 
+A version-4 ARRAY frame of a record carries its field descriptor inside the header,
+after the name (FORMAT.md section 3).  Its structure is checked here by
+``check_descriptor`` and in C by wa_format.h's ``wa_check_descriptor`` -- the same
+iterative walk, limits and order, no allocation beyond a stack of MAX_DEPTH records --
+and only a descriptor that passed becomes a numpy dtype, in ``build_record``, which
+both implementations share: turning checked bytes into numpy's dict form is Python
+object work either way, and one builder cannot build two different dtypes from the
+same bytes.
+
 Every frame length is a multiple of 64, so frames laid end to end in one buffer keep
 every payload 64-byte aligned.  Nothing here allocates from a peer's numbers: shape and
 lengths are checked with exact integer arithmetic against the format's own bounds
