@@ -379,7 +379,7 @@ def _build(desc: bytes, pos: int) -> tuple[np.dtype, int]:
     spec = {"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize}
     try:
         dt = np.dtype(spec, align=bool(flags & RECORD_ALIGNED))  # type: ignore[call-overload]
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError, RuntimeError) as exc:
         raise MalformedDescriptorError(f"record descriptor numpy refuses: {exc}") from None
     return dt, pos
 
