@@ -80,6 +80,17 @@ def wire_form(a: np.ndarray, big: bool) -> np.ndarray:
     return want
 
 
+def same_values(got: np.ndarray, want: np.ndarray) -> None:
+    """The same bytes in every field once ``want`` is in ``got``'s dtype (an ``out=``
+    keeps its own padding: only fields are compared)."""
+    assert got.shape == want.shape
+    want = want.astype(got.dtype)
+    mask = field_mask(got.dtype)
+    g = np.ascontiguousarray(got).reshape(-1).view(np.uint8).reshape(-1, got.dtype.itemsize)
+    w = np.ascontiguousarray(want).reshape(-1).view(np.uint8).reshape(-1, got.dtype.itemsize)
+    assert np.array_equal(g[:, mask], w[:, mask])
+
+
 def payload(frame: bytes) -> bytes:
     h = (frame[10] << 8) | frame[11]
     n = int.from_bytes(frame[16:24], "big")
@@ -163,7 +174,7 @@ def test_out_for_records(impl_name):
         dec.receive_data(frame)
         got = dec.next_event().array
         assert got is out
-        same_fields(got.astype(ALIGNED.newbyteorder("=")), a.astype(ALIGNED.newbyteorder("=")))
+        same_values(got, a)
     dec = Decoder(implementation=impl_name)
     dec.expect(out=np.empty((6, 5), PACKED))
     dec.receive_data(frame)
@@ -606,7 +617,7 @@ def test_round_trip_over_zeromq():
                 out = np.empty(n, dt)
                 wz.send_array(a_sock, a, byteorder=byteorder)
                 assert wz.recv_array(b_sock, out=out) is out
-                same_fields(out.astype(dt.newbyteorder("=")), a.astype(dt.newbyteorder("=")))
+                same_values(out, a)
             wz.send_many(a_sock, {"r": a})
             same_fields(wz.recv_many(b_sock)["r"], a.astype(dt.newbyteorder("=")))
     finally:
