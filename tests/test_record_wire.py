@@ -610,6 +610,10 @@ def test_round_trip_over_zeromq():
         dts = ((PACKED, 5), (ALIGNED, 20_000), (STRINGS, 0), (np.dtype(">U3"), 30_000))
         for dt, n in (*dts, (np.dtype("S5"), 7), (np.dtype("V3"), 40_000)):
             a = random_records(dt, (n,))
+            # a converted send first leaves non-zero bytes in the sender's staging buffers,
+            # where a record's padding must not pick them up
+            wz.send_array(a_sock, np.full(max(1, a.nbytes // 8), np.nan))
+            wz.recv_array(b_sock)
             for byteorder in ("network", "native"):
                 wz.send_array(a_sock, a, byteorder=byteorder, checksum=True)
                 got = wz.recv_array(b_sock, schema=(dt, None))
@@ -660,3 +664,22 @@ def test_large_records_convert_chunk_by_chunk(impl_name, policy):
             np.ascontiguousarray(events[0].array),
             wire_form(a, big).astype(a.dtype.newbyteorder("=")),
         )
+
+
+@pytest.mark.parametrize("policy", [True, False, None])
+def test_zeromq_staging_never_leaks_into_padding(impl, policy):
+    """A record payload copied into a reused staging buffer (ZeroMQ's copying sends)
+    is its bytes, padding zeros included: the buffer's old bytes never travel."""
+    pytest.importorskip("zmq")
+    from wirearray import _zmq_message as zm
+    from wirearray._zmq_staging import _StagingPool
+
+    a = random_records(ALIGNED, (zm.ZERO_COPY_BYTES // ALIGNED.itemsize + 10,))
+    pool = _StagingPool()
+    dirty = np.full(-(-a.nbytes // (64 << 10)) * (64 << 10), 0xEE, np.uint8)
+    pool.give(dirty, None)  # the buffer a previous send used
+    parts = zm._Parts()
+    zm._encode_array(parts, impl, pool, a, None, policy, False, True, 0)
+    data = b"".join(bytes(memoryview(p).cast("B")) for p, _ in parts.parts)
+    big = bool(data[7] & F.FLAG_BIG_ENDIAN)
+    assert payload(data) == wire_form(a, big).tobytes()

@@ -276,6 +276,9 @@ def _encode_array(
             impl.byteswap(a, out=dest)
         elif normalize:  # contiguous: normalised as it is copied
             impl.bool_normalize(_flat(a, order), payload)
+        elif dt.names:  # a record, converted already: its bytes, padding (zeros) included
+            raw = np.dtype((np.void, dt.itemsize))  # numpy copies records field by field
+            np.copyto(dest.view(raw), a.view(raw))
         else:
             np.copyto(dest, a)
             if boolean and not contiguous:  # gathered: normalised in the copy
