@@ -224,16 +224,24 @@ class Destination:
         if final is None:
             return
         self._final = None
-        src = self.array
-        if _all_big(src.dtype) and final.dtype == final.dtype.newbyteorder("="):
-            self._impl.ntoh(src, out=final)  # every field big-endian -> this host's order
-        else:  # numpy's cast, field by field, between any byte orders
-            np.copyto(final, src, casting="equiv")
-        self.array = final
+        self.array = convert_records(self._impl, self.array, final)
 
 
-def _all_big(dt: np.dtype) -> bool:
-    return bool(dt == dt.newbyteorder(">"))
+def convert_records(impl: ModuleType, src: np.ndarray, dest: np.ndarray) -> np.ndarray:
+    """A record payload ``src``, landed in the wire's byte order (every field in one),
+    converted into ``dest`` (same shape and item size, any layout): when ``dest``'s
+    fields are all in this host's order, by the swap plan (``byteswap``, or a raw copy
+    when the orders agree), whose padding is zero; otherwise by numpy's cast, field by
+    field (``dest``'s padding is left as it was, as numpy's own casts leave it)."""
+    raw = np.dtype((np.void, src.dtype.itemsize))
+    if dest.dtype == dest.dtype.newbyteorder("="):
+        if bool(src.dtype == src.dtype.newbyteorder(">")) != _HOST_BIG:
+            impl.byteswap(src, out=dest)  # each field reversed: the wire's order -> ours
+        else:
+            np.copyto(dest.view(raw), src.view(raw))
+    else:
+        np.copyto(dest, src, casting="equiv")
+    return dest
 
 
 def _in_order(a: np.ndarray, order: str) -> bool:

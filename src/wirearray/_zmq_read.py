@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from . import _format as F
+from ._destination import convert_records
 from ._limits import check_array, fit_out
 from ._scatter import Scatter
 from ._zmq_message import _HOST_BIG, ORIGIN_MAGIC, _mem_is_big, _parse_origin, _payload_parts
@@ -280,13 +281,7 @@ def _record_done(impl: Any, landed: np.ndarray, dest: np.ndarray | None) -> np.n
     it is when it needs no conversion)."""
     if dest is None:
         return landed
-    if landed.dtype == landed.dtype.newbyteorder(">") and dest.dtype == dest.dtype.newbyteorder(
-        "="
-    ):
-        impl.ntoh(landed, out=dest)  # every field big-endian -> this host's order
-    else:  # numpy's cast, field by field, between any byte orders
-        np.copyto(dest, landed, casting="equiv")
-    return dest
+    return convert_records(impl, landed, dest)
 
 
 def _scatter(
