@@ -15,7 +15,9 @@ with the reason when those are not installed (the ``bench`` extra installs them)
 Targets (docs/PERFORMANCE.md), ratios to other methods in the same run; the
 summary at the end of the session prints each beside its baselines:
 * native byte order: >= 0.95x raw at 1 MiB and above;
-* network byte order (swapped on both sides): >= 0.85x raw at 16 MiB and above;
+* network byte order (swapped on both sides): >= 0.85x raw at 16 MiB and above, for
+  float64 and for a 20-byte record array (bench_stream_records: every field
+  converted through its swap plan, padding zeroed);
 * float64[16] messages one way: >= 1.3x the message rate of multiprocessing.connection
   ``send_bytes``/``recv_bytes_into`` (which carries no dtype or shape);
 * TLS: >= 0.9x a raw TLS ``sendall``/``recv_into`` of the same bytes.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 import wirearray
@@ -40,6 +43,7 @@ from streampeers import (
     CEILING,
     METHODS,
     StreamServer,
+    dtype_spec,
     make_array,
     tls_unavailable,
     unavailable,
@@ -132,6 +136,23 @@ def bench_stream(benchmark: Any, server: StreamServer, size: str, key: str) -> N
     a = make_array("float64", (SIZES[size],))
     count = round_count(a.nbytes)
     _info(benchmark, f"stream float64 {size} x{count}", "stream", key, a.nbytes, count)
+    _time_rounds(benchmark, server, key, a, count)
+
+
+#: The record streamed by bench_stream_records: the 20-byte layout of bench_records.py.
+RECORD_20 = np.dtype([("x", "<f4"), ("y", "<f4"), ("t", "<u8"), ("n", "<i4")])
+#: Its methods: the ceiling, and wirearray converting every field (network order).
+RECORD_METHODS = ("raw", "raw-fresh", "wa-network", "wa-network-fresh", "wa-native")
+
+
+@pytest.mark.parametrize("key", RECORD_METHODS)
+def bench_stream_records(benchmark: Any, server: StreamServer, key: str) -> None:
+    """A 16 MiB record array: wirearray in network order (every field swapped, padding
+    zeroed, on both sides) against raw sendall/recv_into of the same bytes.
+    Target: >= 0.85x raw."""
+    a = make_array(dtype_spec(RECORD_20), (16 * MIB // RECORD_20.itemsize,))
+    count = round_count(a.nbytes)
+    _info(benchmark, f"stream record[20 B] 16 MiB x{count}", "stream", key, a.nbytes, count)
     _time_rounds(benchmark, server, key, a, count)
 
 

@@ -94,6 +94,7 @@ from wirearray._common import (
 )
 from wirearray.exceptions import (
     BufferMismatchError,
+    MalformedDescriptorError,
     MalformedFrameError,
     UnsupportedDtypeError,
     UnsupportedVersionError,

@@ -49,8 +49,8 @@ cdef _init_dtype_tables():
         _timelike[i] = False
     by_code = {}
     for c in range(1, WA_N_CODES):
-        if chr(wa_dtypes[c].typechar) in TIME_CHARS:
-            continue
+        if chr(wa_dtypes[c].typechar) in TIME_CHARS or wa_code_is_record(c):
+            continue  # no fixed dtype: the count field (or a descriptor) completes it
         dt = _np.dtype(chr(wa_dtypes[c].typechar))
         by_code[c] = dt
         _code_native[c] = dt

@@ -153,6 +153,8 @@ def decode_small(buf, uint32_t seq, uint64_t max_frame_bytes, int max_ndim,
             return None
         if wa_code_is_time(hdr.code) and out is not None:
             return None  # an out= of a time dtype: the general path compares units
+        if wa_code_is_record(hdr.code):
+            return None  # S, U, V and records: the general path (no fixed item size)
         if hdr.payload_len > max_frame_bytes or hdr.payload_len > <uint64_t> avail:
             return None
         nbytes = <Py_ssize_t> hdr.payload_len

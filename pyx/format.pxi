@@ -14,6 +14,8 @@
 #     and only inside the H bytes it checked.
 #   * Messages name the format's numbers through wa_format.h (kinds by their names in
 #     wa_kinds[]), so a new kind needs no change here.
+#   * A record's descriptor is checked by wa_check_header (wa_check_descriptor) before
+#     _format.build_record, shared with the fallback, makes numpy's dtype of it.
 
 # the frame magic, for messages: b"\x89WAR"
 _MAGIC = (<const char *> wa_magic)[:4]
@@ -42,7 +44,7 @@ cdef object _header_error(int status, const unsigned char *p, const wa_header *h
     if status == WA_E_VERSION:
         return UnsupportedVersionError(
             f"wire-format version {h.version} (this reader speaks {WA_VERSION}, "
-            f"{WA_VERSION_CONTROL} and {WA_VERSION_TIME})")
+            f"{WA_VERSION_CONTROL}, {WA_VERSION_TIME} and {WA_VERSION_RECORD})")
     if status == WA_E_NDIM:
         return MalformedFrameError(
             f"ndim {h.ndim} exceeds the format's maximum of {WA_MAX_NDIM}")
@@ -50,6 +52,10 @@ cdef object _header_error(int status, const unsigned char *p, const wa_header *h
         return MalformedFrameError(
             f"header length {h.header_len} does not match ndim {h.ndim} and name length "
             f"{h.name_len}")
+    if status == WA_E_DESCRIPTOR_LEN:
+        return MalformedDescriptorError(
+            f"record descriptor of {h.count} bytes exceeds the format's maximum of "
+            f"{WA_MAX_DESCRIPTOR}")
     if status == WA_E_INCOMPLETE:
         return ValueError("parse_header needs the whole header")
     if status == WA_E_CRC:
@@ -69,12 +75,18 @@ cdef object _header_error(int status, const unsigned char *p, const wa_header *h
     if status == WA_E_PAYLOAD_LEN:
         return MalformedFrameError(
             f"payload length {h.payload_len} != prod(shape {_shape(p, h)}) * itemsize "
-            f"{wa_dtypes[h.code].itemsize}")
+            f"{h.itemsize}")
     if status == WA_E_MULTIPLIER:
         return MalformedFrameError(
             f"multiplier {h.count} of a "
             f"{'datetime64' if wa_dtypes[h.code].typechar == b'M' else 'timedelta64'} frame "
             f"is not 1 to {WA_MAX_MULTIPLIER}")
+    if status == WA_E_LENGTH:
+        return MalformedFrameError(
+            f"length {h.count} of {_a(chr(wa_dtypes[h.code].typechar))} frame is not 1 to "
+            f"{WA_MAX_ITEMSIZE // 4 if h.code == WA_CODE_UNICODE else WA_MAX_ITEMSIZE}")
+    if status == WA_E_DESCRIPTOR:
+        return _format.descriptor_error(h.desc_status, h.desc_at)
     return SystemError(f"wa_check_header: unknown status {status}")
 
 
@@ -114,7 +126,11 @@ def parse_header(buf):
             raise _header_error(status, p, &h)
         name_at = WA_OFF_SHAPE + 8 * h.ndim
         name = (<const char *> p)[name_at:name_at + h.name_len]
-        return h.kind, h.code, h.flags, _shape(p, &h), h.payload_len, name, h.count, h.seq
+        count = h.count
+        if h.code == WA_CODE_RECORD:  # checked by wa_check_header; numpy's dtype of it
+            count = _format.build_record(
+                (<const char *> p)[name_at + h.name_len:name_at + h.name_len + h.desc_len])
+        return h.kind, h.code, h.flags, _shape(p, &h), h.payload_len, name, count, h.seq
     finally:
         PyBuffer_Release(&view)
 
@@ -128,9 +144,13 @@ def pack_header(int kind, int code, int flags, shape, payload_len, name=b"", cou
     cdef bytearray out
     cdef unsigned char *p
     cdef const unsigned char[:] nm
+    cdef bytes desc = b""
     if ndim > WA_MAX_NDIM or name_len > WA_MAX_NAME:
         raise ValueError("ndim or name too long for the wire format")
-    h = wa_header_size(<unsigned> ndim, <unsigned> name_len)
+    if isinstance(count, _np.dtype):  # a record: its descriptor, and count its length
+        desc = _format.encode_descriptor(count)
+        count = len(desc)
+    h = wa_header_size_desc(<unsigned> ndim, <unsigned> name_len, <size_t> len(desc))
     out = bytearray(h)
     p = <unsigned char *> (<char *> out)
     wa_put_fixed(p, <unsigned> kind, <unsigned> code, <unsigned> flags, <unsigned> ndim,
@@ -141,5 +161,7 @@ def pack_header(int kind, int code, int flags, shape, payload_len, name=b"", cou
     if name_len:
         nm = name
         memcpy(p + WA_OFF_SHAPE + 8 * ndim, &nm[0], <size_t> name_len)
+    if desc:
+        memcpy(p + WA_OFF_SHAPE + 8 * ndim + name_len, <const char *> desc, <size_t> len(desc))
     wa_seal_header(p, h)
     return bytes(out)

@@ -67,6 +67,7 @@ cdef extern from "wa_format.h" nogil:
         WA_VERSION
         WA_VERSION_CONTROL
         WA_VERSION_TIME
+        WA_VERSION_RECORD
         WA_ALIGN
         WA_FIXED_HEADER
         WA_MIN_HEADER
@@ -91,7 +92,13 @@ cdef extern from "wa_format.h" nogil:
         WA_N_CODES
         WA_CODE_BOOL
         WA_CODE_TIME
+        WA_CODE_BYTES
+        WA_CODE_UNICODE
+        WA_CODE_RAW
+        WA_CODE_RECORD
         WA_MAX_MULTIPLIER
+        WA_MAX_ITEMSIZE
+        WA_MAX_DESCRIPTOR
     ctypedef struct wa_kind_info:
         const char *name
         unsigned rules
@@ -105,12 +112,14 @@ cdef extern from "wa_format.h" nogil:
         const char *time_unit
     const wa_dtype_info wa_dtypes[]
     int wa_code_is_time(unsigned code)
+    int wa_code_is_record(unsigned code)
 
     uint32_t wa_get32(const unsigned char *p)
     uint64_t wa_get64(const unsigned char *p)
     void wa_put32(unsigned char *p, uint32_t v)
     void wa_put64(unsigned char *p, uint64_t v)
     size_t wa_header_size(unsigned ndim, unsigned name_len)
+    size_t wa_header_size_desc(unsigned ndim, unsigned name_len, size_t desc_len)
     size_t wa_frame_tail(size_t payload_len, int checksum)
     void wa_put_fixed(unsigned char *p, unsigned kind, unsigned code, unsigned flags,
                       unsigned ndim, unsigned name_len, size_t header_len, uint32_t count,
@@ -122,6 +131,10 @@ cdef extern from "wa_format.h" nogil:
         size_t header_len
         uint32_t count, seq, crc
         uint64_t payload_len
+        size_t desc_len
+        uint64_t itemsize
+        int desc_status
+        size_t desc_at
     enum:
         WA_OK
         WA_E_SHORT
@@ -139,6 +152,10 @@ cdef extern from "wa_format.h" nogil:
         WA_E_COUNT
         WA_E_PAYLOAD_LEN
         WA_E_MULTIPLIER
+        WA_E_DESCRIPTOR_LEN
+        WA_E_LENGTH
+        WA_E_DESCRIPTOR
+    int wa_check_descriptor(const unsigned char *d, size_t n, size_t *at, uint64_t *itemsize)
     int wa_check_head(const unsigned char *p, size_t avail, wa_header *h)
     int wa_check_header(const unsigned char *p, size_t avail, wa_header *h)
 

@@ -1,5 +1,5 @@
 /*
- * wa_format.h -- the wirearray wire format, versions 1 to 3, in C: its constants, the
+ * wa_format.h -- the wirearray wire format, versions 1 to 4, in C: its constants, the
  * big-endian field accessors, header packing, and the one header check that every
  * compiled path uses (header_length, parse_header and the whole-frame fast path).
  *
@@ -40,6 +40,7 @@ enum {
     WA_VERSION = 1,         /* data frames (ARRAY, MESSAGE, END) */
     WA_VERSION_CONTROL = 2, /* the close handshake's ACK and ERROR (docs/FORMAT.md 10) */
     WA_VERSION_TIME = 3,    /* ARRAY frames of datetime64/timedelta64 (docs/FORMAT.md 3) */
+    WA_VERSION_RECORD = 4,  /* ARRAY frames of S, U, V and records (docs/FORMAT.md 3) */
     WA_ALIGN = 64,        /* every frame is a multiple of this; every payload starts at one */
     WA_FIXED_HEADER = 32, /* the fixed fields; the shape starts here */
     WA_MIN_HEADER = 64,   /* every frame has at least this many bytes */
@@ -130,8 +131,28 @@ enum { WA_CODE_BOOL = 1 }; /* bool: one byte, 0 or 1 (senders normalise to those
 enum {
     WA_CODE_TIME = 15,
     WA_N_TIME_UNITS = 13,
-    WA_N_CODES = WA_CODE_TIME + 2 * WA_N_TIME_UNITS,
+    /* version 4: S (count: bytes), U (count: characters), V (count: bytes), and a
+     * record (count: the length of its field descriptor, which follows the name) */
+    WA_CODE_BYTES = WA_CODE_TIME + 2 * WA_N_TIME_UNITS, /* 41 */
+    WA_CODE_UNICODE,
+    WA_CODE_RAW,
+    WA_CODE_RECORD,
+    WA_N_CODES,
     WA_MAX_MULTIPLIER = 2147483647 /* numpy holds a multiplier in a C int */
+};
+
+/* The limits of a record descriptor (docs/FORMAT.md section 3), every one checked
+ * before anything is sized from it. */
+enum {
+    WA_MAX_ITEMSIZE = 2147483647, /* numpy's item sizes are C ints */
+    WA_MAX_DESCRIPTOR = 8192,     /* descriptor bytes: bounds the header to 9024 */
+    WA_MAX_FIELDS = 512,          /* fields of one descriptor, nested ones included */
+    WA_MAX_DEPTH = 8,             /* records in records; the frame's own is depth 1 */
+    WA_MAX_SUBARRAY_NDIM = 32,
+    WA_MAX_SUBARRAY_ELEMENTS = 2147483647,
+    WA_RECORD_ALIGNED = 0x01,     /* a record's flag: numpy's align=True */
+    WA_RECORD_HEAD = 8,           /* itemsize u32, nfields u16, flags u8, reserved u8 */
+    WA_FIELD_FIXED = 10           /* after the name: offset u32, code u8, ndim u8, param u32 */
 };
 
 #define WA_TIME_CODES(c)                                                              \
@@ -157,12 +178,22 @@ static const wa_dtype_info wa_dtypes[WA_N_CODES] = {
     [14] = {'D', 16, 8, 1, NULL}, /* complex128: two float64 */
     /* 15 .. 27: datetime64[Y] .. datetime64[as]; 28 .. 40: timedelta64[Y] .. [as] */
     WA_TIME_CODES('M'),
-    WA_TIME_CODES('m')
+    WA_TIME_CODES('m'),
+    /* 41 .. 44: the item size comes from count (S, U, V) or the descriptor */
+    [WA_CODE_BYTES] = {'S', 0, 1, 4, NULL},
+    [WA_CODE_UNICODE] = {'U', 0, 4, 4, NULL},
+    [WA_CODE_RAW] = {'V', 0, 1, 4, NULL},
+    [WA_CODE_RECORD] = {'V', 0, 0, 4, NULL}
 };
 
 /* Whether a code (1 .. WA_N_CODES - 1) is datetime64/timedelta64: count = multiplier. */
 static inline int wa_code_is_time(unsigned code) {
-    return code >= WA_CODE_TIME && code < WA_N_CODES;
+    return code >= WA_CODE_TIME && code < WA_CODE_BYTES;
+}
+
+/* Whether a code is one of version 4's (S, U, V, record): no fixed item size. */
+static inline int wa_code_is_record(unsigned code) {
+    return code >= WA_CODE_BYTES && code < WA_N_CODES;
 }
 
 /* ---- big-endian fields ---------------------------------------------------------- */
@@ -194,6 +225,12 @@ static inline void wa_put64(unsigned char *p, uint64_t v) {
 /* H for ndim dimensions and a name_len-byte name. */
 static inline size_t wa_header_size(unsigned ndim, unsigned name_len) {
     return (WA_FIXED_HEADER + 8 * (size_t)ndim + name_len + WA_ALIGN - 1) / WA_ALIGN * WA_ALIGN;
+}
+
+/* The same with a desc_len-byte record descriptor after the name. */
+static inline size_t wa_header_size_desc(unsigned ndim, unsigned name_len, size_t desc_len) {
+    return (WA_FIXED_HEADER + 8 * (size_t)ndim + name_len + desc_len + WA_ALIGN - 1) /
+           WA_ALIGN * WA_ALIGN;
 }
 
 /* Bytes after a payload: the CRC trailer, if any, and zeros up to a multiple of 64. */
@@ -237,6 +274,10 @@ typedef struct {
     size_t header_len; /* H */
     uint32_t count, seq, crc;
     uint64_t payload_len;
+    size_t desc_len;   /* a record's descriptor bytes (after the name); else 0 */
+    uint64_t itemsize; /* an array's item size, once step 3 has found it */
+    int desc_status;   /* WA_E_DESCRIPTOR: the descriptor check's WA_D_* ... */
+    size_t desc_at;    /* ... and where in the descriptor it failed */
 } wa_header;
 
 /* What wa_check_head / wa_check_header found: WA_OK, or the first check that failed,
@@ -260,7 +301,28 @@ enum {
     WA_E_NOT_EMPTY,  /* dtype, flags, shape, name or payload where the kind has none */
     WA_E_COUNT,      /* count is not 0 where the kind's is */
     WA_E_PAYLOAD_LEN, /* an array's payload_len is not prod(shape) * itemsize */
-    WA_E_MULTIPLIER  /* a time code's count is not 1 .. WA_MAX_MULTIPLIER */
+    WA_E_MULTIPLIER, /* a time code's count is not 1 .. WA_MAX_MULTIPLIER */
+    WA_E_DESCRIPTOR_LEN, /* step 1: a record's descriptor over WA_MAX_DESCRIPTOR */
+    WA_E_LENGTH,     /* an S/U/V code's count is not a length 1 .. WA_MAX_ITEMSIZE bytes */
+    WA_E_DESCRIPTOR  /* a record's descriptor breaks a rule: desc_status, desc_at */
+};
+
+/* What wa_check_descriptor found (src/wirearray/_format.py's D_*, same numbers). */
+enum {
+    WA_D_OK = 0,
+    WA_D_TRUNCATED,
+    WA_D_TRAILING,
+    WA_D_ITEMSIZE,
+    WA_D_FLAGS,
+    WA_D_FIELDS,
+    WA_D_NAME_LEN,
+    WA_D_CODE,
+    WA_D_PARAM,
+    WA_D_NDIM,
+    WA_D_ELEMENTS,
+    WA_D_DEPTH,
+    WA_D_OVERLAP,
+    WA_D_PAST_END
 };
 
 /* Step 1, on the first bytes of a frame (at least WA_MIN_HEADER of them): magic,
@@ -280,18 +342,139 @@ static inline int wa_check_head(const unsigned char *p, size_t avail, wa_header 
     h->seq = wa_get32(p + WA_OFF_SEQ);
     h->crc = wa_get32(p + WA_OFF_CRC);
     if (memcmp(p, wa_magic, 4) != 0) return WA_E_MAGIC;
-    if (h->version != WA_VERSION && h->version != WA_VERSION_CONTROL &&
-        h->version != WA_VERSION_TIME)
-        return WA_E_VERSION;
+    if (h->version < WA_VERSION || h->version > WA_VERSION_RECORD) return WA_E_VERSION;
     if (h->ndim > WA_MAX_NDIM) return WA_E_NDIM;
-    if (h->header_len != wa_header_size(h->ndim, h->name_len)) return WA_E_HEADER_LEN;
+    h->desc_len = 0;
+    h->itemsize = 0;
+    h->desc_status = WA_D_OK;
+    h->desc_at = 0;
+    /* a record's descriptor length, read before the CRC vouches for it (like ndim)
+     * and bounded by the format so that H stays small */
+    if (h->version >= WA_VERSION_RECORD && h->kind == WA_KIND_ARRAY && h->code == WA_CODE_RECORD) {
+        if (h->count > WA_MAX_DESCRIPTOR) return WA_E_DESCRIPTOR_LEN;
+        h->desc_len = h->count;
+    }
+    if (h->header_len != wa_header_size_desc(h->ndim, h->name_len, h->desc_len))
+        return WA_E_HEADER_LEN;
     return WA_OK;
+}
+
+/* A code's parameter (count of a frame, param of a field): a time code's multiplier,
+ * an S/U/V length (U: characters, 4 bytes each), 0 for the others.  Sets *size to
+ * the item size for S/U/V. */
+static inline int wa_param_ok(unsigned code, uint32_t param, uint64_t *size) {
+    if (wa_code_is_time(code)) return param >= 1 && param <= (uint32_t)WA_MAX_MULTIPLIER;
+    if (code == WA_CODE_BYTES || code == WA_CODE_RAW || code == WA_CODE_UNICODE) {
+        uint64_t n = code == WA_CODE_UNICODE ? 4 * (uint64_t)param : param;
+        *size = n;
+        return n >= 1 && n <= (uint64_t)WA_MAX_ITEMSIZE;
+    }
+    return param == 0;
+}
+
+/* One record of a descriptor being read: its item size, the fields still to read,
+ * where the previous field ended, and (for a nested one) its field in the parent. */
+typedef struct {
+    uint64_t itemsize, end, offset, elements;
+    unsigned left;
+} wa_record_state;
+
+static inline int wa_place(wa_record_state *r, uint64_t offset, uint64_t size) {
+    if (offset < r->end) return WA_D_OVERLAP;
+    if (size > r->itemsize || offset > r->itemsize - size) return WA_D_PAST_END;
+    r->end = offset + size;
+    return WA_D_OK;
+}
+
+static inline int wa_record_head(const unsigned char *d, size_t n, size_t pos,
+                                 wa_record_state *r) {
+    if (pos + WA_RECORD_HEAD > n) return WA_D_TRUNCATED;
+    r->itemsize = wa_get32(d + pos);
+    r->left = wa_get16(d + pos + 4);
+    r->end = 0;
+    if (r->itemsize > (uint64_t)WA_MAX_ITEMSIZE) return WA_D_ITEMSIZE;
+    if ((d[pos + 6] & ~WA_RECORD_ALIGNED) || d[pos + 7]) return WA_D_FLAGS;
+    return WA_D_OK;
+}
+
+/* The structure of a record descriptor (docs/FORMAT.md section 3): the first rule
+ * it breaks as WA_D_*, with *at the descriptor offset where, or WA_D_OK and the
+ * record's item size in *itemsize.  The same walk, in the same order, as
+ * _format.check_descriptor: iterative, the records being read on a stack of at most
+ * WA_MAX_DEPTH, every length checked against n before it is read. */
+static inline int wa_check_descriptor(const unsigned char *d, size_t n, size_t *at,
+                                      uint64_t *itemsize) {
+    wa_record_state stack[WA_MAX_DEPTH];
+    unsigned depth = 1, fields = 0, code, ndim, i;
+    size_t pos = 0, field_at, name_len;
+    uint64_t offset, elements, dim, base;
+    uint32_t param;
+    int st;
+    *at = 0;
+    st = wa_record_head(d, n, 0, &stack[0]);
+    if (st) return st;
+    *itemsize = stack[0].itemsize;
+    pos = WA_RECORD_HEAD;
+    while (depth) {
+        wa_record_state *r = &stack[depth - 1];
+        if (r->left == 0) { /* a record done: the base of its parent's field */
+            depth--;
+            if (!depth) break;
+            st = wa_place(&stack[depth - 1], r->offset, r->elements * r->itemsize);
+            if (st) { *at = pos; return st; }
+            continue;
+        }
+        r->left--;
+        if (++fields > WA_MAX_FIELDS) { *at = pos; return WA_D_FIELDS; }
+        if (pos + 1 > n) { *at = pos; return WA_D_TRUNCATED; }
+        name_len = d[pos];
+        if (name_len == 0) { *at = pos; return WA_D_NAME_LEN; }
+        if (pos + 1 + name_len + WA_FIELD_FIXED > n) { *at = pos; return WA_D_TRUNCATED; }
+        field_at = pos;
+        pos += 1 + name_len;
+        offset = wa_get32(d + pos);
+        code = d[pos + 4];
+        ndim = d[pos + 5];
+        param = wa_get32(d + pos + 6);
+        pos += WA_FIELD_FIXED;
+        *at = field_at;
+        if (code == 0 || code >= WA_N_CODES) return WA_D_CODE;
+        base = code < WA_CODE_BYTES ? wa_dtypes[code].itemsize : 0;
+        if (!wa_param_ok(code, param, &base)) return WA_D_PARAM;
+        if (ndim > WA_MAX_SUBARRAY_NDIM) return WA_D_NDIM;
+        if (pos + 4 * (size_t)ndim > n) return WA_D_TRUNCATED;
+        elements = 1;
+        for (i = 0; i < ndim; i++) {
+            dim = wa_get32(d + pos + 4 * i);
+            if (dim > (uint64_t)WA_MAX_SUBARRAY_ELEMENTS ||
+                elements * dim > (uint64_t)WA_MAX_SUBARRAY_ELEMENTS)
+                return WA_D_ELEMENTS;
+            elements *= dim;
+        }
+        pos += 4 * (size_t)ndim;
+        if (code == WA_CODE_RECORD) {
+            if (depth >= WA_MAX_DEPTH) return WA_D_DEPTH;
+            *at = pos;
+            st = wa_record_head(d, n, pos, &stack[depth]);
+            if (st) return st;
+            stack[depth].offset = offset;
+            stack[depth].elements = elements;
+            depth++;
+            pos += WA_RECORD_HEAD;
+            continue;
+        }
+        st = wa_place(r, offset, elements * base);
+        if (st) return st;
+    }
+    *at = pos;
+    if (pos != n) return WA_D_TRAILING;
+    return WA_D_OK;
 }
 
 /* prod(shape) * itemsize == payload_len, computed exactly: a zero dimension makes
  * the product 0, and a product that overflows 64 bits never equals a 64-bit length. */
 static inline int wa_payload_len_matches(const unsigned char *p, const wa_header *h) {
-    uint64_t expected = wa_dtypes[h->code].itemsize, d;
+    uint64_t expected = h->itemsize, d;
     unsigned i;
     for (i = 0; i < h->ndim; i++)
         if (wa_get64(p + WA_OFF_SHAPE + 8 * i) == 0) return h->payload_len == 0;
@@ -318,7 +501,7 @@ static inline int wa_check_header(const unsigned char *p, size_t avail, wa_heade
     crc = wa_crc32c(crc, zero4, 4);
     crc = wa_crc32c(crc, p + WA_OFF_CRC + 4, h->header_len - WA_OFF_CRC - 4);
     if (crc != h->crc) return WA_E_CRC;
-    end = WA_OFF_SHAPE + 8 * (size_t)h->ndim + h->name_len;
+    end = WA_OFF_SHAPE + 8 * (size_t)h->ndim + h->name_len + h->desc_len;
     for (i = end; i < h->header_len; i++)
         if (p[i]) return WA_E_PADDING;
     /* step 3 */
@@ -334,8 +517,16 @@ static inline int wa_check_header(const unsigned char *p, size_t avail, wa_heade
                (h->name_len && !(rules & WA_RULE_NAME))) {
         return WA_E_NOT_EMPTY;
     }
-    if (wa_code_is_time(h->code)) { /* only an array's code is non-zero here */
+    /* only an array's code is non-zero here */
+    h->itemsize = h->code < WA_CODE_BYTES ? wa_dtypes[h->code].itemsize : 0;
+    if (wa_code_is_time(h->code)) {
         if (h->count == 0 || h->count > (uint32_t)WA_MAX_MULTIPLIER) return WA_E_MULTIPLIER;
+    } else if (h->code == WA_CODE_RECORD) { /* count: the descriptor, bounded in step 1 */
+        h->desc_status = wa_check_descriptor(p + end - h->desc_len, h->desc_len, &h->desc_at,
+                                             &h->itemsize);
+        if (h->desc_status != WA_D_OK) return WA_E_DESCRIPTOR;
+    } else if (wa_code_is_record(h->code)) {
+        if (!wa_param_ok(h->code, h->count, &h->itemsize)) return WA_E_LENGTH;
     } else if ((rules & WA_RULE_COUNT_ZERO) && h->count) {
         return WA_E_COUNT;
     }

@@ -57,6 +57,8 @@ CORE = [
     "tests/test_format_examples.py",
     "tests/test_codec.py",
     "tests/test_fastpath.py",
+    "tests/test_records.py",
+    "tests/test_record_wire.py",
 ]
 #: What runs on each emulated host, chosen to stay within about 10 minutes in all.
 #: Everything byte-order dependent runs on s390x, with both implementations: the

@@ -82,6 +82,13 @@ def test_format_constants_match_the_reference(c_format):
     assert bytes(c["magic"]) == F.MAGIC
     assert c["version"] == F.VERSION and c["version_control"] == F.VERSION_CONTROL
     assert c["version_time"] == F.VERSION_TIME and c["max_multiplier"] == F.MAX_MULTIPLIER
+    assert c["version_record"] == F.VERSION_RECORD and c["n_codes"] == F.N_CODES
+    assert c["codes_v4"] == [F.CODE_BYTES, F.CODE_UNICODE, F.CODE_RAW, F.CODE_RECORD]
+    assert c["record_limits"] == [
+        F.MAX_ITEMSIZE, F.MAX_DESCRIPTOR, F.MAX_FIELDS, F.MAX_DEPTH, F.MAX_SUBARRAY_NDIM,
+        F.MAX_SUBARRAY_ELEMENTS, F.RECORD_ALIGNED, F._RECORD_HEAD.size, F._FIELD_FIXED.size,
+    ]  # fmt: skip
+    assert c["descriptor_status"] == [F.D_OK, *F.DESCRIPTOR_ERRORS]
     assert c["align"] == F.ALIGN
     assert c["fixed_header"] == F.FIXED_HEADER
     assert c["min_header"] == F.MIN_HEADER
@@ -107,10 +114,16 @@ def test_format_kinds_match_the_reference(c_format):
 
 
 def test_format_dtypes_match_the_reference(c_format):
-    table = {int(code): tuple(v) for code, v in c_format["dtypes"].items()}
+    every = {int(code): tuple(v) for code, v in c_format["dtypes"].items()}
+    # version 4's codes: no fixed item size (count or the descriptor gives it)
+    v4 = {code: v for code, v in every.items() if v[5] == 2}
+    assert {code: v[0] for code, v in v4.items()} == {**F.FLEX_CHARS, F.CODE_RECORD: "V"}
+    assert all(v[1] == 0 and v[3] == F.VERSION_RECORD for v in v4.values())
+    assert {code: v[2] for code, v in v4.items()} == {41: 1, 42: 4, 43: 1, 44: 0}
+    table = {code: v for code, v in every.items() if code not in v4}
     assert {code: v[0] for code, v in table.items()} == F.DTYPE_CHARS
     assert {code: v[1] for code, v in table.items()} == F.ITEMSIZE
-    assert {code: v[3] for code, v in table.items()} == F.CODE_VERSION
+    assert {code: v[3] for code, v in every.items()} == F.CODE_VERSION
     assert {code: (v[0], v[4]) for code, v in table.items() if v[5]} == F.TIME_CODES
     assert all(v[4] == "" for v in table.values() if not v[5])
     for code, (ch, size, unit, *_) in table.items():

@@ -47,9 +47,11 @@ def files(tmp_path_factory) -> dict[str, str]:
     Path(path("text.npy")).write_text("not an array\n")
     np.save(path("object.npy"), np.array([1, "a"], dtype=object), allow_pickle=True)
     np.savez(path("object.npz"), ok=np.arange(3), bad=np.array([{}], dtype=object))
-    np.save(path("strings.npy"), np.array(["ab", "cd"]))
-    np.savez(path("strings.npz"), s=np.array(["ab"]))
-    np.save(path("records.npy"), np.zeros(2, [("a", "<i4"), ("b", "<f8")]))
+    # strings and records travel; extended precision and titled fields do not
+    np.save(path("longdouble.npy"), np.zeros(2, "g"))
+    np.savez(path("longdouble.npz"), s=np.zeros(1, "g"))
+    titled = np.dtype({"names": ["a"], "formats": ["<i4"], "titles": ["A"]})
+    np.save(path("titled.npy"), np.zeros(2, titled))
     np.save(path("generic-datetime.npy"), np.zeros(2, "M8"))
     for label, member in (("long-name", "x" * 256), ("empty-name", "")):
         with zipfile.ZipFile(path(f"{label}.npz"), "w") as zf, zf.open(f"{member}.npy", "w") as f:
@@ -83,9 +85,9 @@ def _cases() -> list[tuple[str, list[str], int, str]]:
         ("text file", ["send", "127.0.0.1:9", "{text.npy}"], 2, "not a .npy/.npz file"),
         ("object .npy", ["send", "127.0.0.1:9", "{object.npy}"], 2, "object arrays cannot be sent"),
         ("object .npz", ["send", "127.0.0.1:9", "{object.npz}"], 2, "object arrays cannot be sent"),
-        ("strings .npy", ["send", "127.0.0.1:9", "{strings.npy}"], 2, "cannot be sent"),
-        ("strings .npz", ["send", "127.0.0.1:9", "{strings.npz}"], 2, "cannot be sent"),
-        ("records .npy", ["send", "127.0.0.1:9", "{records.npy}"], 2, "cannot be sent"),
+        ("float128 .npy", ["send", "127.0.0.1:9", "{longdouble.npy}"], 2, "cannot be sent"),
+        ("float128 .npz", ["send", "127.0.0.1:9", "{longdouble.npz}"], 2, "cannot be sent"),
+        ("titled record .npy", ["send", "127.0.0.1:9", "{titled.npy}"], 2, "cannot be sent"),
         (
             "generic datetime .npy",
             ["send", "127.0.0.1:9", "{generic-datetime.npy}"],

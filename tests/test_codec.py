@@ -862,7 +862,8 @@ def test_eof_repeats(impl_name):
 
 def test_encoder_usage_errors(impl_name):
     enc = Encoder(implementation=impl_name)
-    for bad in (np.array(["a"]), np.array([object()]), np.zeros(2, "M8"), np.zeros(2, "V4")):
+    titled = np.dtype({"names": ["a"], "formats": ["<i4"], "titles": ["A"]})
+    for bad in (np.array([object()]), np.zeros(2, "M8"), np.zeros(2, "g"), np.zeros(2, titled)):
         with pytest.raises(UnsupportedDtypeError):
             enc.encode(bad)
         with pytest.raises(UnsupportedDtypeError):

@@ -66,7 +66,7 @@ u64 = st.one_of(
 fields = st.fixed_dictionaries(
     {
         "kind": st.one_of(st.sampled_from(F.KINDS), st.integers(0, 255)),
-        "code": st.one_of(st.integers(0, 41), st.integers(0, 255)),
+        "code": st.one_of(st.integers(0, 45), st.integers(0, 255)),
         "flags": st.one_of(st.integers(0, 7), st.integers(0, 255)),
         "shape": st.lists(u64, max_size=64).map(tuple),
         "payload_len": u64,
@@ -77,6 +77,14 @@ fields = st.fixed_dictionaries(
         "seq": st.integers(0, 2**32 - 1),
     }
 )
+
+
+#: record dtypes for the header tests (tests/test_record_wire.py draws random ones)
+RECORDS = [
+    np.dtype([("x", "<f4"), ("t", "<M8[10ms]"), ("s", "S3"), ("u", "<U2", (2,))]),
+    np.dtype([("id", "<u2"), ("p", [("x", "<f8"), ("v", "V3")])], align=True),
+    np.dtype([]),
+]
 
 
 @st.composite
@@ -90,11 +98,16 @@ def consistent_fields(draw):
         return dict(
             kind=kind, code=0, flags=0, shape=(), payload_len=0, name=name, count=count, seq=seq
         )
-    code = draw(st.integers(1, 40))
-    # a datetime64/timedelta64 code carries its multiplier in count (FORMAT.md section 2)
+    code = draw(st.integers(1, F.N_CODES - 1))
+    # a datetime64/timedelta64 code carries its multiplier in count (FORMAT.md section 2),
+    # S/U/V their length, a record its descriptor (here: its dtype, as parse_header gives it)
     count = draw(st.one_of(st.integers(1, 16), st.integers(1, 2**31 - 1))) if code >= 15 else 0
+    if code == F.CODE_UNICODE:
+        count = draw(st.one_of(st.integers(1, 16), st.integers(1, (2**31 - 1) // 4)))
+    elif code == F.CODE_RECORD:
+        count = draw(st.sampled_from(RECORDS))
     shape = draw(st.lists(st.one_of(st.integers(0, 3), st.integers(0, 2**20)), max_size=64))
-    n = F.ITEMSIZE[code]
+    n = F.item_size(code, count)
     for d in shape:
         n *= d
     if n >= 2**64:  # make it fit: an empty array
@@ -122,10 +135,13 @@ def pack_args(f):
 @given(f=consistent_fields())
 def test_valid_headers_round_trip_identically(cw, f):
     header = same(cw, "pack_header", *pack_args(f))[1]
-    h = F.header_size(len(f["shape"]), len(f["name"]))
+    record = isinstance(f["count"], np.dtype)
+    desc = F.encode_descriptor(f["count"]) if record else b""
+    h = F.header_size(len(f["shape"]), len(f["name"]), len(desc))
     assert len(header) == h and h % 64 == 0
     # FORMAT.md section 9: the lowest version that has the kind and the dtype
     version = 2 if f["kind"] in (F.KIND_ACK, F.KIND_ERROR) else 3 if f["code"] >= 15 else 1
+    version = 4 if f["code"] in F.RECORD_CODES else version
     assert header[:4] == F.MAGIC and header[4] == version
     assert header[10:12] == h.to_bytes(2, "big")
     assert same(cw, "header_length", header[:64]) == ("ok", h)
@@ -195,7 +211,7 @@ INVALID = {
     "magic": (b"\x89WAX" + HEADER[4:], MalformedFrameError),
     "magic-first": (b"\x00" + HEADER[1:], MalformedFrameError),
     "version-0": (_with(4, b"\x00"), UnsupportedVersionError),
-    "version-4": (_with(4, b"\x04"), UnsupportedVersionError),
+    "version-5": (_with(4, b"\x05"), UnsupportedVersionError),
     "version-255": (_with(4, b"\xff"), UnsupportedVersionError),
     "ndim-65": (_with(8, b"\x41"), MalformedFrameError),
     "ndim-255": (_with(8, b"\xff"), MalformedFrameError),
@@ -207,7 +223,8 @@ INVALID = {
     "kind-4": (_with(5, b"\x04"), MalformedFrameError),
     "kind-message": (_with(5, b"\x02"), MalformedFrameError),
     "code-0": (_with(6, b"\x00"), MalformedFrameError),
-    "code-41": (_with(6, b"\x29"), MalformedFrameError),
+    "code-41-in-v1": (_with(6, b"\x29"), MalformedFrameError),
+    "code-45": (fix_crc(_v(_with(6, b"\x2d"), 4)), MalformedFrameError),
     # datetime64/timedelta64 exist from version 3 on; count holds the multiplier,
     # 1 .. 2**31 - 1 (numpy's C int), checked before anything is sized from it
     "time-v1": (fix_crc(_v(TIME_HEADER, 1)), MalformedFrameError),

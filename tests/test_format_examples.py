@@ -56,7 +56,7 @@ def _decode_all(data: bytes, impl_name: str) -> list:
 
 
 def test_document_has_the_examples():
-    assert len(_examples()) == 7
+    assert len(_examples()) == 9
 
 
 @pytest.mark.parametrize("impl_name", ["cython", "python"])
@@ -82,6 +82,13 @@ def test_examples_byte_for_byte(impl_name):
     assert err == ex[5]
     stamps = np.array(["2026-11-30T22:00:00.00", "NaT"], dtype="M8[10ms]")
     assert Encoder(implementation=impl_name).encode(stamps) == ex[6]
+    rec_dt = np.dtype([("id", "<u2"), ("x", "<f4")], align=True)
+    records = np.empty(2, rec_dt)
+    records.view(np.uint8)[...] = 0xEE  # the padding holds garbage: zero on the wire
+    records[0], records[1] = (1, 1.5), (2, -2.0)
+    assert Encoder(implementation=impl_name).encode(records) == ex[7]
+    text = np.array(["ab", "\u00e9"], dtype="U2")
+    assert Encoder(implementation=impl_name).encode(text) == ex[8]
 
     [first] = _decode_all(ex[0], impl_name)
     assert isinstance(first, Array) and first.array.tolist() == [1.0, -2.5]
@@ -98,3 +105,9 @@ def test_examples_byte_for_byte(impl_name):
     assert times.array.dtype == np.dtype("M8[10ms]")
     assert times.array.view(np.int64).tolist() == [179_607_600_000, -(2**63)]
     assert np.array_equal(times.array, stamps, equal_nan=True)
+    [rec] = _decode_all(ex[7], impl_name)
+    assert rec.array.dtype == rec_dt and rec.array.dtype.isalignedstruct
+    assert rec.array.tolist() == [(1, 1.5), (2, -2.0)]
+    assert rec.array.view(np.uint8)[[2, 3, 10, 11]].tolist() == [0, 0, 0, 0]
+    [txt] = _decode_all(ex[8], impl_name)
+    assert txt.array.dtype == np.dtype("U2") and txt.array.tolist() == ["ab", "\u00e9"]

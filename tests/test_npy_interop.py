@@ -132,7 +132,12 @@ def _npy_record(header: str, payload: bytes = b"") -> bytes:
             FrameTooLargeError,
         ),
         ("{'descr': 'O', 'fortran_order': False, 'shape': (3,), }", MalformedFrameError),
-        ("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (3,), }", MalformedFrameError),
+        # a record list holding an object field, or code instead of a format
+        (
+            "{'descr': [('a', '<f8'), ('o', '|O')], 'fortran_order': False, 'shape': (3,), }",
+            MalformedFrameError,
+        ),
+        ("{'descr': [('a', open)], 'fortran_order': False, 'shape': (3,), }", MalformedFrameError),
         ("{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }", MalformedFrameError),
         ("__import__('os').system('true')", MalformedFrameError),
         ("{'descr': '<f8', 'fortran_order': 0, 'shape': (3,), }", MalformedFrameError),

@@ -239,7 +239,7 @@ def test_send_many_is_all_or_nothing(inproc):
     """A message with an unsendable array raises before anything is sent."""
     a, b = inproc
     with pytest.raises(wirearray.UnsupportedDtypeError):
-        wz.send_many(a, {"ok": np.zeros(3), "bad": np.array(["text"])})
+        wz.send_many(a, {"ok": np.zeros(3), "bad": np.array([object()])})
     with pytest.raises(wirearray.UsageError):
         wz.send_many(a, {"ok": np.zeros(3), "": np.zeros(2)})
     m = np.ma.masked_array(np.zeros(3), mask=[0, 1, 0])  # the mask would be lost
@@ -473,7 +473,7 @@ def test_set_limits_and_max_part_bytes(ctx):
     s = ctx.socket(zmq.PULL)
     try:
         wz.set_limits(s, max_frame_bytes=1 << 20, hwm_bytes=10 << 20)
-        assert s.getsockopt(zmq.MAXMSGSIZE) == wz.max_part_bytes(1 << 20) == (1 << 20) + 900
+        assert s.getsockopt(zmq.MAXMSGSIZE) == wz.max_part_bytes(1 << 20) == (1 << 20) + 9092
         assert s.getsockopt(zmq.RCVHWM) == s.getsockopt(zmq.SNDHWM) == 9
         wz.set_limits(s, max_frame_bytes=8 << 30)
         assert s.getsockopt(zmq.MAXMSGSIZE) == (1 << 31) - 1

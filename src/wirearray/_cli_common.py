@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npformat
 
-from ._format import MAX_NAME, MAX_NDIM, dtype_code
+from ._format import MAX_NAME, MAX_NDIM, check_wire_dtype
 from ._sizes import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_ARRAYS
+from .exceptions import UnsupportedDtypeError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 MB = 1e6
@@ -74,13 +75,15 @@ def _sendable(dtype: np.dtype, where: str) -> None:
     """Refuse, before connecting, a dtype the wire format does not carry."""
     if dtype.hasobject:
         raise CliUsageError(f"{where}: object arrays cannot be sent (numeric dtypes only)")
-    # the wire format's own table: check_dtype also admits records and strings, which
-    # the byte-order functions convert but no frame carries
-    if not dtype_code(dtype):
+    # the wire format's own word (records: within its descriptor limits)
+    try:
+        check_wire_dtype(dtype)
+    except UnsupportedDtypeError as exc:
         raise CliUsageError(
             f"{where}: dtype {dtype} cannot be sent (bool, integers, floats, complex, "
-            "datetime64 and timedelta64 with a unit)"
-        )
+            "datetime64 and timedelta64 with a unit, S/U/V strings, records of these): "
+            f"{exc}"
+        ) from None
 
 
 def _random_arrays(args: argparse.Namespace) -> list[Item]:

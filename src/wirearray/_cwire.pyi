@@ -9,6 +9,7 @@ compiled module and the fallback to the same names and parameters.
 
 from typing import Any
 
+import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 from typing_extensions import Buffer
 
@@ -81,7 +82,7 @@ def _crc32c_portable(data: Buffer, crc: int = 0) -> int: ...
 def header_length(head: Buffer) -> int: ...
 def parse_header(
     buf: Buffer,
-) -> tuple[int, int, int, tuple[int, ...], int, bytes, int, int]: ...
+) -> tuple[int, int, int, tuple[int, ...], int, bytes, int | np.dtype, int]: ...
 def pack_header(
     kind: int,
     code: int,
@@ -89,7 +90,7 @@ def pack_header(
     shape: tuple[int, ...],
     payload_len: int,
     name: bytes = b"",
-    count: int = 0,
+    count: int | np.dtype = 0,
     seq: int = 0,
 ) -> bytes: ...
 

@@ -606,11 +606,13 @@ class Decoder:
         if kind == F.KIND_MESSAGE:
             if message is not None:
                 raise MalformedFrameError("a message header inside a message")
-            check_message(count, self.max_message_arrays)
+            check_message(int(count), self.max_message_arrays)  # type: ignore[arg-type]
             return
         # an array: limits, representability, name, and schema (its own or its message's)
         try:
-            text = check_array(code, shape, length, name, self.max_ndim, self.max_frame_bytes)
+            text = check_array(
+                code, shape, length, name, self.max_ndim, self.max_frame_bytes, count
+            )
         except FrameTooLargeError:
             if message is None and length <= self.max_frame_bytes:
                 self._skip(self._header[2], length)
@@ -643,13 +645,13 @@ class Decoder:
                 self._message = None
             else:  # the peer's stream ends here
                 self._seq = 0
-            self._events.append(control_event(kind, count, name, seq))
+            self._events.append(control_event(kind, int(count), name, seq))  # type: ignore[arg-type]
             self._clean = not self._pending
             return
         message = self._message
         if kind == F.KIND_MESSAGE:
             # may raise SchemaMismatchError or BufferMismatchError, before anything changed
-            message = Assembly(count, self._next_schema, self._next_out)
+            message = Assembly(int(count), self._next_schema, self._next_out)  # type: ignore[arg-type]
             self._next_schema = self._next_out = None
             self._reset_frame()
             self._message = message

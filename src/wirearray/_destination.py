@@ -15,6 +15,7 @@ bytes arrived where.
 
 from __future__ import annotations
 
+import sys
 from types import ModuleType
 from typing import Literal
 
@@ -29,6 +30,7 @@ from .exceptions import ChecksumError, FrameTooLargeError, MalformedFrameError
 __all__ = ["Destination"]
 
 _BIG = F.FLAG_BIG_ENDIAN
+_HOST_BIG = sys.byteorder == "big"
 
 
 def _swap_unit(dt: np.dtype) -> int:
@@ -75,7 +77,18 @@ class Destination:
         crc: the CRC32C of the payload so far, None when the frame carries none.
     """
 
-    __slots__ = ("_impl", "_scatter", "array", "bytes", "crc", "direct", "swapped", "unit", "units")
+    __slots__ = (
+        "_final",
+        "_impl",
+        "_scatter",
+        "array",
+        "bytes",
+        "crc",
+        "direct",
+        "swapped",
+        "unit",
+        "units",
+    )
 
     _scatter: Scatter | None  # set for a destination that is not ``direct``
 
@@ -87,22 +100,39 @@ class Destination:
         out: object,
         keep_wire_order: bool,
         impl: ModuleType,
-        count: int = 0,
+        count: int | np.dtype = 0,
     ) -> None:
         big = flags & _BIG
+        self._final: np.ndarray | None = None
         if code in F.TIME_CODES:  # the dtype carries the multiplier: not in the table
             wire_dt, unit = F.wire_dtype(code, count, bool(big)), 8
+        elif code in F.RECORD_CODES:  # S, V: bytes; U: 4-byte code units; records
+            wire_dt = F.wire_dtype(code, count, bool(big))
+            unit = 4 if code == F.CODE_UNICODE else 0
         else:
             wire_dt, unit = _WIRE[code, big]
         order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
+        if code == F.CODE_RECORD:
+            # Fields of several sizes: the payload lands as it travels, in an array of
+            # the wire's dtype, and is converted field by field (the swap plan) into
+            # the destination once it is complete and checked (check_trailer).
+            final = None
+            if out is not None:
+                final = fit_out(out, wire_dt, shape)
+            elif not keep_wire_order and bool(big) == _HOST_BIG:
+                wire_dt = wire_dt.newbyteorder("=")  # the same bytes, the native label
+            elif not keep_wire_order:
+                final = _allocate(shape, wire_dt.newbyteorder("="), order)
+            if final is not None and final.dtype == wire_dt and _in_order(final, order):
+                out, final = final, None  # already the wire's: received into directly
+            self._final = final
+            out = out if final is None else None
+            keep_wire_order = True
         if out is not None:
             array = fit_out(out, wire_dt, shape)
         else:
             target = wire_dt if keep_wire_order else wire_dt.newbyteorder("=")
-            try:
-                array = np.empty(shape, dtype=target, order=order)
-            except (ValueError, MemoryError) as exc:
-                raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
+            array = _allocate(shape, target, order)
         if unit and mem_is_big(array.dtype) == bool(big):
             unit = 0  # the destination's byte order is the wire's
         self._impl = impl
@@ -177,6 +207,7 @@ class Destination:
             MalformedFrameError: non-zero padding.
         """
         pad_from = 0
+        self._convert()
         if self.crc is not None:
             sent = int.from_bytes(tail[:4], "big")
             if sent != self.crc:
@@ -186,6 +217,42 @@ class Destination:
             pad_from = 4
         if any(tail[pad_from:]):
             raise MalformedFrameError("non-zero bytes in frame padding")
+
+    def _convert(self) -> None:
+        """A record payload, complete: converted into its destination."""
+        final = self._final
+        if final is None:
+            return
+        self._final = None
+        self.array = convert_records(self._impl, self.array, final)
+
+
+def convert_records(impl: ModuleType, src: np.ndarray, dest: np.ndarray) -> np.ndarray:
+    """A record payload ``src``, landed in the wire's byte order (every field in one),
+    converted into ``dest`` (same shape and item size, any layout): when ``dest``'s
+    fields are all in this host's order, by the swap plan (``byteswap``, or a raw copy
+    when the orders agree), whose padding is zero; otherwise by numpy's cast, field by
+    field (``dest``'s padding is left as it was, as numpy's own casts leave it)."""
+    raw = np.dtype((np.void, src.dtype.itemsize))
+    if dest.dtype == dest.dtype.newbyteorder("="):
+        if bool(src.dtype == src.dtype.newbyteorder(">")) != _HOST_BIG:
+            impl.byteswap(src, out=dest)  # each field reversed: the wire's order -> ours
+        else:
+            np.copyto(dest.view(raw), src.view(raw))
+    else:
+        np.copyto(dest, src, casting="equiv")
+    return dest
+
+
+def _in_order(a: np.ndarray, order: str) -> bool:
+    return bool(a.flags.f_contiguous if order == "F" else a.flags.c_contiguous)
+
+
+def _allocate(shape: tuple[int, ...], dt: np.dtype, order: Literal["C", "F"]) -> np.ndarray:
+    try:
+        return np.empty(shape, dtype=dt, order=order)
+    except (ValueError, MemoryError) as exc:
+        raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
 
 
 class Discard(Destination):
@@ -204,6 +271,7 @@ class Discard(Destination):
 
     def __init__(self, flags: int, impl: ModuleType) -> None:
         self._impl = impl
+        self._final = None
         self.array = None  # type: ignore[assignment]
         self.bytes = _NO_UNITS
         self.unit = 0

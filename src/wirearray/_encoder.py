@@ -16,13 +16,15 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _format as F
-from ._common import array_to_send, check_dtype, mem_is_big, message_array
+from ._common import HOST_IS_LITTLE, array_to_send, check_dtype, mem_is_big, message_array
 from ._framing import WIRE, Framing
 from ._implementation import get as _get_impl
 from ._sizes import DEFAULT_CHUNK_BYTES, ONE_COPY_BYTES, SMALL_FRAME_BYTES
 from .exceptions import UnsupportedDtypeError, UsageError
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from ._types import Buffers, ByteOrder, Implementation
 
 __all__ = ["Encoder"]
@@ -31,6 +33,8 @@ _CODES: dict[np.dtype, int] = {}  # dtype -> wire code (0: unsupported), memoise
 #: The wire code of bool (docs/FORMAT.md section 3): its bytes travel as 0 or 1.
 BOOL_CODE = 1
 _ZEROS = bytes(F.ALIGN)
+#: S and V: bytes, never swapped (their BIG_ENDIAN flag carries no meaning)
+_BYTE_CODES = (F.CODE_BYTES, F.CODE_RAW)
 
 
 def byteorder_is_big(byteorder: str) -> bool | None:
@@ -55,7 +59,10 @@ def array_code(a: np.ndarray) -> int:
     dt = a.dtype
     code = _CODES.get(dt)
     if code is None:
-        code = _CODES[dt] = F.dtype_code(dt)
+        code = F.dtype_code(dt)
+        if code in F.RECORD_CODES:  # the format's word on records and lengths
+            code = F.check_wire_dtype(dt)
+        _CODES[dt] = code
     if not code:
         check_dtype(dt)
         raise UnsupportedDtypeError(f"wirearray cannot send dtype {dt!r}")
@@ -85,6 +92,16 @@ def name_bytes(name: str | None) -> bytes:
     if not 0 < len(b) <= F.MAX_NAME:
         raise UsageError("array names are 1 to 255 bytes of UTF-8")
     return b
+
+
+def record_to_wire(a: np.ndarray, wire_big: bool, impl: ModuleType) -> np.ndarray:
+    """A record array's payload: every field in the wire's byte order, padding zero
+    (docs/FORMAT.md section 3), from the implementation's swap plan (its ``hton``,
+    then ``byteswap`` for a little-endian wire).  A new array, in ``a``'s layout."""
+    w = impl.hton(a)
+    if not wire_big:  # the same bytes reversed per field: little-endian, padding still 0
+        w = impl.byteswap(w).view(w.dtype.newbyteorder("<"))
+    return np.asarray(w)
 
 
 def _flat_bytes(a: np.ndarray, fortran: bool) -> np.ndarray:
@@ -179,14 +196,19 @@ class Encoder:
 
         Args:
             array: anything ``numpy.asarray`` accepts, of a supported dtype (bool,
-                int8..int64, uint8..uint64, float16/32/64, complex64/128), any shape
+                int8..int64, uint8..uint64, float16/32/64, complex64/128,
+                datetime64/timedelta64 with a unit, ``S``/``U``/``V``, and records of
+                these within docs/FORMAT.md section 3's limits: every field travels in
+                the frame's byte order, padding bytes as zeros), any shape
                 (up to 64 dimensions; zero-length arrays travel as a header alone) and
                 any layout (non-contiguous arrays are gathered in C order).
             name: the frame's name, 1 to 255 bytes of UTF-8 (docs/FORMAT.md section 4).
             byteorder, checksum: override the encoder's for this frame.
 
         Raises:
-            UnsupportedDtypeError: the dtype cannot travel.
+            UnsupportedDtypeError: the dtype cannot travel (objects, extended
+                precision, a generic datetime64, a record with titles, fields out of
+                offset order or over the descriptor limits).
             UsageError: bad name or byteorder, more dimensions than the format allows,
                 or a mapping / list of arrays (several arrays go in one message:
                 :meth:`message`).
@@ -198,8 +220,18 @@ class Encoder:
             byteorder, checksum = None, None
         want_big = _byteorder_is_big(byteorder if byteorder is not None else self.byteorder)
         mem_big = mem_is_big(a.dtype)
+        if code == F.CODE_RECORD:  # fields of any byte orders: "native" is the host's
+            mem_big = not HOST_IS_LITTLE
         wire_big = mem_big if want_big is None else want_big
-        swap = a.dtype.itemsize > 1 and wire_big != mem_big
+        swap = a.dtype.itemsize > 1 and wire_big != mem_big and code not in _BYTE_CODES
+        record_big: bool | None = None  # a record converted chunk by chunk: the wire's order
+        if code == F.CODE_RECORD:  # converted field by field, padding zeroed, always
+            one_copy = min(self._chunk_bytes, ONE_COPY_BYTES)
+            if a.nbytes > one_copy and (a.flags.c_contiguous or a.flags.f_contiguous):
+                record_big, swap = wire_big, True  # through the staging buffer, in chunks
+            else:
+                a = record_to_wire(a, wire_big, self._impl)
+                swap = False
         fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
         checksum = self.checksum if checksum is None else bool(checksum)
         flags = (
@@ -209,7 +241,7 @@ class Encoder:
         )
         header = self.framing.array_header(a, code, flags, name_b, self._seq, self._impl)
         self._seq = (self._seq + 1) & 0xFFFFFFFF
-        return self._frame_parts(a, header, swap, fortran, checksum, code == BOOL_CODE)
+        return self._frame_parts(a, header, swap, fortran, checksum, code == BOOL_CODE, record_big)
 
     def _frame_parts(
         self,
@@ -219,6 +251,7 @@ class Encoder:
         fortran: bool,
         checksum: bool,
         boolean: bool = False,
+        record_big: bool | None = None,
     ) -> Iterator[Buffers]:
         impl = self._impl
         pad = self.framing.tail_length(a.nbytes, checksum) - (F.TRAILER if checksum else 0)
@@ -268,11 +301,16 @@ class Encoder:
         pending: Buffers = [header]
         if contiguous:  # swap (or normalise) only: flat slices, no per-chunk views
             flat = a.reshape(-1, order="F" if fortran else "C")
-            typed = staging[: max_items * item].view(a.dtype)
+            wire_dt = a.dtype if record_big is None else a.dtype.newbyteorder(">")
+            typed = staging[: max_items * item].view(wire_dt)
             for k in range(0, flat.size, max_items):
                 n = min(max_items, flat.size - k)
                 if normalize:
                     impl.bool_normalize(flat[k : k + n].view(np.uint8), staging[:n])
+                elif record_big is not None:  # field by field, padding zeroed (swap plan)
+                    impl.hton(flat[k : k + n], out=typed[:n])
+                    if not record_big:
+                        impl.byteswap(typed[:n], inplace=True)
                 else:
                     impl.byteswap(flat[k : k + n], out=typed[:n])
                 chunk = staging[: n * item]
@@ -354,9 +392,7 @@ class Encoder:
         items = [(k, message_array(v)) for k, v in arrays.items()]
         for k, v in items:
             self._name_bytes(k)
-            if not F.dtype_code(v.dtype):
-                check_dtype(v.dtype)
-                raise UnsupportedDtypeError(f"wirearray cannot send dtype {v.dtype!r}")
+            array_code(v)
         head = self._impl.pack_header(
             F.KIND_MESSAGE, 0, 0, (), 0, b"", len(items), self._next_seq()
         )

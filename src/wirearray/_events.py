@@ -15,8 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _format as F
-from ._common import check_dtype
-from .exceptions import ErrorCode, UnsupportedDtypeError, UsageError
+from .exceptions import ErrorCode, UsageError
 
 __all__ = [
     "NEED_DATA",
@@ -159,9 +158,7 @@ class Schema:
     ) -> None:
         if dtype is not None:
             dt = np.dtype(dtype)
-            check_dtype(dt)
-            if not F.dtype_code(dt):  # records and strings convert, but do not travel
-                raise UnsupportedDtypeError(f"the wire format carries no dtype {dt!r}")
+            F.check_wire_dtype(dt)
             dtype = dt.newbyteorder("=")
         if shape is not None:
             shape = tuple(shape)
@@ -184,10 +181,11 @@ class Schema:
             return cls(*value)
         raise UsageError(f"a schema is a Schema or a (dtype, shape) tuple, not {value!r}")
 
-    def mismatch(self, code: int, shape: tuple[int, ...], count: int = 0) -> str | None:
+    def mismatch(self, code: int, shape: tuple[int, ...], count: int | np.dtype = 0) -> str | None:
         """Why a frame of wire dtype ``code`` (docs/FORMAT.md section 3) and ``shape``
-        does not fit, or None if it does.  ``count`` is the frame's count field: the
-        multiplier of a datetime64/timedelta64 code (section 2), 0 for the others."""
+        does not fit, or None if it does.  ``count`` is the frame's count field as
+        ``parse_header`` gives it: the multiplier of a datetime64/timedelta64 code, the
+        length of an S/U/V code, the dtype of a record (section 2), 0 for the others."""
         got = F.native_dtype(code, count)
         if self.dtype is not None and self.dtype != got:
             return f"dtype {got} (expected {self.dtype})"

@@ -12,26 +12,38 @@ import numpy as np
 
 from . import _format as F
 from ._events import Schema
+from ._records import swap_plan
 from ._scatter import overlaps
 from .exceptions import (
     BufferMismatchError,
     FrameTooLargeError,
+    MalformedDescriptorError,
     MalformedFrameError,
     SchemaMismatchError,
     TruncatedStreamError,
+    UnsupportedDtypeError,
 )
 
 _INTP_MAX = int(np.iinfo(np.intp).max)
 
 
 def check_array(
-    code: int, shape: tuple[int, ...], length: int, name: bytes, max_ndim: int, max_frame_bytes: int
+    code: int,
+    shape: tuple[int, ...],
+    length: int,
+    name: bytes,
+    max_ndim: int,
+    max_frame_bytes: int,
+    count: int | np.dtype = 0,
 ) -> str | None:
     """Check an array header against the limits and this host; return its name.
+    ``count`` is the header's count field as parse_header gives it (a record's dtype).
 
     Raises:
         FrameTooLargeError: more than ``max_ndim`` dimensions or ``max_frame_bytes``.
         MalformedFrameError: a shape numpy cannot represent here, a name not UTF-8.
+        MalformedDescriptorError: a record this host cannot convert (a subarray of
+            records whose swap plan would be over ``_records.MAX_RUNS`` runs).
     """
     if len(shape) > max_ndim:
         raise FrameTooLargeError(f"{len(shape)} dimensions exceed max_ndim={max_ndim}")
@@ -39,7 +51,12 @@ def check_array(
         raise FrameTooLargeError(
             f"frame of {length} bytes exceeds max_frame_bytes={max_frame_bytes}"
         )
-    nonzero = F.ITEMSIZE[code]
+    nonzero = F.item_size(code, count)
+    if isinstance(count, np.dtype):  # a record: its swap plan, made once, bounded
+        try:
+            swap_plan(count)
+        except UnsupportedDtypeError as exc:
+            raise MalformedDescriptorError(f"record descriptor: {exc}") from None
     for n in shape:
         if n:
             nonzero *= n
@@ -74,7 +91,7 @@ def check_schema(
     text: str | None,
     code: int,
     shape: tuple[int, ...],
-    count: int = 0,
+    count: int | np.dtype = 0,
 ) -> None:
     """Check an array header against what the receiver expects: one schema, or (in a
     message) a dict of them by name.  ``count`` is the header's count field (a

@@ -93,7 +93,7 @@ class Assembly:
         shape: tuple[int, ...],
         length: int,
         max_bytes: int,
-        count: int = 0,
+        count: int | np.dtype = 0,
     ) -> None:
         """Check the header of the message's next array (named ``text``; ``count``: its
         header's count field, a datetime64/timedelta64 multiplier).

@@ -51,8 +51,9 @@ Buffer: TypeAlias = bytes | bytearray | memoryview | np.ndarray
 #: The buffers of one ``sendmsg``/``writelines`` call, in order.
 Buffers: TypeAlias = list[Buffer]
 #: A decoded header: ``(kind, code, flags, shape, payload_len, name, count, seq)``,
-#: docs/FORMAT.md section 4.
-Header: TypeAlias = tuple[int, int, int, tuple[int, ...], int, bytes, int, int]
+#: docs/FORMAT.md section 2; a record frame's ``count`` is its dtype, built from the
+#: header's field descriptor (section 3).
+Header: TypeAlias = tuple[int, int, int, tuple[int, ...], int, bytes, int | np.dtype, int]
 #: What a decoder delivers.
 Event: TypeAlias = Array | Message | EndOfStream | Ack | ErrorReport
 #: What ``Decoder.next_event`` returns.

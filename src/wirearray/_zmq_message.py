@@ -23,7 +23,7 @@ import zmq
 
 from . import _format as F
 from ._common import array_to_send, mem_is_big, message_array
-from ._encoder import BOOL_CODE, array_code, byteorder_is_big, name_bytes
+from ._encoder import BOOL_CODE, array_code, byteorder_is_big, name_bytes, record_to_wire
 from ._zmq_staging import _StagingPool
 from .codec import DEFAULT_MAX_FRAME_BYTES
 from .exceptions import (
@@ -131,12 +131,13 @@ def _origin_error(impl: Any, mv: memoryview) -> None:
 
 def max_part_bytes(max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> int:
     """The largest zmq message part a receiver with this ``max_frame_bytes`` accepts:
-    a whole frame of that payload (header of at most 832 bytes and tail of at most 67
-    included), capped at 2 GiB - 1 (larger payloads travel in 1 GiB parts).  This is
-    the value :func:`set_limits` gives ``ZMQ_MAXMSGSIZE``."""
+    a whole frame of that payload (header of at most 9024 bytes -- 832 without a
+    record's field descriptor -- and tail of at most 67 included), capped at 2 GiB - 1
+    (larger payloads travel in 1 GiB parts).  This is the value :func:`set_limits`
+    gives ``ZMQ_MAXMSGSIZE``."""
     if max_frame_bytes < 0:
         raise UsageError("max_frame_bytes must be >= 0")
-    return min(max_frame_bytes + F.MAX_HEADER + F.TRAILER + F.ALIGN, SPLIT_BYTES - 1)
+    return min(max_frame_bytes + F.MAX_RECORD_HEADER + F.TRAILER + F.ALIGN, SPLIT_BYTES - 1)
 
 
 def _socket_limits(max_frame_bytes: int, hwm_bytes: int | None) -> dict[int, int]:
@@ -227,8 +228,13 @@ def _encode_array(
     code = array_code(a)
     name_b = _name_bytes(name)
     mem_big = _mem_is_big(dt)
+    if code == F.CODE_RECORD:  # fields of any byte orders: "native" is the host's
+        mem_big = sys.byteorder == "big"
     wire_big = mem_big if want_big is None else want_big
-    swap = dt.itemsize > 1 and wire_big != mem_big
+    swap = dt.itemsize > 1 and wire_big != mem_big and code not in (F.CODE_BYTES, F.CODE_RAW)
+    if code == F.CODE_RECORD:  # converted field by field, padding zeroed, always
+        a = record_to_wire(a, wire_big, impl)
+        dt, swap = a.dtype, False
     fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
     contiguous = a.flags.c_contiguous or fortran
     order: Literal["C", "F"] = "F" if fortran else "C"
@@ -270,6 +276,9 @@ def _encode_array(
             impl.byteswap(a, out=dest)
         elif normalize:  # contiguous: normalised as it is copied
             impl.bool_normalize(_flat(a, order), payload)
+        elif dt.names:  # a record, converted already: its bytes, padding (zeros) included
+            raw = np.dtype((np.void, dt.itemsize))  # numpy copies records field by field
+            np.copyto(dest.view(raw), a.view(raw))
         else:
             np.copyto(dest, a)
             if boolean and not contiguous:  # gathered: normalised in the copy

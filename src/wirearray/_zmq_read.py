@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from . import _format as F
+from ._destination import convert_records
 from ._limits import check_array, fit_out
 from ._scatter import Scatter
 from ._zmq_message import _HOST_BIG, ORIGIN_MAGIC, _mem_is_big, _parse_origin, _payload_parts
@@ -146,7 +147,7 @@ def _read_array(
         raise MalformedFrameError(f"frame kind {kind} where an array frame belongs")
     if fseq != seq:
         raise MalformedFrameError(f"frame sequence number {fseq}, expected {seq}")
-    text = check_array(code, shape, length, name, limits.max_ndim, limits.max_frame_bytes)
+    text = check_array(code, shape, length, name, limits.max_ndim, limits.max_frame_bytes, count)
     if msg is not None:
         if text is None:
             raise MalformedFrameError("an array inside a message has no name")
@@ -174,6 +175,18 @@ def _read_array(
     wire_big = bool(flags & F.FLAG_BIG_ENDIAN)
     wire_dt = F.wire_dtype(code, count, wire_big)
     native_dt = wire_dt.newbyteorder("=")
+    record_dest = None  # a record's destination when it lands in wire order first
+    if code == F.CODE_RECORD and (out is not None or wire_big != _HOST_BIG):
+        # fields of several sizes: the payload lands as it travels, and is converted
+        # field by field (the swap plan) into the destination once checked
+        order_: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
+        record_dest = fit_out(out, wire_dt, shape) if out is not None else None
+        if record_dest is None:
+            try:
+                record_dest = np.empty(shape, dtype=native_dt, order=order_)
+            except (ValueError, MemoryError) as exc:
+                raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
+        out, copy, native_dt = None, True, wire_dt
     order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
     itemsize = wire_dt.itemsize
     pieces = [length] if whole else _payload_parts(length)
@@ -218,15 +231,20 @@ def _read_array(
             raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
     if not (dest.flags.c_contiguous if order == "C" else dest.flags.f_contiguous):
         return text, _scatter(reader, impl, dest, order, wire_big, mv, h, length, whole, checksum)
-    swap = itemsize > 1 and _mem_is_big(dest.dtype) != wire_big
+    swap = (
+        itemsize > 1
+        and _mem_is_big(dest.dtype) != wire_big
+        and code not in (F.CODE_RECORD, F.CODE_BYTES, F.CODE_RAW)  # no swap: as it travels
+    )
     if not whole and not swap and len(pieces) == 1 and not checksum:
         # libzmq copies the payload part into the destination itself (through a byte
         # view: datetime64/timedelta64 arrays export no buffer of their own)
         reader.into(dest.reshape(-1, order=order).view(np.uint8), length, "the payload")
         _check_tail(_read_tail(reader, tail_len), False, 0)
-        return text, dest
+        return text, _record_done(impl, dest, record_dest)
     dest_bytes = dest.reshape(-1, order=order).view(np.uint8)
-    unit = (itemsize // 2 if wire_dt.kind == "c" else itemsize) if swap else 0
+    unit = 4 if code == F.CODE_UNICODE else itemsize // 2 if wire_dt.kind == "c" else itemsize
+    unit = unit if swap else 0
     units = dest_bytes.view(f"u{unit}") if unit else None
     if whole:
         src = mv[h : h + length]
@@ -234,7 +252,7 @@ def _read_array(
             crc = impl.crc32c(src)
         _land(impl, src, dest_bytes, units, unit, 0)
         _check_tail(mv[h + length :], checksum, crc)
-        return text, dest
+        return text, _record_done(impl, dest, record_dest)
     offset = 0
     for piece in pieces:
         window = dest_bytes[offset : offset + piece]
@@ -255,7 +273,15 @@ def _read_array(
                 crc = impl.crc32c(window, crc)
         offset += piece
     _check_tail(_read_tail(reader, tail_len), checksum, crc)
-    return text, dest
+    return text, _record_done(impl, dest, record_dest)
+
+
+def _record_done(impl: Any, landed: np.ndarray, dest: np.ndarray | None) -> np.ndarray:
+    """A record payload landed in wire order, converted into its destination (or as
+    it is when it needs no conversion)."""
+    if dest is None:
+        return landed
+    return convert_records(impl, landed, dest)
 
 
 def _scatter(

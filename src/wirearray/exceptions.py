@@ -39,6 +39,7 @@ __all__ = [
     "EndOfStreamError",
     "ErrorCode",
     "FrameTooLargeError",
+    "MalformedDescriptorError",
     "MalformedFrameError",
     "PeerError",
     "ProtocolError",
@@ -65,13 +66,14 @@ class UnsupportedDtypeError(UsageError, TypeError):
     """The array's dtype is not one wirearray converts or carries.
 
     Supported: bool, int8..int64, uint8..uint64, float16/32/64, complex64/128, and
-    datetime64/timedelta64 with a unit (any unit and multiplier numpy has), in any
-    byte order; by the byte-order functions also records (structured dtypes of
-    these, ``S``, ``U`` and ``V`` fields, nested and subarray fields) and plain
-    ``S``/``U``/``V`` arrays, which the wire format does not carry.  Object and
-    extended-precision dtypes (and fields), overlapping fields, and
+    datetime64/timedelta64 with a unit (any unit and multiplier numpy has), records
+    (structured dtypes of these, ``S``, ``U`` and ``V`` fields, nested and subarray
+    fields) and plain ``S``/``U``/``V`` arrays, in any byte order.  Object and
+    extended-precision dtypes (and fields), overlapping fields, unions, and
     datetime64/timedelta64 without a unit (numpy cannot hold a generic unit in
-    another byte order) are refused.
+    another byte order) are refused.  The wire format also refuses records over its
+    descriptor limits, with field titles, or whose fields are not listed in offset
+    order (docs/FORMAT.md section 3).
     """
 
 
@@ -101,6 +103,15 @@ class ProtocolError(WireError):
 class MalformedFrameError(ProtocolError, ValueError):
     """A frame header is corrupt or inconsistent (bad magic, header checksum, field
     values, shape/length mismatch, non-zero padding, invalid name)."""
+
+
+class MalformedDescriptorError(MalformedFrameError):
+    """A record frame's field descriptor breaks the format (docs/FORMAT.md section 3):
+    truncated or with bytes left over, over a limit (descriptor bytes, fields, nesting
+    depth, subarray dimensions or elements, item size), a field that overlaps the one
+    before it or ends past the record's item size, an unknown field dtype code, or
+    field names that are not valid UTF-8 or repeat.  Raised from the header, before
+    anything is allocated for the frame."""
 
 
 class UnsupportedVersionError(MalformedFrameError):

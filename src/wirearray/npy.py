@@ -25,11 +25,16 @@ Safety: numpy's reader allocates whatever a header claims and parses the header 
 nested tuples took 0.3 s of CPU and 31 MiB to reject).  wirearray caps the header at
 numpy's own default limit (``max_header_size``, 10,000 bytes), holds a buffer only as
 large as the header announced, and reads it with a small parser of its own for exactly
-the dict numpy writes -- three keys; a quoted ``descr``; ``True``/``False``; a tuple of
-integers -- in one linear pass with no recursion that stops at the first token out
-of place, so a header costs a fraction of a millisecond whatever it holds.  Only the
-supported numeric dtypes are accepted, and shape, ``max_ndim`` and ``max_frame_bytes``
-are checked before anything is allocated -- the same limits as the wire format.
+the dict numpy writes -- three keys; a quoted ``descr``, or a record's list of
+``(name, format[, shape])`` tuples; ``True``/``False``; a tuple of integers -- in one
+linear pass that stops at the first token out of place, so a header costs a fraction
+of a millisecond whatever it holds.  A record's list nests at most
+``_format.MAX_DEPTH`` deep and holds at most ``_format.MAX_FIELDS`` fields (the wire
+format's own descriptor limits), and becomes a dtype through numpy's own
+``numpy.lib.format.descr_to_dtype`` (no ``eval``).  Only dtypes the wire format
+carries are accepted (records whose fields are all in one byte order: a frame has one
+byte-order flag), and shape, ``max_ndim`` and ``max_frame_bytes`` are checked before
+anything is allocated -- the same limits as the wire format.
 
 A wirearray receiver never answers an npy peer, except to report why it refused the
 stream: that report is a wire-format ERROR frame (docs/FORMAT.md section 10), which
@@ -51,6 +56,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.lib import format as npformat
 
 from . import _format as F
 from ._decoder import Decoder
@@ -69,7 +75,7 @@ MAX_NPY_HEADER = 10_000
 
 # One token of the header dict: a quoted string, a name, an integer, a punctuation mark,
 # or white space.  Anything else fails the match.
-_TOKEN = re.compile(r"""'([^'\\]*)'|"([^"\\]*)"|([A-Za-z_]+)|(\d+)L?|([{}():,])|(\s+)""")
+_TOKEN = re.compile(r"""'([^'\\]*)'|"([^"\\]*)"|([A-Za-z_]+)|(\d+)L?|([{}():,\[\]])|(\s+)""")
 
 
 class NpyFraming:
@@ -145,7 +151,8 @@ class NpyFraming:
         fortran = bool(flags & F.FLAG_FORTRAN)
         shape = "(" + "".join(f"{n}, " for n in a.shape).rstrip(" ")
         shape = shape[:-1] + ")" if a.ndim > 1 else shape + ")" if a.ndim == 1 else "()"
-        text = f"{{'descr': {a.dtype.str!r}, 'fortran_order': {fortran}, 'shape': {shape}, }}"
+        descr = npformat.dtype_to_descr(a.dtype)  # a record's: numpy's list of fields
+        text = f"{{'descr': {descr!r}, 'fortran_order': {fortran}, 'shape': {shape}, }}"
         raw = text.encode("latin1")
         for version, fmt in ((1, "<H"), (2, "<I")):
             prefix = 6 + 2 + struct.calcsize(fmt)
@@ -193,16 +200,25 @@ def _header(d: dict[str, Any]) -> Header:
     if len(shape) > F.MAX_NDIM:
         raise MalformedFrameError(f".npy record of {len(shape)} dimensions")
     try:
-        dt = np.dtype(descr)
-    except (TypeError, ValueError):
-        raise MalformedFrameError(f"bad .npy descr {descr!r}") from None
-    code = F.dtype_code(dt)
-    if not code:
-        raise MalformedFrameError(f"wirearray does not accept .npy dtype {descr!r}")
+        dt = np.dtype(descr) if isinstance(descr, str) else npformat.descr_to_dtype(descr)
+    except (TypeError, ValueError, KeyError, IndexError):
+        raise MalformedFrameError(f"bad .npy descr {str(descr)[:200]!r}") from None
+    try:
+        code = F.check_wire_dtype(dt)
+    except UsageError as exc:
+        raise MalformedFrameError(f"wirearray does not accept .npy dtype {dt}: {exc}") from None
     length = dt.itemsize
     for n in shape:
         length *= n
     big = dt.byteorder == ">" or (dt.byteorder == "=" and sys.byteorder == "big")
+    if code == F.CODE_RECORD:  # every field in one byte order: the frame's
+        big = dt == dt.newbyteorder(">")
+        if not big and dt != dt.newbyteorder("<"):
+            raise MalformedFrameError(
+                f".npy record dtype {dt} mixes byte orders (wirearray takes records whose "
+                "fields are all in one)"
+            )
+        dt = dt.newbyteorder("=")
     flags = F.FLAG_BIG_ENDIAN if big else 0
     if fortran and len(shape) > 1:
         flags |= F.FLAG_FORTRAN
@@ -233,6 +249,55 @@ def _tokens(text: str) -> Iterator[tuple[str, Any]]:
     yield ("end", None)
 
 
+def _record_descr(take: Any, current: Any) -> list[Any]:
+    """A record's descr as numpy writes it, ``[('x', '<f4'), ('v', '<f4', (3,)),
+    ('n', [...]), ('', '|V4')]``, read token by token (``take(kind)`` consumes one of
+    that kind; ``current()`` is the next).  Nested lists at most F.MAX_DEPTH deep, at
+    most F.MAX_FIELDS fields in all, titles refused; MalformedFrameError otherwise."""
+    fields = 0
+
+    def record(depth: int) -> list[Any]:
+        nonlocal fields
+        if depth > F.MAX_DEPTH:
+            raise MalformedFrameError(f".npy record descr nested over {F.MAX_DEPTH} deep")
+        take("[")
+        out: list[Any] = []
+        while current()[0] != "]":
+            fields += 1
+            if fields > F.MAX_FIELDS:
+                raise MalformedFrameError(f".npy record descr of over {F.MAX_FIELDS} fields")
+            take("(")
+            name = take("str")
+            take(",")
+            fmt = take("str") if current()[0] == "str" else record(depth + 1)
+            item: tuple[Any, ...] = (name, fmt)
+            if current()[0] == ",":
+                take(",")
+                if current()[0] == "(":
+                    take("(")
+                    dims = []
+                    while current()[0] != ")":
+                        dims.append(take("int"))
+                        if len(dims) > F.MAX_SUBARRAY_NDIM:
+                            raise MalformedFrameError(".npy record descr: subarray too deep")
+                        if current()[0] != ")":
+                            take(",")
+                    take(")")
+                    item = (name, fmt, tuple(dims))
+                elif current()[0] == "int":
+                    item = (name, fmt, take("int"))
+            take(")")
+            out.append(item)
+            if current()[0] != "]":
+                take(",")
+        take("]")
+        return out
+
+    if current()[0] != "[":
+        take("str")  # raises: neither a dtype string nor a record list
+    return record(1)
+
+
 def _parse_header_dict(text: str) -> dict[str, Any]:
     """The dict of a .npy header, as numpy writes it: ``{'descr': '<f8',
     'fortran_order': False, 'shape': (3, 4), }`` -- keys in any order, either quote,
@@ -260,7 +325,7 @@ def _parse_header_dict(text: str) -> dict[str, Any]:
         if key in d or key not in ("descr", "fortran_order", "shape"):
             raise bad
         if key == "descr":
-            d[key] = take("str")
+            d[key] = take("str") if tok[0] == "str" else _record_descr(take, lambda: tok)
         elif key == "fortran_order":
             d[key] = take("bool")
         else:

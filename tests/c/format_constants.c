@@ -22,6 +22,16 @@ int main(void) {
            " \"fixed_header\": %d, \"min_header\": %d, \"max_multiplier\": %d,\n",
            WA_VERSION, WA_VERSION_CONTROL, WA_VERSION_TIME, WA_ALIGN, WA_FIXED_HEADER,
            WA_MIN_HEADER, WA_MAX_MULTIPLIER);
+    printf(" \"version_record\": %d, \"codes_v4\": [%d, %d, %d, %d], \"n_codes\": %d,\n",
+           WA_VERSION_RECORD, WA_CODE_BYTES, WA_CODE_UNICODE, WA_CODE_RAW, WA_CODE_RECORD,
+           WA_N_CODES);
+    printf(" \"record_limits\": [%d, %d, %d, %d, %d, %d, %d, %d, %d],\n", WA_MAX_ITEMSIZE,
+           WA_MAX_DESCRIPTOR, WA_MAX_FIELDS, WA_MAX_DEPTH, WA_MAX_SUBARRAY_NDIM,
+           WA_MAX_SUBARRAY_ELEMENTS, WA_RECORD_ALIGNED, WA_RECORD_HEAD, WA_FIELD_FIXED);
+    printf(" \"descriptor_status\": [%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d],\n",
+           WA_D_OK, WA_D_TRUNCATED, WA_D_TRAILING, WA_D_ITEMSIZE, WA_D_FLAGS, WA_D_FIELDS,
+           WA_D_NAME_LEN, WA_D_CODE, WA_D_PARAM, WA_D_NDIM, WA_D_ELEMENTS, WA_D_DEPTH,
+           WA_D_OVERLAP, WA_D_PAST_END);
     printf(" \"max_ndim\": %d, \"max_name\": %d, \"max_header\": %d, \"trailer\": %d,\n",
            WA_MAX_NDIM, WA_MAX_NAME, WA_MAX_HEADER, WA_TRAILER);
     printf(" \"offsets\": [%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d],\n",
@@ -45,7 +55,7 @@ int main(void) {
         printf("%s\"%u\": [\"%c\", %u, %u, %u, \"%s\", %d]", i > 1 ? ", " : "", i,
                wa_dtypes[i].typechar, wa_dtypes[i].itemsize, wa_dtypes[i].unit,
                wa_dtypes[i].version, wa_dtypes[i].time_unit ? wa_dtypes[i].time_unit : "",
-               wa_code_is_time(i));
+               wa_code_is_time(i) + 2 * wa_code_is_record(i));
     printf("},\n \"header_size\": [");
     for (i = 0; i <= WA_MAX_NDIM; i++)
         for (n = 0; n <= WA_MAX_NAME; n++)

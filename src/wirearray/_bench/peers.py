@@ -78,10 +78,35 @@ CEILING = "raw"
 _LITTLE = sys.byteorder == "little"
 
 
-def make_array(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-    """1, 2, 3, ... in ``dtype`` (the same on both sides, so the receiver can check)."""
+def make_array(dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """1, 2, 3, ... in ``dtype`` (the same on both sides, so the receiver can check):
+    a dtype string, or a record's descr as :func:`dtype_spec` gives it (every field
+    holds the element's number)."""
     n = int(np.prod(shape))
-    return np.arange(1, n + 1, dtype=np.float64).astype(dtype, copy=False).reshape(shape)
+    return np.arange(1, n + 1, dtype=np.float64).astype(_dtype_of(dtype), copy=False).reshape(shape)
+
+
+def dtype_spec(dt: np.dtype) -> Any:
+    """A dtype as the request line carries it (JSON): its ``str``, or for a record
+    numpy's .npy descr (a list of fields)."""
+    from numpy.lib import format as npformat
+
+    return npformat.dtype_to_descr(dt) if dt.names else dt.str
+
+
+def _dtype_of(spec: Any) -> np.dtype:
+    if isinstance(spec, str):
+        return np.dtype(spec)
+    from numpy.lib import format as npformat
+
+    def tuples(x: Any) -> Any:  # JSON made the descr's tuples lists
+        if isinstance(x, list) and x and isinstance(x[0], str):  # a field
+            return tuple(tuples(v) if isinstance(v, list) else v for v in x)
+        if isinstance(x, list) and x and all(isinstance(v, int) for v in x):  # a shape
+            return tuple(x)
+        return [tuples(v) for v in x] if isinstance(x, list) else x
+
+    return npformat.descr_to_dtype(tuples(spec))
 
 
 @dataclass
@@ -601,7 +626,7 @@ class _Buffers:
         self.key: tuple | None = None
         self.template = self.out = np.empty(0)
 
-    def get(self, dtype: str, shape: tuple[int, ...], check: bool) -> tuple:
+    def get(self, dtype: Any, shape: tuple[int, ...], check: bool) -> tuple:
         if self.key != (dtype, shape):
             self.key, self.template, self.out = None, np.empty(0), np.empty(0)  # free first
             self.template = make_array(dtype, shape)
@@ -780,10 +805,10 @@ class StreamServer:
     def open(self, key: str, a: np.ndarray, count: int, *, tls: bool = False) -> Run:
         """Connect, send the request and wait until the receiver is ready (untimed)."""
         method = METHODS[key]
-        check_key = (key, a.dtype.str, a.shape, tls)
+        check_key = (key, json.dumps(dtype_spec(a.dtype)), a.shape, tls)
         req: dict[str, Any] = {
             "method": key,
-            "dtype": a.dtype.str,
+            "dtype": dtype_spec(a.dtype),
             "shape": a.shape,
             "count": count,
             "check": check_key not in self._checked,
