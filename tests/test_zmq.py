@@ -12,6 +12,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -541,6 +542,14 @@ def test_copy_false_sends_from_the_array(inproc):
     same(wz.recv_array(b), small)
 
 
+def released(pool, timeout: float = 10.0) -> None:
+    """Wait until pyzmq dropped every view ``pool``'s buffers in flight were sent from."""
+    deadline = time.monotonic() + timeout
+    while any(not _zmq_staging._released(refs) for _, refs in list(pool._busy)):
+        assert time.monotonic() < deadline, "libzmq never released a staging buffer"
+        time.sleep(0.001)
+
+
 def test_staging_buffers_are_reused(inproc):
     a, b = inproc
     tx = wz.Sender(a)
@@ -548,8 +557,7 @@ def test_staging_buffers_are_reused(inproc):
     out = np.empty_like(arr)
 
     def settle() -> None:  # pyzmq's garbage collector releases buffers a bit later
-        for _, tracker in list(tx._pool._busy):
-            tracker.wait(10)
+        released(tx._pool)
 
     for _ in range(3):  # bursts: as many buffers as messages queued, then reused
         for _ in range(10):

@@ -1,7 +1,8 @@
 """Whole wirearray.zmq messages on a socket, blocking or ``zmq.asyncio``.
 
-``_send`` builds a message and sends it (zero-copy parts with a MessageTracker, the
-staging buffers back to their pool once it is done), ``_recv`` reads one and discards
+``_send`` builds a message and sends it (parts from staging buffers without a copy,
+the buffers back to their pool once pyzmq drops them; a MessageTracker only for parts
+sent from the caller's array), ``_recv`` reads one and discards
 the rest of a message that failed, so that the next receive starts at a message
 boundary.  On a ``zmq.asyncio`` socket the work runs on its blocking shadow socket
 with DONTWAIT, and ``_await_send``/``_await_recv`` wait for POLLOUT/POLLIN in between
@@ -12,13 +13,14 @@ are read without waiting: zmq delivers all parts of a message at once.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
-from ._zmq_message import Envelope, _check_envelope, _Parts
+from ._zmq_message import BORROWED, COPIED, Envelope, _check_envelope, _Parts
 from ._zmq_read import _Incoming, _Limits, _read_message, _Reader
 from ._zmq_staging import _IN_FLIGHT, _StagingPool
 from .exceptions import UsageError
@@ -85,34 +87,43 @@ def _check_flags(flags: int) -> int:
 
 
 def _send_parts(sock: zmq.Socket, envelope: list, origin: bytes, built: _Parts, flags: int):
-    """Send one whole message; returns the MessageTracker of its zero-copy parts (or
-    None).  Raises zmq.Again (DONTWAIT, or SNDTIMEO) with nothing sent."""
-    parts = built.parts
-    trackers = []
+    """Send one whole message; returns the MessageTracker of the parts that refer to
+    the caller's memory, or None.  Weak references to the views of the parts sent
+    without a copy go to ``built.refs`` as they are sent.  Raises zmq.Again (DONTWAIT,
+    or SNDTIMEO) with nothing sent."""
+    send = sock.send
     more = flags | _MORE
-    first = True
     for p in envelope:
-        sock.send(p, more if first else _MORE)
-        first = False
-    sock.send(origin, more if first else _MORE)
+        send(p, more)
+        more = _MORE
+    send(origin, more)
+    parts = built.parts
     last = len(parts) - 1
-    for i, (buf, zero_copy) in enumerate(parts):
+    trackers = []
+    refs = built.refs
+    for i, (buf, mode) in enumerate(parts):
         f = _MORE if i < last else 0
-        if zero_copy:
-            tracker = sock.send(buf, f, copy=False, track=True)
-            _IN_FLIGHT.add(buf, tracker)
-            trackers.append(tracker)
-        else:
-            sock.send(buf, f)
+        if mode == COPIED:
+            send(buf, f)
+            continue
+        if mode == BORROWED:  # the caller waits on the tracker before changing the array
+            trackers.append(send(buf, f, copy=False, track=True))
+        else:  # a staging buffer: reused once pyzmq drops this view (_zmq_staging)
+            send(buf, f, copy=False)
+        ref = weakref.ref(buf)
+        refs.append(ref)
+        _IN_FLIGHT.add(buf.base, (ref,))
     if not trackers:
         return None
     return trackers[0] if len(trackers) == 1 else zmq.MessageTracker(*trackers)
 
 
-def _release(pool: _StagingPool, built: _Parts, tracker: Any) -> None:
-    """Staging buffers back to the pool: free at once if libzmq copied them."""
+def _release(pool: _StagingPool, built: _Parts) -> None:
+    """Staging buffers back to the pool: free at once if libzmq copied them (or
+    nothing was sent from them), else once pyzmq dropped the message's views."""
+    refs = tuple(built.refs)
     for buf, zero_copy in built.staging:
-        pool.give(buf, tracker if zero_copy else None)
+        pool.give(buf, refs if zero_copy else None)
 
 
 def _send(
@@ -132,17 +143,17 @@ def _send(
     try:
         build(built)
     except BaseException:
-        _release(pool, built, None)
+        _release(pool, built)
         raise
 
     def attempt(f: int) -> Any:
         return _send_parts(_sync(sock), env, origin(), built, f)
 
     def finish(tracker: Any) -> Any:
-        _release(pool, built, tracker)
+        _release(pool, built)
         if done is not None:
             done()
-        return tracker if built.borrowed else None
+        return tracker
 
     if _is_async(sock):
 
@@ -150,7 +161,7 @@ def _send(
             try:
                 tracker = await _await_send(sock, attempt, flags)
             except BaseException:
-                _release(pool, built, None)
+                _release(pool, built)
                 raise
             return finish(tracker)
 
@@ -158,7 +169,7 @@ def _send(
     try:
         tracker = attempt(flags)
     except BaseException:
-        _release(pool, built, None)
+        _release(pool, built)
         raise
     return finish(tracker)
 

@@ -191,16 +191,22 @@ _want_big = byteorder_is_big
 _mem_is_big = mem_is_big
 
 
-class _Parts:
-    """The parts of one message being built: (buffer, zero-copy?) pairs, the staging
-    buffers they use, and whether a zero-copy part refers to the caller's memory."""
+#: How a part is sent: copied by pyzmq, without a copy from a staging buffer, or
+#: without a copy from the caller's array (the send then returns a MessageTracker).
+COPIED, STAGED, BORROWED = 0, 1, 2
 
-    __slots__ = ("borrowed", "parts", "staging")
+
+class _Parts:
+    """The parts of one message being built: (buffer, COPIED/STAGED/BORROWED) pairs,
+    the staging buffers they use, and whether a part refers to the caller's memory."""
+
+    __slots__ = ("borrowed", "parts", "refs", "staging")
 
     def __init__(self) -> None:
-        self.parts: list[tuple[Any, bool]] = []
+        self.parts: list[tuple[Any, int]] = []
         self.staging: list[tuple[np.ndarray, bool]] = []  # (buffer, sent without a copy?)
         self.borrowed = False
+        self.refs: list[Any] = []  # weak references to the views sent without a copy
 
 
 def _encode_array(
@@ -221,7 +227,7 @@ def _encode_array(
         if small is not None:
             frame = small(a, -1 if want_big is None else int(want_big), checksum, 0, a.nbytes)
             if frame is not None:
-                out.parts.append((frame, False))
+                out.parts.append((frame, COPIED))
                 return
     dt = a.dtype
     code = array_code(a)
@@ -254,17 +260,19 @@ def _encode_array(
         if normalize:
             payload = impl.bool_normalize(payload, np.empty(n, np.uint8))
         tail = _tail(impl, payload, checksum, n)
-        out.parts.append((b"".join((header, payload.data, tail)), False))
+        out.parts.append((b"".join((header, payload.data, tail)), COPIED))
         return
     zero_copy = n >= ZERO_COPY_BYTES
     if not swap and not normalize and contiguous and (not copy or not zero_copy):
         # the array's own memory: without a copy (copy=False), or copied by libzmq
         payload = a.reshape(-1, order=order).view(np.uint8)
         out.borrowed = zero_copy
+        mode = BORROWED if zero_copy else COPIED
     else:
         buf = pool.take(n)
         out.staging.append((buf, zero_copy))
-        payload = buf[:n]
+        payload = buf[:n]  # a view of this message's own: _zmq_staging says why
+        mode = STAGED if zero_copy else COPIED
         dest = payload.view(dt).reshape(a.shape, order=order)
         if swap:
             impl.byteswap(a, out=dest)
@@ -274,15 +282,15 @@ def _encode_array(
             np.copyto(dest, a)
             if boolean and not contiguous:  # gathered: normalised in the copy
                 impl.bool_normalize(payload, payload)
-    out.parts.append((header, False))
+    out.parts.append((header, COPIED))
     if n < SPLIT_BYTES:
-        out.parts.append((payload, zero_copy))
+        out.parts.append((payload, mode))
     else:
         for k in range(0, n, PIECE_BYTES):
-            out.parts.append((payload[k : k + PIECE_BYTES], zero_copy))
+            out.parts.append((payload[k : k + PIECE_BYTES], mode))
     tail = _tail(impl, payload, checksum, n)
     if tail:
-        out.parts.append((tail, False))
+        out.parts.append((tail, COPIED))
 
 
 def _flat(a: np.ndarray, order: Literal["C", "F"]) -> np.ndarray:
@@ -312,7 +320,7 @@ def _encode_message(
     for k, v in items:  # every name, dtype and ndim before anything is converted
         _name_bytes(k)
         array_code(v)
-    out.parts.append((impl.pack_header(F.KIND_MESSAGE, 0, 0, (), 0, b"", len(items), 0), False))
+    out.parts.append((impl.pack_header(F.KIND_MESSAGE, 0, 0, (), 0, b"", len(items), 0), COPIED))
     for i, (k, v) in enumerate(items, 1):
         _encode_array(out, impl, pool, v, k, want_big, checksum, copy, i)
 
