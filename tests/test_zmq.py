@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -574,6 +575,66 @@ def test_staging_buffers_are_reused(inproc):
     tx.send(arr[:10_000])  # smaller: an idle buffer serves it
     wz.recv_array(b)
     assert tx._pool.allocations == first
+
+
+@pytest.mark.parametrize("transport", ["inproc", "tcp"])
+def test_staging_buffers_are_not_reused_while_libzmq_holds_them(
+    ctx, endpoints, transport, impl_name
+):
+    """A slow receiver behind a large high-water mark: every network-order message
+    waits in zmq's queues, sent from its own staging buffer, while the sender goes on
+    converting more.  A buffer reused too early would show as another message's values."""
+    a, b = connected(ctx, endpoints, transport)
+    a.setsockopt(zmq.SNDHWM, 0)
+    tx = wz.Sender(a, implementation=impl_name)
+    rx = wz.Receiver(b, implementation=impl_name)
+    n = 96 << 10  # bytes per message: split, converted into a staging buffer
+
+    def msg(i: int) -> np.ndarray:
+        return np.arange(i * n // 8, (i + 1) * n // 8, dtype="<u8")
+
+    sent = got = 0
+    out = np.empty(n // 8, "<u8")
+    for burst, take in ((120, 40), (120, 150), (40, 20), (60, 130)):  # taking fewer, then all
+        for _ in range(burst):
+            tx.send(msg(sent))
+            sent += 1
+        for _ in range(take):
+            # out= of the other byte order: the receiver converts from zmq's buffer
+            assert rx.recv(out=out.view(">u8") if got % 2 else out) is not None
+            want = msg(got)
+            assert np.array_equal(out.view(">u8") if got % 2 else out, want), f"message {got}"
+            got += 1
+    assert got == sent and rx.stats["lost"] == 0
+    assert tx._pool.allocations < sent  # reused all the same
+
+
+def test_staging_pool_keeps_what_a_burst_needed(monkeypatch):
+    """Buffers a burst had in flight at once are kept for the next burst (no new
+    allocations) beyond KEEP_STAGING_BYTES; bursts that need less give them back."""
+    monkeypatch.setattr(_zmq_staging, "KEEP_STAGING_BYTES", 1 << 20)
+    pool = _zmq_staging._StagingPool()
+    size = 256 << 10
+
+    class View:  # what pyzmq holds while libzmq sends from the buffer
+        pass
+
+    def burst(count: int) -> None:
+        held = [View() for _ in range(count)]
+        for v in held:
+            pool.give(pool.take(size), (weakref.ref(v),))
+        del v
+        held.clear()  # libzmq done with all of them
+        pool._reap(True)
+
+    burst(16)  # 4 MiB in flight: over the 1 MiB kept at least
+    assert pool.allocations == 16 and pool._idle_bytes == 16 * size
+    burst(16)
+    assert pool.allocations == 16, "the second burst allocated again"
+    for _ in range(8):  # one at a time: what is kept halves towards what is needed
+        burst(1)
+    assert pool._idle_bytes <= 1 << 20
+    assert pool.allocations == 16
 
 
 def test_staging_pool_keeps_a_bounded_idle_set(monkeypatch):

@@ -86,38 +86,59 @@ class _StagingPool:
         self._idle.append(buf)
         self._idle_bytes += buf.size
 
-    def _reap(self) -> None:
+    def _reap(self, scan: bool) -> None:
+        """Buffers libzmq is done with back to the idle list: the oldest in flight, and
+        with ``scan`` the SCAN after them (messages to several peers finish out of
+        order; looked at only before allocating)."""
         busy = self._busy
         if not busy:
             return
         while busy and _released(busy[0][1]):  # released roughly in send order
             self._free(busy.popleft()[0])
-        for i in range(min(self.SCAN, len(busy)) - 1, 0, -1):
-            if _released(busy[i][1]):
-                buf = busy[i][0]
-                del busy[i]
-                self._free(buf)
+        if scan:
+            for i in range(min(self.SCAN, len(busy)) - 1, 0, -1):
+                if _released(busy[i][1]):
+                    buf = busy[i][0]
+                    del busy[i]
+                    self._free(buf)
         if not busy:  # the burst is over: keep what it needed, for the next one
             peak = self._burst_peak
             self._keep = peak if peak >= self._keep else max(peak, self._keep // 2)
             self._burst_peak = 0
+            self._trim()
+
+    def _trim(self) -> None:
+        idle = self._idle
+        keep = max(KEEP_STAGING_BYTES, self._keep, self._burst_peak)
+        while len(idle) > 1 and self._idle_bytes > keep:
+            self._idle_bytes -= idle.pop(0).size  # the least recently returned
+
+    def _pick(self, nbytes: int) -> np.ndarray | None:
+        """The most recently freed idle buffer that fits without waste (still in
+        cache), else the smallest that fits, taken off the idle list."""
+        idle = self._idle
+        best = -1
+        for i in range(len(idle) - 1, -1, -1):
+            size = idle[i].size
+            if nbytes <= size <= 2 * nbytes + (64 << 10):
+                best = i
+                break
+            if size >= nbytes and (best < 0 or size < idle[best].size):
+                best = i
+        if best < 0:
+            return None
+        buf = idle.pop(best)
+        self._idle_bytes -= buf.size
+        return buf
 
     def take(self, nbytes: int) -> np.ndarray:
         with self._lock:
-            self._reap()
-            idle = self._idle
-            best = -1
-            # the most recently freed buffer that fits without waste: still in cache
-            for i in range(len(idle) - 1, -1, -1):
-                size = idle[i].size
-                if nbytes <= size <= 2 * nbytes + (64 << 10):
-                    best = i
-                    break
-                if size >= nbytes and (best < 0 or size < idle[best].size):
-                    best = i
-            if best >= 0:
-                buf = idle.pop(best)
-                self._idle_bytes -= buf.size
+            self._reap(False)
+            buf = self._pick(nbytes)
+            if buf is None and self._busy:
+                self._reap(True)
+                buf = self._pick(nbytes)
+            if buf is not None:
                 return buf
             self.allocations += 1
         # rounded up, so that arrays of slightly different sizes share buffers
@@ -136,10 +157,7 @@ class _StagingPool:
                     self._burst_peak = self._busy_bytes
                 if len(busy) > self.MAX_IN_FLIGHT:
                     self._busy_bytes -= busy.popleft()[0].size  # zmq frees it
-            idle = self._idle
-            keep = max(KEEP_STAGING_BYTES, self._keep, self._burst_peak)
-            while len(idle) > 1 and self._idle_bytes > keep:
-                self._idle_bytes -= idle.pop(0).size  # the least recently returned
+            self._trim()
 
 
 _POOL = _StagingPool()
