@@ -584,10 +584,15 @@ def test_staging_buffers_are_not_reused_while_libzmq_holds_them(
     """A slow receiver behind a large high-water mark: every network-order message
     waits in zmq's queues, sent from its own staging buffer, while the sender goes on
     converting more.  A buffer reused too early would show as another message's values."""
-    a, b = connected(ctx, endpoints, transport)
-    a.setsockopt(zmq.SNDHWM, 0)
+    made = {}
+
+    def before(a, b):
+        a.setsockopt(zmq.SNDHWM, 0)
+        made["rx"] = wz.Receiver(b, implementation=impl_name)
+
+    a, b = connected(ctx, endpoints, transport, before=before)
     tx = wz.Sender(a, implementation=impl_name)
-    rx = wz.Receiver(b, implementation=impl_name)
+    rx = made["rx"]
     n = 96 << 10  # bytes per message: split, converted into a staging buffer
 
     def msg(i: int) -> np.ndarray:

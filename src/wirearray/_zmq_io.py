@@ -20,7 +20,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from ._zmq_message import BORROWED, COPIED, Envelope, _check_envelope, _Parts
+from ._zmq_message import BORROWED, COPIED, _Parts
 from ._zmq_read import _Incoming, _Limits, _read_message, _Reader
 from ._zmq_staging import _IN_FLIGHT, _StagingPool
 from .exceptions import UsageError
@@ -126,52 +126,65 @@ def _release(pool: _StagingPool, built: _Parts) -> None:
         pool.give(buf, refs if zero_copy else None)
 
 
+def _build(pool: _StagingPool, encode: Callable[..., None], *args: Any) -> _Parts:
+    """The parts of a message, ``encode(parts, *args)``; on an error the staging
+    buffers it took go back to ``pool``."""
+    built = _Parts()
+    try:
+        encode(built, *args)
+    except BaseException:
+        _release(pool, built)
+        raise
+    return built
+
+
 def _send(
     sock: Any,
-    impl: Any,
     pool: _StagingPool,
-    build: Callable[[_Parts], None],
+    built: _Parts,
     origin: Callable[[], bytes],
-    envelope: Envelope,
+    envelope: list,
     flags: int,
     done: Callable[[], None] | None = None,
 ) -> Any:
-    """Build a message and send it on ``sock`` (blocking or asyncio)."""
-    env = _check_envelope(envelope)
-    flags = _check_flags(flags)
-    built = _Parts()
+    """Send the message ``built`` (envelope checked) on ``sock``, blocking or asyncio;
+    ``origin()`` makes its origin part when it is sent, ``done()`` runs once the
+    socket took it.  Returns a MessageTracker or None (the public send's result)."""
     try:
-        build(built)
+        flags = _check_flags(flags)
+        if _is_async(sock):
+            return _send_async(sock, pool, built, origin, envelope, flags, done)
+        tracker = _send_parts(sock, envelope, origin(), built, flags)
     except BaseException:
         _release(pool, built)
         raise
+    _release(pool, built)
+    if done is not None:
+        done()
+    return tracker
+
+
+async def _send_async(
+    sock: Any,
+    pool: _StagingPool,
+    built: _Parts,
+    origin: Callable[[], bytes],
+    envelope: list,
+    flags: int,
+    done: Callable[[], None] | None,
+) -> Any:
+    shadow = sock._shadow_sock
 
     def attempt(f: int) -> Any:
-        return _send_parts(_sync(sock), env, origin(), built, f)
+        return _send_parts(shadow, envelope, origin(), built, f)
 
-    def finish(tracker: Any) -> Any:
-        _release(pool, built)
-        if done is not None:
-            done()
-        return tracker
-
-    if _is_async(sock):
-
-        async def run() -> Any:
-            try:
-                tracker = await _await_send(sock, attempt, flags)
-            except BaseException:
-                _release(pool, built)
-                raise
-            return finish(tracker)
-
-        return run()
     try:
-        tracker = attempt(flags)
-    except BaseException:
+        tracker = await _await_send(sock, attempt, flags)
+    finally:
         _release(pool, built)
-        raise
-    return finish(tracker)
+    if done is not None:
+        done()
+    return tracker
 
 
 def _recv(

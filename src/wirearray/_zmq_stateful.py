@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import zmq
 
 from ._implementation import get as _get_impl
-from ._zmq_io import _await_recv, _is_async, _recv, _send, _sync, _with_envelope
+from ._zmq_io import _await_recv, _build, _is_async, _recv, _send, _sync, _with_envelope
 from ._zmq_message import (
     Envelope,
     _check_envelope,
@@ -154,18 +154,18 @@ class Sender:
             streams.move_to_end(key)
         return s
 
-    def _send(self, build: Callable[[_Parts], None], envelope: Envelope, flags: int) -> Any:
-        key = tuple(_check_envelope(envelope))
+    def _send(self, built: _Parts, key: tuple, flags: int) -> Any:
         stream = self._stream(key)
+        impl = self._impl
 
         def origin() -> bytes:
-            return _pack_origin(self._impl, stream.origin, stream.seq)
+            return _pack_origin(impl, stream.origin, stream.seq)
 
         def done() -> None:
             stream.seq += 1
             self.stats["sent"] += 1
 
-        return _send(self.sock, self._impl, self._pool, build, origin, key, flags, done)
+        return _send(self.sock, self._pool, built, origin, list(key), flags, done)
 
     def send(
         self,
@@ -183,12 +183,10 @@ class Sender:
         the message (not on zmq.Again)."""
         want = self._want if byteorder is None else _want_big(byteorder)
         crc = self.checksum if checksum is None else bool(checksum)
-        impl, pool = self._impl, self._pool
-
-        def build(parts: _Parts) -> None:
-            _encode_array(parts, impl, pool, a, name, want, crc, copy, 0)
-
-        return self._send(build, envelope, flags)
+        key = tuple(_check_envelope(envelope))
+        pool = self._pool
+        built = _build(pool, _encode_array, self._impl, pool, a, name, want, crc, copy, 0)
+        return self._send(built, key, flags)
 
     def send_many(
         self,
@@ -203,12 +201,10 @@ class Sender:
         """Send named arrays as one atomic message (see :func:`send_many`)."""
         want = self._want if byteorder is None else _want_big(byteorder)
         crc = self.checksum if checksum is None else bool(checksum)
-        impl, pool = self._impl, self._pool
-
-        def build(parts: _Parts) -> None:
-            _encode_message(parts, impl, pool, mapping, want, crc, copy)
-
-        return self._send(build, envelope, flags)
+        key = tuple(_check_envelope(envelope))
+        pool = self._pool
+        built = _build(pool, _encode_message, self._impl, pool, mapping, want, crc, copy)
+        return self._send(built, key, flags)
 
 
 _GAP_POLICIES = ("raise", "count", "off")

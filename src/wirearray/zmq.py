@@ -108,16 +108,16 @@ from ._implementation import get as _get_impl
 from ._zmq_endpoints import SEND_PATTERNS as SEND_PATTERNS
 from ._zmq_endpoints import SERVE_PATTERNS as SERVE_PATTERNS
 from ._zmq_endpoints import Delivery, send, serve
-from ._zmq_io import _await_recv, _is_async, _recv, _send, _sync, _with_envelope
+from ._zmq_io import _await_recv, _build, _is_async, _recv, _send, _sync, _with_envelope
 from ._zmq_message import (
     ORIGIN_BYTES,
     ORIGIN_MAGIC,
     Envelope,
+    _check_envelope,
     _default_envelope,
     _encode_array,
     _encode_message,
     _pack_origin,
-    _Parts,
     _want_big,
     max_part_bytes,
     set_limits,
@@ -153,14 +153,12 @@ __all__ = [
     "set_limits",
 ]
 
-_ANON_ORIGIN: dict[str, bytes] = {}
+#: The origin part of messages without a sequence (origin 0): the same bytes always.
+_ANON_ORIGIN = _pack_origin(_get_impl(None), 0, 0)
 
 
-def _anonymous_origin(impl: Any) -> bytes:
-    part = _ANON_ORIGIN.get(impl.__name__)
-    if part is None:
-        part = _ANON_ORIGIN[impl.__name__] = _pack_origin(impl, 0, 0)
-    return part
+def _anonymous_origin() -> bytes:
+    return _ANON_ORIGIN
 
 
 def send_array(
@@ -214,12 +212,9 @@ def send_array(
     """
     impl = _get_impl(None)
     want = _want_big(byteorder if byteorder is not None else "network")
-    crc = bool(checksum)
-
-    def build(parts: _Parts) -> None:
-        _encode_array(parts, impl, _POOL, a, name, want, crc, copy, 0)
-
-    return _send(sock, impl, _POOL, build, lambda: _anonymous_origin(impl), envelope, flags)
+    env = _check_envelope(envelope)
+    built = _build(_POOL, _encode_array, impl, _POOL, a, name, want, bool(checksum), copy, 0)
+    return _send(sock, _POOL, built, _anonymous_origin, env, flags)
 
 
 def send_many(
@@ -238,12 +233,9 @@ def send_many(
     anything is sent."""
     impl = _get_impl(None)
     want = _want_big(byteorder if byteorder is not None else "network")
-    crc = bool(checksum)
-
-    def build(parts: _Parts) -> None:
-        _encode_message(parts, impl, _POOL, mapping, want, crc, copy)
-
-    return _send(sock, impl, _POOL, build, lambda: _anonymous_origin(impl), envelope, flags)
+    env = _check_envelope(envelope)
+    built = _build(_POOL, _encode_message, impl, _POOL, mapping, want, bool(checksum), copy)
+    return _send(sock, _POOL, built, _anonymous_origin, env, flags)
 
 
 def _recv_api(
