@@ -543,6 +543,27 @@ def test_copy_false_sends_from_the_array(inproc):
     same(wz.recv_array(b), small)
 
 
+@pytest.mark.parametrize("many", [False, True])
+def test_copy_false_tracker_is_done_only_when_libzmq_is(inproc, many):
+    """The tracker of a copy=False send stays pending while the message waits in
+    zmq's queue (libzmq refers to the array), and is done once it was received."""
+    a, b = inproc
+    arr = np.arange(wz.ZERO_COPY_BYTES // 2, dtype=np.float64)
+    if many:
+        tracker = wz.send_many(a, {"x": arr, "y": arr[::-1].copy()}, byteorder="native", copy=False)
+    else:
+        tracker = wz.send_array(a, arr, byteorder="native", copy=False)
+    assert isinstance(tracker, zmq.MessageTracker)
+    time.sleep(0.05)
+    assert not tracker.done
+    with pytest.raises(zmq.NotDone):
+        tracker.wait(0.05)
+    got = wz.recv_many(b) if many else {"x": wz.recv_array(b)}
+    same(got["x"], arr)
+    tracker.wait(10)
+    assert tracker.done
+
+
 def released(pool, timeout: float = 10.0) -> None:
     """Wait until pyzmq dropped every view ``pool``'s buffers in flight were sent from."""
     deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ import zmq.asyncio
 
 from ._zmq_message import BORROWED, COPIED, _Parts
 from ._zmq_read import _Incoming, _Limits, _read_message, _Reader
-from ._zmq_staging import _IN_FLIGHT, _StagingPool
+from ._zmq_staging import _IN_FLIGHT, REFCOUNTED, _ReleaseTracker, _StagingPool
 from .exceptions import UsageError
 
 # plain ints: pyzmq's constants are enum.IntFlag members, whose | and & run Python code
@@ -100,19 +100,24 @@ def _send_parts(sock: zmq.Socket, envelope: list, origin: bytes, built: _Parts, 
     parts = built.parts
     last = len(parts) - 1
     trackers = []
+    borrowed = []
     refs = built.refs
     for i, (buf, mode) in enumerate(parts):
         f = _MORE if i < last else 0
         if mode == COPIED:
             send(buf, f)
             continue
-        if mode == BORROWED:  # the caller waits on the tracker before changing the array
+        if mode == BORROWED and not REFCOUNTED:
             trackers.append(send(buf, f, copy=False, track=True))
-        else:  # a staging buffer: reused once pyzmq drops this view (_zmq_staging)
+        else:  # released once pyzmq drops this view (_zmq_staging)
             send(buf, f, copy=False)
         ref = weakref.ref(buf)
         refs.append(ref)
+        if mode == BORROWED:  # the caller waits on a tracker before changing the array
+            borrowed.append(ref)
         _IN_FLIGHT.add(buf.base, (ref,))
+    if borrowed and REFCOUNTED:
+        trackers.append(_ReleaseTracker(tuple(borrowed)))
     if not trackers:
         return None
     return trackers[0] if len(trackers) == 1 else zmq.MessageTracker(*trackers)

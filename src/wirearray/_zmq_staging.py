@@ -24,11 +24,14 @@ gets one (``copy=False``: the message refers to the caller's array).
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
+import time
 from collections import deque
 from typing import Any
 
 import numpy as np
+import zmq
 
 #: Idle staging memory a pool keeps for reuse at least (and one buffer, whatever its
 #: size); more while the last burst of sends needed more (``_StagingPool``).
@@ -44,6 +47,39 @@ def _released(refs: Refs) -> bool:
         if r() is not None:
             return False
     return True
+
+
+class _ReleaseTracker(zmq.MessageTracker):
+    """A MessageTracker that is done once pyzmq dropped every view in ``refs`` (libzmq
+    released the message parts sent from them): the same moment a tracker made by
+    ``send(track=True)`` is set, without creating a ``threading.Event`` per message.
+    ``wait`` polls, sleeping at most a millisecond in between."""
+
+    def __init__(self, refs: Refs) -> None:
+        super().__init__()
+        self._refs = refs
+
+    @property
+    def done(self) -> bool:
+        return _released(self._refs)
+
+    def wait(self, timeout: float = -1) -> None:
+        """Return once done; raise zmq.NotDone after ``timeout`` seconds (< 0: never)."""
+        deadline = None if timeout is False or timeout < 0 else time.monotonic() + timeout
+        delay = 1e-5
+        while not self.done:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise zmq.NotDone()
+                delay = min(delay, left)
+            time.sleep(delay)
+            delay = min(2 * delay, 1e-3)
+
+
+#: Whether an object dies as soon as its last reference goes (CPython): elsewhere a
+#: view pyzmq dropped lives until a garbage collection, so trackers come from pyzmq.
+REFCOUNTED = sys.implementation.name == "cpython"
 
 
 class _StagingPool:
