@@ -22,7 +22,13 @@ import zmq
 from . import _format as F
 from ._limits import check_array, fit_out
 from ._scatter import Scatter
-from ._zmq_message import _HOST_BIG, ORIGIN_MAGIC, _mem_is_big, _parse_origin, _payload_parts
+from ._zmq_message import (
+    _HOST_BIG,
+    ORIGIN_MAGIC,
+    _mem_is_big,
+    _parse_origin,
+    _payload_parts,
+)
 from .codec import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_ARRAYS, DEFAULT_MAX_NDIM, Schema
 from .exceptions import (
     BufferMismatchError,
@@ -116,6 +122,37 @@ class _MessageState:
         self.nbytes = 0
 
 
+#: Most parsed array headers kept (``_HEADS``).
+MAX_HEADS = 256
+#: Array headers parsed and checked, by (core, limits, the header's bytes).  Every zmq
+#: message is a stream of its own (frame sequence numbers from 0), so the header part
+#: of a stream of arrays of one kind repeats byte for byte, and what it says and
+#: whether it passes the limits depend on those bytes alone.
+_HEADS: dict[tuple[Any, int, int, bytes], tuple[Any, ...]] = {}
+
+
+def _array_head(impl: Any, hdr: memoryview, seq: int, limits: _Limits, single: bool) -> tuple:
+    """An array frame's header parsed, checked against the limits, and what follows
+    from it: (code, shape, length, count, fseq, name, checksum, tail_len, wire_big,
+    wire_dt, native_dt, order, itemsize)."""
+    kind, code, flags, shape, length, name, count, fseq = impl.parse_header(hdr)
+    if kind != F.KIND_ARRAY:
+        if kind == F.KIND_MESSAGE and single:
+            raise SchemaMismatchError("expected a single array, received a message (recv_many)")
+        raise MalformedFrameError(f"frame kind {kind} where an array frame belongs")
+    if fseq != seq:
+        raise MalformedFrameError(f"frame sequence number {fseq}, expected {seq}")
+    text = check_array(code, shape, length, name, limits.max_ndim, limits.max_frame_bytes)
+    checksum = bool(flags & F.FLAG_CHECKSUM)
+    wire_big = bool(flags & F.FLAG_BIG_ENDIAN)
+    wire_dt = F.wire_dtype(code, count, wire_big)
+    order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
+    return (
+        code, shape, length, count, fseq, text, checksum, F.frame_tail(length, checksum),
+        wire_big, wire_dt, wire_dt.newbyteorder("="), order, wire_dt.itemsize,
+    )  # fmt: skip
+
+
 def _read_array(
     reader: _Reader,
     impl: Any,
@@ -134,19 +171,22 @@ def _read_array(
     if size < F.MIN_HEADER:
         raise MalformedFrameError(f"a frame part of {size} bytes (a header has at least 64)")
     head = mv[: F.MIN_HEADER]
-    if bytes(head[:4]) == ORIGIN_MAGIC:
+    if head[:4] == ORIGIN_MAGIC:
         raise MalformedFrameError("a second origin part where a frame belongs")
     h = impl.header_length(head)
     if size < h:
         raise MalformedFrameError(f"a frame part of {size} bytes; its header alone has {h}")
-    kind, code, flags, shape, length, name, count, fseq = impl.parse_header(mv[:h])
-    if kind != F.KIND_ARRAY:
-        if kind == F.KIND_MESSAGE and msg is None:
-            raise SchemaMismatchError("expected a single array, received a message (recv_many)")
-        raise MalformedFrameError(f"frame kind {kind} where an array frame belongs")
+    key = (impl, limits.max_ndim, limits.max_frame_bytes, mv[:h].tobytes())
+    parsed = _HEADS.get(key)
+    if parsed is None:
+        parsed = _array_head(impl, mv[:h], seq, limits, msg is None)
+        if len(_HEADS) >= MAX_HEADS:
+            _HEADS.clear()
+        _HEADS[key] = parsed
+    (code, shape, length, count, fseq, text, checksum, tail_len, wire_big, wire_dt,
+     native_dt, order, itemsize) = parsed  # fmt: skip
     if fseq != seq:
         raise MalformedFrameError(f"frame sequence number {fseq}, expected {seq}")
-    text = check_array(code, shape, length, name, limits.max_ndim, limits.max_frame_bytes)
     if msg is not None:
         if text is None:
             raise MalformedFrameError("an array inside a message has no name")
@@ -162,8 +202,6 @@ def _read_array(
         why = schema.mismatch(code, shape, count)
         if why:
             raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
-    checksum = bool(flags & F.FLAG_CHECKSUM)
-    tail_len = F.frame_tail(length, checksum)
     total = h + length + tail_len
     whole = size == total
     if not whole and not (size == h and total > h):
@@ -171,11 +209,6 @@ def _read_array(
             f"a frame part of {size} bytes: neither the {h}-byte header nor the whole "
             f"{total}-byte frame"
         )
-    wire_big = bool(flags & F.FLAG_BIG_ENDIAN)
-    wire_dt = F.wire_dtype(code, count, wire_big)
-    native_dt = wire_dt.newbyteorder("=")
-    order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
-    itemsize = wire_dt.itemsize
     pieces = [length] if whole else _payload_parts(length)
     crc = 0
     # A read-only view of zmq's buffer: no conversion, no out=, one piece.
