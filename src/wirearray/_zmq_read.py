@@ -256,7 +256,8 @@ def _read_array(
         # libzmq copies the payload part into the destination itself (through a byte
         # view: datetime64/timedelta64 arrays export no buffer of their own)
         reader.into(dest.reshape(-1, order=order).view(np.uint8), length, "the payload")
-        _check_tail(_read_tail(reader, tail_len), False, 0)
+        if tail_len:
+            _check_tail(_read_tail(reader, tail_len), False, 0)
         return text, dest
     dest_bytes = dest.reshape(-1, order=order).view(np.uint8)
     unit = (itemsize // 2 if wire_dt.kind == "c" else itemsize) if swap else 0

@@ -304,7 +304,9 @@ class Receiver:
     def recv(self, out: np.ndarray | None = None, *, schema: Any = None, copy: bool = True):
         """Receive one array (see :func:`recv_array` for ``out``, ``schema``, ``copy``
         and the result); then check its sequence number (class docstring)."""
-        return self._recv(out, _coerce_schema(schema, False), copy, False)
+        return self._recv(
+            out, None if schema is None else _coerce_schema(schema, False), copy, False
+        )
 
     def recv_many(
         self,
@@ -331,36 +333,41 @@ class Receiver:
         }
 
     def _recv(self, out: Any, schema: Any, copy: bool, many: bool | None) -> Any:
-        def attempt(f: int) -> Any:
-            info = _Incoming()
-            try:
-                result = _recv(
-                    _sync(self.sock), self._impl, f, self.envelope, out, schema,
-                    self._limits, copy, many, info,
-                )  # fmt: skip
-            except ProtocolError:
-                self.stats["refused"] += 1
-                self._track(info)  # it did arrive: no gap for it later
-                raise
-            except UsageError:
-                self._track(info)
-                raise
-            self.stats["received"] += 1
-            problem = self._track(info)
-            result = _with_envelope(self.envelope, info, result)
-            if problem is not None and self.on_gap == "raise":
-                exc = SequenceError(
-                    problem[0], seq=problem[1], expected=problem[2],
-                    array=result[1] if self.envelope else result,
-                )  # fmt: skip
-                exc.origin = info.origin  # type: ignore[attr-defined]
-                exc.envelope = info.envelope  # type: ignore[attr-defined]
-                raise exc
-            return result
+        sock = self.sock
+        if _is_async(sock):
+            shadow = _sync(sock)
+            return _await_recv(sock, lambda f: self._attempt(shadow, f, out, schema, copy, many), 0)
+        return self._attempt(sock, 0, out, schema, copy, many)
 
-        if _is_async(self.sock):
-            return _await_recv(self.sock, attempt, 0)
-        return attempt(0)
+    def _attempt(
+        self, sock: zmq.Socket, f: int, out: Any, schema: Any, copy: bool, many: bool | None
+    ) -> Any:
+        """One receive on blocking ``sock`` (an asyncio socket's shadow: DONTWAIT in
+        ``f``), its sequence number checked."""
+        info = _Incoming()
+        try:
+            result = _recv(
+                sock, self._impl, f, self.envelope, out, schema, self._limits, copy, many, info
+            )
+        except ProtocolError:
+            self.stats["refused"] += 1
+            self._track(info)  # it did arrive: no gap for it later
+            raise
+        except UsageError:
+            self._track(info)
+            raise
+        self.stats["received"] += 1
+        problem = self._track(info)
+        result = _with_envelope(self.envelope, info, result)
+        if problem is not None and self.on_gap == "raise":
+            exc = SequenceError(
+                problem[0], seq=problem[1], expected=problem[2],
+                array=result[1] if self.envelope else result,
+            )  # fmt: skip
+            exc.origin = info.origin  # type: ignore[attr-defined]
+            exc.envelope = info.envelope  # type: ignore[attr-defined]
+            raise exc
+        return result
 
     def _track(self, info: _Incoming) -> tuple[str, int, int] | None:
         origin, seq = info.origin, info.seq

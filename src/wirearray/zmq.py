@@ -252,17 +252,21 @@ def _recv_api(
     n_env = _default_envelope(sock) if envelope is None else int(envelope)
     if n_env < 0:
         raise UsageError("envelope is a count of parts, >= 0")
-    schema = _coerce_schema(schema, many)
+    if schema is not None:
+        schema = _coerce_schema(schema, many)
     flags = int(flags)
+    if not _is_async(sock):
+        info = _Incoming()
+        result = _recv(sock, impl, flags, n_env, out, schema, limits, copy, many, info)
+        return _with_envelope(n_env, info, result)
+    shadow = _sync(sock)
 
     def attempt(f: int) -> Any:
         info = _Incoming()
-        result = _recv(_sync(sock), impl, f, n_env, out, schema, limits, copy, many, info)
+        result = _recv(shadow, impl, f, n_env, out, schema, limits, copy, many, info)
         return _with_envelope(n_env, info, result)
 
-    if _is_async(sock):
-        return _await_recv(sock, attempt, flags)
-    return attempt(flags)
+    return _await_recv(sock, attempt, flags)
 
 
 def recv_array(
