@@ -44,12 +44,13 @@ ORIGIN_SEQUENCED = 0x01
 #: under zmq.COPY_THRESHOLD, 64 KiB, anyway); larger payloads go in parts of their own.
 WHOLE_FRAME_BYTES = 64 << 10
 #: Payload parts of this size and more are handed to libzmq without a copy (from the
-#: array, or from a staging buffer), with a MessageTracker; smaller ones travel whole,
-#: copied.  A copy is cheaper than pyzmq's tracking only while zmq queues almost
-#: nothing: send+receive of 64 KiB over inproc took 26 us copied against 38 us without
-#: a copy one message at a time, but 93 against 32 us with 500 messages queued (each
-#: copy lands in fresh memory: page faults), and 201 against 61 us at 256 KiB.  Without
-#: a copy there is no such cliff (bench/zmq_overhead.py measures the per-message costs).
+#: array, or from a staging buffer: ``_zmq_staging`` says when it is free again);
+#: smaller ones travel whole, copied.  A copy is cheaper than a zero-copy send only
+#: while zmq queues almost nothing: send+receive of 64 KiB over inproc took 26 us
+#: copied against 38 us without a copy one message at a time, but 93 against 32 us
+#: with 500 messages queued (each copy lands in fresh memory: page faults), and 201
+#: against 61 us at 256 KiB.  Without a copy there is no such cliff
+#: (bench/zmq_overhead.py measures the per-message costs).
 ZERO_COPY_BYTES = WHOLE_FRAME_BYTES
 #: Payloads of this size and more are split into parts of PIECE_BYTES (libzmq fails on
 #: parts of 2 GiB and more); smaller ones travel in one part.

@@ -40,18 +40,25 @@ Design choices, and why:
   into the destination (``recv_into``) or converted from zmq's buffer into it in one
   pass.  libzmq fails
   on parts of 2 GiB and more, hence the 1 GiB pieces.
-* **Staging buffers are reused, released by zmq's MessageTracker.**  A payload that
-  must be converted (network order on a little-endian host, a non-contiguous view)
-  is converted once into a staging buffer that libzmq then sends from; a pool keeps
-  those buffers and reuses one as soon as its tracker says libzmq is done with it,
-  so a stream of large arrays costs no allocation and no page faults per message.
-  Every message zmq still queues holds its own buffer (a burst of sends that zmq
-  queues needs as many); between bursts a pool keeps up to 64 MiB of idle buffers
-  (or the one largest), never blocking a send to wait for one.
+* **Staging buffers are reused once pyzmq lets go of them.**  A payload that must
+  be converted (network order on a little-endian host, a non-contiguous view) is
+  converted once into a staging buffer that libzmq then sends from; a pool keeps
+  those buffers and reuses one as soon as libzmq is done with it, so a stream of
+  large arrays costs no allocation and no page faults per message.  "Done" is known
+  without a MessageTracker: each message is sent from a numpy view of its own, which
+  pyzmq holds until libzmq releases the message, so a weak reference to the view
+  says it -- a tracker would add a ``threading.Event`` and work in pyzmq's
+  garbage-collector thread per message (``_zmq_staging``).  Every message zmq still
+  queues holds its own buffer (a burst of sends that zmq queues needs as many); the
+  pool keeps idle what the last burst had in flight at once (at least 64 MiB, or the
+  one largest buffer), so the next burst of that size converts into memory already
+  mapped, and gives back half of the excess after each burst that needed less.  A
+  send never blocks to wait for a buffer.
 * **The caller's array may change as soon as a send returns** (as with
   ``Channel.send``), unless ``copy=False``: then a payload that needs no conversion
   is sent from the array's own memory and the send returns the MessageTracker to
-  wait on before changing the array.
+  wait on before changing the array (on CPython one that watches the message's view
+  of the array as above: ``done`` at the same moment, ``wait`` polling).
 * **Limits before allocation.**  libzmq holds a whole message before the first part
   is readable, so ``max_frame_bytes`` also sets ``ZMQ_MAXMSGSIZE`` (the largest part
   libzmq accepts; a peer sending a larger one is disconnected and the message is
@@ -198,7 +205,8 @@ def send_array(
             copy, converted or copied there; smaller ones are copied into the frame.
             False: a payload of 64 KiB or more that needs no conversion leaves from
             ``a``'s own memory, without a copy, and a MessageTracker is returned: do
-            not change ``a`` before ``tracker.done`` (``tracker.wait()``).
+            not change ``a`` before ``tracker.done`` (``tracker.wait()``; it polls,
+            sleeping at most 1 ms in between, where pyzmq's own waits on an Event).
 
     Returns:
         A ``zmq.MessageTracker`` when the message refers to ``a``'s memory (copy=False,
