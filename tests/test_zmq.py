@@ -450,6 +450,30 @@ def test_limits_from_the_header(inproc):
     same(wz.recv_array(b), np.ones(2))
 
 
+def test_a_header_seen_before_is_checked_against_each_receivers_limits(inproc):
+    """Split frames: the same header part, accepted once, is still refused by a
+    receiver with lower limits or another schema (parsed headers are remembered per
+    limits, schemas are checked every time)."""
+    a, b = inproc
+    arr = np.zeros(BIG // 8)
+    for _ in range(2):
+        wz.send_array(a, arr)
+        same(wz.recv_array(b), arr)
+        wz.send_array(a, arr)
+        with pytest.raises(wirearray.FrameTooLargeError):
+            wz.recv_array(b, max_frame_bytes=BIG - 1)
+        wz.send_array(a, arr)
+        with pytest.raises(wirearray.FrameTooLargeError):
+            wz.recv_array(b, max_ndim=0)
+        wz.send_array(a, arr)
+        with pytest.raises(wirearray.SchemaMismatchError):
+            wz.recv_array(b, schema=(np.float64, (BIG // 8 - 1,)))
+        wz.send_many(a, {"x": arr})  # the array's header inside a message: sequence 1
+        same(wz.recv_many(b)["x"], arr)
+    wz.send_array(a, arr)
+    same(wz.recv_array(b, max_frame_bytes=BIG), arr)
+
+
 def test_a_header_claiming_terabytes_allocates_nothing(inproc):
     """Forged headers: a huge payload length is refused from the header, before any
     allocation, and the next message arrives."""
