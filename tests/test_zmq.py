@@ -635,7 +635,7 @@ def test_staging_buffers_are_not_reused_while_libzmq_holds_them(
         a.setsockopt(zmq.SNDHWM, 0)
         made["rx"] = wz.Receiver(b, implementation=impl_name)
 
-    a, b = connected(ctx, endpoints, transport, before=before)
+    a, _ = connected(ctx, endpoints, transport, before=before)
     tx = wz.Sender(a, implementation=impl_name)
     rx = made["rx"]
     n = 96 << 10  # bytes per message: split, converted into a staging buffer
