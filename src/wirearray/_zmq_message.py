@@ -210,6 +210,43 @@ class _Parts:
         self.refs: list[Any] = []  # weak references to the views sent without a copy
 
 
+#: Most array headers kept (``_HEADERS``).
+MAX_HEADERS = 256
+#: Frame headers by everything they follow from: a stream of arrays of one kind sends
+#: the same header every message (each message is a stream of its own, frame sequence
+#: numbers from 0), so it is made and checked once.
+_HEADERS: dict[tuple[Any, ...], tuple[bytes, int, bool]] = {}
+
+
+def _array_header(
+    impl: Any,
+    a: np.ndarray,
+    fortran: bool,
+    name: str | None,
+    want_big: bool | None,
+    checksum: bool,
+    seq: int,
+) -> tuple[bytes, int, bool]:
+    """(header, dtype code, whether the payload is byte-swapped) of an array frame.
+
+    Raises:
+        UnsupportedDtypeError, UsageError: the array or the name cannot travel.
+    """
+    dt = a.dtype
+    code = array_code(a)
+    name_b = _name_bytes(name)
+    mem_big = _mem_is_big(dt)
+    wire_big = mem_big if want_big is None else want_big
+    flags = (
+        (F.FLAG_BIG_ENDIAN if wire_big else 0)
+        | (F.FLAG_FORTRAN if fortran else 0)
+        | (F.FLAG_CHECKSUM if checksum else 0)
+    )
+    count = F.dtype_count(dt)  # a datetime64/timedelta64's multiplier, else 0
+    header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, count, seq)
+    return header, code, dt.itemsize > 1 and wire_big != mem_big
+
+
 def _encode_array(
     out: _Parts,
     impl: Any,
@@ -231,21 +268,20 @@ def _encode_array(
                 out.parts.append((frame, COPIED))
                 return
     dt = a.dtype
-    code = array_code(a)
-    name_b = _name_bytes(name)
-    mem_big = _mem_is_big(dt)
-    wire_big = mem_big if want_big is None else want_big
-    swap = dt.itemsize > 1 and wire_big != mem_big
     fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
+    key = None
+    if name is None or type(name) is str:
+        key = (impl, dt, a.shape, fortran, want_big, checksum, name, seq)
+        known = _HEADERS.get(key)
+    if key is None or known is None:
+        known = _array_header(impl, a, fortran, name, want_big, checksum, seq)
+        if key is not None:
+            if len(_HEADERS) >= MAX_HEADERS:
+                _HEADERS.clear()
+            _HEADERS[key] = known
+    header, code, swap = known
     contiguous = a.flags.c_contiguous or fortran
     order: Literal["C", "F"] = "F" if fortran else "C"
-    flags = (
-        (F.FLAG_BIG_ENDIAN if wire_big else 0)
-        | (F.FLAG_FORTRAN if fortran else 0)
-        | (F.FLAG_CHECKSUM if checksum else 0)
-    )
-    count = F.dtype_count(a.dtype)  # a datetime64/timedelta64's multiplier, else 0
-    header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, count, seq)
     n = a.nbytes
     # bool: bytes other than 0 and 1 travel as 1 (docs/FORMAT.md section 3); memory
     # sent as it is is scanned first, and copied normalised only when it needs it
