@@ -17,8 +17,10 @@ callback reports the message gone; a part it copied instead -- under
 ``copy_threshold`` -- it never holds), so the view dies exactly then, and a weak
 reference to it says so.  A tracker does the same through a ``threading.Event`` set
 by pyzmq's garbage-collector thread: a lock and a condition created per message, and
-GIL time taken from whichever thread runs next.  Trackers remain where the caller
-gets one (``copy=False``: the message refers to the caller's array).
+GIL time taken from whichever thread runs next.  The tracker a ``copy=False`` send
+returns (the message refers to the caller's array) watches the same views
+(``_ReleaseTracker``); pyzmq's own trackers serve only where an object outlives its
+last reference until a garbage collection (not CPython).
 """
 
 from __future__ import annotations
