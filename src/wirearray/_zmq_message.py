@@ -270,7 +270,9 @@ def _encode_array(
     dt = a.dtype
     fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
     key = None
-    if name is None or type(name) is str:
+    # record dtypes travel with a description of their fields: made each time, as
+    # numpy's dtype equality may overlook what that description says
+    if (name is None or type(name) is str) and dt.names is None:
         key = (impl, dt, a.shape, fortran, want_big, checksum, name, seq)
         known = _HEADERS.get(key)
     if key is None or known is None:
