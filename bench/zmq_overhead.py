@@ -3,9 +3,11 @@ PAIR sockets (libzmq hands messages over by reference, no I/O thread, no kernel)
 sender queueing ``count`` messages, then the receiver taking them.  Prints microseconds
 per message for the send and the receive side of pyzmq (send(copy=False) /
 recv_into) and of wirearray (Sender / Receiver.recv(out=), native and network byte
-order), best of ``repeats`` runs.
+order), best of ``repeats`` runs.  With ``--one-by-one`` each message is received
+before the next is sent (nothing queued: buffers stay in cache, and libzmq releases
+each zero-copy message before the next send).
 
-    python bench/zmq_overhead.py [--repeats 5] [--count 500]
+    python bench/zmq_overhead.py [--repeats 5] [--count 500] [--one-by-one]
 
 Used by docs/PERFORMANCE.md ("ZeroMQ") to say what bounds the small-message ratios:
 the streaming benchmark (``wirearray bench zmq``) times whole streams between
@@ -49,6 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--count", type=int, default=500)
+    ap.add_argument("--one-by-one", action="store_true", help="receive each message at once")
     args = ap.parse_args()
     ctx = zmq.Context()
     a_sock, b_sock = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
@@ -62,15 +65,25 @@ def main() -> None:
         for name, send, recv in _methods(a_sock, b_sock, rx, n):
             best_s = best_r = float("inf")
             for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                for _ in range(args.count):
-                    send()
-                t1 = time.perf_counter()
-                for _ in range(args.count):
-                    recv()
-                t2 = time.perf_counter()
-                best_s = min(best_s, (t1 - t0) / args.count)
-                best_r = min(best_r, (t2 - t1) / args.count)
+                if args.one_by_one:
+                    t_send = t_recv = 0.0
+                    for _ in range(args.count):
+                        t0 = time.perf_counter()
+                        send()
+                        t1 = time.perf_counter()
+                        recv()
+                        t_send += t1 - t0
+                        t_recv += time.perf_counter() - t1
+                else:
+                    t0 = time.perf_counter()
+                    for _ in range(args.count):
+                        send()
+                    t1 = time.perf_counter()
+                    for _ in range(args.count):
+                        recv()
+                    t_send, t_recv = t1 - t0, time.perf_counter() - t1
+                best_s = min(best_s, t_send / args.count)
+                best_r = min(best_r, t_recv / args.count)
             label = f"{n >> 10} KiB"
             print(f"{label:>8}  {name:<34} {best_s * 1e6:8.1f} {best_r * 1e6:8.1f}")
     ctx.destroy(linger=0)

@@ -12,6 +12,8 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
+import weakref
 
 import numpy as np
 import pytest
@@ -448,6 +450,30 @@ def test_limits_from_the_header(inproc):
     same(wz.recv_array(b), np.ones(2))
 
 
+def test_a_header_seen_before_is_checked_against_each_receivers_limits(inproc):
+    """Split frames: the same header part, accepted once, is still refused by a
+    receiver with lower limits or another schema (parsed headers are remembered per
+    limits, schemas are checked every time)."""
+    a, b = inproc
+    arr = np.zeros(BIG // 8)
+    for _ in range(2):
+        wz.send_array(a, arr)
+        same(wz.recv_array(b), arr)
+        wz.send_array(a, arr)
+        with pytest.raises(wirearray.FrameTooLargeError):
+            wz.recv_array(b, max_frame_bytes=BIG - 1)
+        wz.send_array(a, arr)
+        with pytest.raises(wirearray.FrameTooLargeError):
+            wz.recv_array(b, max_ndim=0)
+        wz.send_array(a, arr)
+        with pytest.raises(wirearray.SchemaMismatchError):
+            wz.recv_array(b, schema=(np.float64, (BIG // 8 - 1,)))
+        wz.send_many(a, {"x": arr})  # the array's header inside a message: sequence 1
+        same(wz.recv_many(b)["x"], arr)
+    wz.send_array(a, arr)
+    same(wz.recv_array(b, max_frame_bytes=BIG), arr)
+
+
 def test_a_header_claiming_terabytes_allocates_nothing(inproc):
     """Forged headers: a huge payload length is refused from the header, before any
     allocation, and the next message arrives."""
@@ -541,6 +567,35 @@ def test_copy_false_sends_from_the_array(inproc):
     same(wz.recv_array(b), small)
 
 
+@pytest.mark.parametrize("many", [False, True])
+def test_copy_false_tracker_is_done_only_when_libzmq_is(inproc, many):
+    """The tracker of a copy=False send stays pending while the message waits in
+    zmq's queue (libzmq refers to the array), and is done once it was received."""
+    a, b = inproc
+    arr = np.arange(wz.ZERO_COPY_BYTES // 2, dtype=np.float64)
+    if many:
+        tracker = wz.send_many(a, {"x": arr, "y": arr[::-1].copy()}, byteorder="native", copy=False)
+    else:
+        tracker = wz.send_array(a, arr, byteorder="native", copy=False)
+    assert isinstance(tracker, zmq.MessageTracker)
+    time.sleep(0.05)
+    assert not tracker.done
+    with pytest.raises(zmq.NotDone):
+        tracker.wait(0.05)
+    got = wz.recv_many(b) if many else {"x": wz.recv_array(b)}
+    same(got["x"], arr)
+    tracker.wait(10)
+    assert tracker.done
+
+
+def released(pool, timeout: float = 10.0) -> None:
+    """Wait until pyzmq dropped every view ``pool``'s buffers in flight were sent from."""
+    deadline = time.monotonic() + timeout
+    while any(not _zmq_staging._released(refs) for _, refs in list(pool._busy)):
+        assert time.monotonic() < deadline, "libzmq never released a staging buffer"
+        time.sleep(0.001)
+
+
 def test_staging_buffers_are_reused(inproc):
     a, b = inproc
     tx = wz.Sender(a)
@@ -548,8 +603,7 @@ def test_staging_buffers_are_reused(inproc):
     out = np.empty_like(arr)
 
     def settle() -> None:  # pyzmq's garbage collector releases buffers a bit later
-        for _, tracker in list(tx._pool._busy):
-            tracker.wait(10)
+        released(tx._pool)
 
     for _ in range(3):  # bursts: as many buffers as messages queued, then reused
         for _ in range(10):
@@ -566,6 +620,96 @@ def test_staging_buffers_are_reused(inproc):
     tx.send(arr[:10_000])  # smaller: an idle buffer serves it
     wz.recv_array(b)
     assert tx._pool.allocations == first
+
+
+@pytest.mark.parametrize("transport", ["inproc", "tcp"])
+def test_staging_buffers_are_not_reused_while_libzmq_holds_them(
+    ctx, endpoints, transport, impl_name
+):
+    """A slow receiver behind a large high-water mark: every network-order message
+    waits in zmq's queues, sent from its own staging buffer, while the sender goes on
+    converting more.  A buffer reused too early would show as another message's values."""
+    made = {}
+
+    def before(a, b):
+        a.setsockopt(zmq.SNDHWM, 0)
+        made["rx"] = wz.Receiver(b, implementation=impl_name)
+
+    a, _ = connected(ctx, endpoints, transport, before=before)
+    tx = wz.Sender(a, implementation=impl_name)
+    rx = made["rx"]
+    n = 96 << 10  # bytes per message: split, converted into a staging buffer
+
+    def msg(i: int) -> np.ndarray:
+        return np.arange(i * n // 8, (i + 1) * n // 8, dtype="<u8")
+
+    sent = got = 0
+    out = np.empty(n // 8, "<u8")
+    for burst, take in ((120, 40), (120, 150), (40, 20), (60, 130)):  # taking fewer, then all
+        for _ in range(burst):
+            tx.send(msg(sent))
+            sent += 1
+        for _ in range(take):
+            # out= of the other byte order: the receiver converts from zmq's buffer
+            assert rx.recv(out=out.view(">u8") if got % 2 else out) is not None
+            want = msg(got)
+            assert np.array_equal(out.view(">u8") if got % 2 else out, want), f"message {got}"
+            got += 1
+    assert got == sent and rx.stats["lost"] == 0
+    assert tx._pool.allocations < sent  # reused all the same
+
+
+def test_staging_pool_keeps_what_a_burst_needed(monkeypatch):
+    """Buffers a burst had in flight at once are kept for the next burst (no new
+    allocations) beyond KEEP_STAGING_BYTES; bursts that need less give them back."""
+    monkeypatch.setattr(_zmq_staging, "KEEP_STAGING_BYTES", 1 << 20)
+    pool = _zmq_staging._StagingPool()
+    size = 256 << 10
+
+    class View:  # what pyzmq holds while libzmq sends from the buffer
+        pass
+
+    def burst(count: int) -> None:
+        held = [View() for _ in range(count)]
+        for v in held:
+            pool.give(pool.take(size), (weakref.ref(v),))
+        del v
+        held.clear()  # libzmq done with all of them
+        pool._reap(True)
+
+    burst(16)  # 4 MiB in flight: over the 1 MiB kept at least
+    assert pool.allocations == 16 and pool._idle_bytes == 16 * size
+    burst(16)
+    assert pool.allocations == 16, "the second burst allocated again"
+    for _ in range(8):  # one at a time: what is kept halves towards what is needed
+        burst(1)
+    assert pool._idle_bytes <= 1 << 20
+    assert pool.allocations == 16
+
+
+def test_buffers_in_flight_are_held_until_released_and_kept_at_exit():
+    """The registry of zero-copy buffers holds each until pyzmq dropped its view; one
+    message stuck in a queue does not make it keep every later, released one; at exit
+    whatever it still holds is kept alive for good."""
+    flight = _zmq_staging._InFlight()
+
+    class View:  # what pyzmq holds while libzmq sends from the buffer
+        pass
+
+    stuck = View()
+    flight.add(np.zeros(1), (weakref.ref(stuck),))
+    for _ in range(1000):
+        v = View()
+        flight.add(np.zeros(1), (weakref.ref(v),))
+        del v  # released at once
+    assert len(flight._entries) < 100
+    live = View()
+    buf = np.zeros(4)
+    flight.add(buf, (weakref.ref(live),))
+    before = sys.getrefcount(buf)
+    flight.keep_at_exit()
+    assert sys.getrefcount(buf) == before  # the registry's reference became a leaked one
+    assert not flight._entries
 
 
 def test_staging_pool_keeps_a_bounded_idle_set(monkeypatch):

@@ -1,7 +1,8 @@
 """Whole wirearray.zmq messages on a socket, blocking or ``zmq.asyncio``.
 
-``_send`` builds a message and sends it (zero-copy parts with a MessageTracker, the
-staging buffers back to their pool once it is done), ``_recv`` reads one and discards
+``_send`` builds a message and sends it (parts from staging buffers without a copy,
+the buffers back to their pool once pyzmq drops them; a MessageTracker only for parts
+sent from the caller's array), ``_recv`` reads one and discards
 the rest of a message that failed, so that the next receive starts at a message
 boundary.  On a ``zmq.asyncio`` socket the work runs on its blocking shadow socket
 with DONTWAIT, and ``_await_send``/``_await_recv`` wait for POLLOUT/POLLIN in between
@@ -12,15 +13,16 @@ are read without waiting: zmq delivers all parts of a message at once.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
-from ._zmq_message import Envelope, _check_envelope, _Parts
+from ._zmq_message import BORROWED, COPIED, _Parts
 from ._zmq_read import _Incoming, _Limits, _read_message, _Reader
-from ._zmq_staging import _IN_FLIGHT, _StagingPool
+from ._zmq_staging import _IN_FLIGHT, REFCOUNTED, _ReleaseTracker, _StagingPool
 from .exceptions import UsageError
 
 # plain ints: pyzmq's constants are enum.IntFlag members, whose | and & run Python code
@@ -85,82 +87,109 @@ def _check_flags(flags: int) -> int:
 
 
 def _send_parts(sock: zmq.Socket, envelope: list, origin: bytes, built: _Parts, flags: int):
-    """Send one whole message; returns the MessageTracker of its zero-copy parts (or
-    None).  Raises zmq.Again (DONTWAIT, or SNDTIMEO) with nothing sent."""
-    parts = built.parts
-    trackers = []
+    """Send one whole message; returns the MessageTracker of the parts that refer to
+    the caller's memory, or None.  Weak references to the views of the parts sent
+    without a copy go to ``built.refs`` as they are sent.  Raises zmq.Again (DONTWAIT,
+    or SNDTIMEO) with nothing sent."""
+    send = sock.send
     more = flags | _MORE
-    first = True
     for p in envelope:
-        sock.send(p, more if first else _MORE)
-        first = False
-    sock.send(origin, more if first else _MORE)
+        send(p, more)
+        more = _MORE
+    send(origin, more)
+    parts = built.parts
     last = len(parts) - 1
-    for i, (buf, zero_copy) in enumerate(parts):
+    trackers = []
+    borrowed = []
+    refs = built.refs
+    for i, (buf, mode) in enumerate(parts):
         f = _MORE if i < last else 0
-        if zero_copy:
-            tracker = sock.send(buf, f, copy=False, track=True)
-            _IN_FLIGHT.add(buf, tracker)
-            trackers.append(tracker)
-        else:
-            sock.send(buf, f)
+        if mode == COPIED:
+            send(buf, f)
+            continue
+        if mode == BORROWED and not REFCOUNTED:
+            trackers.append(send(buf, f, copy=False, track=True))
+        else:  # released once pyzmq drops this view (_zmq_staging)
+            send(buf, f, copy=False)
+        ref = weakref.ref(buf)
+        refs.append(ref)
+        if mode == BORROWED:  # the caller waits on a tracker before changing the array
+            borrowed.append(ref)
+        _IN_FLIGHT.add(buf.base, (ref,))
+    if borrowed and REFCOUNTED:
+        trackers.append(_ReleaseTracker(tuple(borrowed)))
     if not trackers:
         return None
     return trackers[0] if len(trackers) == 1 else zmq.MessageTracker(*trackers)
 
 
-def _release(pool: _StagingPool, built: _Parts, tracker: Any) -> None:
-    """Staging buffers back to the pool: free at once if libzmq copied them."""
+def _release(pool: _StagingPool, built: _Parts) -> None:
+    """Staging buffers back to the pool: free at once if libzmq copied them (or
+    nothing was sent from them), else once pyzmq dropped the message's views."""
+    refs = tuple(built.refs)
     for buf, zero_copy in built.staging:
-        pool.give(buf, tracker if zero_copy else None)
+        pool.give(buf, refs if zero_copy else None)
+
+
+def _build(pool: _StagingPool, encode: Callable[..., None], *args: Any) -> _Parts:
+    """The parts of a message, ``encode(parts, *args)``; on an error the staging
+    buffers it took go back to ``pool``."""
+    built = _Parts()
+    try:
+        encode(built, *args)
+    except BaseException:
+        _release(pool, built)
+        raise
+    return built
 
 
 def _send(
     sock: Any,
-    impl: Any,
     pool: _StagingPool,
-    build: Callable[[_Parts], None],
+    built: _Parts,
     origin: Callable[[], bytes],
-    envelope: Envelope,
+    envelope: list,
     flags: int,
     done: Callable[[], None] | None = None,
 ) -> Any:
-    """Build a message and send it on ``sock`` (blocking or asyncio)."""
-    env = _check_envelope(envelope)
-    flags = _check_flags(flags)
-    built = _Parts()
+    """Send the message ``built`` (envelope checked) on ``sock``, blocking or asyncio;
+    ``origin()`` makes its origin part when it is sent, ``done()`` runs once the
+    socket took it.  Returns a MessageTracker or None (the public send's result)."""
     try:
-        build(built)
+        flags = _check_flags(flags)
+        if _is_async(sock):
+            return _send_async(sock, pool, built, origin, envelope, flags, done)
+        tracker = _send_parts(sock, envelope, origin(), built, flags)
     except BaseException:
-        _release(pool, built, None)
+        _release(pool, built)
         raise
+    _release(pool, built)
+    if done is not None:
+        done()
+    return tracker
+
+
+async def _send_async(
+    sock: Any,
+    pool: _StagingPool,
+    built: _Parts,
+    origin: Callable[[], bytes],
+    envelope: list,
+    flags: int,
+    done: Callable[[], None] | None,
+) -> Any:
+    shadow = sock._shadow_sock
 
     def attempt(f: int) -> Any:
-        return _send_parts(_sync(sock), env, origin(), built, f)
+        return _send_parts(shadow, envelope, origin(), built, f)
 
-    def finish(tracker: Any) -> Any:
-        _release(pool, built, tracker)
-        if done is not None:
-            done()
-        return tracker if built.borrowed else None
-
-    if _is_async(sock):
-
-        async def run() -> Any:
-            try:
-                tracker = await _await_send(sock, attempt, flags)
-            except BaseException:
-                _release(pool, built, None)
-                raise
-            return finish(tracker)
-
-        return run()
     try:
-        tracker = attempt(flags)
-    except BaseException:
-        _release(pool, built, None)
-        raise
-    return finish(tracker)
+        tracker = await _await_send(sock, attempt, flags)
+    finally:
+        _release(pool, built)
+    if done is not None:
+        done()
+    return tracker
 
 
 def _recv(

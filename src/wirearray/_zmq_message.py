@@ -44,12 +44,13 @@ ORIGIN_SEQUENCED = 0x01
 #: under zmq.COPY_THRESHOLD, 64 KiB, anyway); larger payloads go in parts of their own.
 WHOLE_FRAME_BYTES = 64 << 10
 #: Payload parts of this size and more are handed to libzmq without a copy (from the
-#: array, or from a staging buffer), with a MessageTracker; smaller ones travel whole,
-#: copied.  A copy is cheaper than pyzmq's tracking only while zmq queues almost
-#: nothing: send+receive of 64 KiB over inproc took 26 us copied against 38 us without
-#: a copy one message at a time, but 93 against 32 us with 500 messages queued (each
-#: copy lands in fresh memory: page faults), and 201 against 61 us at 256 KiB.  Without
-#: a copy there is no such cliff (bench/zmq_overhead.py measures the per-message costs).
+#: array, or from a staging buffer: ``_zmq_staging`` says when it is free again);
+#: smaller ones travel whole, copied.  A copy is cheaper than a zero-copy send only
+#: while zmq queues almost nothing: send+receive of 64 KiB over inproc took 26 us
+#: copied against 38 us without a copy one message at a time, but 93 against 32 us
+#: with 500 messages queued (each copy lands in fresh memory: page faults), and 201
+#: against 61 us at 256 KiB.  Without a copy there is no such cliff
+#: (bench/zmq_overhead.py measures the per-message costs).
 ZERO_COPY_BYTES = WHOLE_FRAME_BYTES
 #: Payloads of this size and more are split into parts of PIECE_BYTES (libzmq fails on
 #: parts of 2 GiB and more); smaller ones travel in one part.
@@ -192,16 +193,62 @@ _want_big = byteorder_is_big
 _mem_is_big = mem_is_big
 
 
-class _Parts:
-    """The parts of one message being built: (buffer, zero-copy?) pairs, the staging
-    buffers they use, and whether a zero-copy part refers to the caller's memory."""
+#: How a part is sent: copied by pyzmq, without a copy from a staging buffer, or
+#: without a copy from the caller's array (the send then returns a MessageTracker).
+COPIED, STAGED, BORROWED = 0, 1, 2
 
-    __slots__ = ("borrowed", "parts", "staging")
+
+class _Parts:
+    """The parts of one message being built: (buffer, COPIED/STAGED/BORROWED) pairs,
+    the staging buffers they use, and whether a part refers to the caller's memory."""
+
+    __slots__ = ("borrowed", "parts", "refs", "staging")
 
     def __init__(self) -> None:
-        self.parts: list[tuple[Any, bool]] = []
+        self.parts: list[tuple[Any, int]] = []
         self.staging: list[tuple[np.ndarray, bool]] = []  # (buffer, sent without a copy?)
         self.borrowed = False
+        self.refs: list[Any] = []  # weak references to the views sent without a copy
+
+
+#: Most array headers kept (``_HEADERS``).
+MAX_HEADERS = 256
+#: Frame headers by everything they follow from: a stream of arrays of one kind sends
+#: the same header every message (each message is a stream of its own, frame sequence
+#: numbers from 0), so it is made and checked once.
+_HEADERS: dict[tuple[Any, ...], tuple[bytes, int, bool]] = {}
+
+
+def _array_header(
+    impl: Any,
+    a: np.ndarray,
+    fortran: bool,
+    name: str | None,
+    want_big: bool | None,
+    checksum: bool,
+    seq: int,
+) -> tuple[bytes, int, bool]:
+    """(header, dtype code, whether the payload is byte-swapped) of an array frame.
+
+    Raises:
+        UnsupportedDtypeError, UsageError: the array or the name cannot travel.
+    """
+    dt = a.dtype
+    code = array_code(a)
+    name_b = _name_bytes(name)
+    mem_big = _mem_is_big(dt)
+    if code == F.CODE_RECORD:  # in the wire's order already (record_to_wire)
+        mem_big = _HOST_BIG if want_big is None else want_big
+    wire_big = mem_big if want_big is None else want_big
+    flags = (
+        (F.FLAG_BIG_ENDIAN if wire_big else 0)
+        | (F.FLAG_FORTRAN if fortran else 0)
+        | (F.FLAG_CHECKSUM if checksum else 0)
+    )
+    count = F.dtype_count(dt)  # a time unit's multiplier, a length, a record's dtype, or 0
+    header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, count, seq)
+    swap = dt.itemsize > 1 and wire_big != mem_big and code not in (F.CODE_BYTES, F.CODE_RAW)
+    return header, code, swap
 
 
 def _encode_array(
@@ -222,29 +269,28 @@ def _encode_array(
         if small is not None:
             frame = small(a, -1 if want_big is None else int(want_big), checksum, 0, a.nbytes)
             if frame is not None:
-                out.parts.append((frame, False))
+                out.parts.append((frame, COPIED))
                 return
     dt = a.dtype
-    code = array_code(a)
-    name_b = _name_bytes(name)
-    mem_big = _mem_is_big(dt)
-    if code == F.CODE_RECORD:  # fields of any byte orders: "native" is the host's
-        mem_big = sys.byteorder == "big"
-    wire_big = mem_big if want_big is None else want_big
-    swap = dt.itemsize > 1 and wire_big != mem_big and code not in (F.CODE_BYTES, F.CODE_RAW)
-    if code == F.CODE_RECORD:  # converted field by field, padding zeroed, always
-        a = record_to_wire(a, wire_big, impl)
-        dt, swap = a.dtype, False
+    if dt.names is not None:  # a record: converted field by field, padding zeroed, always
+        a = record_to_wire(a, _HOST_BIG if want_big is None else want_big, impl)
+        dt = a.dtype
     fortran = a.flags.f_contiguous and not a.flags.c_contiguous and a.ndim > 1
+    key = None
+    # record dtypes travel with a description of their fields: made each time, as
+    # numpy's dtype equality may overlook what that description says
+    if (name is None or type(name) is str) and dt.names is None:
+        key = (impl, dt, a.shape, fortran, want_big, checksum, name, seq)
+        known = _HEADERS.get(key)
+    if key is None or known is None:
+        known = _array_header(impl, a, fortran, name, want_big, checksum, seq)
+        if key is not None:
+            if len(_HEADERS) >= MAX_HEADERS:
+                _HEADERS.clear()
+            _HEADERS[key] = known
+    header, code, swap = known
     contiguous = a.flags.c_contiguous or fortran
     order: Literal["C", "F"] = "F" if fortran else "C"
-    flags = (
-        (F.FLAG_BIG_ENDIAN if wire_big else 0)
-        | (F.FLAG_FORTRAN if fortran else 0)
-        | (F.FLAG_CHECKSUM if checksum else 0)
-    )
-    count = F.dtype_count(a.dtype)  # a datetime64/timedelta64's multiplier, else 0
-    header = impl.pack_header(F.KIND_ARRAY, code, flags, a.shape, a.nbytes, name_b, count, seq)
     n = a.nbytes
     # bool: bytes other than 0 and 1 travel as 1 (docs/FORMAT.md section 3); memory
     # sent as it is is scanned first, and copied normalised only when it needs it
@@ -260,17 +306,19 @@ def _encode_array(
         if normalize:
             payload = impl.bool_normalize(payload, np.empty(n, np.uint8))
         tail = _tail(impl, payload, checksum, n)
-        out.parts.append((b"".join((header, payload.data, tail)), False))
+        out.parts.append((b"".join((header, payload.data, tail)), COPIED))
         return
     zero_copy = n >= ZERO_COPY_BYTES
     if not swap and not normalize and contiguous and (not copy or not zero_copy):
         # the array's own memory: without a copy (copy=False), or copied by libzmq
         payload = a.reshape(-1, order=order).view(np.uint8)
         out.borrowed = zero_copy
+        mode = BORROWED if zero_copy else COPIED
     else:
         buf = pool.take(n)
         out.staging.append((buf, zero_copy))
-        payload = buf[:n]
+        payload = buf[:n]  # a view of this message's own: _zmq_staging says why
+        mode = STAGED if zero_copy else COPIED
         dest = payload.view(dt).reshape(a.shape, order=order)
         if swap:
             impl.byteswap(a, out=dest)
@@ -283,15 +331,15 @@ def _encode_array(
             np.copyto(dest, a)
             if boolean and not contiguous:  # gathered: normalised in the copy
                 impl.bool_normalize(payload, payload)
-    out.parts.append((header, False))
+    out.parts.append((header, COPIED))
     if n < SPLIT_BYTES:
-        out.parts.append((payload, zero_copy))
+        out.parts.append((payload, mode))
     else:
         for k in range(0, n, PIECE_BYTES):
-            out.parts.append((payload[k : k + PIECE_BYTES], zero_copy))
+            out.parts.append((payload[k : k + PIECE_BYTES], mode))
     tail = _tail(impl, payload, checksum, n)
     if tail:
-        out.parts.append((tail, False))
+        out.parts.append((tail, COPIED))
 
 
 def _flat(a: np.ndarray, order: Literal["C", "F"]) -> np.ndarray:
@@ -321,7 +369,7 @@ def _encode_message(
     for k, v in items:  # every name, dtype and ndim before anything is converted
         _name_bytes(k)
         array_code(v)
-    out.parts.append((impl.pack_header(F.KIND_MESSAGE, 0, 0, (), 0, b"", len(items), 0), False))
+    out.parts.append((impl.pack_header(F.KIND_MESSAGE, 0, 0, (), 0, b"", len(items), 0), COPIED))
     for i, (k, v) in enumerate(items, 1):
         _encode_array(out, impl, pool, v, k, want_big, checksum, copy, i)
 

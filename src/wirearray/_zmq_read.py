@@ -23,7 +23,13 @@ from . import _format as F
 from ._destination import convert_records
 from ._limits import check_array, fit_out
 from ._scatter import Scatter
-from ._zmq_message import _HOST_BIG, ORIGIN_MAGIC, _mem_is_big, _parse_origin, _payload_parts
+from ._zmq_message import (
+    _HOST_BIG,
+    ORIGIN_MAGIC,
+    _mem_is_big,
+    _parse_origin,
+    _payload_parts,
+)
 from .codec import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_ARRAYS, DEFAULT_MAX_NDIM, Schema
 from .exceptions import (
     BufferMismatchError,
@@ -117,6 +123,37 @@ class _MessageState:
         self.nbytes = 0
 
 
+#: Most parsed array headers kept (``_HEADS``).
+MAX_HEADS = 256
+#: Array headers parsed and checked, by (core, limits, the header's bytes).  Every zmq
+#: message is a stream of its own (frame sequence numbers from 0), so the header part
+#: of a stream of arrays of one kind repeats byte for byte, and what it says and
+#: whether it passes the limits depend on those bytes alone.
+_HEADS: dict[tuple[Any, int, int, bytes], tuple[Any, ...]] = {}
+
+
+def _array_head(impl: Any, hdr: memoryview, seq: int, limits: _Limits, single: bool) -> tuple:
+    """An array frame's header parsed, checked against the limits, and what follows
+    from it: (code, shape, length, count, fseq, name, checksum, tail_len, wire_big,
+    wire_dt, native_dt, order, itemsize)."""
+    kind, code, flags, shape, length, name, count, fseq = impl.parse_header(hdr)
+    if kind != F.KIND_ARRAY:
+        if kind == F.KIND_MESSAGE and single:
+            raise SchemaMismatchError("expected a single array, received a message (recv_many)")
+        raise MalformedFrameError(f"frame kind {kind} where an array frame belongs")
+    if fseq != seq:
+        raise MalformedFrameError(f"frame sequence number {fseq}, expected {seq}")
+    text = check_array(code, shape, length, name, limits.max_ndim, limits.max_frame_bytes, count)
+    checksum = bool(flags & F.FLAG_CHECKSUM)
+    wire_big = bool(flags & F.FLAG_BIG_ENDIAN)
+    wire_dt = F.wire_dtype(code, count, wire_big)
+    order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
+    return (
+        code, shape, length, count, fseq, text, checksum, F.frame_tail(length, checksum),
+        wire_big, wire_dt, wire_dt.newbyteorder("="), order, wire_dt.itemsize,
+    )  # fmt: skip
+
+
 def _read_array(
     reader: _Reader,
     impl: Any,
@@ -135,19 +172,22 @@ def _read_array(
     if size < F.MIN_HEADER:
         raise MalformedFrameError(f"a frame part of {size} bytes (a header has at least 64)")
     head = mv[: F.MIN_HEADER]
-    if bytes(head[:4]) == ORIGIN_MAGIC:
+    if head[:4] == ORIGIN_MAGIC:
         raise MalformedFrameError("a second origin part where a frame belongs")
     h = impl.header_length(head)
     if size < h:
         raise MalformedFrameError(f"a frame part of {size} bytes; its header alone has {h}")
-    kind, code, flags, shape, length, name, count, fseq = impl.parse_header(mv[:h])
-    if kind != F.KIND_ARRAY:
-        if kind == F.KIND_MESSAGE and msg is None:
-            raise SchemaMismatchError("expected a single array, received a message (recv_many)")
-        raise MalformedFrameError(f"frame kind {kind} where an array frame belongs")
+    key = (impl, limits.max_ndim, limits.max_frame_bytes, mv[:h].tobytes())
+    parsed = _HEADS.get(key)
+    if parsed is None:
+        parsed = _array_head(impl, mv[:h], seq, limits, msg is None)
+        if len(_HEADS) >= MAX_HEADS:
+            _HEADS.clear()
+        _HEADS[key] = parsed
+    (code, shape, length, count, fseq, text, checksum, tail_len, wire_big, wire_dt,
+     native_dt, order, itemsize) = parsed  # fmt: skip
     if fseq != seq:
         raise MalformedFrameError(f"frame sequence number {fseq}, expected {seq}")
-    text = check_array(code, shape, length, name, limits.max_ndim, limits.max_frame_bytes, count)
     if msg is not None:
         if text is None:
             raise MalformedFrameError("an array inside a message has no name")
@@ -163,8 +203,6 @@ def _read_array(
         why = schema.mismatch(code, shape, count)
         if why:
             raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
-    checksum = bool(flags & F.FLAG_CHECKSUM)
-    tail_len = F.frame_tail(length, checksum)
     total = h + length + tail_len
     whole = size == total
     if not whole and not (size == h and total > h):
@@ -172,23 +210,17 @@ def _read_array(
             f"a frame part of {size} bytes: neither the {h}-byte header nor the whole "
             f"{total}-byte frame"
         )
-    wire_big = bool(flags & F.FLAG_BIG_ENDIAN)
-    wire_dt = F.wire_dtype(code, count, wire_big)
-    native_dt = wire_dt.newbyteorder("=")
     record_dest = None  # a record's destination when it lands in wire order first
     if code == F.CODE_RECORD and (out is not None or wire_big != _HOST_BIG):
         # fields of several sizes: the payload lands as it travels, and is converted
         # field by field (the swap plan) into the destination once checked
-        order_: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
         record_dest = fit_out(out, wire_dt, shape) if out is not None else None
         if record_dest is None:
             try:
-                record_dest = np.empty(shape, dtype=native_dt, order=order_)
+                record_dest = np.empty(shape, dtype=native_dt, order=order)
             except (ValueError, MemoryError) as exc:
                 raise FrameTooLargeError(f"cannot allocate array of shape {shape}: {exc}") from exc
         out, copy, native_dt = None, True, wire_dt
-    order: Literal["C", "F"] = "F" if flags & F.FLAG_FORTRAN else "C"
-    itemsize = wire_dt.itemsize
     pieces = [length] if whole else _payload_parts(length)
     crc = 0
     # A read-only view of zmq's buffer: no conversion, no out=, one piece.
@@ -240,7 +272,8 @@ def _read_array(
         # libzmq copies the payload part into the destination itself (through a byte
         # view: datetime64/timedelta64 arrays export no buffer of their own)
         reader.into(dest.reshape(-1, order=order).view(np.uint8), length, "the payload")
-        _check_tail(_read_tail(reader, tail_len), False, 0)
+        if tail_len:
+            _check_tail(_read_tail(reader, tail_len), False, 0)
         return text, _record_done(impl, dest, record_dest)
     dest_bytes = dest.reshape(-1, order=order).view(np.uint8)
     unit = 4 if code == F.CODE_UNICODE else itemsize // 2 if wire_dt.kind == "c" else itemsize

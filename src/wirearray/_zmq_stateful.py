@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import zmq
 
 from ._implementation import get as _get_impl
-from ._zmq_io import _await_recv, _is_async, _recv, _send, _sync, _with_envelope
+from ._zmq_io import _await_recv, _build, _is_async, _recv, _send, _sync, _with_envelope
 from ._zmq_message import (
     Envelope,
     _check_envelope,
@@ -154,18 +154,18 @@ class Sender:
             streams.move_to_end(key)
         return s
 
-    def _send(self, build: Callable[[_Parts], None], envelope: Envelope, flags: int) -> Any:
-        key = tuple(_check_envelope(envelope))
+    def _send(self, built: _Parts, key: tuple, flags: int) -> Any:
         stream = self._stream(key)
+        impl = self._impl
 
         def origin() -> bytes:
-            return _pack_origin(self._impl, stream.origin, stream.seq)
+            return _pack_origin(impl, stream.origin, stream.seq)
 
         def done() -> None:
             stream.seq += 1
             self.stats["sent"] += 1
 
-        return _send(self.sock, self._impl, self._pool, build, origin, key, flags, done)
+        return _send(self.sock, self._pool, built, origin, list(key), flags, done)
 
     def send(
         self,
@@ -183,12 +183,10 @@ class Sender:
         the message (not on zmq.Again)."""
         want = self._want if byteorder is None else _want_big(byteorder)
         crc = self.checksum if checksum is None else bool(checksum)
-        impl, pool = self._impl, self._pool
-
-        def build(parts: _Parts) -> None:
-            _encode_array(parts, impl, pool, a, name, want, crc, copy, 0)
-
-        return self._send(build, envelope, flags)
+        key = tuple(_check_envelope(envelope))
+        pool = self._pool
+        built = _build(pool, _encode_array, self._impl, pool, a, name, want, crc, copy, 0)
+        return self._send(built, key, flags)
 
     def send_many(
         self,
@@ -203,12 +201,10 @@ class Sender:
         """Send named arrays as one atomic message (see :func:`send_many`)."""
         want = self._want if byteorder is None else _want_big(byteorder)
         crc = self.checksum if checksum is None else bool(checksum)
-        impl, pool = self._impl, self._pool
-
-        def build(parts: _Parts) -> None:
-            _encode_message(parts, impl, pool, mapping, want, crc, copy)
-
-        return self._send(build, envelope, flags)
+        key = tuple(_check_envelope(envelope))
+        pool = self._pool
+        built = _build(pool, _encode_message, self._impl, pool, mapping, want, crc, copy)
+        return self._send(built, key, flags)
 
 
 _GAP_POLICIES = ("raise", "count", "off")
@@ -308,7 +304,9 @@ class Receiver:
     def recv(self, out: np.ndarray | None = None, *, schema: Any = None, copy: bool = True):
         """Receive one array (see :func:`recv_array` for ``out``, ``schema``, ``copy``
         and the result); then check its sequence number (class docstring)."""
-        return self._recv(out, _coerce_schema(schema, False), copy, False)
+        return self._recv(
+            out, None if schema is None else _coerce_schema(schema, False), copy, False
+        )
 
     def recv_many(
         self,
@@ -335,36 +333,41 @@ class Receiver:
         }
 
     def _recv(self, out: Any, schema: Any, copy: bool, many: bool | None) -> Any:
-        def attempt(f: int) -> Any:
-            info = _Incoming()
-            try:
-                result = _recv(
-                    _sync(self.sock), self._impl, f, self.envelope, out, schema,
-                    self._limits, copy, many, info,
-                )  # fmt: skip
-            except ProtocolError:
-                self.stats["refused"] += 1
-                self._track(info)  # it did arrive: no gap for it later
-                raise
-            except UsageError:
-                self._track(info)
-                raise
-            self.stats["received"] += 1
-            problem = self._track(info)
-            result = _with_envelope(self.envelope, info, result)
-            if problem is not None and self.on_gap == "raise":
-                exc = SequenceError(
-                    problem[0], seq=problem[1], expected=problem[2],
-                    array=result[1] if self.envelope else result,
-                )  # fmt: skip
-                exc.origin = info.origin  # type: ignore[attr-defined]
-                exc.envelope = info.envelope  # type: ignore[attr-defined]
-                raise exc
-            return result
+        sock = self.sock
+        if _is_async(sock):
+            shadow = _sync(sock)
+            return _await_recv(sock, lambda f: self._attempt(shadow, f, out, schema, copy, many), 0)
+        return self._attempt(sock, 0, out, schema, copy, many)
 
-        if _is_async(self.sock):
-            return _await_recv(self.sock, attempt, 0)
-        return attempt(0)
+    def _attempt(
+        self, sock: zmq.Socket, f: int, out: Any, schema: Any, copy: bool, many: bool | None
+    ) -> Any:
+        """One receive on blocking ``sock`` (an asyncio socket's shadow: DONTWAIT in
+        ``f``), its sequence number checked."""
+        info = _Incoming()
+        try:
+            result = _recv(
+                sock, self._impl, f, self.envelope, out, schema, self._limits, copy, many, info
+            )
+        except ProtocolError:
+            self.stats["refused"] += 1
+            self._track(info)  # it did arrive: no gap for it later
+            raise
+        except UsageError:
+            self._track(info)
+            raise
+        self.stats["received"] += 1
+        problem = self._track(info)
+        result = _with_envelope(self.envelope, info, result)
+        if problem is not None and self.on_gap == "raise":
+            exc = SequenceError(
+                problem[0], seq=problem[1], expected=problem[2],
+                array=result[1] if self.envelope else result,
+            )  # fmt: skip
+            exc.origin = info.origin  # type: ignore[attr-defined]
+            exc.envelope = info.envelope  # type: ignore[attr-defined]
+            raise exc
+        return result
 
     def _track(self, info: _Incoming) -> tuple[str, int, int] | None:
         origin, seq = info.origin, info.seq

@@ -40,18 +40,25 @@ Design choices, and why:
   into the destination (``recv_into``) or converted from zmq's buffer into it in one
   pass.  libzmq fails
   on parts of 2 GiB and more, hence the 1 GiB pieces.
-* **Staging buffers are reused, released by zmq's MessageTracker.**  A payload that
-  must be converted (network order on a little-endian host, a non-contiguous view)
-  is converted once into a staging buffer that libzmq then sends from; a pool keeps
-  those buffers and reuses one as soon as its tracker says libzmq is done with it,
-  so a stream of large arrays costs no allocation and no page faults per message.
-  Every message zmq still queues holds its own buffer (a burst of sends that zmq
-  queues needs as many); between bursts a pool keeps up to 64 MiB of idle buffers
-  (or the one largest), never blocking a send to wait for one.
+* **Staging buffers are reused once pyzmq lets go of them.**  A payload that must
+  be converted (network order on a little-endian host, a non-contiguous view) is
+  converted once into a staging buffer that libzmq then sends from; a pool keeps
+  those buffers and reuses one as soon as libzmq is done with it, so a stream of
+  large arrays costs no allocation and no page faults per message.  "Done" is known
+  without a MessageTracker: each message is sent from a numpy view of its own, which
+  pyzmq holds until libzmq releases the message, so a weak reference to the view
+  says it -- a tracker would add a ``threading.Event`` and work in pyzmq's
+  garbage-collector thread per message (``_zmq_staging``).  Every message zmq still
+  queues holds its own buffer (a burst of sends that zmq queues needs as many); the
+  pool keeps idle what the last burst had in flight at once (at least 64 MiB, or the
+  one largest buffer), so the next burst of that size converts into memory already
+  mapped, and gives back half of the excess after each burst that needed less.  A
+  send never blocks to wait for a buffer.
 * **The caller's array may change as soon as a send returns** (as with
   ``Channel.send``), unless ``copy=False``: then a payload that needs no conversion
   is sent from the array's own memory and the send returns the MessageTracker to
-  wait on before changing the array.
+  wait on before changing the array (on CPython one that watches the message's view
+  of the array as above: ``done`` at the same moment, ``wait`` polling).
 * **Limits before allocation.**  libzmq holds a whole message before the first part
   is readable, so ``max_frame_bytes`` also sets ``ZMQ_MAXMSGSIZE`` (the largest part
   libzmq accepts; a peer sending a larger one is disconnected and the message is
@@ -108,16 +115,16 @@ from ._implementation import get as _get_impl
 from ._zmq_endpoints import SEND_PATTERNS as SEND_PATTERNS
 from ._zmq_endpoints import SERVE_PATTERNS as SERVE_PATTERNS
 from ._zmq_endpoints import Delivery, send, serve
-from ._zmq_io import _await_recv, _is_async, _recv, _send, _sync, _with_envelope
+from ._zmq_io import _await_recv, _build, _is_async, _recv, _send, _sync, _with_envelope
 from ._zmq_message import (
     ORIGIN_BYTES,
     ORIGIN_MAGIC,
     Envelope,
+    _check_envelope,
     _default_envelope,
     _encode_array,
     _encode_message,
     _pack_origin,
-    _Parts,
     _want_big,
     max_part_bytes,
     set_limits,
@@ -153,14 +160,12 @@ __all__ = [
     "set_limits",
 ]
 
-_ANON_ORIGIN: dict[str, bytes] = {}
+#: The origin part of messages without a sequence (origin 0): the same bytes always.
+_ANON_ORIGIN = _pack_origin(_get_impl(None), 0, 0)
 
 
-def _anonymous_origin(impl: Any) -> bytes:
-    part = _ANON_ORIGIN.get(impl.__name__)
-    if part is None:
-        part = _ANON_ORIGIN[impl.__name__] = _pack_origin(impl, 0, 0)
-    return part
+def _anonymous_origin() -> bytes:
+    return _ANON_ORIGIN
 
 
 def send_array(
@@ -200,7 +205,8 @@ def send_array(
             copy, converted or copied there; smaller ones are copied into the frame.
             False: a payload of 64 KiB or more that needs no conversion leaves from
             ``a``'s own memory, without a copy, and a MessageTracker is returned: do
-            not change ``a`` before ``tracker.done`` (``tracker.wait()``).
+            not change ``a`` before ``tracker.done`` (``tracker.wait()``; it polls,
+            sleeping at most 1 ms in between, where pyzmq's own waits on an Event).
 
     Returns:
         A ``zmq.MessageTracker`` when the message refers to ``a``'s memory (copy=False,
@@ -214,12 +220,9 @@ def send_array(
     """
     impl = _get_impl(None)
     want = _want_big(byteorder if byteorder is not None else "network")
-    crc = bool(checksum)
-
-    def build(parts: _Parts) -> None:
-        _encode_array(parts, impl, _POOL, a, name, want, crc, copy, 0)
-
-    return _send(sock, impl, _POOL, build, lambda: _anonymous_origin(impl), envelope, flags)
+    env = _check_envelope(envelope)
+    built = _build(_POOL, _encode_array, impl, _POOL, a, name, want, bool(checksum), copy, 0)
+    return _send(sock, _POOL, built, _anonymous_origin, env, flags)
 
 
 def send_many(
@@ -238,12 +241,9 @@ def send_many(
     anything is sent."""
     impl = _get_impl(None)
     want = _want_big(byteorder if byteorder is not None else "network")
-    crc = bool(checksum)
-
-    def build(parts: _Parts) -> None:
-        _encode_message(parts, impl, _POOL, mapping, want, crc, copy)
-
-    return _send(sock, impl, _POOL, build, lambda: _anonymous_origin(impl), envelope, flags)
+    env = _check_envelope(envelope)
+    built = _build(_POOL, _encode_message, impl, _POOL, mapping, want, bool(checksum), copy)
+    return _send(sock, _POOL, built, _anonymous_origin, env, flags)
 
 
 def _recv_api(
@@ -260,17 +260,21 @@ def _recv_api(
     n_env = _default_envelope(sock) if envelope is None else int(envelope)
     if n_env < 0:
         raise UsageError("envelope is a count of parts, >= 0")
-    schema = _coerce_schema(schema, many)
+    if schema is not None:
+        schema = _coerce_schema(schema, many)
     flags = int(flags)
+    if not _is_async(sock):
+        info = _Incoming()
+        result = _recv(sock, impl, flags, n_env, out, schema, limits, copy, many, info)
+        return _with_envelope(n_env, info, result)
+    shadow = _sync(sock)
 
     def attempt(f: int) -> Any:
         info = _Incoming()
-        result = _recv(_sync(sock), impl, f, n_env, out, schema, limits, copy, many, info)
+        result = _recv(shadow, impl, f, n_env, out, schema, limits, copy, many, info)
         return _with_envelope(n_env, info, result)
 
-    if _is_async(sock):
-        return _await_recv(sock, attempt, flags)
-    return attempt(flags)
+    return _await_recv(sock, attempt, flags)
 
 
 def recv_array(
