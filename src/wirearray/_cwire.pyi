@@ -1,8 +1,9 @@
 """Types of ``wirearray._cwire``, the compiled core (pyx/_cwire.pyx and its includes).
 
-The public functions are ``wirearray.fallback``'s, with the same parameters, plus two
+The public functions are ``wirearray.fallback``'s, with the same parameters, plus the
 compiled-only accelerators of the codec's whole-frame path (``encode_small``,
-``decode_small``, which the pure-Python implementation does not have) and the private
+``decode_small``, ``send_small`` with ``HAVE_SEND_SMALL``, which the pure-Python
+implementation does not have) and the private
 knobs that tests and benchmarks use.  tests/test_api_parity.py holds this file, the
 compiled module and the fallback to the same names and parameters.
 """
@@ -19,6 +20,7 @@ __all__ = [
     "crc32c",
     "decode_small",
     "encode_small",
+    "send_small",
     "get_simd",
     "header_length",
     "hton",
@@ -98,6 +100,11 @@ def pack_header(
 def encode_small(
     a: object, want_big: int, checksum: bool, seq: int, limit: int
 ) -> bytes | None: ...
+HAVE_SEND_SMALL: bool
+
+def send_small(
+    fd: int, a: object, want_big: int, checksum: bool, seq: int, limit: int
+) -> int | tuple[bytes, int] | None: ...
 def decode_small(
     buf: Buffer,
     seq: int,

@@ -63,12 +63,14 @@ from ._channel_helpers import (
 )
 from ._common import array_to_send, byte_view
 from ._connection import Connection
+from ._sizes import SMALL_FRAME_BYTES
 from ._sockets import (
     WOULD_BLOCK,
     Deadline,
     connect_socket,
     send_parts,
     shutdown_write,
+    small_sender,
     tune,
     writable_now,
 )
@@ -163,6 +165,10 @@ class Channel:
         sock.settimeout(timeout)
         tune(sock)
         self._on_close: Callable[[], None] | None = None  # the Listener's connection count
+        # the per-message send path (module header): a plain socket and a compiled core
+        self._send_small = small_sender(sock, self._core.enc)
+        self._fd = sock.fileno()
+        self._want_big = 1 if self._core.enc.byteorder == "network" else -1
 
     # ---- context manager, properties ----
 
@@ -248,6 +254,37 @@ class Channel:
             TimeoutError, OSError: the send side is then broken.
         """
         core = self._core
+        small = self._send_small
+        if (
+            small is not None
+            and flush
+            and byteorder is None
+            and checksum is None
+            and progress is None
+            and not core.send_blocked
+            and not core.held
+        ):  # one compiled call frames the array and hands it to send(2)
+            enc = core.enc
+            seq = enc._seq
+            try:
+                r = small(self._fd, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES)
+            except OSError as exc:  # the socket failed: the frame was numbered, as sent
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                core.send_failed(exc)
+                raise self._peer_report(exc) from exc
+            if r is not None:
+                if r:  # the socket took part of the frame, or none of it, now
+                    rest, sent = r
+                    if not sent and self._timeout == 0:
+                        raise _full()  # a poll, nothing sent: nothing numbered
+                    enc._seq = (seq + 1) & 0xFFFFFFFF
+                    core.data_sent += 1
+                    self._transmit(rest, None, None)  # waits, under the deadline
+                    return
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                return
         if core.send_blocked:
             core.check_send()
         if self._timeout == 0 and not writable_now(self.sock):
