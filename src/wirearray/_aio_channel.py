@@ -27,7 +27,8 @@ from ._channel_helpers import (
 )
 from ._common import array_to_send, byte_view
 from ._connection import Connection
-from ._sockets import tune, writable_now
+from ._sizes import SMALL_FRAME_BYTES
+from ._sockets import small_sender, tune, writable_now
 from .codec import NEED_DATA, Array, Message
 from .exceptions import (
     EndOfStreamError,
@@ -41,6 +42,33 @@ if TYPE_CHECKING:
     from ._types import Buffers, ByteOrder, Format, MessageOut, SchemaLike, SchemaSpec
 
 __all__ = ["AsyncChannel"]
+
+
+class _CountingLock(asyncio.Lock):
+    """The send lock, counting the tasks that hold it or wait for it (``users``).
+
+    The per-message send path frames and sends without the lock when nobody uses it:
+    no frame can be numbered before its own, since every other send numbers its
+    frames under the lock.  If the socket takes only part of the frame, the rest goes
+    under the lock, which has no user and no waiter then, so it is acquired without
+    yielding to another task.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users = 0
+
+    async def acquire(self) -> bool:
+        self.users += 1
+        try:
+            return await super().acquire()
+        except BaseException:
+            self.users -= 1
+            raise
+
+    def release(self) -> None:
+        super().release()
+        self.users -= 1
 
 
 class AsyncChannel:
@@ -84,7 +112,12 @@ class AsyncChannel:
         self._stream = _stream if _stream is not None else SocketStream(sock)
         self._on_close: Callable[[], None] | None = None
         self.timeout = timeout
-        self._send_lock = asyncio.Lock()
+        self._send_lock = _CountingLock()
+        # the per-message send path (_sockets.small_sender), on plain socket streams only
+        plain = type(self._stream) is SocketStream
+        self._send_small = small_sender(sock, self._core.enc) if plain else None
+        self._fd = sock.fileno()
+        self._want_big = 1 if self._core.enc.byteorder == "network" else -1
         self._recv_lock = asyncio.Lock()
         self._io_tasks: set[asyncio.Task[Any]] = set()  # tasks inside a send or receive
         self._cancelled: set[asyncio.Task[Any]] = set()  # ... that close() cancelled
@@ -155,6 +188,42 @@ class AsyncChannel:
     ) -> None:
         """Send one array (see Channel.send, ``flush=False`` and ``progress`` included)."""
         core = self._core
+        small = self._send_small
+        if (
+            small is not None
+            and flush
+            and byteorder is None
+            and checksum is None
+            and progress is None
+            and not core.send_blocked
+            and not core.held
+            and not self._send_lock.users
+        ):  # no other send numbered or waiting: one compiled call frames and sends
+            enc = core.enc
+            seq = enc._seq
+            try:
+                r = small(self._fd, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES)
+            except OSError as exc:  # the socket failed: the frame was numbered, as sent
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                core.send_failed(exc)
+                raise self._peer_report(exc) from exc
+            if r is not None:
+                if r:  # the socket took part of the frame, or none of it, now
+                    rest, sent = r
+                    if not sent and self.timeout == 0:
+                        raise _full()  # a poll, nothing sent: nothing numbered
+                    enc._seq = (seq + 1) & 0xFFFFFFFF
+                    core.data_sent += 1
+                    with self._io():
+                        # the lock has no user: it is taken without a wait, before any
+                        # other send can number a frame, so the rest leaves first
+                        async with self._send_lock:
+                            await self._transmit(rest, None, None)
+                    return
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                return
         if core.send_blocked:
             core.check_send()
         if self.timeout == 0 and not writable_now(self.sock):
