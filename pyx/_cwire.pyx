@@ -45,7 +45,8 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
 # wa_crc32c.h, wa_bool.h (bool bytes), wa_send.h (send(2) without waiting),
-# wa_format.h (the wire format: constants and the one header check), wa_npyabi.h (numpy's C ABI without numpy headers).
+# wa_format.h (the wire format: constants and the one header check), wa_npyabi.h
+# (numpy's C ABI without numpy headers).
 #
 # Directives (the header above, for every file): boundscheck and wraparound are off
 # because every index is in range by construction -- a numpy type character (an
@@ -103,7 +104,6 @@ __all__ = [
     "crc32c",
     "decode_small",
     "encode_small",
-    "send_small",
     "get_simd",
     "header_length",
     "hton",
@@ -116,6 +116,7 @@ __all__ = [
     "ntohs",
     "pack_header",
     "parse_header",
+    "send_small",
     "set_simd",
     "simd_paths",
 ]

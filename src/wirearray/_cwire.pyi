@@ -20,7 +20,6 @@ __all__ = [
     "crc32c",
     "decode_small",
     "encode_small",
-    "send_small",
     "get_simd",
     "header_length",
     "hton",
@@ -33,6 +32,7 @@ __all__ = [
     "ntohs",
     "pack_header",
     "parse_header",
+    "send_small",
     "set_simd",
     "simd_paths",
 ]
@@ -100,6 +100,7 @@ def pack_header(
 def encode_small(
     a: object, want_big: int, checksum: bool, seq: int, limit: int
 ) -> bytes | None: ...
+
 HAVE_SEND_SMALL: bool
 
 def send_small(
