@@ -114,8 +114,8 @@ class AsyncChannel:
         self.timeout = timeout
         self._send_lock = _CountingLock()
         # the per-message send path (_sockets.small_sender), on plain socket streams only
-        plain = type(self._stream) is SocketStream
-        self._send_small = small_sender(sock, self._core.enc) if plain else None
+        self._plain = type(self._stream) is SocketStream  # not TLS: the socket's bytes are frames
+        self._send_small = small_sender(sock, self._core.enc) if self._plain else None
         self._fd = sock.fileno()
         self._want_big = 1 if self._core.enc.byteorder == "network" else -1
         self._recv_lock = asyncio.Lock()
@@ -199,6 +199,11 @@ class AsyncChannel:
             and not core.held
             and not self._send_lock.users
         ):  # no other send numbered or waiting: one compiled call frames and sends
+            if self.timeout == 0 and not writable_now(self.sock):
+                # a poll sends only when the socket reports room, as on the Python path
+                # (a frame that then starts leaving but does not fit breaks the side)
+                array_to_send(array)  # a misuse is reported as such, even now
+                raise _full()
             enc = core.enc
             seq = enc._seq
             try:
@@ -347,6 +352,23 @@ class AsyncChannel:
             a = core.fast_recv(out)  # whole frames already received: no await
             if a is not None:
                 return a
+            dec = core.dec
+            if self._plain and core.receivable and dec.idle and not self._recv_lock.locked():
+                # nothing buffered: one read that does not wait (the socket is
+                # non-blocking), then the fast path again -- no trip through the event
+                # loop when the next frame is already there
+                try:
+                    n = self.sock.recv_into(dec.get_buffer())
+                except (BlockingIOError, InterruptedError):
+                    pass  # nothing there yet: wait for it below
+                except BaseException as exc:
+                    await self._refused(core.recv_failed(exc))
+                    raise
+                else:
+                    dec.advance(n)
+                    a = core.fast_recv(out)
+                    if a is not None:
+                        return a
         return array_of(await self._recv_event(out, schema))
 
     async def recv_many(

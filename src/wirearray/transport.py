@@ -264,6 +264,11 @@ class Channel:
             and not core.send_blocked
             and not core.held
         ):  # one compiled call frames the array and hands it to send(2)
+            if self._timeout == 0 and not writable_now(self.sock):
+                # a poll sends only when the socket reports room, as on the Python path
+                # (a frame that then starts leaving but does not fit breaks the side)
+                array_to_send(array)  # a misuse is reported as such, even now
+                raise _full()
             enc = core.enc
             seq = enc._seq
             try:
