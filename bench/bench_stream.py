@@ -6,8 +6,8 @@ wirearray bench stream``: raw ``sendall``/``recv_into`` into a reused and into f
 arrays; a raw Python framing (a 16-byte length header and the payload in one
 ``sendall``, read with ``recv_into``); wirearray in native and network byte order, into
 a reused ``out=`` and into fresh arrays; numpy's textbook ``astype('>f8')`` +
-``sendall`` / ``recv_into`` + ``byteswap(inplace=True)``; pickle protocol 5 with out-of-
-band buffers (reused and fresh); ``multiprocessing.connection`` bytes and pickled
+``sendall`` / ``recv_into`` + ``byteswap(inplace=True)``; pickle protocol 5 with
+out-of-band buffers (reused and fresh); ``multiprocessing.connection`` bytes and pickled
 objects; pyzmq's ``send_array``/``recv_array`` recipe (copy=False, PAIR over
 tcp://127.0.0.1); pyarrow IPC tensors and a RecordBatch stream; numpy's ``.npy``
 ``write_array``/``read_array`` on a socket file. pyzmq and pyarrow runs, and the TLS
