@@ -40,8 +40,9 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #   crc.pxi        crc32c
 #   boolean.pxi    bool payloads checked and normalised to bytes 0 and 1
 #   format.pxi     header_length / parse_header / pack_header over wa_format.h
-#   fastpath.pxi   encode_small / decode_small / send_small: a whole small frame in
-#                  one call (send_small: and one non-blocking send(2))
+#   fastpath.pxi   encode_small / decode_small / send_small / hold_small: a whole
+#                  small frame in one call (send_small: and one non-blocking
+#                  send(2); hold_small: into send(flush=False)'s buffer)
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
 # wa_crc32c.h, wa_bool.h (bool bytes), wa_send.h (send(2) without waiting),
@@ -63,6 +64,7 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 # call, but ~10 ns more on the allocating small-array calls of bench/: no clear gain.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_CheckExact
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -106,6 +108,7 @@ __all__ = [
     "encode_small",
     "get_simd",
     "header_length",
+    "hold_small",
     "hton",
     "htonl",
     "htonll",

@@ -1,6 +1,7 @@
-# fastpath.pxi -- a whole small frame in one call: encode_small / decode_small, and
-# send_small (encode_small plus one non-blocking send(2)), the transport's
-# per-message path (included by _cwire.pyx).
+# fastpath.pxi -- a whole small frame in one call: encode_small / decode_small,
+# send_small (encode_small plus one non-blocking send(2)) and hold_small (encode_small
+# into send(flush=False)'s buffer), the transport's per-message path (included by
+# _cwire.pyx).
 #
 # A stream of small arrays is bounded by per-message overhead, not by bytes: the
 # general Encoder/Decoder path costs several microseconds of Python per frame.  These
@@ -126,6 +127,25 @@ def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit)
     frame = PyBytes_FromStringAndSize(NULL, pl.total)
     _small_fill(&pl, seq, <unsigned char *> PyBytes_AS_STRING(frame))
     return frame
+
+
+def hold_small(bytearray held, a, int want_big, bint checksum, uint32_t seq,
+               Py_ssize_t limit):
+    """Append the frame encode_small would return to ``held`` (``send(flush=False)``'s
+    buffer), built in place: no intermediate bytes object.
+
+    Returns the new ``len(held)``, or -1 when the array does not take this path
+    (encode_small's rules; nothing appended).  Raises BufferError, with nothing
+    appended, when ``held`` is exported (a memoryview of it is alive).
+    """
+    cdef _small_plan pl
+    cdef Py_ssize_t start
+    if not _small_check(a, want_big, checksum, limit, &pl):
+        return -1
+    start = PyByteArray_GET_SIZE(held)
+    PyByteArray_Resize(held, start + pl.total)  # amortised growth, as bytearray's +=
+    _small_fill(&pl, seq, <unsigned char *> PyByteArray_AS_STRING(held) + start)
+    return start + pl.total
 
 
 #: frames up to this size are built on the C stack by send_small (the float64[16] of

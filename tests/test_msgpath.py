@@ -50,6 +50,9 @@ def _arrays() -> list[tuple[np.ndarray, bool]]:
         (np.arange(16, dtype=np.float64), True),
     ]
     out += [(np.full(16, i, dtype=np.float64), True) for i in range(50)]
+    # held frames past send_buffer (1000 bytes in the test): they leave on their own
+    out += [(np.full(16 + i % 3, i, dtype=np.float64), False) for i in range(40)]
+    out += [(np.arange(2, dtype=np.int8), True)]
     return out
 
 
@@ -103,7 +106,7 @@ def test_bytes_on_the_wire_are_the_reference_encoders(layer, options):
     want = _reference(items, **options)
     a, b = socket.socketpair()
     with a, b:
-        ch, run = _channel(layer, a, **options)
+        ch, run = _channel(layer, a, send_buffer=1000, **options)
         got = []
         reader = threading.Thread(target=lambda: got.append(_read_all(b, len(want))))
         reader.start()

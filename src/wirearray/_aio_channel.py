@@ -28,7 +28,7 @@ from ._channel_helpers import (
 from ._common import array_to_send, byte_view
 from ._connection import Connection
 from ._sizes import SMALL_FRAME_BYTES
-from ._sockets import small_sender, tune, writable_now
+from ._sockets import small_holder, small_sender, tune, writable_now
 from .codec import NEED_DATA, Array, Message
 from .exceptions import (
     EndOfStreamError,
@@ -116,6 +116,7 @@ class AsyncChannel:
         # the per-message send path (_sockets.small_sender), on plain socket streams only
         self._plain = type(self._stream) is SocketStream  # not TLS: the socket's bytes are frames
         self._send_small = small_sender(sock, self._core.enc) if self._plain else None
+        self._hold_small = small_holder(self._core.enc)
         self._fd = sock.fileno()
         self._want_big = 1 if self._core.enc.byteorder == "network" else -1
         self._recv_lock = asyncio.Lock()
@@ -234,6 +235,18 @@ class AsyncChannel:
         if self.timeout == 0 and not writable_now(self.sock):
             array_to_send(array)  # a misuse is reported as such, even now
             raise _full()
+        hold = self._hold_small
+        if not flush and hold is not None and byteorder is None and checksum is None:
+            if not core.send_blocked and self.timeout != 0:  # one compiled call, no I/O
+                enc = core.enc
+                seq = enc._seq
+                n = hold(core.held, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES)
+                if n >= 0:
+                    enc._seq = (seq + 1) & 0xFFFFFFFF
+                    core.data_sent += 1
+                    if n >= core.send_buffer:
+                        await self.flush()
+                    return
         if not flush and core.hold(array, byteorder, checksum):  # no I/O: no lock needed
             if len(core.held) >= core.send_buffer:
                 await self.flush()

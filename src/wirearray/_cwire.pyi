@@ -2,7 +2,7 @@
 
 The public functions are ``wirearray.fallback``'s, with the same parameters, plus the
 compiled-only accelerators of the codec's whole-frame path (``encode_small``,
-``decode_small``, ``send_small`` with ``HAVE_SEND_SMALL``, which the pure-Python
+``decode_small``, ``hold_small``, ``send_small`` with ``HAVE_SEND_SMALL``, which the pure-Python
 implementation does not have) and the private
 knobs that tests and benchmarks use.  tests/test_api_parity.py holds this file, the
 compiled module and the fallback to the same names and parameters.
@@ -22,6 +22,7 @@ __all__ = [
     "encode_small",
     "get_simd",
     "header_length",
+    "hold_small",
     "hton",
     "htonl",
     "htonll",
@@ -103,6 +104,9 @@ def encode_small(
 
 HAVE_SEND_SMALL: bool
 
+def hold_small(
+    held: bytearray, a: object, want_big: int, checksum: bool, seq: int, limit: int
+) -> int: ...
 def send_small(
     fd: int, a: object, want_big: int, checksum: bool, seq: int, limit: int
 ) -> int | tuple[bytes, int] | None: ...

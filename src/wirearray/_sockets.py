@@ -52,6 +52,7 @@ __all__ = [
     "is_tls",
     "send_parts",
     "shutdown_write",
+    "small_holder",
     "small_sender",
     "tune",
 ]
@@ -70,6 +71,14 @@ def _would_block() -> tuple[type[OSError], ...]:
 
 #: what a non-blocking socket (``timeout=0``) raises for "nothing now", plain or TLS
 WOULD_BLOCK: Final = _would_block()
+
+
+def small_holder(enc: Any) -> Any:
+    """The compiled ``hold_small`` (``send(flush=False)`` of a small array in one call)
+    for encoder ``enc``, or None: the pure-Python implementation, another framing."""
+    if enc._small is None:
+        return None
+    return getattr(enc._impl, "hold_small", None)
 
 
 def small_sender(sock: Any, enc: Any) -> Any:

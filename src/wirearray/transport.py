@@ -70,6 +70,7 @@ from ._sockets import (
     connect_socket,
     send_parts,
     shutdown_write,
+    small_holder,
     small_sender,
     tune,
     writable_now,
@@ -167,6 +168,7 @@ class Channel:
         self._on_close: Callable[[], None] | None = None  # the Listener's connection count
         # the per-message send path (module header): a plain socket and a compiled core
         self._send_small = small_sender(sock, self._core.enc)
+        self._hold_small = small_holder(self._core.enc)
         self._fd = sock.fileno()
         self._want_big = 1 if self._core.enc.byteorder == "network" else -1
 
@@ -254,6 +256,25 @@ class Channel:
             TimeoutError, OSError: the send side is then broken.
         """
         core = self._core
+        if (
+            not flush
+            and self._hold_small is not None
+            and byteorder is None
+            and checksum is None
+            and not core.send_blocked
+            and self._timeout != 0
+        ):  # one compiled call frames the array into the held frames
+            enc = core.enc
+            seq = enc._seq
+            n = self._hold_small(
+                core.held, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES
+            )
+            if n >= 0:
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                if n >= core.send_buffer:
+                    self._transmit(core.take_held(), None, None)
+                return
         small = self._send_small
         if (
             small is not None
