@@ -3,7 +3,12 @@
 A thin loop over the sans-I/O channel core (``_connection.Connection``), which decides
 what goes on the wire and what an event means; this module only moves bytes:
 
-* sending: what the core returns is sent in order -- a whole small frame or the held
+* sending: a small array (up to 64 KiB, no per-call options) on a plain socket with
+  the compiled core is framed and handed to ``send(2)`` in one compiled call that
+  never waits (``_sockets.py``, "The per-message send path": why a send on the
+  descriptor keeps CPython's timeouts and polls meaning what they meant); what the
+  socket cannot take at once follows with ``sendall`` under the deadline.  Otherwise
+  what the core returns is sent in order -- a whole small frame or the held
   frames with one ``sendall``, a general frame's buffers with one ``sendmsg`` per
   buffer list where the platform has it (header, payload and trailer gathered by the
   kernel, never concatenated), ``sendall`` per buffer elsewhere and on TLS sockets;
