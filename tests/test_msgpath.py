@@ -308,3 +308,24 @@ def test_asyncio_sends_of_many_tasks_keep_the_numbering_order():
         assert (a == v).all()
         by_task.setdefault(v // 1000, []).append(v % 1000)
     assert all(seq == list(range(per)) for seq in by_task.values())
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_a_socket_closed_behind_the_channel_is_never_written_through_a_reused_number(layer):
+    """The descriptor is asked for at each send: after sock.close() a new socket may
+    get the same number, and nothing may reach it."""
+    a, b = socket.socketpair()
+    with b:
+        ch, run = _channel(layer, a)
+        fd = a.fileno()
+        a.close()
+        c, d = socket.socketpair()
+        with c, d:
+            if c.fileno() != fd and d.fileno() != fd:
+                pytest.skip("the descriptor number was not reused")
+            with pytest.raises(OSError):
+                run(ch.send(np.arange(16, dtype=np.float64)))
+            for s in (c, d):
+                s.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    s.recv(1)

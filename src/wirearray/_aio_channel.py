@@ -117,7 +117,6 @@ class AsyncChannel:
         self._plain = type(self._stream) is SocketStream  # not TLS: the socket's bytes are frames
         self._send_small = small_sender(sock, self._core.enc) if self._plain else None
         self._hold_small = small_holder(self._core.enc)
-        self._fd = sock.fileno()
         self._want_big = 1 if self._core.enc.byteorder == "network" else -1
         self._recv_lock = asyncio.Lock()
         self._io_tasks: set[asyncio.Task[Any]] = set()  # tasks inside a send or receive
@@ -208,7 +207,10 @@ class AsyncChannel:
             enc = core.enc
             seq = enc._seq
             try:
-                r = small(self._fd, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES)
+                # the descriptor asked for each time: a socket closed behind the
+                # channel's back says -1 (EBADF), never a number reused since
+                fd = self.sock.fileno()
+                r = small(fd, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES)
             except OSError as exc:  # the socket failed: the frame was numbered, as sent
                 enc._seq = (seq + 1) & 0xFFFFFFFF
                 core.data_sent += 1
