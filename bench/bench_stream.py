@@ -1,16 +1,18 @@
 """Streaming benchmarks: wirearray against the raw ceiling and the peers a user would
 pick instead, process to process over TCP loopback.
 
-The methods (both sides of each) are in wirearray._bench.peers, shared with
-``python -m wirearray bench stream``: raw ``sendall``/``recv_into`` into a reused and
-into fresh arrays; wirearray in native and network byte order, into a reused ``out=``
-and into fresh arrays; numpy's textbook ``astype('>f8')`` + ``sendall`` / ``recv_into``
-+ ``byteswap(inplace=True)``; pickle protocol 5 with out-of-band buffers (reused and
-fresh); ``multiprocessing.connection`` bytes and pickled objects; pyzmq's
-``send_array``/``recv_array`` recipe (copy=False, PAIR over tcp://127.0.0.1); pyarrow
-IPC tensors and a RecordBatch stream; numpy's ``.npy`` ``write_array``/``read_array`` on
-a socket file.  pyzmq and pyarrow runs, and the TLS ones without trustme, are skipped
-with the reason when those are not installed (the ``bench`` extra installs them).
+The methods (both sides of each) are in wirearray._bench.peers, shared with ``python -m
+wirearray bench stream``: raw ``sendall``/``recv_into`` into a reused and into fresh
+arrays; a raw Python framing (a 16-byte length header and the payload in one
+``sendall``, read with ``recv_into``); wirearray in native and network byte order, into
+a reused ``out=`` and into fresh arrays; numpy's textbook ``astype('>f8')`` +
+``sendall`` / ``recv_into`` + ``byteswap(inplace=True)``; pickle protocol 5 with
+out-of-band buffers (reused and fresh); ``multiprocessing.connection`` bytes and pickled
+objects; pyzmq's ``send_array``/``recv_array`` recipe (copy=False, PAIR over
+tcp://127.0.0.1); pyarrow IPC tensors and a RecordBatch stream; numpy's ``.npy``
+``write_array``/``read_array`` on a socket file. pyzmq and pyarrow runs, and the TLS
+ones without trustme, are skipped with the reason when those are not installed (the
+``bench`` extra installs them).
 
 Targets (docs/PERFORMANCE.md), ratios to other methods in the same run; the
 summary at the end of the session prints each beside its baselines:
@@ -18,8 +20,10 @@ summary at the end of the session prints each beside its baselines:
 * network byte order (swapped on both sides): >= 0.85x raw at 16 MiB and above, for
   float64 and for a 20-byte record array (bench_stream_records: every field
   converted through its swap plan, padding zeroed);
-* float64[16] messages one way: >= 1.3x the message rate of multiprocessing.connection
-  ``send_bytes``/``recv_bytes_into`` (which carries no dtype or shape);
+* float64[16] messages one way, one ``send()`` each: >= 1.3x the message rate of
+  multiprocessing.connection ``send_bytes``/``recv_bytes_into`` (which carries no
+  dtype or shape), >= 1.0x the raw 16-byte-header loop; with ``send(flush=False)``
+  >= 5x multiprocessing.connection;
 * TLS: >= 0.9x a raw TLS ``sendall``/``recv_into`` of the same bytes.
 
 One group per array size, from 16 float64 items (128 B: the small-message rate) to

@@ -43,12 +43,15 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #   crc.pxi        crc32c
 #   boolean.pxi    bool payloads checked and normalised to bytes 0 and 1
 #   format.pxi     header_length / parse_header / pack_header over wa_format.h
-#   fastpath.pxi   encode_small / decode_small: a whole small frame in one call
+#   fastpath.pxi   encode_small / decode_small / send_small / hold_small: a whole
+#                  small frame in one call (send_small: and one non-blocking
+#                  send(2); hold_small: into send(flush=False)'s buffer)
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
 # wa_records.h (record swap plans compiled: SIMD masks, portable micro-ops),
-# wa_crc32c.h, wa_bool.h (bool bytes), wa_format.h (the wire format: constants and the
-# one header check), wa_npyabi.h (numpy's C ABI without numpy headers).
+# wa_crc32c.h, wa_bool.h (bool bytes), wa_send.h (send(2) without waiting),
+# wa_format.h (the wire format: constants and the one header check), wa_npyabi.h
+# (numpy's C ABI without numpy headers).
 #
 # Directives (the header above, for every file): boundscheck and wraparound are off
 # because every index is in range by construction -- a numpy type character (an
@@ -65,12 +68,14 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 # call, but ~10 ns more on the allocating small-array calls of bench/: no clear gain.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_CheckExact
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF
-from libc.string cimport memcmp, memcpy, memset
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memcmp, memcpy, memset, strerror
 
 from wa cimport *  # the C headers: wa_... functions and types, WA_... constants
 
@@ -109,6 +114,7 @@ __all__ = [
     "encode_small",
     "get_simd",
     "header_length",
+    "hold_small",
     "hton",
     "htonl",
     "htonll",
@@ -119,6 +125,7 @@ __all__ = [
     "ntohs",
     "pack_header",
     "parse_header",
+    "send_small",
     "set_simd",
     "simd_paths",
 ]

@@ -1,5 +1,7 @@
-# fastpath.pxi -- a whole small frame in one call: encode_small / decode_small, the
-# transport's per-message path (included by _cwire.pyx).
+# fastpath.pxi -- a whole small frame in one call: encode_small / decode_small,
+# send_small (encode_small plus one non-blocking send(2)) and hold_small (encode_small
+# into send(flush=False)'s buffer), the transport's per-message path (included by
+# _cwire.pyx).
 #
 # A stream of small arrays is bounded by per-message overhead, not by bytes: the
 # general Encoder/Decoder path costs several microseconds of Python per frame.  These
@@ -21,6 +23,93 @@
 #     which wa_check_header has bounded by WA_MAX_NDIM.
 
 
+cdef struct _small_plan:
+    # what encode_small / send_small found out about an array, before writing a byte
+    wa_PyArrayObject *arr
+    int code, nd, flags, unit, mode  # mode: 0 copy, 1 swap, 2 bool normalised
+    uint32_t count
+    Py_ssize_t nbytes, h, tail, total
+
+
+cdef bint _small_check(object a, int want_big, bint checksum, Py_ssize_t limit,
+                       _small_plan *pl) except -1:
+    """Whether ``a`` travels by the whole-frame path; fills ``pl`` when it does."""
+    cdef wa_PyArrayObject *arr
+    cdef wa_PyArray_Descr *d
+    cdef unsigned char tc
+    cdef int code, itemsize, nd
+    cdef bint mem_big, wire_big, fortran
+    cdef Py_ssize_t nbytes
+    if not wa_is_exact_ndarray(a):
+        return False  # a subclass (a MaskedArray's mask) is the general path's to judge
+    arr = WA_ARR(a)
+    d = <wa_PyArray_Descr *> arr.descr
+    tc = <unsigned char> d.type
+    code = _char_code[tc]
+    if <object> d.typeobj is not _typeobj[tc]:
+        return False
+    pl.count = 0
+    if _timelike[tc]:  # the code names the unit, count carries the multiplier
+        code = _format.dtype_code(<object> d)
+        pl.count = _format.dtype_count(<object> d)
+    if code == 0:
+        return False
+    nd = arr.nd
+    if nd > WA_MAX_NDIM:
+        return False
+    itemsize = _itemsize[tc]
+    nbytes = _nbytes(arr, itemsize)
+    if nbytes > limit:
+        return False
+    if arr.flags & WA_NPY_C_CONTIGUOUS:
+        fortran = False
+    elif arr.flags & WA_NPY_F_CONTIGUOUS:
+        fortran = nd > 1
+    else:
+        return False
+    mem_big = _mem_is_big(d.byteorder)
+    wire_big = mem_big if want_big < 0 else want_big != 0
+    if itemsize > 1 and wire_big != mem_big:
+        pl.mode = 1
+    elif code == WA_CODE_BOOL:
+        pl.mode = 2
+    else:
+        pl.mode = 0
+    pl.arr = arr
+    pl.code = code
+    pl.nd = nd
+    pl.unit = _unit[tc]
+    pl.flags = ((WA_FLAG_BIG_ENDIAN if wire_big else 0) | (WA_FLAG_FORTRAN if fortran else 0) |
+                (WA_FLAG_CHECKSUM if checksum else 0))
+    pl.nbytes = nbytes
+    pl.h = <Py_ssize_t> wa_header_size(<unsigned> nd, 0)
+    pl.tail = <Py_ssize_t> wa_frame_tail(<size_t> nbytes, checksum)
+    pl.total = pl.h + nbytes + pl.tail
+    return True
+
+
+cdef void _small_fill(const _small_plan *pl, uint32_t seq, unsigned char *p) noexcept:
+    """Write the frame ``pl`` describes, numbered ``seq``, at ``p`` (pl.total bytes)."""
+    cdef Py_ssize_t h = pl.h, nbytes = pl.nbytes
+    cdef int i
+    memset(p, 0, <size_t> h)
+    wa_put_fixed(p, WA_KIND_ARRAY, <unsigned> pl.code, <unsigned> pl.flags,
+                 <unsigned> pl.nd, 0, <size_t> h, pl.count, <uint64_t> nbytes, seq)
+    for i in range(pl.nd):
+        wa_put64(p + WA_OFF_SHAPE + 8 * i, <uint64_t> pl.arr.dimensions[i])
+    wa_seal_header(p, <size_t> h)
+    if nbytes:
+        if pl.mode == 1:
+            wa_swap_contig(<char *> p + h, pl.arr.data, <size_t> nbytes, pl.unit, _path, 0)
+        elif pl.mode == 2:  # bytes other than 0 and 1 travel as 1 (FORMAT.md 3)
+            wa_bool_normalize(p + h, <const unsigned char *> pl.arr.data, <size_t> nbytes)
+        else:
+            memcpy(p + h, pl.arr.data, <size_t> nbytes)
+    memset(p + h + nbytes, 0, <size_t> pl.tail)
+    if pl.flags & WA_FLAG_CHECKSUM:
+        wa_put32(p + h + nbytes, wa_crc32c(0, p + h, <size_t> nbytes))
+
+
 def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit):
     """The whole frame of an unnamed array as one ``bytes``, or None.
 
@@ -31,68 +120,82 @@ def encode_small(a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit)
     dimensions and ``limit`` payload bytes: the caller then takes the general Encoder
     path, whose frames this one's equal byte for byte.
     """
-    cdef wa_PyArrayObject *arr
-    cdef wa_PyArray_Descr *d
-    cdef unsigned char tc
-    cdef int code, itemsize, nd, i, flags
-    cdef uint32_t count = 0
-    cdef bint mem_big, wire_big, swap, fortran
-    cdef Py_ssize_t nbytes, h, tail, total
-    cdef unsigned char *p
+    cdef _small_plan pl
     cdef object frame
-    if not wa_is_exact_ndarray(a):
-        return None  # a subclass (a MaskedArray's mask) is the general path's to judge
-    arr = WA_ARR(a)
-    d = <wa_PyArray_Descr *> arr.descr
-    tc = <unsigned char> d.type
-    code = _char_code[tc]
-    if <object> d.typeobj is not _typeobj[tc]:
+    if not _small_check(a, want_big, checksum, limit, &pl):
         return None
-    if _timelike[tc]:  # the code names the unit, count carries the multiplier
-        code = _format.dtype_code(<object> d)
-        count = _format.dtype_count(<object> d)
-    if code == 0:
-        return None
-    nd = arr.nd
-    if nd > WA_MAX_NDIM:
-        return None
-    itemsize = _itemsize[tc]
-    nbytes = _nbytes(arr, itemsize)
-    if nbytes > limit:
-        return None
-    if arr.flags & WA_NPY_C_CONTIGUOUS:
-        fortran = False
-    elif arr.flags & WA_NPY_F_CONTIGUOUS:
-        fortran = nd > 1
-    else:
-        return None
-    mem_big = _mem_is_big(d.byteorder)
-    wire_big = mem_big if want_big < 0 else want_big != 0
-    swap = itemsize > 1 and wire_big != mem_big
-    flags = ((WA_FLAG_BIG_ENDIAN if wire_big else 0) | (WA_FLAG_FORTRAN if fortran else 0) |
-             (WA_FLAG_CHECKSUM if checksum else 0))
-    h = <Py_ssize_t> wa_header_size(<unsigned> nd, 0)
-    tail = <Py_ssize_t> wa_frame_tail(<size_t> nbytes, checksum)
-    total = h + nbytes + tail
-    frame = PyBytes_FromStringAndSize(NULL, total)
-    p = <unsigned char *> PyBytes_AS_STRING(frame)
-    memset(p, 0, <size_t> h)
-    wa_put_fixed(p, WA_KIND_ARRAY, <unsigned> code, <unsigned> flags, <unsigned> nd, 0,
-                 <size_t> h, count, <uint64_t> nbytes, seq)
-    for i in range(nd):
-        wa_put64(p + WA_OFF_SHAPE + 8 * i, <uint64_t> arr.dimensions[i])
-    wa_seal_header(p, <size_t> h)
-    if nbytes:
-        if swap:
-            wa_swap_contig(<char *> p + h, arr.data, <size_t> nbytes, _unit[tc], _path, 0)
-        elif code == WA_CODE_BOOL:  # bytes other than 0 and 1 travel as 1 (FORMAT.md 3)
-            wa_bool_normalize(p + h, <const unsigned char *> arr.data, <size_t> nbytes)
-        else:
-            memcpy(p + h, arr.data, <size_t> nbytes)
-    memset(p + h + nbytes, 0, <size_t> tail)
-    if checksum:
-        wa_put32(p + h + nbytes, wa_crc32c(0, p + h, <size_t> nbytes))
+    frame = PyBytes_FromStringAndSize(NULL, pl.total)
+    _small_fill(&pl, seq, <unsigned char *> PyBytes_AS_STRING(frame))
     return frame
+
+
+def hold_small(bytearray held, a, int want_big, bint checksum, uint32_t seq,
+               Py_ssize_t limit):
+    """Append the frame encode_small would return to ``held`` (``send(flush=False)``'s
+    buffer), built in place: no intermediate bytes object.
+
+    Returns the new ``len(held)``, or -1 when the array does not take this path
+    (encode_small's rules; nothing appended).  Raises BufferError, with nothing
+    appended, when ``held`` is exported (a memoryview of it is alive).
+    """
+    cdef _small_plan pl
+    cdef Py_ssize_t start
+    if not _small_check(a, want_big, checksum, limit, &pl):
+        return -1
+    start = PyByteArray_GET_SIZE(held)
+    PyByteArray_Resize(held, start + pl.total)  # amortised growth, as bytearray's +=
+    _small_fill(&pl, seq, <unsigned char *> PyByteArray_AS_STRING(held) + start)
+    return start + pl.total
+
+
+#: frames up to this size are built on the C stack by send_small (the float64[16] of
+#: a typical message is 200 bytes); larger ones, up to SMALL_FRAME_BYTES' frames, in
+#: a heap block freed before the call returns
+cdef enum:
+    _SEND_STACK = 2048
+
+#: whether send_small sends (POSIX with MSG_DONTWAIT; see wa_send.h)
+HAVE_SEND_SMALL = bool(WA_HAVE_SEND)
+
+
+def send_small(int fd, a, int want_big, bint checksum, uint32_t seq, Py_ssize_t limit):
+    """Frame an unnamed array as encode_small does and send it with one non-blocking
+    ``send(2)`` on socket descriptor ``fd`` (wa_send.h: never waits, GIL held).
+
+    Returns None when the array does not take this path (encode_small's rules):
+    nothing was framed or sent.  Otherwise the frame, numbered ``seq``, was built:
+    0 when all of it was sent, else ``(rest, sent)`` -- ``sent`` bytes of it went
+    (0 when the socket could take none now) and ``rest`` (bytes) must follow, with a
+    send that may wait.  An error of the socket other than EAGAIN/EWOULDBLOCK raises
+    the OSError subclass of its errno (the frame was built; nothing of it is known to
+    have been sent); EINTR is retried.  Where the platform has no such call
+    (HAVE_SEND_SMALL false) it raises OSError(ENOSYS) for any array that would
+    travel this way.
+    """
+    cdef _small_plan pl
+    cdef unsigned char stack[_SEND_STACK]
+    cdef unsigned char *p
+    cdef ptrdiff_t n
+    cdef int err = 0
+    if not _small_check(a, want_big, checksum, limit, &pl):
+        return None
+    if pl.total <= _SEND_STACK:
+        p = stack
+    else:
+        p = <unsigned char *> PyMem_Malloc(<size_t> pl.total)
+        if p == NULL:
+            return None  # nothing framed: the general path allocates (or reports)
+    try:
+        _small_fill(&pl, seq, p)
+        n = wa_send_nowait(fd, p, <size_t> pl.total, &err)
+        if n == pl.total:
+            return 0
+        if n < 0:
+            raise OSError(err, strerror(err).decode("utf-8", "replace"))
+        return PyBytes_FromStringAndSize(<char *> p + n, pl.total - n), n
+    finally:
+        if p != stack:
+            PyMem_Free(p)
 
 
 cdef object _fit_small_out(object out, int code, int nd, const Py_ssize_t *dims,

@@ -186,3 +186,8 @@ cdef extern from "wa_npyabi.h":
     wa_PyArrayObject *WA_ARR(object o)
     object wa_view_as(object arr, object descr)
     object wa_new_array(object descr, int nd, const Py_ssize_t *dims, int fortran)
+
+
+cdef extern from "wa_send.h" nogil:
+    int WA_HAVE_SEND
+    ptrdiff_t wa_send_nowait(int fd, const void *buf, size_t len, int *err)

@@ -30,7 +30,7 @@ from wirearray import fallback
 #: Public in the compiled module only: the codec's whole-frame accelerators.  The codec
 #: looks them up with getattr and takes its general path where they are missing, which
 #: is the pure-Python implementation's only path (tests/test_fastpath.py).
-COMPILED_ONLY = {"encode_small", "decode_small"}
+COMPILED_ONLY = {"encode_small", "decode_small", "send_small", "hold_small"}
 
 STUB = Path(wirearray.__file__).resolve().parent / "_cwire.pyi"
 

@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +27,8 @@ from ._channel_helpers import (
 )
 from ._common import array_to_send, byte_view
 from ._connection import Connection
-from ._sockets import tune, writable_now
+from ._sizes import SMALL_FRAME_BYTES
+from ._sockets import small_holder, small_sender, tune, writable_now
 from .codec import NEED_DATA, Array, Message
 from .exceptions import (
     EndOfStreamError,
@@ -41,6 +42,33 @@ if TYPE_CHECKING:
     from ._types import Buffers, ByteOrder, Format, MessageOut, SchemaLike, SchemaSpec
 
 __all__ = ["AsyncChannel"]
+
+
+class _CountingLock(asyncio.Lock):
+    """The send lock, counting the tasks that hold it or wait for it (``users``).
+
+    The per-message send path frames and sends without the lock when nobody uses it:
+    no frame can be numbered before its own, since every other send numbers its
+    frames under the lock.  If the socket takes only part of the frame, the rest goes
+    under the lock, which has no user and no waiter then, so it is acquired without
+    yielding to another task.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users = 0
+
+    async def acquire(self) -> Literal[True]:
+        self.users += 1
+        try:
+            return await super().acquire()
+        except BaseException:
+            self.users -= 1
+            raise
+
+    def release(self) -> None:
+        super().release()
+        self.users -= 1
 
 
 class AsyncChannel:
@@ -84,7 +112,12 @@ class AsyncChannel:
         self._stream = _stream if _stream is not None else SocketStream(sock)
         self._on_close: Callable[[], None] | None = None
         self.timeout = timeout
-        self._send_lock = asyncio.Lock()
+        self._send_lock = _CountingLock()
+        # the per-message send path (_sockets.small_sender), on plain socket streams only
+        self._plain = type(self._stream) is SocketStream  # not TLS: the socket's bytes are frames
+        self._send_small = small_sender(sock, self._core.enc) if self._plain else None
+        self._hold_small = small_holder(self._core.enc)
+        self._want_big = 1 if self._core.enc.byteorder == "network" else -1
         self._recv_lock = asyncio.Lock()
         self._io_tasks: set[asyncio.Task[Any]] = set()  # tasks inside a send or receive
         self._cancelled: set[asyncio.Task[Any]] = set()  # ... that close() cancelled
@@ -155,11 +188,67 @@ class AsyncChannel:
     ) -> None:
         """Send one array (see Channel.send, ``flush=False`` and ``progress`` included)."""
         core = self._core
+        small = self._send_small
+        if (
+            small is not None
+            and flush
+            and byteorder is None
+            and checksum is None
+            and progress is None
+            and not core.send_blocked
+            and not core.held
+            and not self._send_lock.users
+        ):  # no other send numbered or waiting: one compiled call frames and sends
+            if self.timeout == 0 and not writable_now(self.sock):
+                # a poll sends only when the socket reports room, as on the Python path
+                # (a frame that then starts leaving but does not fit breaks the side)
+                array_to_send(array)  # a misuse is reported as such, even now
+                raise _full()
+            enc = core.enc
+            seq = enc._seq
+            try:
+                # the descriptor asked for each time: a socket closed behind the
+                # channel's back says -1 (EBADF), never a number reused since
+                fd = self.sock.fileno()
+                r = small(fd, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES)
+            except OSError as exc:  # the socket failed: the frame was numbered, as sent
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                core.send_failed(exc)
+                raise self._peer_report(exc) from exc
+            if r is not None:
+                if r:  # the socket took part of the frame, or none of it, now
+                    rest, sent = r
+                    if not sent and self.timeout == 0:
+                        raise _full()  # a poll, nothing sent: nothing numbered
+                    enc._seq = (seq + 1) & 0xFFFFFFFF
+                    core.data_sent += 1
+                    with self._io():
+                        # the lock has no user: it is taken without a wait, before any
+                        # other send can number a frame, so the rest leaves first
+                        async with self._send_lock:
+                            await self._transmit(rest, None, None)
+                    return
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                return
         if core.send_blocked:
             core.check_send()
         if self.timeout == 0 and not writable_now(self.sock):
             array_to_send(array)  # a misuse is reported as such, even now
             raise _full()
+        hold = self._hold_small
+        if not flush and hold is not None and byteorder is None and checksum is None:
+            if not core.send_blocked and self.timeout != 0:  # one compiled call, no I/O
+                enc = core.enc
+                seq = enc._seq
+                n = hold(core.held, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES)
+                if n >= 0:
+                    enc._seq = (seq + 1) & 0xFFFFFFFF
+                    core.data_sent += 1
+                    if n >= core.send_buffer:
+                        await self.flush()
+                    return
         if not flush and core.hold(array, byteorder, checksum):  # no I/O: no lock needed
             if len(core.held) >= core.send_buffer:
                 await self.flush()
@@ -278,6 +367,23 @@ class AsyncChannel:
             a = core.fast_recv(out)  # whole frames already received: no await
             if a is not None:
                 return a
+            dec = core.dec
+            if self._plain and core.receivable and dec.idle and not self._recv_lock.locked():
+                # nothing buffered: one read that does not wait (the socket is
+                # non-blocking), then the fast path again -- no trip through the event
+                # loop when the next frame is already there
+                try:
+                    n = self.sock.recv_into(dec.get_buffer())
+                except (BlockingIOError, InterruptedError):
+                    pass  # nothing there yet: wait for it below
+                except BaseException as exc:
+                    await self._refused(core.recv_failed(exc))
+                    raise
+                else:
+                    dec.advance(n)
+                    a = core.fast_recv(out)
+                    if a is not None:
+                        return a
         return array_of(await self._recv_event(out, schema))
 
     async def recv_many(

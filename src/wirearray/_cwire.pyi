@@ -1,8 +1,9 @@
 """Types of ``wirearray._cwire``, the compiled core (pyx/_cwire.pyx and its includes).
 
-The public functions are ``wirearray.fallback``'s, with the same parameters, plus two
+The public functions are ``wirearray.fallback``'s, with the same parameters, plus the
 compiled-only accelerators of the codec's whole-frame path (``encode_small``,
-``decode_small``, which the pure-Python implementation does not have) and the private
+``decode_small``, ``hold_small``, ``send_small`` with ``HAVE_SEND_SMALL``, which the pure-Python
+implementation does not have) and the private
 knobs that tests and benchmarks use.  tests/test_api_parity.py holds this file, the
 compiled module and the fallback to the same names and parameters.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "encode_small",
     "get_simd",
     "header_length",
+    "hold_small",
     "hton",
     "htonl",
     "htonll",
@@ -32,6 +34,7 @@ __all__ = [
     "ntohs",
     "pack_header",
     "parse_header",
+    "send_small",
     "set_simd",
     "simd_paths",
 ]
@@ -99,6 +102,15 @@ def pack_header(
 def encode_small(
     a: object, want_big: int, checksum: bool, seq: int, limit: int
 ) -> bytes | None: ...
+
+HAVE_SEND_SMALL: bool
+
+def hold_small(
+    held: bytearray, a: object, want_big: int, checksum: bool, seq: int, limit: int
+) -> int: ...
+def send_small(
+    fd: int, a: object, want_big: int, checksum: bool, seq: int, limit: int
+) -> int | tuple[bytes, int] | None: ...
 def decode_small(
     buf: Buffer,
     seq: int,

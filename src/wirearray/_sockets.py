@@ -15,6 +15,18 @@ without waiting.  The socket is then non-blocking, so a call that would wait rai
 ``BlockingIOError`` (``ssl.SSLWantReadError``/``SSLWantWriteError`` on TLS sockets:
 ``WOULD_BLOCK``), which the channels turn into ``TimeoutError`` like any other
 deadline; ``writable_now`` lets a send find out before it numbers a frame.
+
+The per-message send path (``small_sender``): on a plain stream socket, a small
+array's frame is built and handed to ``send(2)`` on the socket's descriptor in one
+compiled call (``_cwire.send_small``), which never waits: it passes MSG_DONTWAIT, so
+it behaves the same whether CPython keeps the descriptor blocking (no timeout) or
+O_NONBLOCK (any timeout, which CPython implements with poll() around non-blocking
+calls).  What the socket cannot take at once -- the whole frame, or its rest after a
+partial send -- is then sent by ``sendall`` (asyncio: the stream's ``sendall``)
+under the channel's deadline, so a frame is never half numbered nor lost, and a
+timeout or a poll means what it meant.  TLS sockets (the bytes must pass through the
+TLS layer), socket subclasses, Windows (winsock has no MSG_DONTWAIT) and the
+pure-Python implementation keep the Python path.
 """
 
 from __future__ import annotations
@@ -40,6 +52,8 @@ __all__ = [
     "is_tls",
     "send_parts",
     "shutdown_write",
+    "small_holder",
+    "small_sender",
     "tune",
 ]
 
@@ -57,6 +71,25 @@ def _would_block() -> tuple[type[OSError], ...]:
 
 #: what a non-blocking socket (``timeout=0``) raises for "nothing now", plain or TLS
 WOULD_BLOCK: Final = _would_block()
+
+
+def small_holder(enc: Any) -> Any:
+    """The compiled ``hold_small`` (``send(flush=False)`` of a small array in one call)
+    for encoder ``enc``, or None: the pure-Python implementation, another framing."""
+    if enc._small is None:
+        return None
+    return getattr(enc._impl, "hold_small", None)
+
+
+def small_sender(sock: Any, enc: Any) -> Any:
+    """The compiled ``send_small`` for ``sock`` and encoder ``enc``, or None where the
+    per-message send path does not apply (module header)."""
+    impl = enc._impl
+    if enc._small is None or not getattr(impl, "HAVE_SEND_SMALL", False):
+        return None  # the pure-Python implementation, or a framing without whole frames
+    if type(sock) is not socket.socket or sock.type != socket.SOCK_STREAM:
+        return None  # TLS (ssl.SSLSocket), other wrappers, datagrams
+    return impl.send_small
 
 
 def writable_now(sock: Any) -> bool:

@@ -3,7 +3,12 @@
 A thin loop over the sans-I/O channel core (``_connection.Connection``), which decides
 what goes on the wire and what an event means; this module only moves bytes:
 
-* sending: what the core returns is sent in order -- a whole small frame or the held
+* sending: a small array (up to 64 KiB, no per-call options) on a plain socket with
+  the compiled core is framed and handed to ``send(2)`` in one compiled call that
+  never waits (``_sockets.py``, "The per-message send path": why a send on the
+  descriptor keeps CPython's timeouts and polls meaning what they meant); what the
+  socket cannot take at once follows with ``sendall`` under the deadline.  Otherwise
+  what the core returns is sent in order -- a whole small frame or the held
   frames with one ``sendall``, a general frame's buffers with one ``sendmsg`` per
   buffer list where the platform has it (header, payload and trailer gathered by the
   kernel, never concatenated), ``sendall`` per buffer elsewhere and on TLS sockets;
@@ -63,12 +68,15 @@ from ._channel_helpers import (
 )
 from ._common import array_to_send, byte_view
 from ._connection import Connection
+from ._sizes import SMALL_FRAME_BYTES
 from ._sockets import (
     WOULD_BLOCK,
     Deadline,
     connect_socket,
     send_parts,
     shutdown_write,
+    small_holder,
+    small_sender,
     tune,
     writable_now,
 )
@@ -163,6 +171,10 @@ class Channel:
         sock.settimeout(timeout)
         tune(sock)
         self._on_close: Callable[[], None] | None = None  # the Listener's connection count
+        # the per-message send path (module header): a plain socket and a compiled core
+        self._send_small = small_sender(sock, self._core.enc)
+        self._hold_small = small_holder(self._core.enc)
+        self._want_big = 1 if self._core.enc.byteorder == "network" else -1
 
     # ---- context manager, properties ----
 
@@ -248,6 +260,64 @@ class Channel:
             TimeoutError, OSError: the send side is then broken.
         """
         core = self._core
+        if (
+            not flush
+            and self._hold_small is not None
+            and byteorder is None
+            and checksum is None
+            and not core.send_blocked
+            and self._timeout != 0
+        ):  # one compiled call frames the array into the held frames
+            enc = core.enc
+            seq = enc._seq
+            n = self._hold_small(
+                core.held, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES
+            )
+            if n >= 0:
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                if n >= core.send_buffer:
+                    self._transmit(core.take_held(), None, None)
+                return
+        small = self._send_small
+        if (
+            small is not None
+            and flush
+            and byteorder is None
+            and checksum is None
+            and progress is None
+            and not core.send_blocked
+            and not core.held
+        ):  # one compiled call frames the array and hands it to send(2)
+            if self._timeout == 0 and not writable_now(self.sock):
+                # a poll sends only when the socket reports room, as on the Python path
+                # (a frame that then starts leaving but does not fit breaks the side)
+                array_to_send(array)  # a misuse is reported as such, even now
+                raise _full()
+            enc = core.enc
+            seq = enc._seq
+            try:
+                # the descriptor asked for each time: a socket closed behind the
+                # channel's back says -1 (EBADF), never a number reused since
+                fd = self.sock.fileno()
+                r = small(fd, array, self._want_big, enc.checksum, seq, SMALL_FRAME_BYTES)
+            except OSError as exc:  # the socket failed: the frame was numbered, as sent
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                core.send_failed(exc)
+                raise self._peer_report(exc) from exc
+            if r is not None:
+                if r:  # the socket took part of the frame, or none of it, now
+                    rest, sent = r
+                    if not sent and self._timeout == 0:
+                        raise _full()  # a poll, nothing sent: nothing numbered
+                    enc._seq = (seq + 1) & 0xFFFFFFFF
+                    core.data_sent += 1
+                    self._transmit(rest, None, None)  # waits, under the deadline
+                    return
+                enc._seq = (seq + 1) & 0xFFFFFFFF
+                core.data_sent += 1
+                return
         if core.send_blocked:
             core.check_send()
         if self._timeout == 0 and not writable_now(self.sock):
