@@ -455,7 +455,8 @@ def test_a_version_3_reader_refuses_by_version(tmp_path):
         out = subprocess.run(
             [sys.executable, "-c", V3_READER, str(tmp_path / "src"), frame.hex()],
             capture_output=True, text=True, timeout=120,
-            env={**os.environ, "WIREARRAY_PUREPYTHON": "1"},
+            env={**{k: v for k, v in os.environ.items() if k != "WIREARRAY_REQUIRE_EXTENSION"},
+                 "WIREARRAY_PUREPYTHON": "1"},
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
         assert "refused: wire-format version 4" in out.stdout
@@ -507,6 +508,8 @@ NPY_DTYPES = [
 def test_npy_with_a_numpy_only_peer(layer):
     from numpy.lib import format as npformat
 
+    big_host = sys.byteorder == "big"
+
     specs = [[npformat.dtype_to_descr(dt), 5] for dt in NPY_DTYPES]
     with Net(layer).listen("127.0.0.1:0", format="npy") as listener:
         host, port = listener.address
@@ -526,8 +529,11 @@ def test_npy_with_a_numpy_only_peer(layer):
             got_bytes, want.astype(a.dtype).view(np.uint8).reshape(5, -1)[:, mask]
         )
     for line, a in zip(out.splitlines(), got, strict=True):
+        # what numpy read back: its reader copies records field by field into memory of
+        # its own, so only the fields are ours to compare (the padding is numpy's)
         _descr, data = json.loads(line)
-        assert bytes.fromhex(data) == wire_form(a, sys.byteorder == "big").tobytes()
+        back = np.frombuffer(bytes.fromhex(data), a.dtype.newbyteorder(">" if big_host else "<"))
+        same_values(back, a)
 
 
 def test_npy_descr_limits():
