@@ -106,7 +106,7 @@ def test_examples_byte_for_byte(impl_name):
     assert times.array.view(np.int64).tolist() == [179_607_600_000, -(2**63)]
     assert np.array_equal(times.array, stamps, equal_nan=True)
     [rec] = _decode_all(ex[7], impl_name)
-    assert rec.array.dtype == rec_dt and rec.array.dtype.isalignedstruct
+    assert rec.array.dtype == rec_dt.newbyteorder("=") and rec.array.dtype.isalignedstruct
     assert rec.array.tolist() == [(1, 1.5), (2, -2.0)]
     assert rec.array.view(np.uint8)[[2, 3, 10, 11]].tolist() == [0, 0, 0, 0]
     [txt] = _decode_all(ex[8], impl_name)
