@@ -21,8 +21,9 @@ because nothing here is shared and mutable except the two process-wide knobs abo
 and the per-dtype plans of plans.pxi: the type tables, CPUID results, numpy's API
 table and the CRC tables are written once at import; the kernels keep no state; the
 plan caches only grow, with immutable entries that are never freed, published by a
-dict set or one aligned pointer store (plans.pxi says why a racing reader is safe).  _path and _stream_bytes are written only by
-set_simd() / _set_stream_bytes() (test and benchmark knobs) and read once per call,
+dict set or one aligned pointer store (plans.pxi says why a racing reader is safe).
+_path and _stream_bytes are written only by set_simd() / _set_stream_bytes() (test
+and benchmark knobs) and read once per call,
 then passed down as arguments, so a call that races with a switch runs wholly on the
 old or the new setting, and every path gives the same bytes (plain aligned int loads
 and stores: a data race to ThreadSanitizer, never a torn value on a supported CPU).
