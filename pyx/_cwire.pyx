@@ -41,9 +41,10 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #   boolean.pxi    bool payloads checked and normalised to bytes 0 and 1
 #   format.pxi     header_length / parse_header / pack_header over wa_format.h
 #   fastpath.pxi   encode_small / decode_small: a whole small frame in one call
+#   bulk.pxi       _recv_payload: a large payload received, swapped and checksummed
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
-# wa_crc32c.h, wa_bool.h (bool bytes), wa_format.h (the wire format: constants and the
+# wa_crc32c.h, wa_bool.h (bool bytes), wa_recv.h (the payload receive loop), wa_format.h (the wire format: constants and the
 # one header check), wa_npyabi.h (numpy's C ABI without numpy headers).
 #
 # Directives (the header above, for every file): boundscheck and wraparound are off
@@ -136,3 +137,4 @@ include "crc.pxi"
 include "boolean.pxi"
 include "format.pxi"
 include "fastpath.pxi"
+include "bulk.pxi"
