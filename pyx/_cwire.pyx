@@ -44,8 +44,9 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #   bulk.pxi       _recv_payload: a large payload received, swapped and checksummed
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
-# wa_crc32c.h, wa_bool.h (bool bytes), wa_recv.h (the payload receive loop), wa_format.h (the wire format: constants and the
-# one header check), wa_npyabi.h (numpy's C ABI without numpy headers).
+# wa_crc32c.h, wa_bool.h (bool bytes), wa_format.h (the wire format: constants and the
+# one header check), wa_npyabi.h (numpy's C ABI without numpy headers), wa_recv.h (the
+# receive loop of a large payload).
 #
 # Directives (the header above, for every file): boundscheck and wraparound are off
 # because every index is in range by construction -- a numpy type character (an

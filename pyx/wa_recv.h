@@ -17,7 +17,8 @@
  * a non-blocking one waits in poll(2) without limit), 0 never waits (what is readable
  * now, then WA_RX_AGAIN), > 0 is a CLOCK_MONOTONIC time in ns: poll(2) with the time
  * left whenever recv would block.  CPython's socket timeouts make the descriptor
- * non-blocking, so the time is spent in poll, never in a blocking recv.
+ * non-blocking, and with a deadline recv is also asked not to wait (MSG_DONTWAIT),
+ * so the time is spent in poll, never in a blocking recv.
  *
  * Signals: EINTR from recv or poll returns WA_RX_EINTR at once; the caller takes the
  * GIL, runs Python's signal handlers (which may raise: Ctrl-C) and calls again.
@@ -72,6 +73,12 @@ static int wa_rx_run(wa_rx *s) { (void)s; return WA_RX_UNSUPPORTED; }
 #include <sys/types.h>
 #include <time.h>
 
+#ifdef MSG_DONTWAIT
+#define WA_MSG_DONTWAIT MSG_DONTWAIT
+#else /* only a non-blocking descriptor (what CPython's timeouts make) then avoids waiting */
+#define WA_MSG_DONTWAIT 0
+#endif
+
 static int64_t wa_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -123,12 +130,14 @@ static int wa_rx_wait(wa_rx *s) {
 }
 
 static int wa_rx_run(wa_rx *s) {
+    /* with a deadline, never block in recv whatever the descriptor's mode: poll waits */
+    int flags = s->deadline_ns >= 0 ? WA_MSG_DONTWAIT : 0;
     while (s->pos < s->len) {
         size_t want = s->len - s->pos;
         ssize_t r;
         if ((s->unit || s->do_crc) && want > s->chunk)
             want = s->chunk; /* swap and checksum each chunk while it is in cache */
-        r = recv(s->fd, s->buf + s->pos, want, 0);
+        r = recv(s->fd, s->buf + s->pos, want, flags);
         if (r > 0) {
             if (s->do_crc)
                 s->crc = wa_crc32c(s->crc, s->buf + s->pos, (size_t)r);

@@ -72,15 +72,15 @@ def recv_payload(sock: Any, dec: Decoder, timeout: float | None) -> bool:
     end, crc, status, exc = impl._recv_payload(fd, window, pos, unit, crc, timeout)
     if status == impl._RX_UNSUPPORTED:
         return False
-    dec.payload_landed(end - pos, crc)
-    if status == impl._RX_EOF:
-        if end > pos:  # then the end of input, as a read of 0 bytes
-            target = dec.payload_target()
-            if target is not None:
-                dec.payload_landed(0, target[3])
-            else:
-                dec.get_buffer()
-                dec.advance(0)
+    if end > pos:
+        dec.payload_landed(end - pos, crc)
+    if status == impl._RX_EOF:  # the end of input, reported as a read of 0 bytes
+        target = dec.payload_target()
+        if target is not None:
+            dec.payload_landed(0, target[3])
+        else:
+            dec.get_buffer()
+            dec.advance(0)
         return True
     if exc is not None:
         raise exc
