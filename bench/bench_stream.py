@@ -14,8 +14,8 @@ with the reason when those are not installed (the ``bench`` extra installs them)
 
 Targets (docs/PERFORMANCE.md), ratios to other methods in the same run; the
 summary at the end of the session prints each beside its baselines:
-* native byte order: >= 0.95x raw at 1 MiB and above;
-* network byte order (swapped on both sides): >= 0.85x raw at 16 MiB and above;
+* native byte order: >= 1.0x raw at 1 MiB and above;
+* network byte order (swapped on both sides): >= 0.9x raw at 16 MiB and above;
 * float64[16] messages one way: >= 1.3x the message rate of multiprocessing.connection
   ``send_bytes``/``recv_bytes_into`` (which carries no dtype or shape);
 * TLS: >= 0.9x a raw TLS ``sendall``/``recv_into`` of the same bytes.
