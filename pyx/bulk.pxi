@@ -11,7 +11,6 @@
 # the handlers run with the GIL held, and an exception they raise is returned, not
 # raised, so that the caller first reports the bytes that did land.
 
-from libc.errno cimport EAGAIN
 from libc.string cimport strerror
 
 cdef extern from "Python.h":
@@ -84,10 +83,8 @@ def _recv_payload(int fd, window, Py_ssize_t pos, int unit, crc, timeout):
                 status = WA_RX_ERRNO
                 break
         if status == WA_RX_ERRNO and exc is None:
-            if s.err == EAGAIN:
-                exc = BlockingIOError(s.err, strerror(s.err).decode())
-            else:
-                exc = OSError(s.err, strerror(s.err).decode())
+            # OSError(errno, ...) is the errno's subclass, as the socket module raises
+            exc = OSError(s.err, strerror(s.err).decode())
     finally:
         PyBuffer_Release(&view)
     return s.pos, (s.crc if crc is not None else None), status, exc

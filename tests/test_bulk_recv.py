@@ -14,6 +14,7 @@ import contextlib
 import random
 import signal
 import socket
+import struct
 import threading
 import time
 
@@ -171,6 +172,18 @@ def test_peer_closing_mid_payload_is_a_truncated_stream(net, family, tmp_path, c
         with pytest.raises(TruncatedStreamError):
             ch.recv()
         t.join(WAIT)
+
+
+def test_a_peer_resetting_mid_payload_is_a_connection_error(net, tmp_path):
+    a = reference("f8", seed=12)
+    frame = Encoder().encode(a)
+    with raw_peer(net, "tcp", tmp_path, timeout=WAIT) as (ch, peer):
+        peer.sendall(frame[:5000])
+        time.sleep(0.05)  # the receiver is inside the payload
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # an RST, not a FIN
+        with pytest.raises(ConnectionError):
+            ch.recv()
 
 
 def test_a_peer_stalling_mid_payload_times_out_and_breaks_the_channel(net, family, tmp_path):
