@@ -57,6 +57,10 @@ __all__ = ["Decoder"]
 
 _RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
 
+#: dtype kinds whose payload lands with at most one swap unit per element (or per
+#: complex part): the ones payload_target() hands to a loop that swaps as it receives
+_UNIT_KINDS = frozenset("biufcmM")
+
 # Decoder regions
 _HEADER, _PAYLOAD, _TAIL = 0, 1, 2
 # ... and the payload of a frame refused for a limit, read past through the read-ahead
@@ -303,6 +307,9 @@ class Decoder:
             or type(dest) is not Destination
             or not dest.direct
             or dest.unit not in (0, 2, 4, 8)
+            # numbers only: what a record, string or void payload needs beyond one swap
+            # unit per element is Destination.landed()'s to do
+            or dest.array.dtype.kind not in _UNIT_KINDS
         ):
             return None
         start = dest.swapped if dest.unit else self._fill
