@@ -7,7 +7,9 @@ Every case (dtype x size) is one pytest-benchmark group, so each table lines the
 implementations up against the same baselines:
 
 * ``np.copyto (memcpy ceiling)``: a same-dtype copy, the speed limit of any
-  out-of-place conversion;
+  out-of-place conversion into ``out=``;
+* ``numpy a.copy() (allocating ceiling)``: the same with its result allocated (the
+  allocation, huge-page advice and page faults an allocating ``hton(a)`` pays too);
 * ``numpy a.byteswap()``: what a numpy user writes today.
 
 Three kinds of group:
@@ -100,7 +102,10 @@ def _params(cases: list[Case]) -> list[Any]:
     ]
 
 
-CASES = _params([Case(dt, n) for dt in DTYPES for n in SIZES])
+#: The allocating conversion against numpy's own allocating copy (``a.copy()``: the same
+#: allocation, huge-page advice and page faults) also at 16M float64 (128 MiB).
+ALLOC_N = 16_777_216
+CASES = _params([Case(dt, n) for dt in DTYPES for n in SIZES] + [Case("float64", ALLOC_N)])
 SIMD_CASES = _params([Case("float64", n) for n in SIMD_SIZES])
 
 
@@ -231,6 +236,8 @@ def _inplace(swap: Callable[[np.ndarray], object]) -> Callable[[np.ndarray], Tim
 
 BASELINE_COPY = "np.copyto (memcpy ceiling)"
 BASELINE_SWAP = "numpy a.byteswap()"
+#: the ceiling of an allocating conversion (``wirearray-cython hton`` lines up with it)
+BASELINE_ALLOC = "numpy a.copy() (allocating ceiling)"
 
 COPY_METHODS = [
     Method("wirearray-cython hton", "cython", "big", _cwire_hton, needs_cwire=True),
@@ -246,6 +253,7 @@ COPY_METHODS = [
     ),
     Method("array.array.byteswap", "array", "swapped", _array_copy_swap),
     Method(BASELINE_COPY, "numpy", "same", _copyto),
+    Method(BASELINE_ALLOC, "numpy", "same", lambda a: a.copy),
 ]
 
 INPLACE_METHODS = [

@@ -16,6 +16,8 @@ from wirearray._bench.stream import evaluate_targets, format_targets, peer_versi
 # Method names of the baselines, as bench_byteorder.py names them: the memcpy ceiling
 # and numpy's byteswap (its in-place form in the in-place groups).
 COPY_BASELINE = "np.copyto (memcpy ceiling)"
+#: ... and the ceiling of an allocating conversion (same allocation, same page faults)
+ALLOC_BASELINE = "numpy a.copy() (allocating ceiling)"
 SWAP_BASELINES = ("numpy a.byteswap()", "numpy a.byteswap(inplace=True)")
 
 
@@ -162,6 +164,7 @@ def _zmq_targets(tr: Any, benches: list[Any]) -> None:
 def _kernel_group(tr: Any, group: str, benches: list[Any], width: int) -> None:
     medians = {b.extra_info.get("method", b.name): b.stats.median for b in benches}
     copy_base = medians.get(COPY_BASELINE)
+    alloc_base = medians.get(ALLOC_BASELINE)
     swap_base = next((medians[m] for m in SWAP_BASELINES if m in medians), None)
     # a group may name its own baseline (extra_info["baseline"] = True), e.g. ntoh()
     # for the codec: its ratio goes in the /byteswap column, headed /baseline
@@ -169,7 +172,10 @@ def _kernel_group(tr: Any, group: str, benches: list[Any], width: int) -> None:
     third = "/byteswap"
     if own:
         swap_base, third = own[0], "/baseline"
-    tr.write_line(f"{group:<{width}}  {'median':>11} {'GB/s':>7} {'/copyto':>9} {third:>9}  simd")
+    tr.write_line(
+        f"{group:<{width}}  {'median':>11} {'GB/s':>7} {'/copyto':>9} {third:>9}"
+        f" {'/a.copy()':>9}  simd"
+    )
     for b in sorted(benches, key=lambda b: b.stats.median):
         name = b.extra_info.get("method", b.name)
         median = b.stats.median
@@ -177,7 +183,7 @@ def _kernel_group(tr: Any, group: str, benches: list[Any], width: int) -> None:
         tr.write_line(
             f"{name:<{width}}  {_fmt_time(median)} {gbps:7.2f} "
             f"{_ratio(copy_base, median)} {_ratio(swap_base, median)}"
-            f"  {b.extra_info.get('simd', '')}"
+            f" {_ratio(alloc_base, median)}  {b.extra_info.get('simd', '')}"
         )
 
 

@@ -47,12 +47,14 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #   fastpath.pxi   encode_small / decode_small / send_small / hold_small: a whole
 #                  small frame in one call (send_small: and one non-blocking
 #                  send(2); hold_small: into send(flush=False)'s buffer)
+#   bulk.pxi       _recv_payload: a large payload received, swapped and checksummed
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
 # wa_records.h (record swap plans compiled: SIMD masks, portable micro-ops),
 # wa_crc32c.h, wa_bool.h (bool bytes), wa_send.h (send(2) without waiting),
-# wa_format.h (the wire format: constants and the one header check), wa_npyabi.h
-# (numpy's C ABI without numpy headers).
+# wa_recv.h (the receive loop of a large payload), wa_format.h (the wire format:
+# constants and the one header check), wa_npyabi.h (numpy's C ABI without numpy
+# headers).
 #
 # Directives (the header above, for every file): boundscheck and wraparound are off
 # because every index is in range by construction -- a numpy type character (an
@@ -151,3 +153,4 @@ include "crc.pxi"
 include "boolean.pxi"
 include "format.pxi"
 include "fastpath.pxi"
+include "bulk.pxi"

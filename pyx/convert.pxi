@@ -22,6 +22,29 @@
 #     unsigned char: in range without bounds checks.
 #   * _path and _stream_bytes (simd.pxi) are read once per call.
 
+# A fresh result of PREFAULT_MIN_BYTES or more is touched once every PREFAULT_STEP
+# bytes before the kernel writes it.  numpy advises huge pages for allocations from
+# 4 MiB on (madvise(MADV_HUGEPAGE)), so on Linux with transparent huge pages the first
+# write into each 2 MiB region faults in and zeroes a huge page.  Taking those faults
+# in a short loop first, rather than one by one inside the kernel's stream of stores,
+# cut the kernel-side (system) time of hton(a) on a 16M float64 array from ~13 to ~8
+# ms per call, and its CPU time from 1.42x to 1.08x that of a.copy() (medians of 31
+# interleaved calls, process CPU time; one x86-64 Linux host).  Touching every 4 KiB
+# instead gained nothing there.  Where pages are 4 KiB (no THP, macOS, Windows) this
+# costs one early fault per 2 MiB of the ~512 the result takes anyway.
+cdef enum:
+    PREFAULT_MIN_BYTES = 4 << 20
+    PREFAULT_STEP = 2 << 20
+
+
+cdef inline void _prefault(char *lo, char *hi) noexcept nogil:
+    cdef char *p = lo
+    while p < hi:
+        p[0] = 0
+        p += PREFAULT_STEP
+    hi[-1] = 0  # the last region, when the steps stopped short of it
+
+
 cdef enum:
     MODE_HTON = 0
     MODE_NTOH = 1
@@ -112,6 +135,7 @@ cdef object _convert(object a, object out, int mode):
     cdef unsigned char tc
     cdef int itemsize, unit
     cdef bint swap
+    cdef bint fresh = False
     cdef Py_ssize_t nbytes
     cdef char *lo1
     cdef char *hi1
@@ -158,6 +182,7 @@ cdef object _convert(object a, object out, int mode):
         Py_INCREF(outdescr)  # NewLikeArray steals a reference
         result = wa_PyArray_NewLikeArray(a, order, outdescr, 1)
         res = WA_ARR(result)
+        fresh = True
     else:
         if not wa_is_exact_ndarray(a):
             check_out_source(a, out)
@@ -180,8 +205,14 @@ cdef object _convert(object a, object out, int mode):
     if nbytes < GIL_RELEASE_BYTES:
         _run(arr, res, itemsize, unit, nbytes)
     else:
-        with nogil:
-            _run(arr, res, itemsize, unit, nbytes)
+        if fresh and nbytes >= PREFAULT_MIN_BYTES:
+            _extent(res, itemsize, &lo2, &hi2)
+            with nogil:
+                _prefault(lo2, hi2)
+                _run(arr, res, itemsize, unit, nbytes)
+        else:
+            with nogil:
+                _run(arr, res, itemsize, unit, nbytes)
     return result
 
 

@@ -11,7 +11,7 @@
 
 from cpython.object cimport PyObject
 from libc.stddef cimport ptrdiff_t
-from libc.stdint cimport uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 
 
 cdef extern from "wa_cpu.h" nogil:
@@ -191,3 +191,24 @@ cdef extern from "wa_npyabi.h":
 cdef extern from "wa_send.h" nogil:
     int WA_HAVE_SEND
     ptrdiff_t wa_send_nowait(int fd, const void *buf, size_t len, int *err)
+
+
+cdef extern from "wa_recv.h" nogil:
+    enum:
+        WA_RX_DONE
+        WA_RX_EOF
+        WA_RX_AGAIN
+        WA_RX_TIMEOUT
+        WA_RX_EINTR
+        WA_RX_ERRNO
+        WA_RX_UNSUPPORTED
+    ctypedef struct wa_rx:
+        int fd
+        char *buf
+        size_t len, pos, swapped, chunk
+        int unit, path, do_crc
+        uint32_t crc
+        int64_t deadline_ns
+        int err
+    int64_t wa_now_ns()
+    int wa_rx_run(wa_rx *s)

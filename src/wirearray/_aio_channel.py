@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from . import codec as _codec
 from ._aio_stream import SocketStream, with_timeout
+from ._bulk import recv_payload
 from ._channel_helpers import (
     CONTROL_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
@@ -452,9 +453,26 @@ class AsyncChannel:
     async def _recv_loop(self) -> Array | Message:
         core, stream = self._core, self._stream
         dec = core.dec
+        plain = type(stream) is SocketStream  # not TLS: its socket's bytes are not the wire's
+        # a poll (timeout=0) on a plain socket reads only what is there and never awaits
+        # a read: a read that completes as the poll's deadline cancels the task would
+        # leave its bytes in the buffer unreported, and the frame corrupt
+        poll = plain and self.timeout == 0
         while True:
             ev = dec.next_event()
             if ev is NEED_DATA:
+                # a large payload: what is readable now received, swapped and
+                # checksummed in C (_bulk.py); the event loop waits for the rest
+                if plain:
+                    try:
+                        if recv_payload(stream.sock, dec, 0):
+                            continue
+                        if poll:
+                            dec.advance(stream.recv_now(dec.get_buffer()))
+                            continue
+                    except BlockingIOError:
+                        if poll:  # nothing more now: the decoder keeps the partial frame
+                            raise TimeoutError("no whole frame has arrived yet") from None
                 dec.advance(await stream.recv_into(dec.get_buffer()))
                 continue
             result, reply = core.handle(ev)

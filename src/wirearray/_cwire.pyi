@@ -80,6 +80,17 @@ def bool_canonical(data: Buffer) -> bool: ...
 def bool_normalize(data: Buffer, out: Any) -> Any: ...
 def _crc32c_portable(data: Buffer, crc: int = 0) -> int: ...
 
+_RX_DONE: int
+_RX_EOF: int
+_RX_AGAIN: int
+_RX_TIMEOUT: int
+_RX_ERROR: int
+_RX_UNSUPPORTED: int
+
+def _recv_payload(
+    fd: int, window: Buffer, pos: int, unit: int, crc: int | None, timeout: float | None
+) -> tuple[int, int | None, int, BaseException | None]: ...
+
 # ---- headers (format.pxi) ----
 
 def header_length(head: Buffer) -> int: ...

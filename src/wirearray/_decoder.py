@@ -57,6 +57,10 @@ __all__ = ["Decoder"]
 
 _RELEASED = StreamBrokenError("the decoder was released (its connection ended)")
 
+#: dtype kinds whose payload lands with at most one swap unit per element (or per
+#: complex part): the ones payload_target() hands to a loop that swaps as it receives
+_UNIT_KINDS = frozenset("biufcmM")
+
 # Decoder regions
 _HEADER, _PAYLOAD, _TAIL = 0, 1, 2
 # ... and the payload of a frame refused for a limit, read past through the read-ahead
@@ -129,6 +133,7 @@ class Decoder:
         self._broken: BaseException | None = None
         self._direct = False
         self._last_buffer_len = -1
+        self._target_len = -1  # the window of payload_target(), until reported
         self._hdr = bytearray(F.MAX_HEADER)
         self._hview = memoryview(self._hdr)
         self._tail = bytearray(F.TRAILER + F.ALIGN)
@@ -222,6 +227,7 @@ class Decoder:
         self._check_usable()
         if self._pending or self._events:
             raise UsageError("call next_event() until it returns NEED_DATA before get_buffer()")
+        self._target_len = -1
         remaining = self._need - self._fill
         if self._region == _PAYLOAD and remaining >= DIRECT_MIN_BYTES:
             dest = self._dest
@@ -272,6 +278,70 @@ class Decoder:
         else:
             assert self._readahead is not None
             self._pending.append(self._readahead.filled(nbytes))
+
+    def payload_target(self) -> tuple[memoryview, int, int, int | None] | None:
+        """For a receive loop that swaps and checksums as it lands (the compiled
+        ``_recv_payload``): what :meth:`get_buffer` would name for a large payload,
+        whole, when the next read is one; report what landed with
+        :meth:`payload_landed`.  None when the next read is anything else (header,
+        small payload, tail, an ``out=`` of another layout, a refused frame): use
+        :meth:`get_buffer`.
+
+        Returns ``(window, pos, unit, crc)``: the destination's memory from its first
+        byte not yet swapped to the payload's end, of which ``pos`` bytes (less than
+        one element) already landed; the swap unit (0: no swap); the CRC32C of the
+        payload so far (None when the frame carries none).  Valid until the next call
+        into the decoder.
+
+        Raises:
+            UsageError, StreamBrokenError: as :meth:`get_buffer`.
+        """
+        self._check_usable()
+        if self._pending or self._events:
+            raise UsageError("call next_event() until it returns NEED_DATA before get_buffer()")
+        remaining = self._need - self._fill
+        dest = self._dest
+        if (
+            self._region != _PAYLOAD
+            or remaining < DIRECT_MIN_BYTES
+            or type(dest) is not Destination
+            or not dest.direct
+            or dest.unit not in (0, 2, 4, 8)
+            # numbers only: what a record, string or void payload needs beyond one swap
+            # unit per element is Destination.landed()'s to do
+            or dest.array.dtype.kind not in _UNIT_KINDS
+        ):
+            return None
+        start = dest.swapped if dest.unit else self._fill
+        self._last_buffer_len = -1  # advance() is not how this window is reported
+        self._target_len = remaining
+        return dest.bytes[start : self._need].data, self._fill - start, dest.unit, dest.crc
+
+    def payload_landed(self, nbytes: int, crc: int | None) -> None:
+        """Report that ``nbytes`` more payload bytes landed in the window of
+        :meth:`payload_target`, every whole element of it swapped in place, and that
+        the payload's CRC32C is now ``crc``; 0 means EOF, as in :meth:`advance`.
+
+        Raises:
+            UsageError: no window was given, or ``nbytes`` outside it.
+            StreamBrokenError: the decoder failed earlier or was released.
+        """
+        self._check_usable()
+        if not 0 <= nbytes <= self._target_len:
+            raise UsageError(f"payload_landed({nbytes}) outside the window given")
+        self._target_len = -1
+        if nbytes == 0:
+            self._eof = True
+            return
+        dest = self._dest
+        assert dest is not None
+        self._grow = False
+        self.bytes_received += nbytes
+        self._clean = False
+        self._fill += nbytes
+        if dest.unit:
+            dest.swapped = self._fill - self._fill % dest.unit
+        dest.crc = crc
 
     def receive_data(self, data: bytes | bytearray | memoryview | np.ndarray) -> None:
         """Feed bytes (any buffer; a multi-byte-item buffer is read as its bytes).

@@ -32,7 +32,10 @@ Decoding -- :class:`Decoder` is fed either way:
   in the frame's order (a strided slice, a transpose, the other memory order) is
   filled through the read-ahead too, whatever the payload's size: each piece is
   written into place and converted in one pass (``_scatter.py``), so memory stays
-  bounded by the read-ahead (READAHEAD_BYTES).
+  bounded by the read-ahead (READAHEAD_BYTES).  A loop that swaps and checksums
+  as it receives (the compiled core's, which wirearray's channels use on plain
+  sockets) asks :meth:`Decoder.payload_target` for the whole rest of a large payload
+  instead and reports with :meth:`Decoder.payload_landed`.
 * ``dec.receive_data(data)`` -- bytes from elsewhere; the decoder keeps a reference to
   ``data`` until it is consumed (do not modify it before ``next_event()`` returns
   ``NEED_DATA``) and converts straight from it into the destination.

@@ -58,6 +58,7 @@ import numpy.typing as npt
 
 from . import codec as _codec
 from ._address import parse_address
+from ._bulk import recv_payload
 from ._channel_helpers import (
     CONTROL_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
@@ -560,11 +561,12 @@ class Channel:
             while True:
                 ev = dec.next_event()
                 if ev is NEED_DATA:
-                    buf = dec.get_buffer()
                     if not first and deadline is not None:
                         sock.settimeout(deadline.remaining())
                     first = False
-                    dec.advance(sock.recv_into(buf))
+                    # a large payload: received, swapped and checksummed in C (_bulk.py)
+                    if not recv_payload(sock, dec, sock.gettimeout()):
+                        dec.advance(sock.recv_into(dec.get_buffer()))
                     continue
                 result, reply = core.handle(ev)
                 if reply is not None:

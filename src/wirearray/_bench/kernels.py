@@ -4,7 +4,8 @@ and ``wirearray bench kernels``; the parser lives in wirearray.cli).
 ``demo --kernels`` shows what the byte-order core does on this machine: for float64 arrays from
 1 KiB to 256 MiB it times ``wirearray.hton``/``ntoh`` into preallocated arrays next to
 numpy's ``a.byteswap()``, ``a.astype('>f8')`` and a plain ``np.copyto`` (the memcpy
-ceiling), checks that they all give the same numbers, and prints GB/s and ratios.
+ceiling), and the allocating ``wirearray.hton(a)`` next to ``a.copy()``; checks that
+they all give the same numbers, and prints GB/s and ratios.
 
 ``bench kernels`` does the same over the dtypes and sizes of the pytest-benchmark
 suite in bench/ (or those of ``--dtypes``/``--sizes``), can write the medians as JSON
@@ -51,6 +52,8 @@ OPS = {
     "byteswap": "a.byteswap()",
     "astype": "a.astype(big-endian dtype)",
     "copyto": "np.copyto(pre, a) (same dtype: the memcpy ceiling)",
+    "hton new": "wirearray.hton(a) (result allocated)",
+    "copy": "a.copy() (allocated: the ceiling of an allocating conversion)",
 }
 
 
@@ -123,6 +126,8 @@ def _operations(
         "byteswap": (a.byteswap, swapped_back),
         "astype": (lambda: a.astype(big), same),
         "copyto": (copyto, same),
+        "hton new": (lambda: wirearray.hton(a), same),
+        "copy": (a.copy, same),
     }
 
 
@@ -199,18 +204,20 @@ def print_table_head(title: str) -> None:
     print(
         f"{'size':>10}"
         + "".join(f"{op:>10}" for op in OPS)
-        + f"{'vs byteswap':>13}{'vs copyto':>11}"
+        + f"{'vs byteswap':>13}{'vs copyto':>11}{'new vs copy':>13}"
     )
 
 
 def print_row(label: str, results: Sequence[Result]) -> None:
     """One array: GB/s of each op, then how many times faster wirearray.hton is than
-    a.byteswap() and than np.copyto."""
+    a.byteswap() and than np.copyto (into preallocated arrays), and the allocating
+    wirearray.hton(a) than a.copy()."""
     by_op = {r.op: r for r in results}
     hton = by_op["hton"].median_s
     line = f"{label:>10}" + "".join(f"{by_op[op].gbps:10.2f}" for op in OPS)
     line += f"{by_op['byteswap'].median_s / hton:12.2f}x"
     line += f"{by_op['copyto'].median_s / hton:10.2f}x"
+    line += f"{by_op['copy'].median_s / by_op['hton new'].median_s:12.2f}x"
     print(line, flush=True)
 
 

@@ -135,6 +135,8 @@ _KERNEL_STYLES = {
     "byteswap": {"color": "tab:green", "marker": "s"},
     "astype": {"color": "tab:orange", "marker": "^"},
     "copyto": {"color": "black", "linewidth": 2.0, "linestyle": ":"},
+    "hton new": {"color": "tab:purple", "marker": "o"},
+    "copy": {"color": "grey", "linewidth": 2.0, "linestyle": "-."},
 }
 
 

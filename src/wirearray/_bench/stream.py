@@ -66,9 +66,9 @@ class Target:
 
 
 TARGETS = (
-    Target("native byte order >= 0.95x raw at 1 MiB and above", "wa-native", CEILING, 0.95, MIB),
+    Target("native byte order >= 1.0x raw at 1 MiB and above", "wa-native", CEILING, 1.0, MIB),
     Target(
-        "network byte order >= 0.85x raw at 16 MiB and above", "wa-network", CEILING, 0.85, 16 * MIB
+        "network byte order >= 0.9x raw at 16 MiB and above", "wa-network", CEILING, 0.9, 16 * MIB
     ),
     Target(
         "float64[16] messages >= 1.3x the rate of mp.connection send_bytes/recv_bytes_into",
