@@ -80,6 +80,7 @@ class Destination:
     __slots__ = (
         "_final",
         "_impl",
+        "_inplace",
         "_scatter",
         "array",
         "bytes",
@@ -104,6 +105,7 @@ class Destination:
     ) -> None:
         big = flags & _BIG
         self._final: np.ndarray | None = None
+        self._inplace: np.ndarray | None = None
         if code in F.TIME_CODES:  # the dtype carries the multiplier: not in the table
             wire_dt, unit = F.wire_dtype(code, count, bool(big)), 8
         elif code in F.RECORD_CODES:  # S, V: bytes; U: 4-byte code units; records
@@ -123,8 +125,20 @@ class Destination:
                 wire_dt = wire_dt.newbyteorder("=")  # the same bytes, the native label
             elif not keep_wire_order:
                 final = _allocate(shape, wire_dt.newbyteorder("="), order)
+            inplace = None
             if final is not None and final.dtype == wire_dt and _in_order(final, order):
                 out, final = final, None  # already the wire's: received into directly
+            elif (
+                final is not None
+                and _in_order(final, order)
+                and final.dtype == final.dtype.newbyteorder("=")
+            ):
+                # every field in this host's order, in the payload's layout: the payload
+                # lands in the destination's own memory, labelled with the wire's dtype
+                # (same fields, offsets and item size), and is swapped there in place
+                # once checked -- no second array, no second pass over new memory
+                inplace, out, final = final, final.view(wire_dt), None
+            self._inplace = inplace
             self._final = final
             out = out if final is None else None
             keep_wire_order = True
@@ -220,6 +234,12 @@ class Destination:
 
     def _convert(self) -> None:
         """A record payload, complete: converted into its destination."""
+        inplace = self._inplace
+        if inplace is not None:
+            self._inplace = None
+            self._impl.byteswap(self.array, inplace=True)  # each field: the wire's -> ours
+            self.array = inplace
+            return
         final = self._final
         if final is None:
             return
@@ -272,6 +292,7 @@ class Discard(Destination):
     def __init__(self, flags: int, impl: ModuleType) -> None:
         self._impl = impl
         self._final = None
+        self._inplace = None
         self.array = None  # type: ignore[assignment]
         self.bytes = _NO_UNITS
         self.unit = 0
