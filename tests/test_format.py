@@ -146,10 +146,13 @@ def test_valid_headers_round_trip_identically(cw, f):
     assert header[10:12] == h.to_bytes(2, "big")
     assert same(cw, "header_length", header[:64]) == ("ok", h)
     assert same(cw, "header_length", header) == ("ok", h)
-    assert same(cw, "parse_header", header) == ("ok", pack_args(f))
+    # a record's dtype comes back in this host's order (its fields' order on the wire
+    # is the frame's flag, not the descriptor's)
+    want = pack_args({**f, "count": f["count"].newbyteorder("=")} if record else f)
+    assert same(cw, "parse_header", header) == ("ok", want)
     # memoryview and bytearray input, and a longer buffer (the header is a prefix)
     for buf in (bytearray(header), memoryview(header), header + b"\xff" * 70):
-        assert same(cw, "parse_header", buf) == ("ok", pack_args(f))
+        assert same(cw, "parse_header", buf) == ("ok", want)
 
 
 @SETTINGS
