@@ -17,7 +17,8 @@ ROLE is ``send``, ``recv``, ``rpc-server`` or ``rpc-client``; SPEC is JSON:
   that many messages before binding, so that nobody gets them: an XPUB or PUB
   without peers drops them, as when a publisher restarts), ``final_after_s`` (then a
   last message after that pause, which reveals loss at the end of the burst),
-  ``heartbeat_ms``;
+  ``heartbeat_ms`` (ZMTP PING interval; ``heartbeat_timeout_ms``, default four
+  intervals, ends a connection that stays silent that long), ``linger_ms``;
 * recv: ``subscribe`` (SUB), ``on_gap`` (default: the socket type's), ``idle_s``
   (stop when nothing arrives for that long), ``hwm``, ``reconnect_ms``,
   ``heartbeat_ms``, ``hello`` (an endpoint to tell "ready" to, once the first message
@@ -81,7 +82,7 @@ def make_socket(ctx: zmq.Context, spec: dict) -> zmq.Socket:
     if spec.get("heartbeat_ms"):
         hb = spec["heartbeat_ms"]
         sock.setsockopt(zmq.HEARTBEAT_IVL, hb)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 4 * hb)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, spec.get("heartbeat_timeout_ms", 4 * hb))
     if spec["socket"] == "SUB":
         sock.setsockopt(zmq.SUBSCRIBE, spec.get("subscribe", "").encode())
     if spec["socket"] == "XPUB":  # show every subscription, not only a topic's first
@@ -121,6 +122,7 @@ def role_send(ctx: zmq.Context, spec: dict) -> dict:
     tx = wz.Sender(sock, byteorder=spec.get("byteorder", "network"), checksum=spec.get("checksum"))
     n, dtype, seed = spec["nbytes"], spec.get("dtype", "uint8"), spec.get("seed", 1)
     sent = 0
+    started = time.monotonic()
     blind = spec.get("blind", 0)
     for _ in range(blind):  # before binding: nobody can be there (a restart's case)
         tx.send(payload(seed, sent, n, dtype))
@@ -142,7 +144,8 @@ def role_send(ctx: zmq.Context, spec: dict) -> dict:
         time.sleep(spec["final_after_s"])
         tx.send(payload(seed, sent, n, dtype))
         sent += 1
-    return {"ok": True, "sent": sent, "blind": blind, "origin": tx.origin()}
+    return {"ok": True, "sent": sent, "blind": blind, "origin": tx.origin(),
+            "seconds": time.monotonic() - started}
 
 
 def role_recv(ctx: zmq.Context, spec: dict) -> dict:
