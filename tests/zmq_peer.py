@@ -144,8 +144,13 @@ def role_send(ctx: zmq.Context, spec: dict) -> dict:
         time.sleep(spec["final_after_s"])
         tx.send(payload(seed, sent, n, dtype))
         sent += 1
-    return {"ok": True, "sent": sent, "blind": blind, "origin": tx.origin(),
-            "seconds": time.monotonic() - started}
+    return {
+        "ok": True,
+        "sent": sent,
+        "blind": blind,
+        "origin": tx.origin(),
+        "seconds": time.monotonic() - started,
+    }
 
 
 def role_recv(ctx: zmq.Context, spec: dict) -> dict:
