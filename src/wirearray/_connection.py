@@ -417,16 +417,20 @@ class Connection:
 
     # ---- receiving ----
 
-    def fast_recv(self, out: Any) -> np.ndarray | None:
+    def fast_recv(self, out: Any, fd: int = -1) -> np.ndarray | None:
         """The next array when its frame lies whole in the read-ahead (see
-        Decoder.next_array), else None with nothing consumed."""
+        Decoder.next_array), else None with nothing consumed.  ``fd`` >= 0: the
+        descriptor of a plain stream socket, which the compiled path may refill the
+        read-ahead from with one recv(2) that does not wait (``SmallRx.take``)."""
         if self.recv_blocked:
             return None
-        dec = self.dec
-        a = dec.next_array(out)
+        rx = self.dec._rx
+        if not rx.ready:
+            return None
+        a: np.ndarray | None = rx.take(fd, out)
         if a is not None:
             self.polled = None
-            self.consumed = (dec.seq - self.refused) & 0xFFFFFFFF
+            self.consumed = (rx.seq - self.refused) & 0xFFFFFFFF
         return a
 
     @_refreshing

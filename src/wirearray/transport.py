@@ -77,6 +77,7 @@ from ._sockets import (
     send_parts,
     shutdown_write,
     small_holder,
+    small_receiving,
     small_sender,
     tune,
     writable_now,
@@ -176,6 +177,8 @@ class Channel:
         self._send_small = small_sender(sock, self._core.enc)
         self._hold_small = small_holder(self._core.enc)
         self._want_big = 1 if self._core.enc.byteorder == "network" else -1
+        # ... and the receive path's refill of the read-ahead (_sockets.small_receiving)
+        self._recv_fd = small_receiving(sock, self._core.dec)
 
     # ---- context manager, properties ----
 
@@ -494,7 +497,10 @@ class Channel:
         core = self._core
         if core.held:
             self.flush()  # a peer may wait for what is held before it answers
-        a = core.fast_recv(out)
+        # one compiled call: the next small array from the read-ahead, refilled with
+        # one recv(2) that does not wait when empty (SmallRx.take); the descriptor is
+        # asked for each time: a socket closed behind the channel's back says -1
+        a = core.fast_recv(out, self.sock.fileno() if self._recv_fd else -1)
         if a is not None:
             return a
         if schema is None and core.receivable and core.dec.idle:
