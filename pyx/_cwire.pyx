@@ -72,7 +72,9 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 # embedsignature.format=clinic) carry signatures too and time ~7 ns less per direct
 # call, but ~10 ns more on the allocating small-array calls of bench/: no clear gain.
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_IsContiguous, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (
+    PyBUF_SIMPLE, PyBuffer_IsContiguous, PyBuffer_Release, PyObject_GetBuffer,
+)
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_CheckExact
