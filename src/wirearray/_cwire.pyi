@@ -123,6 +123,7 @@ def hold_small(
 def send_small(
     fd: int, a: object, want_big: int, checksum: bool, seq: int, limit: int
 ) -> int | tuple[bytes, int] | None: ...
+
 HAVE_RECV_SMALL: bool
 
 class SmallRx:

@@ -72,8 +72,18 @@ class _Cursor:
     """What a decoder without the compiled ``SmallRx`` keeps in its place: the
     sequence number and the counters, nothing taken by a cursor (``head`` None)."""
 
-    __slots__ = ("grow", "head", "keep_wire_order", "max_frame_bytes", "max_ndim",
-                 "may_read", "readahead", "ready", "received", "seq")
+    __slots__ = (
+        "grow",
+        "head",
+        "keep_wire_order",
+        "max_frame_bytes",
+        "max_ndim",
+        "may_read",
+        "readahead",
+        "ready",
+        "received",
+        "seq",
+    )
 
     def __init__(self, pending: deque[memoryview], seq: int) -> None:
         self.seq = seq

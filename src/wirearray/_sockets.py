@@ -100,6 +100,8 @@ def small_receiving(sock: Any, dec: Any) -> bool:
     may override recv) with the compiled core on a platform that has the call."""
     if sys.platform == "win32" or not getattr(dec._impl, "HAVE_RECV_SMALL", False):
         return False
+    if dec._small is None:
+        return False  # a framing without whole frames (npy): no compiled decode
     return type(sock) is socket.socket and sock.type == socket.SOCK_STREAM
 
 
