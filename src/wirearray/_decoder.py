@@ -9,6 +9,17 @@ lands in a ``_destination.Destination`` (swapped in place while in cache,
 checksummed); a message's arrays gather in a ``_message.Assembly``; ``_readahead.py``
 sizes the buffer reads land in.  Here: the regions and the input, sequence numbers,
 control frames, and the two paths that take a whole small frame in one step.
+
+With the compiled core, part of this state lives in a ``_cwire.SmallRx`` that the
+decoder owns (``_rx``), so that a transport's ``recv()`` of a small array is one
+compiled call: the sequence number, and a cursor into ``_pending[0]`` (frames taken
+by offset, no memoryview sliced per frame).  Invariants: while the cursor is set,
+``_pending[0]`` is its buffer and only bytes ``[off, end)`` of it are unconsumed;
+``_unhead()`` turns them back into ``_pending[0]`` before the general path reads
+the input; ``_arm()``, called wherever the state it reads changes, tells the
+compiled path when it may take a frame (at a boundary, nothing in progress) and when
+it may also refill the read-ahead.  Without the compiled core a plain ``_Cursor``
+holds the sequence number and is never armed.
 """
 
 from __future__ import annotations

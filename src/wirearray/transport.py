@@ -12,9 +12,14 @@ what goes on the wire and what an event means; this module only moves bytes:
   frames with one ``sendall``, a general frame's buffers with one ``sendmsg`` per
   buffer list where the platform has it (header, payload and trailer gathered by the
   kernel, never concatenated), ``sendall`` per buffer elsewhere and on TLS sockets;
-* receiving: ``recv_into`` the buffer the decoder names -- the read-ahead for headers
-  and small frames (many per system call, each then decoded by one compiled call),
-  a window of the destination array for large payloads (no intermediate copy);
+* receiving: a small array on a plain socket with the compiled core is one compiled
+  call (``SmallRx.take``, docs/ARCHITECTURE.md "From the socket into out="): the next
+  frame decoded from the read-ahead, which, when empty, it refills with one
+  ``recv(2)`` that never waits -- nothing there, or the peer's end, and the loop
+  below waits or reports as it always did.  Otherwise ``recv_into`` the buffer the
+  decoder names -- the read-ahead for headers and small frames (many per system
+  call, each then decoded by one compiled call), a window of the destination array
+  for large payloads (no intermediate copy);
 * TCP_NODELAY on; socket buffer sizes left to the OS (forcing SO_SNDBUF/SO_RCVBUF
   switches off Linux's receive autotuning and lowered throughput in our tests).
 
