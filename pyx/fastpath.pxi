@@ -360,6 +360,12 @@ cdef class SmallRx:
     decoder's, kept here by its setters; ``received`` counts the bytes refills
     brought (part of ``Decoder.bytes_received``); ``grow`` says the last refill
     filled the read-ahead (the decoder then doubles it, as after its own reads).
+
+    ``starved``: a refill found nothing to read, so the receiver is ahead of its
+    peer and the caller's Python path waits for each frame: a refill tried first
+    would cost a system call per wait for nothing.  Refills are left to that path
+    until a read brings more than the frame taken (the receiver fell behind again,
+    and one ``recv(2)`` here then serves many frames).
     """
 
     cdef public object pending
@@ -368,7 +374,7 @@ cdef class SmallRx:
     cdef public uint32_t seq
     cdef public uint64_t max_frame_bytes
     cdef public int max_ndim
-    cdef public bint keep_wire_order, ready, may_read, grow
+    cdef public bint keep_wire_order, ready, may_read, grow, starved
     cdef public object readahead
     cdef public unsigned long long received
 
@@ -384,11 +390,11 @@ cdef class SmallRx:
 
         Decodes as decode_small does (same checks, same result; ``out`` as there).
         With ``fd`` >= 0 (a plain stream socket's descriptor, on a platform with
-        HAVE_RECV_SMALL), nothing pending and ``may_read`` set, first refills the
-        read-ahead with one ``recv(2)`` that never waits: nothing readable now
-        (EAGAIN/EWOULDBLOCK) or the peer closed (0 bytes) returns None, having read
-        nothing, and the caller's general path waits under its deadline or reads the
-        end of input again and reports it as it always does.  A refill that brings
+        HAVE_RECV_SMALL), nothing pending, ``may_read`` set and not ``starved``,
+        first refills the read-ahead with one ``recv(2)`` that never waits: nothing
+        readable now (EAGAIN/EWOULDBLOCK) or the peer closed (0 bytes) returns None,
+        having read nothing, and the caller's general path waits under its deadline
+        or reads the end of input again and reports it as it always does.  A refill that brings
         less than a whole frame leaves it pending and returns None.
 
         Raises:
@@ -413,7 +419,7 @@ cdef class SmallRx:
                 self.head = view
                 self.off = 0
                 self.end = b.len
-            elif fd < 0 or not self.may_read or self.readahead is None:
+            elif fd < 0 or not self.may_read or self.readahead is None or self.starved:
                 return None
             else:
                 view = self.readahead._view
@@ -430,6 +436,7 @@ cdef class SmallRx:
                         PyErr_CheckSignals()  # a handler may raise (Ctrl-C): nothing read
                         continue
                     if err == EAGAIN or err == EWOULDBLOCK:
+                        self.starved = True
                         return None
                     raise OSError(err, strerror(err).decode("utf-8", "replace"))
                 self.pending.append(view)
@@ -449,4 +456,6 @@ cdef class SmallRx:
         if self.off == self.end:
             self.pending.popleft()
             self.head = None
+        else:  # more was read than this frame: the receiver is behind, refills pay
+            self.starved = False
         return arr

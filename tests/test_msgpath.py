@@ -645,3 +645,31 @@ def test_a_socket_closed_behind_the_channel_is_never_read_through_a_reused_numbe
                 run(ch.recv())
             for x in (c, d):
                 assert len(x.recv(1 << 16)) == len(frame)  # still there, unread
+
+
+@pytest.mark.skipif(
+    IMPLEMENTATION == "python" or sys.platform == "win32", reason="the compiled refill"
+)
+def test_the_compiled_refill_gives_way_while_the_receiver_waits_and_resumes_after():
+    """A refill that finds nothing leaves the next reads to the Python path (a system
+    call per wait for nothing otherwise); a read that brings a backlog hands refills
+    back to the compiled call."""
+    enc = Encoder(implementation="python")
+    a, b = socket.socketpair()
+    with a, b:
+        ch = wirearray.Channel(b, timeout=0)
+        rx = ch._core.dec._rx
+        a.sendall(enc.encode(np.arange(16.0)))
+        ch.recv()  # read by the Python path: the read-ahead is made
+        with pytest.raises(TimeoutError):
+            ch.recv()  # the compiled refill finds nothing
+        assert rx.starved
+        a.sendall(b"".join(enc.encode(np.full(16, float(i))) for i in range(3)))
+        before = rx.received
+        for i in range(3):
+            assert (ch.recv() == i).all()
+        assert rx.received == before and not rx.starved  # Python's read, a backlog
+        frame = enc.encode(np.full(16, 9.0))
+        a.sendall(frame)
+        assert (ch.recv() == 9).all()
+        assert rx.received == before + len(frame)  # read by the compiled call

@@ -138,6 +138,7 @@ class SmallRx:
     ready: bool
     may_read: bool
     grow: bool
+    starved: bool
     readahead: Any
     received: int
     def __init__(self, pending: Any, seq: int) -> None: ...
