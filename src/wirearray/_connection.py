@@ -158,6 +158,7 @@ class Connection:
             max_message_arrays,
             keep_wire_order,
         )
+        self._rx = self.dec._rx  # the decoder's per-message state (Decoder._arm)
         self.framing = self.dec.framing
         self.format = format
         #: whether the framing has control frames (END, ACK, ERROR) and messages
@@ -422,10 +423,8 @@ class Connection:
         Decoder.next_array), else None with nothing consumed.  ``fd`` >= 0: the
         descriptor of a plain stream socket, which the compiled path may refill the
         read-ahead from with one recv(2) that does not wait (``SmallRx.take``)."""
-        if self.recv_blocked:
-            return None
-        rx = self.dec._rx
-        if not rx.ready:
+        rx = self._rx
+        if self.recv_blocked or not rx.ready:
             return None
         a: np.ndarray | None = rx.take(fd, out)
         if a is not None:
