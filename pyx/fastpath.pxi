@@ -359,7 +359,8 @@ cdef class SmallRx:
     Limits (``max_frame_bytes``, ``max_ndim``) and ``keep_wire_order`` are the
     decoder's, kept here by its setters; ``received`` counts the bytes refills
     brought (part of ``Decoder.bytes_received``); ``grow`` says the last refill
-    filled the read-ahead (the decoder then doubles it, as after its own reads).
+    filled the read-ahead (the next refill, or the decoder's next get_buffer(),
+    then doubles it, as after the decoder's own reads).
 
     ``starved``: a refill found nothing to read, so the receiver is ahead of its
     peer and the caller's Python path waits for each frame: a refill tried first
@@ -422,7 +423,11 @@ cdef class SmallRx:
             elif fd < 0 or not self.may_read or self.readahead is None or self.starved:
                 return None
             else:
-                view = self.readahead._view
+                if self.grow:  # the last refill filled it: doubled, as get_buffer() does
+                    view = self.readahead.get(True, 0, False)
+                    self.grow = False
+                else:
+                    view = self.readahead._view
                 b = PyMemoryView_GET_BUFFER(view)
                 if b.len == 0:
                     return None  # the read-ahead is made by the decoder's first get_buffer()

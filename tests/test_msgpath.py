@@ -673,3 +673,27 @@ def test_the_compiled_refill_gives_way_while_the_receiver_waits_and_resumes_afte
         a.sendall(frame)
         assert (ch.recv() == 9).all()
         assert rx.received == before + len(frame)  # read by the compiled call
+
+
+@pytest.mark.skipif(
+    IMPLEMENTATION == "python" or sys.platform == "win32", reason="the compiled refill"
+)
+def test_compiled_refills_grow_the_read_ahead_as_the_decoders_reads_do():
+    enc = Encoder(implementation="python")
+    a, b = socket.socketpair()
+    with a, b:
+        ch = wirearray.Channel(b, timeout=WAIT)
+        dec = ch._core.dec
+        a.sendall(enc.encode(np.arange(16.0)))
+        ch.recv()  # read by the Python path: the read-ahead is made
+        size = len(dec._readahead)
+        # 256-byte frames, all sent before the first recv(): every compiled refill
+        # fills the read-ahead with whole frames, so no read is left to the Python
+        # path (which would grow it too)
+        frames = [enc.encode(np.full(24, float(i))) for i in range(3 * size // 256)]
+        assert {len(f) for f in frames} == {256}
+        a.sendall(b"".join(frames))
+        for i in range(len(frames)):
+            assert (ch.recv() == i).all()
+        assert len(dec._readahead) > size
+        assert dec._rx.received == 3 * size
