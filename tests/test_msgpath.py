@@ -388,6 +388,13 @@ def test_the_compiled_receive_is_taken_where_it_applies():
             assert (type(ch._core.dec._rx).__name__ == "SmallRx") is (IMPLEMENTATION != "python")
         assert wirearray.Channel(b, format="npy")._recv_fd is False
 
+    class Sub(socket.socket):  # may override recv: never read around it
+        pass
+
+    c, d = socket.socketpair()
+    with c, d, Sub(fileno=c.detach()) as sub:
+        assert wirearray.Channel(sub)._recv_fd is False
+
 
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("use_out", [False, True], ids=["new", "out"])
