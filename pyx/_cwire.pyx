@@ -46,12 +46,14 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 #   format.pxi     header_length / parse_header / pack_header over wa_format.h
 #   fastpath.pxi   encode_small / decode_small / send_small / hold_small: a whole
 #                  small frame in one call (send_small: and one non-blocking
-#                  send(2); hold_small: into send(flush=False)'s buffer)
+#                  send(2); hold_small: into send(flush=False)'s buffer); SmallRx:
+#                  a decoder's next small array in one call, refilling its
+#                  read-ahead with one non-blocking recv(2)
 #   bulk.pxi       _recv_payload: a large payload received, swapped and checksummed
 #
 # and the C they call: wa_cpu.h (byte order, CPU features), wa_bswap.h (swap kernels),
 # wa_records.h (record swap plans compiled: SIMD masks, portable micro-ops),
-# wa_crc32c.h, wa_bool.h (bool bytes), wa_send.h (send(2) without waiting),
+# wa_crc32c.h, wa_bool.h (bool bytes), wa_send.h (send(2) and recv(2) without waiting),
 # wa_recv.h (the receive loop of a large payload), wa_format.h (the wire format:
 # constants and the one header check), wa_npyabi.h (numpy's C ABI without numpy
 # headers).
@@ -70,7 +72,9 @@ Semantics (documented in the fallback's docstrings, which these functions share)
 # embedsignature.format=clinic) carry signatures too and time ~7 ns less per direct
 # call, but ~10 ns more on the allocating small-array calls of bench/: no clear gain.
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (
+    PyBUF_SIMPLE, PyBuffer_IsContiguous, PyBuffer_Release, PyObject_GetBuffer,
+)
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_CheckExact
@@ -78,6 +82,9 @@ from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.memoryview cimport PyMemoryView_Check, PyMemoryView_GET_BUFFER
+from cpython.exc cimport PyErr_CheckSignals
+from libc.errno cimport EAGAIN, EINTR
 from libc.string cimport memcmp, memcpy, memset, strerror
 
 from wa cimport *  # the C headers: wa_... functions and types, WA_... constants

@@ -220,6 +220,95 @@ cdef object _fit_small_out(object out, int code, int nd, const Py_ssize_t *dims,
     return out
 
 
+cdef object _decode_at(const unsigned char *p, Py_ssize_t avail, uint32_t seq,
+                       uint64_t max_frame_bytes, int max_ndim, bint keep_wire_order,
+                       object out, Py_ssize_t *frame_bytes):
+    """decode_small over ``avail`` bytes at ``p``: the array (``*frame_bytes`` set to
+    the frame's length), or None with nothing changed."""
+    cdef wa_header hdr
+    cdef Py_ssize_t h, total, i, nbytes
+    cdef int code, nd
+    cdef uint64_t dim, nonzero
+    cdef Py_ssize_t dims[WA_MAX_NDIM]
+    cdef bint fortran, wire_big, swap
+    cdef object dest, descr
+    cdef wa_PyArrayObject *res
+    # the format's checks, all of them: docs/FORMAT.md section 6, steps 1-3 ...
+    if wa_check_header(p, <size_t> avail, &hdr) != WA_OK:
+        return None
+    # ... then this path's: an unnamed array, the expected seq, the caller's
+    # limits, and the whole frame in buf
+    code = <int> hdr.code
+    nd = <int> hdr.ndim
+    if hdr.kind != WA_KIND_ARRAY or hdr.name_len != 0 or nd > max_ndim or hdr.seq != seq:
+        return None
+    if wa_code_is_time(hdr.code) and out is not None:
+        return None  # an out= of a time dtype: the general path compares units
+    if wa_code_is_record(hdr.code):
+        return None  # S, U, V and records: the general path (no fixed item size)
+    if hdr.payload_len > max_frame_bytes or hdr.payload_len > <uint64_t> avail:
+        return None
+    nbytes = <Py_ssize_t> hdr.payload_len
+    h = <Py_ssize_t> hdr.header_len
+    total = h + nbytes + <Py_ssize_t> wa_frame_tail(
+        <size_t> nbytes, (hdr.flags & WA_FLAG_CHECKSUM) != 0)
+    if total > avail:
+        return None
+    # shape: without its zeros, the product must fit this host's intp (the
+    # general path's rule; wa_check_header has matched it to the payload)
+    nonzero = wa_dtypes[code].itemsize
+    for i in range(nd):
+        dim = wa_get64(p + WA_OFF_SHAPE + 8 * i)
+        if dim > <uint64_t> PY_SSIZE_T_MAX:
+            return None
+        dims[i] = <Py_ssize_t> dim
+        if dim != 0:
+            if nonzero > <uint64_t> PY_SSIZE_T_MAX // dim:
+                return None
+            nonzero *= dim
+    # trailer: checksum, zero padding
+    i = h + nbytes
+    if hdr.flags & WA_FLAG_CHECKSUM:
+        if wa_crc32c(0, p + h, <size_t> nbytes) != wa_get32(p + i):
+            return None
+        i += WA_TRAILER
+    while i < total:
+        if p[i]:
+            return None
+        i += 1
+    # destination
+    fortran = (hdr.flags & WA_FLAG_FORTRAN) != 0
+    wire_big = (hdr.flags & WA_FLAG_BIG_ENDIAN) != 0
+    if out is not None:
+        dest = _fit_small_out(out, code, nd, dims, fortran and nd > 1)
+        if dest is None:
+            return None
+    else:
+        if wa_code_is_time(code):  # the dtype carries the frame's multiplier
+            descr = _format.wire_dtype(code, hdr.count, wire_big)
+            if not keep_wire_order:
+                descr = descr.newbyteorder("=")
+        elif keep_wire_order:
+            descr = _code_big[code] if wire_big else _code_little[code]
+        else:
+            descr = _code_native[code]
+        try:
+            dest = wa_new_array(descr, nd, dims, fortran)
+        except (ValueError, MemoryError):
+            return None
+    res = WA_ARR(dest)
+    if nbytes:
+        swap = wa_dtypes[code].itemsize > 1 and _mem_is_big(
+            (<wa_PyArray_Descr *> res.descr).byteorder) != wire_big
+        if swap:
+            wa_swap_contig(res.data, <const char *> p + h, <size_t> nbytes,
+                           wa_dtypes[code].unit, _path, 0)
+        else:
+            memcpy(res.data, p + h, <size_t> nbytes)
+    frame_bytes[0] = total
+    return dest
+
+
 def decode_small(buf, uint32_t seq, uint64_t max_frame_bytes, int max_ndim,
                  bint keep_wire_order, out=None):
     """Decode the unnamed array frame at the start of ``buf`` if it lies there whole.
@@ -232,91 +321,146 @@ def decode_small(buf, uint32_t seq, uint64_t max_frame_bytes, int max_ndim,
     with ``keep_wire_order``), exactly as the general path delivers it.
     """
     cdef Py_buffer view
-    cdef const unsigned char *p
-    cdef wa_header hdr
-    cdef Py_ssize_t avail, h, total, i, nbytes
-    cdef int code, nd
-    cdef uint64_t dim, nonzero
-    cdef Py_ssize_t dims[WA_MAX_NDIM]
-    cdef bint fortran, wire_big, swap
-    cdef object dest, descr
-    cdef wa_PyArrayObject *res
+    cdef Py_ssize_t total = 0
+    cdef object dest
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
-        p = <const unsigned char *> view.buf
-        avail = view.len
-        # the format's checks, all of them: docs/FORMAT.md section 6, steps 1-3 ...
-        if wa_check_header(p, <size_t> avail, &hdr) != WA_OK:
+        dest = _decode_at(<const unsigned char *> view.buf, view.len, seq, max_frame_bytes,
+                          max_ndim, keep_wire_order, out, &total)
+        if dest is None:
             return None
-        # ... then this path's: an unnamed array, the expected seq, the caller's
-        # limits, and the whole frame in buf
-        code = <int> hdr.code
-        nd = <int> hdr.ndim
-        if hdr.kind != WA_KIND_ARRAY or hdr.name_len != 0 or nd > max_ndim or hdr.seq != seq:
-            return None
-        if wa_code_is_time(hdr.code) and out is not None:
-            return None  # an out= of a time dtype: the general path compares units
-        if wa_code_is_record(hdr.code):
-            return None  # S, U, V and records: the general path (no fixed item size)
-        if hdr.payload_len > max_frame_bytes or hdr.payload_len > <uint64_t> avail:
-            return None
-        nbytes = <Py_ssize_t> hdr.payload_len
-        h = <Py_ssize_t> hdr.header_len
-        total = h + nbytes + <Py_ssize_t> wa_frame_tail(
-            <size_t> nbytes, (hdr.flags & WA_FLAG_CHECKSUM) != 0)
-        if total > avail:
-            return None
-        # shape: without its zeros, the product must fit this host's intp (the
-        # general path's rule; wa_check_header has matched it to the payload)
-        nonzero = wa_dtypes[code].itemsize
-        for i in range(nd):
-            dim = wa_get64(p + WA_OFF_SHAPE + 8 * i)
-            if dim > <uint64_t> PY_SSIZE_T_MAX:
-                return None
-            dims[i] = <Py_ssize_t> dim
-            if dim != 0:
-                if nonzero > <uint64_t> PY_SSIZE_T_MAX // dim:
-                    return None
-                nonzero *= dim
-        # trailer: checksum, zero padding
-        i = h + nbytes
-        if hdr.flags & WA_FLAG_CHECKSUM:
-            if wa_crc32c(0, p + h, <size_t> nbytes) != wa_get32(p + i):
-                return None
-            i += WA_TRAILER
-        while i < total:
-            if p[i]:
-                return None
-            i += 1
-        # destination
-        fortran = (hdr.flags & WA_FLAG_FORTRAN) != 0
-        wire_big = (hdr.flags & WA_FLAG_BIG_ENDIAN) != 0
-        if out is not None:
-            dest = _fit_small_out(out, code, nd, dims, fortran and nd > 1)
-            if dest is None:
-                return None
-        else:
-            if wa_code_is_time(code):  # the dtype carries the frame's multiplier
-                descr = _format.wire_dtype(code, hdr.count, wire_big)
-                if not keep_wire_order:
-                    descr = descr.newbyteorder("=")
-            elif keep_wire_order:
-                descr = _code_big[code] if wire_big else _code_little[code]
-            else:
-                descr = _code_native[code]
-            try:
-                dest = wa_new_array(descr, nd, dims, fortran)
-            except (ValueError, MemoryError):
-                return None
-        res = WA_ARR(dest)
-        if nbytes:
-            swap = wa_dtypes[code].itemsize > 1 and _mem_is_big(
-                (<wa_PyArray_Descr *> res.descr).byteorder) != wire_big
-            if swap:
-                wa_swap_contig(res.data, <const char *> p + h, <size_t> nbytes,
-                               wa_dtypes[code].unit, _path, 0)
-            else:
-                memcpy(res.data, p + h, <size_t> nbytes)
         return dest, total
     finally:
         PyBuffer_Release(&view)
+
+
+#: whether SmallRx.take refills the read-ahead itself (POSIX with MSG_DONTWAIT:
+#: wa_send.h); elsewhere it only decodes what was received
+HAVE_RECV_SMALL = bool(WA_HAVE_SEND)
+
+
+cdef class SmallRx:
+    """The receive half of the per-message path: a Decoder's whole-frame state, so
+    that a transport's ``recv()`` of a small array is one compiled call (:meth:`take`).
+
+    Owned by one ``Decoder`` (``_decoder.py``), which stays the one state machine:
+    ``seq`` is the decoder's sequence number (``Decoder.seq`` reads it here), and
+    ``pending`` is the decoder's own deque of received, unconsumed buffers.  What
+    this object adds is a cursor into the first of them: while ``head`` is not None
+    it is ``pending[0]``, of which only bytes ``[off, end)`` are still unconsumed --
+    so a frame taken costs an offset, not a memoryview sliced per frame; the decoder
+    trims ``pending[0]`` to those bytes (``Decoder._unhead``) before its general path
+    reads it.  ``ready`` and ``may_read`` are the decoder's to set
+    (``Decoder._arm``): ``ready`` when it is at a frame boundary with nothing but
+    bytes pending (no header, message, event, ``out=``/``schema=`` or error in
+    progress), ``may_read`` when a refill may also go into its read-ahead
+    (``readahead``, a ``_readahead.ReadAhead``) now.
+
+    Limits (``max_frame_bytes``, ``max_ndim``) and ``keep_wire_order`` are the
+    decoder's, kept here by its setters; ``received`` counts the bytes refills
+    brought (part of ``Decoder.bytes_received``); ``grow`` says the last refill
+    filled the read-ahead (the next refill, or the decoder's next get_buffer(),
+    then doubles it, as after the decoder's own reads).
+
+    ``starved``: a refill found nothing to read, so the receiver is ahead of its
+    peer and the caller's Python path waits for each frame: a refill tried first
+    would cost a system call per wait for nothing.  Refills are left to that path
+    until a read brings more than the frame taken (the receiver fell behind again,
+    and one ``recv(2)`` here then serves many frames).
+    """
+
+    cdef public object pending
+    cdef public object head
+    cdef public Py_ssize_t off, end
+    cdef public uint32_t seq
+    cdef public uint64_t max_frame_bytes
+    cdef public int max_ndim
+    cdef public bint keep_wire_order, ready, may_read, grow, starved
+    cdef public object readahead
+    cdef public unsigned long long received
+
+    def __init__(self, pending, uint32_t seq):
+        self.pending = pending
+        self.head = None
+        self.seq = seq
+        self.readahead = None
+
+    def take(self, int fd, out=None):
+        """The next array when its frame lies whole in the received bytes, else None
+        with nothing consumed (the general path then decides and reports).
+
+        Decodes as decode_small does (same checks, same result; ``out`` as there).
+        With ``fd`` >= 0 (a plain stream socket's descriptor, on a platform with
+        HAVE_RECV_SMALL), nothing pending, ``may_read`` set and not ``starved``,
+        first refills the read-ahead with one ``recv(2)`` that never waits: nothing
+        readable now (EAGAIN/EWOULDBLOCK) or the peer closed (0 bytes) returns None,
+        having read nothing, and the caller's general path waits under its deadline
+        or reads the end of input again and reports it as it always does.  A refill that brings
+        less than a whole frame leaves it pending and returns None.
+
+        Raises:
+            OSError: the socket failed (the errno's subclass; EINTR is retried after
+                Python's signal handlers ran); whatever a signal handler raises.
+        """
+        cdef Py_buffer *b
+        cdef object view, arr
+        cdef Py_ssize_t total = 0
+        cdef ptrdiff_t n
+        cdef int err = 0
+        if not self.ready:
+            return None
+        if self.head is None:
+            if self.pending:
+                view = self.pending[0]
+                if not PyMemoryView_Check(view):
+                    return None
+                b = PyMemoryView_GET_BUFFER(view)
+                if not PyBuffer_IsContiguous(b, b'C'):
+                    return None
+                self.head = view
+                self.off = 0
+                self.end = b.len
+            elif fd < 0 or not self.may_read or self.readahead is None or self.starved:
+                return None
+            else:
+                if self.grow:  # the last refill filled it: doubled, as get_buffer() does
+                    view = self.readahead.get(True, 0, False)
+                    self.grow = False
+                else:
+                    view = self.readahead._view
+                b = PyMemoryView_GET_BUFFER(view)
+                if b.len == 0:
+                    return None  # the read-ahead is made by the decoder's first get_buffer()
+                while True:
+                    n = wa_recv_nowait(fd, b.buf, <size_t> b.len, &err)
+                    if n > 0:
+                        break
+                    if n == 0:
+                        return None  # the peer closed: the general path reports it
+                    if err == EINTR:
+                        PyErr_CheckSignals()  # a handler may raise (Ctrl-C): nothing read
+                        continue
+                    if err == EAGAIN or err == EWOULDBLOCK:
+                        self.starved = True
+                        return None
+                    raise OSError(err, strerror(err).decode("utf-8", "replace"))
+                self.pending.append(view)
+                self.head = view
+                self.off = 0
+                self.end = n
+                self.received += <unsigned long long> n
+                self.grow = n == b.len
+        b = PyMemoryView_GET_BUFFER(self.head)
+        arr = _decode_at(<const unsigned char *> b.buf + self.off, self.end - self.off,
+                         self.seq, self.max_frame_bytes, self.max_ndim,
+                         self.keep_wire_order, out, &total)
+        if arr is None:
+            return None
+        self.off += total
+        self.seq += 1  # uint32_t: wraps as the format's sequence numbers do
+        if self.off == self.end:
+            self.pending.popleft()
+            self.head = None
+        else:  # more was read than this frame: the receiver is behind, refills pay
+            self.starved = False
+        return arr

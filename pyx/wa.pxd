@@ -191,6 +191,8 @@ cdef extern from "wa_npyabi.h":
 cdef extern from "wa_send.h" nogil:
     int WA_HAVE_SEND
     ptrdiff_t wa_send_nowait(int fd, const void *buf, size_t len, int *err)
+    ptrdiff_t wa_recv_nowait(int fd, void *buf, size_t len, int *err)
+    int EWOULDBLOCK  # errno.h (through wa_send.h): not in Cython's libc.errno
 
 
 cdef extern from "wa_recv.h" nogil:

@@ -1,5 +1,6 @@
 /* wa_send.h -- one non-blocking send(2) of a buffer on a socket descriptor, for the
- * transport's per-message path (pyx/fastpath.pxi send_small).
+ * transport's per-message path (pyx/fastpath.pxi send_small), and its receiving twin:
+ * one non-blocking recv(2) into the read-ahead (fastpath.pxi SmallRx.take).
  *
  * Why MSG_DONTWAIT, whatever the socket's own mode: the caller holds the GIL and must
  * never wait in the kernel with it.  A socket that cannot take the whole buffer now
@@ -54,9 +55,28 @@ static ptrdiff_t wa_send_nowait(int fd, const void *buf, size_t len, int *err)
     }
 }
 
+/* The receiving twin, for the same reasons (the GIL is held, so never wait): bytes
+ * received, 0 when the peer closed, -1 with *err set -- EAGAIN/EWOULDBLOCK when
+ * nothing is readable now, EINTR when a signal arrived (the caller runs Python's
+ * signal handlers, which may raise, before it calls again). */
+static ptrdiff_t wa_recv_nowait(int fd, void *buf, size_t len, int *err)
+{
+    ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+    if (n >= 0)
+        return (ptrdiff_t)n;
+    *err = errno;
+    return -1;
+}
+
 #else
 #define WA_HAVE_SEND 0
 static ptrdiff_t wa_send_nowait(int fd, const void *buf, size_t len, int *err)
+{
+    (void)fd; (void)buf; (void)len;
+    *err = ENOSYS;
+    return -1;
+}
+static ptrdiff_t wa_recv_nowait(int fd, void *buf, size_t len, int *err)
 {
     (void)fd; (void)buf; (void)len;
     *err = ENOSYS;

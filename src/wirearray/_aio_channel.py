@@ -29,7 +29,7 @@ from ._channel_helpers import (
 from ._common import array_to_send, byte_view
 from ._connection import Connection
 from ._sizes import SMALL_FRAME_BYTES
-from ._sockets import small_holder, small_sender, tune, writable_now
+from ._sockets import small_holder, small_receiving, small_sender, tune, writable_now
 from .codec import NEED_DATA, Array, Message
 from .exceptions import (
     EndOfStreamError,
@@ -117,6 +117,8 @@ class AsyncChannel:
         # the per-message send path (_sockets.small_sender), on plain socket streams only
         self._plain = type(self._stream) is SocketStream  # not TLS: the socket's bytes are frames
         self._send_small = small_sender(sock, self._core.enc) if self._plain else None
+        # ... and the receive path's refill of the read-ahead, which never waits
+        self._recv_fd = self._plain and small_receiving(sock, self._core.dec)
         self._hold_small = small_holder(self._core.enc)
         self._want_big = 1 if self._core.enc.byteorder == "network" else -1
         self._recv_lock = asyncio.Lock()
@@ -365,7 +367,10 @@ class AsyncChannel:
         if core.held:
             await self.flush()
         if schema is None:
-            a = core.fast_recv(out)  # whole frames already received: no await
+            # whole frames already received, or readable now (one recv(2) that does not
+            # wait, while no other task receives): no await
+            fd = self.sock.fileno() if self._recv_fd and not self._recv_lock.locked() else -1
+            a = core.fast_recv(out, fd)
             if a is not None:
                 return a
             dec = core.dec

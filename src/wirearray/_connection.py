@@ -158,6 +158,7 @@ class Connection:
             max_message_arrays,
             keep_wire_order,
         )
+        self._rx = self.dec._rx  # the decoder's per-message state (Decoder._arm)
         self.framing = self.dec.framing
         self.format = format
         #: whether the framing has control frames (END, ACK, ERROR) and messages
@@ -417,16 +418,18 @@ class Connection:
 
     # ---- receiving ----
 
-    def fast_recv(self, out: Any) -> np.ndarray | None:
+    def fast_recv(self, out: Any, fd: int = -1) -> np.ndarray | None:
         """The next array when its frame lies whole in the read-ahead (see
-        Decoder.next_array), else None with nothing consumed."""
-        if self.recv_blocked:
+        Decoder.next_array), else None with nothing consumed.  ``fd`` >= 0: the
+        descriptor of a plain stream socket, which the compiled path may refill the
+        read-ahead from with one recv(2) that does not wait (``SmallRx.take``)."""
+        rx = self._rx
+        if self.recv_blocked or not rx.ready:
             return None
-        dec = self.dec
-        a = dec.next_array(out)
+        a: np.ndarray | None = rx.take(fd, out)
         if a is not None:
             self.polled = None
-            self.consumed = (dec.seq - self.refused) & 0xFFFFFFFF
+            self.consumed = (rx.seq - self.refused) & 0xFFFFFFFF
         return a
 
     @_refreshing

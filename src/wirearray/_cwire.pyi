@@ -2,7 +2,8 @@
 
 The public functions are ``wirearray.fallback``'s, with the same parameters, plus the
 compiled-only accelerators of the codec's whole-frame path (``encode_small``,
-``decode_small``, ``hold_small``, ``send_small`` with ``HAVE_SEND_SMALL``, which the pure-Python
+``decode_small``, ``hold_small``, ``send_small`` with ``HAVE_SEND_SMALL``, and the
+receive path's ``SmallRx`` with ``HAVE_RECV_SMALL``, which the pure-Python
 implementation does not have) and the private
 knobs that tests and benchmarks use.  tests/test_api_parity.py holds this file, the
 compiled module and the fallback to the same names and parameters.
@@ -122,6 +123,27 @@ def hold_small(
 def send_small(
     fd: int, a: object, want_big: int, checksum: bool, seq: int, limit: int
 ) -> int | tuple[bytes, int] | None: ...
+
+HAVE_RECV_SMALL: bool
+
+class SmallRx:
+    pending: Any
+    head: memoryview | None
+    off: int
+    end: int
+    seq: int
+    max_frame_bytes: int
+    max_ndim: int
+    keep_wire_order: bool
+    ready: bool
+    may_read: bool
+    grow: bool
+    starved: bool
+    readahead: Any
+    received: int
+    def __init__(self, pending: Any, seq: int) -> None: ...
+    def take(self, fd: int, out: NDArray[Any] | None = None) -> NDArray[Any] | None: ...
+
 def decode_small(
     buf: Buffer,
     seq: int,

@@ -9,13 +9,24 @@ lands in a ``_destination.Destination`` (swapped in place while in cache,
 checksummed); a message's arrays gather in a ``_message.Assembly``; ``_readahead.py``
 sizes the buffer reads land in.  Here: the regions and the input, sequence numbers,
 control frames, and the two paths that take a whole small frame in one step.
+
+With the compiled core, part of this state lives in a ``_cwire.SmallRx`` that the
+decoder owns (``_rx``), so that a transport's ``recv()`` of a small array is one
+compiled call: the sequence number, and a cursor into ``_pending[0]`` (frames taken
+by offset, no memoryview sliced per frame).  Invariants: while the cursor is set,
+``_pending[0]`` is its buffer and only bytes ``[off, end)`` of it are unconsumed;
+``_unhead()`` turns them back into ``_pending[0]`` before the general path reads
+the input; ``_arm()``, called wherever the state it reads changes, tells the
+compiled path when it may take a frame (at a boundary, nothing in progress) and when
+it may also refill the read-ahead.  Without the compiled core a plain ``_Cursor``
+holds the sequence number and is never armed.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,6 +79,32 @@ _HEADER, _PAYLOAD, _TAIL = 0, 1, 2
 _SKIP = 3
 
 
+class _Cursor:
+    """What a decoder without the compiled ``SmallRx`` keeps in its place: the
+    sequence number and the counters, nothing taken by a cursor (``head`` None)."""
+
+    __slots__ = (
+        "grow",
+        "head",
+        "keep_wire_order",
+        "max_frame_bytes",
+        "max_ndim",
+        "may_read",
+        "readahead",
+        "ready",
+        "received",
+        "seq",
+    )
+
+    def __init__(self, pending: deque[memoryview], seq: int) -> None:
+        self.seq = seq
+        self.head: memoryview | None = None
+        self.received = 0
+        self.grow = self.ready = self.may_read = self.keep_wire_order = False
+        self.max_frame_bytes = self.max_ndim = 0
+        self.readahead: ReadAhead | None = None
+
+
 class Decoder:
     """Turns a byte stream, however it is split, back into arrays, sans-I/O.
 
@@ -118,16 +155,21 @@ class Decoder:
     ) -> None:
         if max_frame_bytes < 0 or not 0 <= max_ndim <= F.MAX_NDIM or max_message_arrays < 0:
             raise UsageError("limits must be >= 0 (and max_ndim <= 64)")
+        self._impl = _get_impl(implementation)
+        self.framing = framing
+        self._pending: deque[memoryview] = deque()
+        # the compiled whole-frame fast path, for the wire format only; its state (the
+        # sequence number, a cursor into _pending[0]) lives in the SmallRx: see _arm()
+        self._small = getattr(self._impl, "decode_small", None) if framing.whole_frames else None
+        rx = getattr(self._impl, "SmallRx", None) if self._small is not None else None
+        self._rx: Any = (rx or _Cursor)(self._pending, first_seq & 0xFFFFFFFF)
         self.max_frame_bytes = max_frame_bytes
         self.max_ndim = max_ndim
         self.max_message_arrays = max_message_arrays
         self.keep_wire_order = keep_wire_order
-        self._impl = _get_impl(implementation)
-        self.framing = framing
         self._readahead: ReadAhead | None = None  # made by the first get_buffer()
         self._grow = False  # the last read filled the read-ahead: double it
         self._large_last = False  # the last frame's payload was received directly
-        self._pending: deque[memoryview] = deque()
         self._events: deque[Event] = deque()
         self._eof = False
         self._broken: BaseException | None = None
@@ -137,18 +179,16 @@ class Decoder:
         self._hdr = bytearray(F.MAX_HEADER)
         self._hview = memoryview(self._hdr)
         self._tail = bytearray(F.TRAILER + F.ALIGN)
-        self._seq = first_seq & 0xFFFFFFFF
         self._next_out: np.ndarray | MessageOut | None = None
         self._next_schema: Schema | dict[str, Schema | None] | None = None
         self._message: Assembly | None = None  # the message in progress
-        self.bytes_received = 0
+        self._received = 0  # bytes fed or read through get_buffer (the rest: _rx.received)
         self.skipped = 0  # frames refused for a limit and read past (docs/FORMAT.md section 7)
         self._skipping = False  # the record in progress is one of those
         self._refused_softly = False  # the error being raised leaves the stream usable
         self._reset_frame()
         self._clean = False  # True at a frame boundary right after an END frame
-        # the compiled whole-frame fast path, for the wire format only
-        self._small = getattr(self._impl, "decode_small", None) if framing.whole_frames else None
+        self._arm()
 
     @property
     def max_frame_bytes(self) -> int:
@@ -159,6 +199,38 @@ class Decoder:
     def max_frame_bytes(self, value: int) -> None:
         self._max_frame_bytes = value
         self._small_max = min(value, 1 << 63)  # what the compiled fast path can take
+        self._rx.max_frame_bytes = self._small_max
+
+    @property
+    def max_ndim(self) -> int:
+        """The most dimensions accepted (settable)."""
+        return int(self._rx.max_ndim)
+
+    @max_ndim.setter
+    def max_ndim(self, value: int) -> None:
+        self._rx.max_ndim = value
+
+    @property
+    def keep_wire_order(self) -> bool:
+        """Whether arrays keep the byte order they travelled in (settable)."""
+        return bool(self._rx.keep_wire_order)
+
+    @keep_wire_order.setter
+    def keep_wire_order(self, value: bool) -> None:
+        self._rx.keep_wire_order = value
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes received so far (fed, or read into the buffers the decoder named)."""
+        return self._received + int(self._rx.received)
+
+    @property
+    def _seq(self) -> int:
+        return int(self._rx.seq)
+
+    @_seq.setter
+    def _seq(self, value: int) -> None:
+        self._rx.seq = value
 
     # ---- public API ----
 
@@ -208,6 +280,7 @@ class Decoder:
         else:
             self._next_schema = Schema.coerce(schema)
         self._next_out = out
+        self._arm()
 
     def get_buffer(self) -> memoryview:
         """A writable buffer for the next ``recv_into``; report what arrived with advance().
@@ -238,13 +311,14 @@ class Decoder:
                 self._last_buffer_len = n
                 return dest.window(self._fill, n)
         self._direct = False
+        rx = self._rx
         if self._readahead is None:
-            self._readahead = ReadAhead()
+            self._readahead = rx.readahead = ReadAhead()
         # _pending is empty: nothing refers to the read-ahead, which may be replaced
         in_frame = self._region != _HEADER or self._fill
         rest = remaining if in_frame else 0
-        view = self._readahead.get(self._grow, rest, self._large_last and not in_frame)
-        self._grow = False
+        view = self._readahead.get(self._grow or rx.grow, rest, self._large_last and not in_frame)
+        self._grow = rx.grow = False
         self._last_buffer_len = len(view)
         return view
 
@@ -264,12 +338,15 @@ class Decoder:
         given, self._last_buffer_len = self._last_buffer_len, -1
         if nbytes == 0:
             self._eof = True
+            self._arm()
             return
         if self._eof:
             raise UsageError("data reported after the end of input (advance(0))")
         self._grow = nbytes == given and not self._direct
-        self.bytes_received += nbytes
-        self._clean = False
+        self._received += nbytes
+        if self._clean:
+            self._clean = False
+            self._arm()
         if self._direct:
             assert self._dest is not None
             start = self._fill
@@ -332,11 +409,12 @@ class Decoder:
         self._target_len = -1
         if nbytes == 0:
             self._eof = True
+            self._arm()
             return
         dest = self._dest
         assert dest is not None
         self._grow = False
-        self.bytes_received += nbytes
+        self._received += nbytes
         self._clean = False
         self._fill += nbytes
         if dest.unit:
@@ -363,11 +441,14 @@ class Decoder:
         mv = byte_view(data)
         if not len(mv):
             self._eof = True
+            self._arm()
             return
         if self._eof:
             raise UsageError("data fed after the end of input (receive_data(b''))")
-        self.bytes_received += len(mv)
-        self._clean = False
+        self._received += len(mv)
+        if self._clean:
+            self._clean = False
+            self._arm()
         self._pending.append(mv)
 
     def next_array(self, out: np.ndarray | None = None) -> np.ndarray | None:
@@ -375,9 +456,18 @@ class Decoder:
         (unnamed, no message) already lies whole in the received data and the compiled
         core decodes it; else None, with nothing consumed -- then call expect() and
         next_event() as usual, which report whatever is wrong.  Same checks and same
-        result as that path (``out`` as in expect(); no schema)."""
+        result as that path (``out`` as in expect(); no schema).  None, too, while an
+        ``out=`` or ``schema=`` given to expect() waits for its frame."""
+        if self._small is None:
+            return None
+        a: np.ndarray | None = self._rx.take(-1, out)
+        return a
+
+    def _next_small(self, out: np.ndarray | None) -> np.ndarray | None:
+        """The compiled decode of the frame at the start of ``_pending[0]`` (trimmed:
+        see _unhead), for the general path's _whole_frame; else None."""
         pending = self._pending
-        if not pending or self._small is None or self._events or self._header is not None:
+        if self._small is None or self._events or self._header is not None:
             return None
         if self._fill or self._message is not None or self._broken is not None:
             return None
@@ -412,6 +502,7 @@ class Decoder:
                 payload was consumed, call expect() with a fitting ``out`` (or none).
         """
         self._check_usable()
+        self._unhead()
         try:
             return self._next_event()
         except ProtocolError as exc:
@@ -421,6 +512,8 @@ class Decoder:
             self._broken = exc
             self._pending.clear()
             raise
+        finally:
+            self._arm()
 
     @property
     def skipping(self) -> bool:
@@ -442,7 +535,8 @@ class Decoder:
         StreamBrokenError.  Transports call it when a connection ends, so that a peer
         that vanished inside a large frame leaves nothing behind; the stored error
         keeps no traceback (whose frames could hold the buffers).  Idempotent."""
-        self._readahead = None
+        self._readahead = self._rx.readahead = None
+        self._rx.head = None
         self._pending.clear()
         self._events.clear()
         self._dest = None
@@ -450,6 +544,38 @@ class Decoder:
         self._skipping = False
         self._next_out = self._next_schema = None
         self._broken = detached(self._broken) if self._broken is not None else _RELEASED
+        self._arm()
+
+    def _unhead(self) -> None:
+        """Hand what the compiled path left of ``_pending[0]`` back to the general
+        path: its cursor's unconsumed bytes become ``_pending[0]`` itself."""
+        rx = self._rx
+        head = rx.head
+        if head is not None:
+            rx.head = None
+            self._pending[0] = head[rx.off : rx.end]
+
+    def _arm(self) -> None:
+        """Tell the compiled path (SmallRx) whether it may take the next frame: at a
+        frame boundary with nothing but bytes pending -- no header, message, event,
+        ``out=``/``schema=`` of expect() or error in progress -- and whether it may
+        also refill the read-ahead: no end of input, no END frame just read (the
+        general path decides what follows one), the last frame small (after a large
+        one the next read is a header's 64 bytes, see ReadAhead.get).  Called
+        wherever these change."""
+        rx = self._rx
+        rx.ready = ready = (
+            self._small is not None
+            and self._region == _HEADER
+            and self._fill == 0
+            and self._header is None
+            and not self._events
+            and self._message is None
+            and self._broken is None
+            and self._next_out is None
+            and self._next_schema is None
+        )
+        rx.may_read = ready and not self._eof and not self._clean and not self._large_last
 
     def _check_usable(self) -> None:
         if self._broken is not None:
@@ -607,7 +733,7 @@ class Decoder:
                 out is None or isinstance(out, np.ndarray)  # anything else: refused below
             )
         ):
-            a = self.next_array(out)
+            a = self._next_small(out)
             if a is not None:
                 self._events.append(Array(a, None))
                 return True

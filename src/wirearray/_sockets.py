@@ -36,6 +36,7 @@ import os
 import select
 import socket
 import stat
+import sys
 import time
 from typing import Any, Final
 
@@ -90,6 +91,18 @@ def small_sender(sock: Any, enc: Any) -> Any:
     if type(sock) is not socket.socket or sock.type != socket.SOCK_STREAM:
         return None  # TLS (ssl.SSLSocket), other wrappers, datagrams
     return impl.send_small
+
+
+def small_receiving(sock: Any, dec: Any) -> bool:
+    """Whether the compiled receive path may refill ``dec``'s read-ahead from
+    ``sock``'s descriptor itself (``SmallRx.take``: one recv(2) that never waits): a
+    plain stream socket (not TLS, whose bytes are not the wire's; no subclass that
+    may override recv) with the compiled core on a platform that has the call."""
+    if sys.platform == "win32" or not getattr(dec._impl, "HAVE_RECV_SMALL", False):
+        return False
+    if dec._small is None:
+        return False  # a framing without whole frames (npy): no compiled decode
+    return type(sock) is socket.socket and sock.type == socket.SOCK_STREAM
 
 
 def writable_now(sock: Any) -> bool:

@@ -12,9 +12,14 @@ what goes on the wire and what an event means; this module only moves bytes:
   frames with one ``sendall``, a general frame's buffers with one ``sendmsg`` per
   buffer list where the platform has it (header, payload and trailer gathered by the
   kernel, never concatenated), ``sendall`` per buffer elsewhere and on TLS sockets;
-* receiving: ``recv_into`` the buffer the decoder names -- the read-ahead for headers
-  and small frames (many per system call, each then decoded by one compiled call),
-  a window of the destination array for large payloads (no intermediate copy);
+* receiving: a small array on a plain socket with the compiled core is one compiled
+  call (``SmallRx.take``, docs/ARCHITECTURE.md "From the socket into out="): the next
+  frame decoded from the read-ahead, which, when empty, it refills with one
+  ``recv(2)`` that never waits -- nothing there, or the peer's end, and the loop
+  below waits or reports as it always did.  Otherwise ``recv_into`` the buffer the
+  decoder names -- the read-ahead for headers and small frames (many per system
+  call, each then decoded by one compiled call), a window of the destination array
+  for large payloads (no intermediate copy);
 * TCP_NODELAY on; socket buffer sizes left to the OS (forcing SO_SNDBUF/SO_RCVBUF
   switches off Linux's receive autotuning and lowered throughput in our tests).
 
@@ -77,6 +82,7 @@ from ._sockets import (
     send_parts,
     shutdown_write,
     small_holder,
+    small_receiving,
     small_sender,
     tune,
     writable_now,
@@ -176,6 +182,8 @@ class Channel:
         self._send_small = small_sender(sock, self._core.enc)
         self._hold_small = small_holder(self._core.enc)
         self._want_big = 1 if self._core.enc.byteorder == "network" else -1
+        # ... and the receive path's refill of the read-ahead (_sockets.small_receiving)
+        self._recv_fd = small_receiving(sock, self._core.dec)
 
     # ---- context manager, properties ----
 
@@ -494,7 +502,10 @@ class Channel:
         core = self._core
         if core.held:
             self.flush()  # a peer may wait for what is held before it answers
-        a = core.fast_recv(out)
+        # one compiled call: the next small array from the read-ahead, refilled with
+        # one recv(2) that does not wait when empty (SmallRx.take); the descriptor is
+        # asked for each time: a socket closed behind the channel's back says -1
+        a = core.fast_recv(out, self.sock.fileno() if self._recv_fd else -1)
         if a is not None:
             return a
         if schema is None and core.receivable and core.dec.idle:
