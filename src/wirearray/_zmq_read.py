@@ -58,6 +58,22 @@ class _Limits:
             raise UsageError("max_message_arrays must be >= 0")
 
 
+_LIMITS: dict[tuple[int, int, int], _Limits] = {}
+
+
+def _limits(max_frame_bytes: int, max_ndim: int, max_message_arrays: int) -> _Limits:
+    """The (validated) _Limits of these values, made once: the stateless receives
+    take them per call."""
+    key = (max_frame_bytes, max_ndim, max_message_arrays)
+    lim = _LIMITS.get(key)
+    if lim is None:
+        lim = _Limits(*key)
+        if len(_LIMITS) >= 64:
+            _LIMITS.clear()
+        _LIMITS[key] = lim
+    return lim
+
+
 class _Incoming:
     """What is known of the message being read (the Receiver's bookkeeping uses it
     also when the message is refused): its envelope and origin."""
@@ -261,8 +277,9 @@ def _read_array(
         if checksum:
             crc = impl.crc32c(src)
         _check_tail(tail, checksum, crc)
-        view = np.frombuffer(src, dtype=native_dt, count=length // itemsize)
-        view = view.reshape(shape, order=order)
+        # one constructor call (frombuffer + reshape cost twice as much per message);
+        # zmq's buffer is writable, the view is not
+        view = np.ndarray(shape, native_dt, src, 0, None, order)
         view.flags.writeable = False
         return text, view
     if out is not None:
