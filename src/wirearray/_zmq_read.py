@@ -148,6 +148,12 @@ MAX_HEADS = 256
 _HEADS: dict[tuple[Any, int, int, bytes], tuple[Any, ...]] = {}
 
 
+#: Parts up to this size are looked up in ``_HEADS`` as they are first (a header part
+#: of a split frame, whatever its dimensions and name, is at most this long); only
+#: when that misses is the header's length read from the part.
+HEADER_PART_KEY = 4096
+
+
 def _array_head(impl: Any, hdr: memoryview, seq: int, limits: _Limits, single: bool) -> tuple:
     """An array frame's header parsed, checked against the limits, and what follows
     from it: (code, shape, length, count, fseq, name, checksum, tail_len, wire_big,
@@ -201,21 +207,27 @@ def _read_array(
     limits and the schema, then land the payload (whole, or in its own parts)."""
     mv = memoryview(first)
     size = len(mv)
-    if size < F.MIN_HEADER:
-        raise MalformedFrameError(f"a frame part of {size} bytes (a header has at least 64)")
-    head = mv[: F.MIN_HEADER]
-    if head[:4] == ORIGIN_MAGIC:
-        raise MalformedFrameError("a second origin part where a frame belongs")
-    h = impl.header_length(head)
-    if size < h:
-        raise MalformedFrameError(f"a frame part of {size} bytes; its header alone has {h}")
-    key = (impl, limits.max_ndim, limits.max_frame_bytes, mv[:h].tobytes())
-    parsed = _HEADS.get(key)
+    parsed = None
+    if size <= HEADER_PART_KEY:
+        # a part of a split frame is exactly a header: its bytes are the key as they are
+        h = size
+        parsed = _HEADS.get((impl, limits.max_ndim, limits.max_frame_bytes, bytes(mv)))
     if parsed is None:
-        parsed = _array_head(impl, mv[:h], seq, limits, msg is None)
-        if len(_HEADS) >= MAX_HEADS:
-            _HEADS.clear()
-        _HEADS[key] = parsed
+        if size < F.MIN_HEADER:
+            raise MalformedFrameError(f"a frame part of {size} bytes (a header has at least 64)")
+        head = mv[: F.MIN_HEADER]
+        if head[:4] == ORIGIN_MAGIC:
+            raise MalformedFrameError("a second origin part where a frame belongs")
+        h = impl.header_length(head)
+        if size < h:
+            raise MalformedFrameError(f"a frame part of {size} bytes; its header alone has {h}")
+        key = (impl, limits.max_ndim, limits.max_frame_bytes, mv[:h].tobytes())
+        parsed = _HEADS.get(key)
+        if parsed is None:
+            parsed = _array_head(impl, mv[:h], seq, limits, msg is None)
+            if len(_HEADS) >= MAX_HEADS:
+                _HEADS.clear()
+            _HEADS[key] = parsed
     (code, shape, length, count, fseq, text, checksum, tail_len, wire_big, wire_dt,
      native_dt, order, itemsize, pieces, route) = parsed  # fmt: skip
     if fseq != seq:
@@ -393,7 +405,14 @@ def _one_part(
             buf = dest.reshape(-1, order=order).view(np.uint8)
         else:
             buf = dest
-        reader.into(buf, length, "the payload")
+        # reader.into(), inlined: per message
+        if not reader.more:
+            raise MalformedFrameError("the message ended where the payload belongs")
+        sock = reader.sock
+        n = sock.recv_into(buf)
+        reader.more = bool(sock.getsockopt(_RCVMORE))
+        if n != length:
+            raise MalformedFrameError(f"the payload: a part of {n} bytes (expected {length})")
         crc = impl.crc32c(buf) if checksum else 0
     else:
         src = memoryview(reader.frame("the payload"))
