@@ -17,7 +17,13 @@ check: the zmq calls wirearray makes, with none of its Python); ``recv_array(out
 ``recv_array(copy=False)``.  The difference between the second row and the
 wirearray rows is wirearray's own Python per message.
 
-    python bench/zmq_overhead.py [--repeats 5] [--count 500] [--one-by-one] [--breakdown]
+With ``--copied`` the breakdown's payloads are sent with a copy: in one process, a
+payload sent without one is released through pyzmq's garbage-collector thread when
+the *receiver* drops it, a wake-up (eventfd) and a GIL hand-over per message that
+the receiving process of a real (TCP, IPC) stream never pays.
+
+    python bench/zmq_overhead.py [--repeats 5] [--count 500] [--one-by-one]
+                                 [--breakdown [--copied]]
 
 Used by docs/PERFORMANCE.md ("ZeroMQ") to say what bounds the small-message ratios:
 the streaming benchmark (``wirearray bench zmq``) times whole streams between
@@ -60,10 +66,12 @@ def _methods(a_sock: zmq.Socket, b_sock: zmq.Socket, rx: wz.Receiver, n: int) ->
     ]
 
 
-def _breakdown(a_sock: zmq.Socket, b_sock: zmq.Socket, n: int) -> list:
+def _breakdown(a_sock: zmq.Socket, b_sock: zmq.Socket, n: int, copied: bool = False) -> list:
     """(name, send, receive) for the receive-side breakdown of an ``n``-byte array:
     every send puts the same bytes on the socket (the parts of one wirearray message,
-    or the payload alone), the payload without a copy."""
+    or the payload alone), the payload without a copy -- or, with ``copied``, copied
+    by libzmq, so that the receiver frees memory libzmq allocated (as after a TCP
+    receive) instead of waking pyzmq's garbage-collector thread for every message."""
     a = np.arange(n // 8, dtype=np.float64)
     out = np.empty_like(a)
     # the parts a native-order wirearray message of ``a`` has, as the Sender makes them
@@ -80,13 +88,13 @@ def _breakdown(a_sock: zmq.Socket, b_sock: zmq.Socket, n: int) -> list:
     last = None if split else parts[1]
 
     def send_payload() -> None:
-        a_sock.send(a, copy=False)
+        a_sock.send(a, copy=copied)
 
     def send_message() -> None:
         for p in head:
             a_sock.send(p, _MORE)
         if split:
-            a_sock.send(a, copy=False)
+            a_sock.send(a, copy=copied)
         else:
             a_sock.send(last)
 
@@ -120,6 +128,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=500)
     ap.add_argument("--one-by-one", action="store_true", help="receive each message at once")
     ap.add_argument("--breakdown", action="store_true", help="the receive side, several ways")
+    ap.add_argument("--copied", action="store_true", help="--breakdown: payloads sent with a copy")
     args = ap.parse_args()
     ctx = zmq.Context()
     a_sock, b_sock = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
@@ -134,7 +143,7 @@ def main() -> None:
         print(f"{'payload':>8}  {'method':<34} {'send us':>8} {'recv us':>8}")
     for n in (8 << 10, 64 << 10, 1 << 20):
         if args.breakdown:
-            rows = _breakdown(a_sock, b_sock, n)
+            rows = _breakdown(a_sock, b_sock, n, args.copied)
         else:
             rows = _methods(a_sock, b_sock, rx, n)
         for name, send, recv in rows:
