@@ -401,6 +401,7 @@ def _one_part(
     if unit_dt is None:
         # datetime64/timedelta64 arrays export no buffer of their own, and the CRC is
         # over bytes: a byte view for those
+        buf: Any  # an ndarray: pyzmq's stubs know it only as a buffer
         if byte_view or checksum:
             buf = dest.reshape(-1, order=order).view(np.uint8)
         else:
@@ -542,7 +543,7 @@ def _read_message(
     info.origin, info.seq = _parse_origin(impl, memoryview(part))
     if not part.more:
         raise MalformedFrameError("the message ended where a frame belongs")
-    first = reader.sock.recv(0, False)  # reader.frame(), inlined: per message
+    first: Any = reader.sock.recv(0, False)  # reader.frame(), inlined: per message
     reader.more = first.more
     if many is None:
         head = memoryview(first)[:6]
