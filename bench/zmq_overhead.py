@@ -7,7 +7,23 @@ order), best of ``repeats`` runs.  With ``--one-by-one`` each message is receive
 before the next is sent (nothing queued: buffers stay in cache, and libzmq releases
 each zero-copy message before the next send).
 
+With ``--breakdown`` it times the receive side only, wall clock and the receiving
+thread's CPU time (``time.thread_time``: what other processes on a loaded machine
+take does not count), for the same bytes received several ways: pyzmq's
+``recv_into`` of one part; pyzmq receiving the parts of a wirearray message itself
+(origin and header parts as Frames, ``recv_into`` of the payload and the RCVMORE
+check: the zmq calls wirearray makes, with none of its Python); ``recv_array(out=)``;
+``Receiver.recv(out=)``; and ``recv(copy=False)`` + ``np.frombuffer`` against
+``recv_array(copy=False)``.  The difference between the second row and the
+wirearray rows is wirearray's own Python per message.
+
+With ``--copied`` the breakdown's payloads are sent with a copy: in one process, a
+payload sent without one is released through pyzmq's garbage-collector thread when
+the *receiver* drops it, a wake-up (eventfd) and a GIL hand-over per message that
+the receiving process of a real (TCP, IPC) stream never pays.
+
     python bench/zmq_overhead.py [--repeats 5] [--count 500] [--one-by-one]
+                                 [--breakdown [--copied]]
 
 Used by docs/PERFORMANCE.md ("ZeroMQ") to say what bounds the small-message ratios:
 the streaming benchmark (``wirearray bench zmq``) times whole streams between
@@ -23,6 +39,9 @@ import numpy as np
 import zmq
 
 from wirearray import zmq as wz
+
+_MORE = int(zmq.SNDMORE)
+_RCVMORE = int(zmq.RCVMORE)
 
 
 def _methods(a_sock: zmq.Socket, b_sock: zmq.Socket, rx: wz.Receiver, n: int) -> list:
@@ -47,11 +66,69 @@ def _methods(a_sock: zmq.Socket, b_sock: zmq.Socket, rx: wz.Receiver, n: int) ->
     ]
 
 
+def _breakdown(a_sock: zmq.Socket, b_sock: zmq.Socket, n: int, copied: bool = False) -> list:
+    """(name, send, receive) for the receive-side breakdown of an ``n``-byte array:
+    every send puts the same bytes on the socket (the parts of one wirearray message,
+    or the payload alone), the payload without a copy -- or, with ``copied``, copied
+    by libzmq, so that the receiver frees memory libzmq allocated (as after a TCP
+    receive) instead of waking pyzmq's garbage-collector thread for every message."""
+    a = np.arange(n // 8, dtype=np.float64)
+    out = np.empty_like(a)
+    # the parts a native-order wirearray message of ``a`` has, as the Sender makes them
+    probe = a_sock.context.socket(zmq.PAIR)
+    probe_rx = a_sock.context.socket(zmq.PAIR)
+    probe.bind("inproc://overhead-probe")
+    probe_rx.connect("inproc://overhead-probe")
+    wz.send_array(probe, a, byteorder="native")
+    parts = probe_rx.recv_multipart()  # origin, header, payload; or origin, whole frame
+    probe.close(linger=0)
+    probe_rx.close(linger=0)
+    split = len(parts) == 3
+    head = parts[:-1] if split else parts[:1]
+    last = None if split else parts[1]
+
+    def send_payload() -> None:
+        a_sock.send(a, copy=copied)
+
+    def send_message() -> None:
+        for p in head:
+            a_sock.send(p, _MORE)
+        if split:
+            a_sock.send(a, copy=copied)
+        else:
+            a_sock.send(last)
+
+    def recv_parts() -> None:  # the zmq calls of a wirearray receive, nothing else
+        b_sock.recv(0, False)
+        b_sock.recv(0, False)
+        b_sock.recv_into(out)
+        b_sock.getsockopt(_RCVMORE)
+
+    rx_native = wz.Receiver(b_sock, on_gap="off")
+    rows = [
+        ("pyzmq recv_into, 1 part", send_payload, lambda: b_sock.recv_into(out)),
+        ("pyzmq, wirearray's parts", send_message, recv_parts),
+        ("recv_array(out=)", send_message, lambda: wz.recv_array(b_sock, out=out)),
+        ("Receiver.recv(out=)", send_message, lambda: rx_native.recv(out=out)),
+        (
+            "pyzmq recv(copy=False)+frombuffer",
+            send_payload,
+            lambda: np.frombuffer(b_sock.recv(copy=False), dtype=a.dtype),
+        ),
+        ("recv_array(copy=False)", send_message, lambda: wz.recv_array(b_sock, copy=False)),
+    ]
+    if not split:  # a whole frame in one part: no payload part of its own
+        rows = [r for r in rows if r[0] != "pyzmq, wirearray's parts"]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--count", type=int, default=500)
     ap.add_argument("--one-by-one", action="store_true", help="receive each message at once")
+    ap.add_argument("--breakdown", action="store_true", help="the receive side, several ways")
+    ap.add_argument("--copied", action="store_true", help="--breakdown: payloads sent with a copy")
     args = ap.parse_args()
     ctx = zmq.Context()
     a_sock, b_sock = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
@@ -59,19 +136,29 @@ def main() -> None:
     b_sock.setsockopt(zmq.RCVHWM, 0)
     a_sock.bind("inproc://overhead")
     b_sock.connect("inproc://overhead")
-    rx = wz.Receiver(b_sock)
-    print(f"{'payload':>8}  {'method':<34} {'send us':>8} {'recv us':>8}")
+    if args.breakdown:
+        print(f"{'payload':>8}  {'receive':<34} {'wall us':>8} {'CPU us':>8}")
+    else:
+        rx = wz.Receiver(b_sock)
+        print(f"{'payload':>8}  {'method':<34} {'send us':>8} {'recv us':>8}")
     for n in (8 << 10, 64 << 10, 1 << 20):
-        for name, send, recv in _methods(a_sock, b_sock, rx, n):
-            best_s = best_r = float("inf")
+        if args.breakdown:
+            rows = _breakdown(a_sock, b_sock, n, args.copied)
+        else:
+            rows = _methods(a_sock, b_sock, rx, n)
+        for name, send, recv in rows:
+            best_s = best_r = best_c = float("inf")
             for _ in range(args.repeats):
+                t_cpu = 0.0
                 if args.one_by_one:
                     t_send = t_recv = 0.0
                     for _ in range(args.count):
                         t0 = time.perf_counter()
                         send()
                         t1 = time.perf_counter()
+                        c1 = time.thread_time()
                         recv()
+                        t_cpu += time.thread_time() - c1
                         t_send += t1 - t0
                         t_recv += time.perf_counter() - t1
                 else:
@@ -79,13 +166,19 @@ def main() -> None:
                     for _ in range(args.count):
                         send()
                     t1 = time.perf_counter()
+                    c1 = time.thread_time()
                     for _ in range(args.count):
                         recv()
+                    t_cpu = time.thread_time() - c1
                     t_send, t_recv = t1 - t0, time.perf_counter() - t1
                 best_s = min(best_s, t_send / args.count)
                 best_r = min(best_r, t_recv / args.count)
+                best_c = min(best_c, t_cpu / args.count)
             label = f"{n >> 10} KiB"
-            print(f"{label:>8}  {name:<34} {best_s * 1e6:8.1f} {best_r * 1e6:8.1f}")
+            if args.breakdown:
+                print(f"{label:>8}  {name:<34} {best_r * 1e6:8.1f} {best_c * 1e6:8.1f}")
+            else:
+                print(f"{label:>8}  {name:<34} {best_s * 1e6:8.1f} {best_r * 1e6:8.1f}")
     ctx.destroy(linger=0)
 
 

@@ -833,6 +833,130 @@ def test_bit_flips_of_a_split_message(inproc):
             check_refused_then_next(a, b, rx, [*parts[:index], bytes(bad), *parts[index + 1 :]])
 
 
+class _Sub(np.ndarray):
+    pass
+
+
+ROUTE_DTYPES = ["<f8", ">i4", "<c8", "?", "S3", "<U2", "M8[ms]", "m8[us]"]
+
+
+def _route_array(dtype: str, layout: str = "C") -> np.ndarray:
+    """A 2-D array of ``dtype`` over BIG bytes (a split frame), distinct values."""
+    dt = np.dtype(dtype)
+    n = BIG // dt.itemsize
+    if dt.kind in "SU":
+        base = np.array([str(i % 997) for i in range(n)]).astype(dt)
+    elif dt.kind in "mM":
+        base = np.arange(n).astype(dt)
+    else:
+        base = make(dtype, (n,))
+    a = base.reshape(n // 8, 8)
+    return np.asfortranarray(a) if layout == "F" else a
+
+
+@pytest.mark.parametrize("dtype", ROUTE_DTYPES)
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_one_part_payload_routes(inproc, dtype, layout):
+    """A split frame's payload part lands straight in out= (or a new array) when it
+    travels in this host's order, is converted from zmq's buffer in one pass when
+    not, and a destination the route does not take (another byte order, the other
+    layout, a subclass) still gets the values: every dtype kind, with and without
+    a checksum, through recv_array and a Receiver."""
+    a, b = inproc
+    rx = wz.Receiver(b, on_gap="off")
+    arr = _route_array(dtype, layout)
+    dt = arr.dtype
+    outs = [
+        np.empty(arr.shape, dt.newbyteorder("="), order=layout),  # the route
+        np.empty(arr.shape, dt.newbyteorder(">" if dt.itemsize > 1 else "="), order=layout),
+        np.empty(arr.shape, dt, order="F" if layout == "C" else "C"),  # the other layout
+        np.empty(arr.shape, dt, order=layout).view(_Sub),  # a subclass
+    ]
+    for byteorder in ("network", "native"):
+        for checksum in (False, True):
+            for out in outs:
+                wz.send_array(a, arr, byteorder=byteorder, checksum=checksum)
+                got = wz.recv_array(b, out=out)
+                assert got is out
+                assert np.array_equal(np.asarray(out), arr)
+            wz.send_array(a, arr, byteorder=byteorder, checksum=checksum)
+            got = rx.recv()
+            same(got, arr)
+            assert got.dtype.isnative or got.dtype.itemsize == 1 or got.dtype.kind in "SU"
+            assert got.flags.f_contiguous if layout == "F" else got.flags.c_contiguous
+    assert rx.stats["received"] == 4 and rx.stats["refused"] == 0
+
+
+@pytest.mark.parametrize("byteorder", ["network", "native"])
+@pytest.mark.parametrize("dtype", ["<f8", "M8[ms]"])
+@pytest.mark.parametrize("dest", ["out", "new"])
+def test_bad_tail_after_the_payload_landed_costs_that_message_only(inproc, byteorder, dtype, dest):
+    """The payload part lands in the destination (or is converted into it) before the
+    tail is read: a wrong CRC, non-zero padding, a missing tail, an extra part or a
+    short payload part is the message's ProtocolError, out='s content is then
+    unspecified, and the next message arrives whole."""
+    a, b = inproc
+    rx = wz.Receiver(b, on_gap="off")
+    arr = _route_array(dtype)[:, :7]  # 7 columns: the payload needs padding
+    arr = np.ascontiguousarray(arr)
+    out = np.empty(arr.shape, arr.dtype.newbyteorder("=")) if dest == "out" else None
+    good = raw_message(arr, checksum=True, byteorder=byteorder)
+    assert len(good) == 4  # origin, header, payload, tail (CRC and padding)
+    bad_crc = bytearray(good[3])
+    bad_crc[0] ^= 1
+    bad_pad = bytearray(good[3])
+    bad_pad[-1] = 1
+    hostile = [
+        ([*good[:3], bytes(bad_crc)], wirearray.ChecksumError),
+        ([*good[:3], bytes(bad_pad)], wirearray.MalformedFrameError),
+        (good[:3], wirearray.MalformedFrameError),  # no tail
+        ([*good, b"extra"], wirearray.MalformedFrameError),
+        ([*good[:2], good[2][:-8], good[3]], wirearray.MalformedFrameError),  # short
+        ([*good[:2], good[2] + bytes(8), good[3]], wirearray.MalformedFrameError),  # long
+    ]
+    nxt = arr[::-1].copy()
+    for parts, expect in hostile:
+        a.send_multipart(parts)
+        wz.send_array(a, nxt, byteorder=byteorder, checksum=True)
+        with pytest.raises(expect):
+            rx.recv(out=out)
+        got = rx.recv(out=out)
+        assert got is out if out is not None else True
+        same(got, nxt)
+    assert rx.stats["refused"] == len(hostile)
+    # a part that ends the message where the payload belongs
+    a.send_multipart(good[:2])
+    wz.send_array(a, nxt, byteorder=byteorder)
+    with pytest.raises(wirearray.MalformedFrameError):
+        wz.recv_array(b, out=out)
+    same(wz.recv_array(b, out=out), nxt)
+
+
+def test_a_header_part_is_looked_up_as_it_is(inproc):
+    """A header part of a split frame is found in the cache of checked headers by its
+    bytes; the same header bytes inside a whole frame, and a header part with other
+    limits, are each checked as they should be."""
+    a, b = inproc
+    arr = BIG_ARR
+    parts = raw_message(arr, checksum=False, byteorder="native")
+    header = parts[1]
+    for _ in range(2):
+        a.send_multipart(parts)
+        same(wz.recv_array(b), arr)
+    # the cached header, with a receiver whose limits it breaks
+    a.send_multipart(parts)
+    wz.send_array(a, np.arange(3.0))
+    with pytest.raises(wirearray.FrameTooLargeError):
+        wz.recv_array(b, max_frame_bytes=arr.nbytes - 1)
+    same(wz.recv_array(b, max_frame_bytes=arr.nbytes - 1), np.arange(3.0))
+    # a part that starts with the cached header but is longer: not a header part
+    a.send_multipart([parts[0], header + bytes(64)])
+    wz.send_array(a, np.arange(3.0))
+    with pytest.raises(wirearray.MalformedFrameError):
+        wz.recv_array(b)
+    same(wz.recv_array(b), np.arange(3.0))
+
+
 @pytest.mark.parametrize("arr", [SMALL_ARR, BIG_ARR], ids=["whole", "split"])
 def test_hostile_structures(inproc, arr):
     a, b = inproc

@@ -135,7 +135,7 @@ from ._zmq_message import PIECE_BYTES as PIECE_BYTES
 from ._zmq_message import SPLIT_BYTES as SPLIT_BYTES
 from ._zmq_message import WHOLE_FRAME_BYTES as WHOLE_FRAME_BYTES
 from ._zmq_message import ZERO_COPY_BYTES as ZERO_COPY_BYTES
-from ._zmq_read import _coerce_schema, _Incoming, _Limits
+from ._zmq_read import _coerce_schema, _Incoming, _Limits, _limits
 from ._zmq_staging import _POOL
 from ._zmq_staging import KEEP_STAGING_BYTES as KEEP_STAGING_BYTES
 from ._zmq_stateful import MAX_ORIGINS as MAX_ORIGINS
@@ -337,7 +337,7 @@ def recv_array(
         zmq.Again: DONTWAIT or RCVTIMEO, and no message (nothing consumed).
     """
     impl = _get_impl(None)
-    limits = _Limits(max_frame_bytes, max_ndim)
+    limits = _limits(max_frame_bytes, max_ndim, DEFAULT_MAX_MESSAGE_ARRAYS)
     return _recv_api(sock, impl, envelope, out, schema, limits, copy, False, flags)
 
 
@@ -360,5 +360,5 @@ def recv_many(
     ``max_frame_bytes`` caps the payloads of the whole message; everything else as
     :func:`recv_array`.  A single array (send_array) raises SchemaMismatchError."""
     impl = _get_impl(None)
-    limits = _Limits(max_frame_bytes, max_ndim, max_message_arrays)
+    limits = _limits(max_frame_bytes, max_ndim, max_message_arrays)
     return _recv_api(sock, impl, envelope, out, schema, limits, copy, True, flags)
