@@ -83,7 +83,7 @@ def _cases() -> list[tuple[str, list[str], int, str]]:
         ("unknown command", ["frobnicate"], 2, "invalid choice"),
         # send: files
         ("text file", ["send", "127.0.0.1:9", "{text.npy}"], 2, "not a .npy/.npz file"),
-        ("object .npy", ["send", "127.0.0.1:9", "{object.npy}"], 2, "object arrays cannot be sent"),
+        ("object .npy", ["send", "127.0.0.1:9", "{object.npy}"], 2, "objects need pickle"),
         ("object .npz", ["send", "127.0.0.1:9", "{object.npz}"], 2, "object arrays cannot be sent"),
         ("float128 .npy", ["send", "127.0.0.1:9", "{longdouble.npy}"], 2, "cannot be sent"),
         ("float128 .npz", ["send", "127.0.0.1:9", "{longdouble.npz}"], 2, "cannot be sent"),
@@ -137,7 +137,7 @@ def _cases() -> list[tuple[str, list[str], int, str]]:
             "string dtype",
             ["send", "127.0.0.1:9", "--random", "U5", "4"],
             2,
-            "not one wirearray sends",
+            "send strings and records from a .npy file",
         ),
         (
             "object dtype",
@@ -199,7 +199,7 @@ def _cases() -> list[tuple[str, list[str], int, str]]:
             2,
             "--zmq takes no",
         ),
-        ("refused", ["send", refused, "--random", "f8", "4"], 1, "connection refused"),
+        ("refused", ["send", refused, "--random", "f8", "4"], 1, "is `wirearray serve` listening"),
         # serve
         ("serve tcp:// url", ["serve", "tcp://127.0.0.1:0"], 2, "ZeroMQ endpoint"),
         ("serve unix:", ["serve", "unix:"], 2, "needs a path"),

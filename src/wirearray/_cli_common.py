@@ -74,7 +74,10 @@ def item_bytes(item: Any) -> int:
 def _sendable(dtype: np.dtype, where: str) -> None:
     """Refuse, before connecting, a dtype the wire format does not carry."""
     if dtype.hasobject:
-        raise CliUsageError(f"{where}: object arrays cannot be sent (numeric dtypes only)")
+        raise CliUsageError(
+            f"{where}: object arrays cannot be sent (Python objects need pickle; save "
+            "the data as numbers, S/U strings or records of these)"
+        )
     # the wire format's own word (records: within its descriptor limits)
     try:
         check_wire_dtype(dtype)
@@ -95,7 +98,11 @@ def _random_arrays(args: argparse.Namespace) -> list[Item]:
     except TypeError:
         raise CliUsageError(f"unknown dtype {dtype_s!r}") from None
     if dtype.kind not in "fciubmM":
-        raise CliUsageError(f"dtype {dtype} is not one wirearray sends")
+        raise CliUsageError(
+            f"dtype {dtype} is not one wirearray sends as --random (bool, integers, floats, "
+            "complex, datetime64/timedelta64 with a unit); send strings and records from "
+            "a .npy file"
+        )
     _sendable(dtype, "--random")
     try:
         shape = tuple(int(x) for x in shape_s.replace("x", ",").split(",") if x.strip())

@@ -618,7 +618,10 @@ def _describe(exc: BaseException, args: argparse.Namespace) -> str:
     if isinstance(exc, (WireError, MemoryError)):  # the message says what happened
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, ConnectionRefusedError):
-        return f"cannot connect to {where}: connection refused"
+        return (
+            f"cannot connect to {where}: connection refused (is `wirearray serve` "
+            "listening at that address and port?)"
+        )
     if isinstance(exc, TimeoutError):
         return f"timed out ({where})"
     if isinstance(exc, OSError) and exc.strerror:
