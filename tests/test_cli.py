@@ -241,3 +241,21 @@ def test_files_may_follow_options(tmp_path):
     assert "sent 2 arrays" in sent.stdout
     out, err = server.communicate(timeout=WAIT)
     assert "float64 (3,)" in out and "int64 (2,)" in out, out + err
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """``wirearray COMMAND --help`` is the reference a user reads first: an option
+    listed without a word (its default, its unit) leaves them guessing."""
+    import argparse
+
+    from wirearray.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, name: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield from walk(sub, f"{name} {sub_name}")
+            elif action.option_strings and action.help is None:
+                yield f"{name} {action.option_strings[-1]}"
+
+    assert list(walk(build_parser(), "wirearray")) == []

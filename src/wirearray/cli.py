@@ -361,7 +361,13 @@ def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
     )
     p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     if sender:
-        p.add_argument("--byteorder", choices=("network", "native"), default="network")
+        p.add_argument(
+            "--byteorder",
+            choices=("network", "native"),
+            default="network",
+            help="byte order on the wire: network (big-endian, the default) or native "
+            "(as in memory: nothing converted between two little-endian hosts)",
+        )
         p.add_argument("--checksum", action="store_true", help="CRC32C every payload")
         p.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
         p.add_argument("--tls-ca", metavar="PEM", help="TLS, trusting this CA bundle")
@@ -372,13 +378,28 @@ def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
             metavar="PEM",
             help="mutual TLS: accept only clients with certificates from this CA",
         )
-        p.add_argument("--max-connections", type=_positive, default=None, metavar="N")
-        p.add_argument("--idle-timeout", type=_seconds, default=None, metavar="SECONDS")
+        p.add_argument(
+            "--max-connections",
+            type=_positive,
+            default=None,
+            metavar="N",
+            help="connections served at once; a client beyond them is told the server "
+            "is busy (default: no limit)",
+        )
+        p.add_argument(
+            "--idle-timeout",
+            type=_seconds,
+            default=None,
+            metavar="SECONDS",
+            help="end a connection when one receive takes longer (an idle or stalled "
+            "peer; default: wait)",
+        )
         p.add_argument(
             "--max-frame-bytes",
             type=_positive,
             default=None,
-            help="largest array accepted (default 1 GiB)",
+            metavar="BYTES",
+            help="largest array accepted, in bytes (default 1 GiB)",
         )
 
 
