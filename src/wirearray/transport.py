@@ -487,6 +487,22 @@ class Channel:
             schema: a ``Schema``/``(dtype, shape)`` the array must match, with None as
                 a wildcard; checked on the header, before the payload is read.
 
+        Returns:
+            ``out`` (above), or else a new writable array of the frame's shape and
+            dtype in native byte order: numbers, bool, datetime64/timedelta64 with
+            their unit, ``S``/``U``/``V``, records with the sender's names, offsets
+            and item size (each field native); C order, or Fortran order for a
+            Fortran-ordered frame.
+
+        Frames held by ``send(flush=False)`` are sent first.  A small frame already
+        in the read-ahead is taken, validated, converted and written in one compiled
+        call, which refills an empty read-ahead with one ``recv(2)`` that does not
+        wait (plain sockets, compiled core, POSIX); anything else -- ``schema=``,
+        names, messages, large payloads, TLS, the fallback -- takes the decoder's
+        general path (docs/ARCHITECTURE.md, "From the socket into ``out=``").  Both
+        check the same things and raise the same errors.  With ``timeout=0`` it
+        polls: ``TimeoutError`` when no whole frame has arrived, the channel usable.
+
         Raises:
             EndOfStreamError: the peer ended the stream (its close()).
             PeerError: the peer reported an error (its code and reason).
