@@ -4,6 +4,7 @@ codes (0 ok, 1 runtime failure, 2 usage) and one-line errors."""
 from __future__ import annotations
 
 import os
+import platform
 import re
 import socket
 import subprocess
@@ -90,10 +91,15 @@ def test_send_npy_files_over_unix_socket(tmp_path):
     assert "3 messages" in out, out + err
 
 
+# the machine as every benchmark header names it: OS and architecture, then its CPUs
+_MACHINE = f"{platform.system()} {platform.machine()}, "
+
+
 def test_demo_quick_runs_and_reports_ratios():
     r = wirearray("demo", "--quick", env={**os.environ, "WIREARRAY_DEMO_SECONDS": "0.2"})
     assert r.returncode == 0, r.stderr
     assert "native/raw" in r.stdout
+    assert _MACHINE in r.stdout.splitlines()[0]  # figures name the machine they come from
     rows = [line for line in r.stdout.splitlines() if re.match(r"\s+\d+\.\d (KiB|MiB)", line)]
     assert len(rows) == 4
     for row in rows:
@@ -110,6 +116,7 @@ def test_demo_kernels_quick_runs_and_reports_ratios():
     r = wirearray("demo", "--kernels", "--quick")
     assert r.returncode == 0, r.stderr
     assert "implementation:" in r.stdout and "hton" in r.stdout
+    assert f"machine: {_MACHINE}" in r.stdout
     rows = [line for line in r.stdout.splitlines() if re.match(r"\s+\d+ (KiB|MiB)", line)]
     assert len(rows) == 4  # 1 KiB to 16 MiB: --quick drops 256 MiB
     for row in rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -142,6 +143,7 @@ def test_bench_zmq(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "PAIR, 8 KiB" in r.stdout and "PUB/SUB, 1 subscriber(s)" in r.stdout
     assert "Targets" in r.stdout
+    assert f"on {platform.system()} {platform.machine()}, " in r.stdout.splitlines()[0]
     doc = json.loads(out.read_text())
     methods = {(x["group"], x["method"]) for x in doc["results"]}
     assert ("pair", "wa-native") in methods and ("pubsub-1", "wa-network") in methods
