@@ -261,6 +261,29 @@ def test_refused_by_the_server_is_a_runtime_failure_with_its_reason():
         server.kill()
 
 
+def test_server_gone_mid_stream_says_the_arrays_were_not_confirmed():
+    """A server that drops the connection (a reset) is a runtime failure whose line says
+    what happened to the arrays, not only the OS's "Connection reset by peer"."""
+    import struct
+    import threading
+
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+
+        def reset_first_client() -> None:
+            conn, _ = srv.accept()
+            conn.recv(1)  # the client's first bytes: it is sending
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # linger 0: a reset, as a server killed mid-stream
+
+        t = threading.Thread(target=reset_first_client, daemon=True)
+        t.start()
+        port = srv.getsockname()[1]
+        r = run_cli("send", f"127.0.0.1:{port}", "--random", "f8", "100000", "--count", "50")
+        t.join(WAIT)
+    assert_one_line(r, 1, "was lost")
+    assert "did not confirm the arrays" in r.stderr
+
+
 def test_output_directory_gone_is_an_output_error(tmp_path):
     """serve --out whose directory disappears: the server says it cannot write there
     (not that a connection failed) and exits 1; the client learns its array was not

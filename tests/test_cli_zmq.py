@@ -131,7 +131,9 @@ def test_no_peer_is_a_timeout_not_a_silent_drop():
         "send", "--zmq", "push", "tcp://127.0.0.1:9", "--random", "f8", "3", "--timeout", "0.5"
     )
     assert r.returncode == 1
-    assert r.stderr.strip() == "wirearray: error: timed out (tcp://127.0.0.1:9)"
+    assert r.stderr.strip() == (
+        "wirearray: error: timed out (tcp://127.0.0.1:9): no peer took the arrays within 0.5 s"
+    )
 
 
 def test_bench_zmq(tmp_path):

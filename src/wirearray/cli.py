@@ -644,7 +644,14 @@ def _describe(exc: BaseException, args: argparse.Namespace) -> str:
             "listening at that address and port?)"
         )
     if isinstance(exc, TimeoutError):
-        return f"timed out ({where})"
+        said = str(exc)  # what timed out, where the raiser said it ("no peer took ...")
+        said = f": {said}" if said and said != "timed out" else ""
+        return f"timed out ({where}){said}"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)) and args.command == "send":
+        return (
+            f"the connection to {where} was lost ({exc.strerror or exc}): the server "
+            "stopped or dropped it, and did not confirm the arrays"
+        )
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror} ({where})"
     return f"{type(exc).__name__}: {exc}"
