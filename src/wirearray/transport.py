@@ -489,9 +489,10 @@ class Channel:
 
         Returns:
             ``out`` (above), or else a new writable array of the frame's shape and
-            dtype in native byte order: numbers, bool, datetime64/timedelta64 with
+            dtype in native byte order (in the order it travelled in with the
+            channel's ``keep_wire_order=True``): numbers, bool, datetime64/timedelta64 with
             their unit, ``S``/``U``/``V``, records with the sender's names, offsets
-            and item size (each field native); C order, or Fortran order for a
+            and item size (each field in that byte order); C order, or Fortran order for a
             Fortran-ordered frame.
 
         Frames held by ``send(flush=False)`` are sent first.  A small frame already
