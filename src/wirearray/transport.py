@@ -243,13 +243,19 @@ class Channel:
         flush: bool = True,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Send one array (any supported dtype and layout).
+        """Send one array, of any shape and layout.
 
-        The payload is not copied when it already has the wire byte order and is
+        Dtypes: bool, integers, floats, complex, datetime64/timedelta64 with a unit,
+        ``S``/``U``/``V`` and records of these (docs/FORMAT.md section 3); an ndarray
+        subclass travels as its values, a ``numpy.ma.MaskedArray`` is refused.  The
+        payload is not copied when it already has the wire byte order and is
         contiguous; otherwise it is converted through a staging buffer of up to 4 MiB.
-        A small array (up to SMALL_FRAME_BYTES = 64 KiB) is framed whole into one buffer
-        by the compiled core.  A frame leaves in one system call, except a large
-        payload converted on the way (one call per staging chunk of up to 4 MiB).
+        With the compiled core a small array (up to SMALL_FRAME_BYTES = 64 KiB) is
+        framed whole into one buffer, and on a plain socket on POSIX framed and sent in
+        one compiled call (docs/ARCHITECTURE.md, "The per-message path"); the fallback
+        frames it as a header and its payload.  A frame leaves in one system
+        call, except a large payload converted on the way (one call per staging chunk
+        of up to 4 MiB).
 
         Args:
             array: the array (anything ``numpy.asarray`` accepts).
