@@ -89,6 +89,8 @@ def test_send_npy_files_over_unix_socket(tmp_path):
     assert sent.returncode == 0, sent.stderr
     out, err = server.communicate(timeout=WAIT)
     assert "3 messages" in out, out + err
+    # a few hundred bytes: a rate in kB/s with its unit, never a bare "0.0 MB/s"
+    assert "0.0 MB/s" not in out + sent.stdout and "/s)" in sent.stdout, (out, sent.stdout)
 
 
 # the machine as every benchmark header names it: OS and architecture, then its CPUs
@@ -266,3 +268,19 @@ def test_every_option_of_every_command_says_what_it_does():
                 yield f"{name} {action.option_strings[-1]}"
 
     assert list(walk(build_parser(), "wirearray")) == []
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "seconds", "shown"),
+    [
+        (2_500_000, 1.0, "2.5 MB/s"),
+        (100_000, 1.0, "0.1 MB/s"),
+        (178, 0.03, "5.9 kB/s"),
+        (0, 1.0, "0.0 MB/s"),  # nothing moved: nothing to scale
+        (10, 0.0, "10000.0 MB/s"),  # no measurable time: bounded, not a ZeroDivisionError
+    ],
+)
+def test_rates_keep_a_unit_that_shows_the_figure(nbytes, seconds, shown):
+    from wirearray._cli_common import fmt_rate
+
+    assert fmt_rate(nbytes, seconds) == shown

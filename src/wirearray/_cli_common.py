@@ -51,6 +51,15 @@ def _fmt_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
+def fmt_rate(nbytes: float, seconds: float) -> str:
+    """A transfer rate for people: MB/s (10^6 bytes), or kB/s below 0.1 MB/s, so that a
+    few small arrays do not read as "0.0 MB/s"."""
+    rate = nbytes / max(seconds, 1e-9)
+    if rate >= 0.1 * MB or rate == 0:
+        return f"{rate / MB:.1f} MB/s"
+    return f"{rate / 1e3:.1f} kB/s"
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64]
 

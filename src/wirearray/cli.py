@@ -64,7 +64,6 @@ from ._cli_common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
-    MB,
     CliUsageError,
     OutputError,
     UnkeepableNamesError,
@@ -72,6 +71,7 @@ from ._cli_common import (
     _load_arrays,
     _Progress,
     counted,
+    fmt_rate,
     item_bytes,
     prepare_out_dir,
     save_received,
@@ -209,7 +209,7 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
                         label = f" {name!r}" if name else ""
                         out.line(
                             f"[{cid}] #{index}{label} {a.dtype} {a.shape} "
-                            f"{_fmt_bytes(a.nbytes)} {a.nbytes / dt / MB:.1f} MB/s"
+                            f"{_fmt_bytes(a.nbytes)} {fmt_rate(a.nbytes, dt)}"
                         )
         except UnkeepableNamesError as exc:  # the peer's names: refuse it, serve the others
             out.line(f"wirearray: [{cid}] {peer}: message not saved: {exc}", err=True)
@@ -231,7 +231,7 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
             out.line(
                 f"wirearray: [{cid}] {peer}: {counted(messages, 'message')}, "
                 f"{_fmt_bytes(total_bytes)} in {elapsed:.2f} s "
-                f"({total_bytes / elapsed / MB:.1f} MB/s)"
+                f"({fmt_rate(total_bytes, elapsed)})"
             )
         finally:
             state["served"] += 1
@@ -307,7 +307,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
         f"wirearray: sent {counted(_count_arrays(arrays), 'array')}, {_fmt_bytes(total)} in "
-        f"{elapsed:.2f} s ({total / elapsed / MB:.1f} MB/s), all received by the peer"
+        f"{elapsed:.2f} s ({fmt_rate(total, elapsed)}), all received by the peer"
     )
     return EXIT_OK
 
