@@ -284,3 +284,10 @@ def test_rates_keep_a_unit_that_shows_the_figure(nbytes, seconds, shown):
     from wirearray._cli_common import fmt_rate
 
     assert fmt_rate(nbytes, seconds) == shown
+
+
+def test_bare_command_shows_the_commands():
+    r = wirearray()
+    assert r.returncode == 2
+    for command in ("serve", "send", "demo", "bench"):
+        assert f"    {command}" in r.stderr, r.stderr
