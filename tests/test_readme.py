@@ -227,6 +227,7 @@ def _objects() -> dict[str, object]:
     named: dict[str, object] = {
         "Channel.send": wirearray.Channel.send,
         "Channel.recv": wirearray.Channel.recv,
+        "recv_many": wirearray.Channel.recv_many,
         "hton": wirearray.hton,
         "ntoh": wirearray.ntoh,
         "byteswap": wirearray.byteswap,
