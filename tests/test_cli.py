@@ -279,6 +279,8 @@ def test_every_option_of_every_command_says_what_it_does():
         (2_500_000, 1.0, "2.5 MB/s"),
         (100_000, 1.0, "0.1 MB/s"),
         (178, 0.03, "5.9 kB/s"),
+        (100, 1.0, "0.1 kB/s"),
+        (112, 3.51, "31.9 B/s"),  # two small messages over a wait of seconds
         (0, 1.0, "0.0 MB/s"),  # nothing moved: nothing to scale
         (10, 0.0, "10000.0 MB/s"),  # no measurable time: bounded, not a ZeroDivisionError
     ],

@@ -52,12 +52,14 @@ def _fmt_bytes(n: float) -> str:
 
 
 def fmt_rate(nbytes: float, seconds: float) -> str:
-    """A transfer rate for people: MB/s (10^6 bytes), or kB/s below 0.1 MB/s, so that a
-    few small arrays do not read as "0.0 MB/s"."""
+    """A transfer rate for people: MB/s (10^6 bytes), kB/s below 0.1 MB/s, B/s below
+    0.1 kB/s, so that a few small arrays do not read as "0.0 MB/s"."""
     rate = nbytes / max(seconds, 1e-9)
     if rate >= 0.1 * MB or rate == 0:
         return f"{rate / MB:.1f} MB/s"
-    return f"{rate / 1e3:.1f} kB/s"
+    if rate >= 100:
+        return f"{rate / 1e3:.1f} kB/s"
+    return f"{rate:.1f} B/s"  # a server that waited for its few arrays
 
 
 def _safe(name: str) -> str:
