@@ -595,13 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line parsed (a usage error exits with code 2 and one line; no
-    arguments at all, with code 2 and the help)."""
+    """The command line parsed (a usage error exits with code 2 and one line)."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:  # a bare `wirearray`: the commands and what they do, not one line
-        parser.print_help(sys.stderr)
-        parser.exit(EXIT_USAGE)
+    if not argv:  # a bare `wirearray`: name the commands (argparse would say "COMMAND")
+        parser.error("a command is required: serve, send, demo or bench")
     args, extra = parser.parse_known_args(argv)
     if extra:
         # argparse gives `files` (nargs="*") its words before the options only, so
