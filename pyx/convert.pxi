@@ -42,7 +42,8 @@ cdef inline void _prefault(char *lo, char *hi) noexcept nogil:
     while p < hi:
         p[0] = 0
         p += PREFAULT_STEP
-    hi[-1] = 0  # the last region, when the steps stopped short of it
+    (hi - 1)[0] = 0  # the last region, when the steps stopped short of it (no hi[-1]:
+    # under wraparound=False Cython warns of a negative index, meant for arrays)
 
 
 cdef enum:

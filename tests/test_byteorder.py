@@ -241,6 +241,15 @@ def test_unsupported_dtypes(impl, a):
         assert "dtype" in str(info.value)
 
 
+def test_a_refused_dtype_names_every_kind_that_is_supported(impl):
+    """The refusal lists what converts -- records and strings included -- so that the
+    user's next try is one that works."""
+    with pytest.raises(UnsupportedDtypeError) as info:
+        impl.hton(np.array([1, "x"], dtype=object))
+    for kind in ("bool", "complex64/128", "timedelta64 with a unit", "S/U/V", "records"):
+        assert kind in str(info.value)
+
+
 def test_unsupported_in_raw_ntoh(impl):
     with pytest.raises(UnsupportedDtypeError):
         impl.ntoh(b"\0" * 16, dtype=np.longdouble if np.dtype(np.longdouble).itemsize > 8 else "M8")

@@ -4,6 +4,7 @@ codes (0 ok, 1 runtime failure, 2 usage) and one-line errors."""
 from __future__ import annotations
 
 import os
+import platform
 import re
 import socket
 import subprocess
@@ -88,12 +89,22 @@ def test_send_npy_files_over_unix_socket(tmp_path):
     assert sent.returncode == 0, sent.stderr
     out, err = server.communicate(timeout=WAIT)
     assert "3 messages" in out, out + err
+    # a few hundred bytes: a rate in kB/s with its unit, never a bare "0.0 MB/s"
+    assert "0.0 MB/s" not in out + sent.stdout and "/s)" in sent.stdout, (out, sent.stdout)
+
+
+# the machine as every benchmark header names it: OS and architecture, then its CPUs
+_MACHINE = f"{platform.system()} {platform.machine()}, "
 
 
 def test_demo_quick_runs_and_reports_ratios():
-    r = wirearray("demo", "--quick", env={**os.environ, "WIREARRAY_DEMO_SECONDS": "0.2"})
+    # development mode: a socket or file the demo leaves open shows as a ResourceWarning
+    env = {**os.environ, "WIREARRAY_DEMO_SECONDS": "0.2", "PYTHONDEVMODE": "1"}
+    r = wirearray("demo", "--quick", env=env)
     assert r.returncode == 0, r.stderr
+    assert "Warning" not in r.stderr, r.stderr
     assert "native/raw" in r.stdout
+    assert _MACHINE in r.stdout.splitlines()[0]  # figures name the machine they come from
     rows = [line for line in r.stdout.splitlines() if re.match(r"\s+\d+\.\d (KiB|MiB)", line)]
     assert len(rows) == 4
     for row in rows:
@@ -110,6 +121,7 @@ def test_demo_kernels_quick_runs_and_reports_ratios():
     r = wirearray("demo", "--kernels", "--quick")
     assert r.returncode == 0, r.stderr
     assert "implementation:" in r.stdout and "hton" in r.stdout
+    assert f"machine: {_MACHINE}" in r.stdout
     rows = [line for line in r.stdout.splitlines() if re.match(r"\s+\d+ (KiB|MiB)", line)]
     assert len(rows) == 4  # 1 KiB to 16 MiB: --quick drops 256 MiB
     for row in rows:
@@ -241,3 +253,47 @@ def test_files_may_follow_options(tmp_path):
     assert "sent 2 arrays" in sent.stdout
     out, err = server.communicate(timeout=WAIT)
     assert "float64 (3,)" in out and "int64 (2,)" in out, out + err
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """``wirearray COMMAND --help`` is the reference a user reads first: an option
+    listed without a word (its default, its unit) leaves them guessing."""
+    import argparse
+
+    from wirearray.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, name: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield from walk(sub, f"{name} {sub_name}")
+            elif action.option_strings and action.help is None:
+                yield f"{name} {action.option_strings[-1]}"
+
+    assert list(walk(build_parser(), "wirearray")) == []
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "seconds", "shown"),
+    [
+        (2_500_000, 1.0, "2.5 MB/s"),
+        (100_000, 1.0, "0.1 MB/s"),
+        (178, 0.03, "5.9 kB/s"),
+        (100, 1.0, "0.1 kB/s"),
+        (112, 3.51, "31.9 B/s"),  # two small messages over a wait of seconds
+        (0, 1.0, "0.0 MB/s"),  # nothing moved: nothing to scale
+        (10, 0.0, "10000.0 MB/s"),  # no measurable time: bounded, not a ZeroDivisionError
+    ],
+)
+def test_rates_keep_a_unit_that_shows_the_figure(nbytes, seconds, shown):
+    from wirearray._cli_common import fmt_rate
+
+    assert fmt_rate(nbytes, seconds) == shown
+
+
+def test_bare_command_names_the_commands():
+    r = wirearray()
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        "wirearray: error: a command is required: serve, send, demo or bench (see wirearray --help)"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -110,8 +111,10 @@ def test_plain_bench_takes_the_stream_options(tmp_path):
     r = wirearray("bench", "--sizes", "16", "--methods", "wa-native", "--json", str(out))
     assert r.returncode == 0, r.stderr
     assert "Throughput, GB/s" in r.stdout
+    assert f"machine: {platform.system()} {platform.machine()}, " in r.stdout
     doc = json.loads(out.read_text())
     assert doc["sizes"] == [16 * 8]
+    assert doc["machine"].startswith(f"{platform.system()} {platform.machine()}, ")
     assert {x["method"] for x in doc["results"]} == {"raw", "wa-native"}
 
 

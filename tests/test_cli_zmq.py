@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -130,7 +131,9 @@ def test_no_peer_is_a_timeout_not_a_silent_drop():
         "send", "--zmq", "push", "tcp://127.0.0.1:9", "--random", "f8", "3", "--timeout", "0.5"
     )
     assert r.returncode == 1
-    assert r.stderr.strip() == "wirearray: error: timed out (tcp://127.0.0.1:9)"
+    assert r.stderr.strip() == (
+        "wirearray: error: timed out (tcp://127.0.0.1:9): no peer took the arrays within 0.5 s"
+    )
 
 
 def test_bench_zmq(tmp_path):
@@ -142,6 +145,7 @@ def test_bench_zmq(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "PAIR, 8 KiB" in r.stdout and "PUB/SUB, 1 subscriber(s)" in r.stdout
     assert "Targets" in r.stdout
+    assert f"on {platform.system()} {platform.machine()}, " in r.stdout.splitlines()[0]
     doc = json.loads(out.read_text())
     methods = {(x["group"], x["method"]) for x in doc["results"]}
     assert ("pair", "wa-native") in methods and ("pubsub-1", "wa-network") in methods

@@ -748,6 +748,19 @@ def test_mismatching_schema_raises_from_the_header(impl_name, schema):
         dec.next_event()
 
 
+def test_schema_mismatch_says_what_came_and_what_was_expected(impl_name):
+    """The message names the array when it has a name, and only then (no ``array ''``)."""
+    for name, start in ((None, "array: got "), ("t", "array 't': got ")):
+        enc = Encoder(implementation=impl_name)
+        frame = enc.encode(np.zeros(3), name=name)
+        dec = Decoder(implementation=impl_name)
+        dec.expect(schema=("float32", None))
+        dec.receive_data(frame)
+        with pytest.raises(SchemaMismatchError) as info:
+            dec.next_event()
+        assert str(info.value) == start + "dtype float64 (expected float32)"
+
+
 def test_message_schemas(impl_name):
     r = rng(10)
     sent = {"a": random_array("int32", (6,), r), "b": random_array("float64", (2, 2), r)}

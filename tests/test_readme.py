@@ -110,7 +110,7 @@ def test_documented_command_parses(argv):
 
 def test_documented_extras_exist():
     """Every `pip install '.[extra]'` (or 'wirearray[extra]') names an extra that exists."""
-    import tomllib
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
 
     extras = set(
         tomllib.loads((README.parent / "pyproject.toml").read_text())["project"][
@@ -199,3 +199,83 @@ def test_numpy_only_receiver_from_send(tmp_path):
     assert not runner.is_alive()
     assert sent.returncode == 0, sent.stderr
     assert [a.shape for a in scope["arrays"]] == [(2, 3), (4,)]
+
+
+# ---- the signatures the README quotes are the functions' own
+
+
+def _readme_signatures() -> dict[str, str]:
+    """`NAME(PARAMS)` spans of the README that spell out keyword-only parameters (a
+    ``*``) or defaults: signatures, as opposed to calls."""
+    found = {}
+    for name, params in re.findall(
+        r"`((?:\w+\.)?\.?\w+)\(([^`()]*(?:\(\)[^`()]*)*)\)`", README.read_text("utf-8")
+    ):
+        if "*" in params or "=None" in params:
+            found[name.lstrip(".")] = " ".join(params.split())
+    return found
+
+
+# what the README leaves out on purpose: a progress callback (the command line's bar)
+# and the implementation override (tests and benchmarks)
+_UNQUOTED = {"progress", "implementation", "self"}
+
+
+def _objects() -> dict[str, object]:
+    import wirearray
+
+    named: dict[str, object] = {
+        "Channel.send": wirearray.Channel.send,
+        "Channel.recv": wirearray.Channel.recv,
+        "recv_many": wirearray.Channel.recv_many,
+        "hton": wirearray.hton,
+        "ntoh": wirearray.ntoh,
+        "byteswap": wirearray.byteswap,
+    }
+    if _has_pyzmq():
+        from wirearray import zmq as wz
+
+        named |= {
+            "send_array": wz.send_array,
+            "recv_array": wz.recv_array,
+            "Sender": wz.Sender,
+            "Receiver": wz.Receiver,
+            "recv": wz.Receiver.recv,  # `.recv(...)` in the Receiver's line
+        }
+    return named
+
+
+def test_readme_quotes_the_signatures_it_checks():
+    quoted = _readme_signatures()
+    assert {"Channel.send", "Channel.recv", "hton", "ntoh", "send_array", "Receiver"} <= set(
+        quoted
+    ), quoted
+
+
+@pytest.mark.parametrize("name", sorted(_readme_signatures()))
+def test_readme_signature_is_the_real_one(name):
+    """Every parameter the README shows exists, in the same kind (positional or
+    keyword-only) and with the same default; none is missing but the ones above."""
+    import inspect
+
+    objects = _objects()
+    if name not in objects:
+        if name in {"send_array", "recv_array", "Sender", "Receiver", "recv"}:
+            pytest.skip("pyzmq >= 26.4 not installed (pip install 'wirearray[zmq]')")
+        pytest.fail(f"the README quotes {name}(...), which this test does not know")
+    real = inspect.signature(objects[name]).parameters
+    shown: dict[str, str | None] = {}
+    keyword_only = False
+    for part in _readme_signatures()[name].split(", "):
+        if part == "*":
+            keyword_only = True
+            continue
+        pname, _, default = part.partition("=")
+        assert pname in real, f"{name}: the README shows {pname!r}, which it does not take"
+        kind = real[pname].kind
+        assert (kind is inspect.Parameter.KEYWORD_ONLY) == keyword_only, (name, pname)
+        if default and default != "...":
+            assert repr(real[pname].default) == default, (name, pname, real[pname].default)
+        shown[pname] = default
+    missing = set(real) - set(shown) - _UNQUOTED
+    assert not missing, f"{name}: the README leaves out {sorted(missing)}"

@@ -362,7 +362,13 @@ class AsyncChannel:
     async def recv(
         self, out: np.ndarray | None = None, *, schema: SchemaLike | None = None
     ) -> np.ndarray:
-        """Receive one array (see Channel.recv)."""
+        """Receive one array: arguments, result and errors as :meth:`wirearray.Channel.recv`.
+
+        A small frame already received, or readable now, is taken in one compiled call
+        without a trip through the event loop, while no other task receives; the rest
+        of a frame is awaited (``loop.sock_recv_into``, a large payload received in
+        place as it becomes readable).
+        """
         core = self._core
         if core.held:
             await self.flush()

@@ -51,6 +51,17 @@ def _fmt_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
+def fmt_rate(nbytes: float, seconds: float) -> str:
+    """A transfer rate for people: MB/s (10^6 bytes), kB/s below 0.1 MB/s, B/s below
+    0.1 kB/s, so that a few small arrays do not read as "0.0 MB/s"."""
+    rate = nbytes / max(seconds, 1e-9)
+    if rate >= 0.1 * MB or rate == 0:
+        return f"{rate / MB:.1f} MB/s"
+    if rate >= 100:
+        return f"{rate / 1e3:.1f} kB/s"
+    return f"{rate:.1f} B/s"  # a server that waited for its few arrays
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64]
 
@@ -74,16 +85,16 @@ def item_bytes(item: Any) -> int:
 def _sendable(dtype: np.dtype, where: str) -> None:
     """Refuse, before connecting, a dtype the wire format does not carry."""
     if dtype.hasobject:
-        raise CliUsageError(f"{where}: object arrays cannot be sent (numeric dtypes only)")
+        raise CliUsageError(
+            f"{where}: object arrays cannot be sent (Python objects need pickle; save "
+            "the data as numbers, S/U strings or records of these)"
+        )
     # the wire format's own word (records: within its descriptor limits)
     try:
         check_wire_dtype(dtype)
     except UnsupportedDtypeError as exc:
-        raise CliUsageError(
-            f"{where}: dtype {dtype} cannot be sent (bool, integers, floats, complex, "
-            "datetime64 and timedelta64 with a unit, S/U/V strings, records of these): "
-            f"{exc}"
-        ) from None
+        # the refusal says why, and lists what travels when the dtype is not one of them
+        raise CliUsageError(f"{where}: dtype {dtype} cannot be sent: {exc}") from None
 
 
 def _random_arrays(args: argparse.Namespace) -> list[Item]:
@@ -95,7 +106,11 @@ def _random_arrays(args: argparse.Namespace) -> list[Item]:
     except TypeError:
         raise CliUsageError(f"unknown dtype {dtype_s!r}") from None
     if dtype.kind not in "fciubmM":
-        raise CliUsageError(f"dtype {dtype} is not one wirearray sends")
+        raise CliUsageError(
+            f"dtype {dtype} is not one wirearray sends as --random (bool, integers, floats, "
+            "complex, datetime64/timedelta64 with a unit); send strings and records from "
+            "a .npy file"
+        )
     _sendable(dtype, "--random")
     try:
         shape = tuple(int(x) for x in shape_s.replace("x", ",").split(",") if x.strip())

@@ -13,13 +13,13 @@ import numpy as np
 
 from ._cli_common import (
     EXIT_OK,
-    MB,
     CliUsageError,
     UnkeepableNamesError,
     _fmt_bytes,
     _load_arrays,
     _Progress,
     counted,
+    fmt_rate,
     item_bytes,
     prepare_out_dir,
     save_received,
@@ -95,10 +95,9 @@ def _zmq_serve(args: argparse.Namespace) -> int:
                 total += a.nbytes
                 if not args.summary:
                     label = f" {name!r}" if name else ""
-                    rate = a.nbytes / max(d.seconds, 1e-9) / MB
                     print(
                         f"#{index}{label} {a.dtype} {a.shape} {_fmt_bytes(a.nbytes)} "
-                        f"{rate:.1f} MB/s",
+                        f"{fmt_rate(a.nbytes, d.seconds)}",
                         flush=True,
                     )
     except zmq.Again:
@@ -108,7 +107,7 @@ def _zmq_serve(args: argparse.Namespace) -> int:
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
         f"wirearray: {counted(messages, 'message')}, {_fmt_bytes(total)} in {elapsed:.2f} s "
-        f"({total / elapsed / MB:.1f} MB/s), {lost} lost",
+        f"({fmt_rate(total, elapsed)}), {lost} lost",
         flush=True,
     )
     return EXIT_OK
@@ -137,6 +136,6 @@ def _zmq_send(args: argparse.Namespace) -> int:
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
         f"wirearray: sent {n} arrays, {_fmt_bytes(total)} in {elapsed:.2f} s "
-        f"({total / elapsed / MB:.1f} MB/s)"
+        f"({fmt_rate(total, elapsed)})"
     )
     return EXIT_OK

@@ -42,7 +42,8 @@ def check_dtype(dt: np.dtype) -> None:
     if dt.char not in SUPPORTED_CHARS or dt.fields is not None or dt.subdtype is not None:
         raise UnsupportedDtypeError(
             f"wirearray does not convert dtype {dt!r}: supported are bool, int8..int64, "
-            "uint8..uint64, float16/32/64, complex64/128, datetime64 and timedelta64"
+            "uint8..uint64, float16/32/64, complex64/128, datetime64 and timedelta64 "
+            "with a unit, S/U/V strings and records of these"
         )
     if dt.type is not np.dtype(dt.char).type:  # a user-defined dtype reusing a char
         raise UnsupportedDtypeError(f"wirearray does not convert dtype {dt!r}")

@@ -111,7 +111,7 @@ def check_schema(
     if one is not None:
         why = one.mismatch(code, shape, count)
         if why:
-            raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
+            raise SchemaMismatchError(f"array {text!r}: got {why}" if text else f"array: got {why}")
 
 
 def fit_out(out: object, wire_dt: np.dtype, shape: tuple[int, ...]) -> np.ndarray:

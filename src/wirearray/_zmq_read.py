@@ -246,7 +246,7 @@ def _read_array(
     if schema is not None:
         why = schema.mismatch(code, shape, count)
         if why:
-            raise SchemaMismatchError(f"array {text or ''!r}: got {why}".replace(" '' ", " "))
+            raise SchemaMismatchError(f"array {text!r}: got {why}" if text else f"array: got {why}")
     total = h + length + tail_len
     whole = size == total
     if not whole and not (size == h and total > h):

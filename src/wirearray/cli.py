@@ -64,7 +64,6 @@ from ._cli_common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
-    MB,
     CliUsageError,
     OutputError,
     UnkeepableNamesError,
@@ -72,6 +71,7 @@ from ._cli_common import (
     _load_arrays,
     _Progress,
     counted,
+    fmt_rate,
     item_bytes,
     prepare_out_dir,
     save_received,
@@ -209,7 +209,7 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
                         label = f" {name!r}" if name else ""
                         out.line(
                             f"[{cid}] #{index}{label} {a.dtype} {a.shape} "
-                            f"{_fmt_bytes(a.nbytes)} {a.nbytes / dt / MB:.1f} MB/s"
+                            f"{_fmt_bytes(a.nbytes)} {fmt_rate(a.nbytes, dt)}"
                         )
         except UnkeepableNamesError as exc:  # the peer's names: refuse it, serve the others
             out.line(f"wirearray: [{cid}] {peer}: message not saved: {exc}", err=True)
@@ -231,7 +231,7 @@ async def _serve(args: argparse.Namespace, out_dir: Path | None, opts: dict[str,
             out.line(
                 f"wirearray: [{cid}] {peer}: {counted(messages, 'message')}, "
                 f"{_fmt_bytes(total_bytes)} in {elapsed:.2f} s "
-                f"({total_bytes / elapsed / MB:.1f} MB/s)"
+                f"({fmt_rate(total_bytes, elapsed)})"
             )
         finally:
             state["served"] += 1
@@ -307,7 +307,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
         f"wirearray: sent {counted(_count_arrays(arrays), 'array')}, {_fmt_bytes(total)} in "
-        f"{elapsed:.2f} s ({total / elapsed / MB:.1f} MB/s), all received by the peer"
+        f"{elapsed:.2f} s ({fmt_rate(total, elapsed)}), all received by the peer"
     )
     return EXIT_OK
 
@@ -361,7 +361,13 @@ def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
     )
     p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     if sender:
-        p.add_argument("--byteorder", choices=("network", "native"), default="network")
+        p.add_argument(
+            "--byteorder",
+            choices=("network", "native"),
+            default="network",
+            help="byte order on the wire: network (big-endian, the default) or native "
+            "(as in memory: nothing converted between two little-endian hosts)",
+        )
         p.add_argument("--checksum", action="store_true", help="CRC32C every payload")
         p.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
         p.add_argument("--tls-ca", metavar="PEM", help="TLS, trusting this CA bundle")
@@ -372,13 +378,28 @@ def _add_channel_args(p: argparse.ArgumentParser, *, sender: bool) -> None:
             metavar="PEM",
             help="mutual TLS: accept only clients with certificates from this CA",
         )
-        p.add_argument("--max-connections", type=_positive, default=None, metavar="N")
-        p.add_argument("--idle-timeout", type=_seconds, default=None, metavar="SECONDS")
+        p.add_argument(
+            "--max-connections",
+            type=_positive,
+            default=None,
+            metavar="N",
+            help="connections served at once; a client beyond them is told the server "
+            "is busy (default: no limit)",
+        )
+        p.add_argument(
+            "--idle-timeout",
+            type=_seconds,
+            default=None,
+            metavar="SECONDS",
+            help="end a connection when one receive takes longer (an idle or stalled "
+            "peer; default: wait)",
+        )
         p.add_argument(
             "--max-frame-bytes",
             type=_positive,
             default=None,
-            help="largest array accepted (default 1 GiB)",
+            metavar="BYTES",
+            help="largest array accepted, in bytes (default 1 GiB)",
         )
 
 
@@ -576,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line parsed (a usage error exits with code 2 and one line)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # a bare `wirearray`: name the commands (argparse would say "COMMAND")
+        parser.error("a command is required: serve, send, demo or bench")
     args, extra = parser.parse_known_args(argv)
     if extra:
         # argparse gives `files` (nargs="*") its words before the options only, so
@@ -618,9 +642,19 @@ def _describe(exc: BaseException, args: argparse.Namespace) -> str:
     if isinstance(exc, (WireError, MemoryError)):  # the message says what happened
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, ConnectionRefusedError):
-        return f"cannot connect to {where}: connection refused"
+        return (
+            f"cannot connect to {where}: connection refused (is `wirearray serve` "
+            "listening at that address and port?)"
+        )
     if isinstance(exc, TimeoutError):
-        return f"timed out ({where})"
+        said = str(exc)  # what timed out, where the raiser said it ("no peer took ...")
+        said = f": {said}" if said and said != "timed out" else ""
+        return f"timed out ({where}){said}"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)) and args.command == "send":
+        return (
+            f"the connection to {where} was lost ({exc.strerror or exc}): the server "
+            "stopped or dropped it, and did not confirm the arrays"
+        )
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror} ({where})"
     return f"{type(exc).__name__}: {exc}"

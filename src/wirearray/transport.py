@@ -243,13 +243,19 @@ class Channel:
         flush: bool = True,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Send one array (any supported dtype and layout).
+        """Send one array, of any shape and layout.
 
-        The payload is not copied when it already has the wire byte order and is
+        Dtypes: bool, integers, floats, complex, datetime64/timedelta64 with a unit,
+        ``S``/``U``/``V`` and records of these (docs/FORMAT.md section 3); an ndarray
+        subclass travels as its values, a ``numpy.ma.MaskedArray`` is refused.  The
+        payload is not copied when it already has the wire byte order and is
         contiguous; otherwise it is converted through a staging buffer of up to 4 MiB.
-        A small array (up to SMALL_FRAME_BYTES = 64 KiB) is framed whole into one buffer
-        by the compiled core.  A frame leaves in one system call, except a large
-        payload converted on the way (one call per staging chunk of up to 4 MiB).
+        With the compiled core a small array (up to SMALL_FRAME_BYTES = 64 KiB) is
+        framed whole into one buffer, and on a plain socket on POSIX framed and sent in
+        one compiled call (docs/ARCHITECTURE.md, "The per-message path"); the fallback
+        frames it as a header and its payload.  A frame leaves in one system
+        call, except a large payload converted on the way (one call per staging chunk
+        of up to 4 MiB).
 
         Args:
             array: the array (anything ``numpy.asarray`` accepts).
@@ -486,6 +492,23 @@ class Channel:
                 element may hold bytes of the failed frame, in either byte order.
             schema: a ``Schema``/``(dtype, shape)`` the array must match, with None as
                 a wildcard; checked on the header, before the payload is read.
+
+        Returns:
+            ``out`` (above), or else a new writable array of the frame's shape and
+            dtype in native byte order (in the order it travelled in with the
+            channel's ``keep_wire_order=True``): numbers, bool, datetime64/timedelta64 with
+            their unit, ``S``/``U``/``V``, records with the sender's names, offsets
+            and item size (each field in that byte order); C order, or Fortran order for a
+            Fortran-ordered frame.
+
+        Frames held by ``send(flush=False)`` are sent first.  A small frame already
+        in the read-ahead is taken, validated, converted and written in one compiled
+        call, which refills an empty read-ahead with one ``recv(2)`` that does not
+        wait (plain sockets, compiled core, POSIX); anything else -- ``schema=``,
+        names, messages, large payloads, TLS, the fallback -- takes the decoder's
+        general path (docs/ARCHITECTURE.md, "From the socket into ``out=``").  Both
+        check the same things and raise the same errors.  With ``timeout=0`` it
+        polls: ``TimeoutError`` when no whole frame has arrived, the channel usable.
 
         Raises:
             EndOfStreamError: the peer ended the stream (its close()).

@@ -25,6 +25,7 @@ import numpy as np
 import wirearray
 
 from .peers import CEILING, StreamServer
+from .results import machine
 from .stream import measure
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -74,7 +75,7 @@ def run_demo(*, quick: bool = False) -> int:
     """Print the demo's tables; returns the exit code (0)."""
     print(
         f"wirearray {wirearray.__version__}: {wirearray.IMPLEMENTATION} core, "
-        f"SIMD {wirearray.get_simd()}, numpy {np.__version__}"
+        f"SIMD {wirearray.get_simd()}, numpy {np.__version__}; on {machine()}"
     )
     print(
         "streaming float64 arrays over TCP loopback to a server process, which receives "

@@ -29,6 +29,8 @@ import numpy as np
 
 import wirearray
 
+from .results import machine
+
 KIB = 1 << 10
 MIB = 1 << 20
 
@@ -185,6 +187,7 @@ def header_lines() -> list[str]:
     lines = [
         "wirearray.info(): " + " ".join(f"{k}={v}" for k, v in info.items()),
         f"implementation: {impl} = {module}; SIMD path: {info['simd']}",
+        f"machine: {machine()}",
     ]
     if info["extension_error"]:
         lines.append(f"compiled core not used: {info['extension_error']}")

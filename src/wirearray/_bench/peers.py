@@ -690,6 +690,11 @@ def _serve(conn: Any, tls_pem: str | None) -> None:
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ctx.load_cert_chain(tls_pem)
     buffers = _Buffers()
+    with srv:  # closed when the benchmark is over (python -X dev: no ResourceWarning)
+        _serve_all(srv, server_ctx, buffers)
+
+
+def _serve_all(srv: socket.socket, server_ctx: Any, buffers: _Buffers) -> None:
     while True:
         raw, _ = srv.accept()
         with raw:

@@ -50,10 +50,12 @@ def _size_axis(ax: Any, sizes: Sequence[int], label: str, names: Sequence[str] =
 
 
 def _subtitle() -> str:
+    from .results import machine
+
     info = wirearray.info()
     return (
         f"wirearray {info['wirearray']} ({info['implementation']}, SIMD {info['simd']}), "
-        f"numpy {info['numpy']}, Python {info['python']}"
+        f"numpy {info['numpy']}, Python {info['python']}; {machine()}"
     )
 
 

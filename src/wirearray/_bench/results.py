@@ -5,6 +5,8 @@ tables, plot.py draws the figures; both read results through these)."""
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +48,28 @@ class Result:
         self.receiver_minflt.append(stats.get("minflt", 0) / self.count)
         self.sender_minflt.append(stats.get("sender_minflt", 0) / self.count)
         self.receiver_cpu.append(stats.get("cpu_s", 0.0) / self.count)
+
+
+def machine() -> str:
+    """The machine a figure was measured on, for the first line of every table: its
+    OS and architecture, the CPUs this process may use, and the CPU model where the
+    OS says it cheaply (Linux: /proc/cpuinfo), e.g. ``Linux x86_64, 2 CPUs (AMD EPYC
+    7B13)``.  Figures mean little without it."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 0
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "cpu model")):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        model = platform.processor()
+    text = f"{platform.system()} {platform.machine()}, {cpus} CPU{'s' if cpus != 1 else ''}"
+    return f"{text} ({model})" if model else text
 
 
 def size_label(nbytes: int) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 import wirearray
 
 from .peers import CEILING, METHODS, StreamServer, make_array, unavailable
-from .results import KIB, MIB, Result, index_results, ratio_to_ceiling, size_label
+from .results import KIB, MIB, Result, index_results, machine, ratio_to_ceiling, size_label
 
 ITEM = 8  # float64
 
@@ -272,6 +272,7 @@ def report(results: Sequence[Result], skipped: Mapping[str, str]) -> list[str]:
         f"wirearray {wirearray.__version__}: {wirearray.IMPLEMENTATION} core, "
         f"SIMD {wirearray.get_simd()}, numpy {np.__version__}, "
         f"Python {platform.python_version()}; {peer_versions()}",
+        f"machine: {machine()}",
         "float64 arrays streamed over TCP loopback to a receiving process; each cell is "
         "the median of the timed runs.",
     ]
@@ -348,6 +349,7 @@ def to_json(
         "info": wirearray.info(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "machine": machine(),
         "peers": peer_versions(),
         "dtype": "float64",
         "settings": dict(settings),

@@ -47,6 +47,8 @@ import numpy as np
 
 import wirearray
 
+from .results import machine
+
 KIB, MIB = 1 << 10, 1 << 20
 SIZES = (64 * KIB, MIB, 16 * MIB)
 PUBSUB_SIZE = MIB
@@ -487,7 +489,8 @@ def run_zmq_bench(
     print(
         f"wirearray {info['wirearray']} ({info['implementation']}, {info['simd']}), "
         f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}, numpy {info['numpy']}; "
-        f"tcp://127.0.0.1, float64 arrays, {rounds} interleaved rounds, medians",
+        f"tcp://127.0.0.1, float64 arrays, {rounds} interleaved rounds, medians; "
+        f"on {machine()}",
         file=out,
         flush=True,
     )
