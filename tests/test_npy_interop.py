@@ -167,3 +167,19 @@ def test_npy_channel_refuses_messages():
     with wirearray.Channel(a, format="npy") as ch, pytest.raises(wirearray.UsageError):
         ch.send_many({"x": np.zeros(2)})
     b.close()
+
+
+@pytest.mark.parametrize(("sender", "receiver"), [("wire", "npy"), ("npy", "wire")])
+def test_a_format_mismatch_says_what_to_set_on_both_ends(sender, receiver):
+    """One end streams wire frames and the other .npy records (or the reverse): the
+    receiver's error names the format the peer speaks, for the API and the command line."""
+    a, b = socket.socketpair()
+    with wirearray.Channel(a, format=sender, timeout=WAIT) as tx:
+        tx.send(np.arange(4.0))
+        with wirearray.Channel(b, format=receiver, timeout=WAIT) as rx:
+            with pytest.raises(MalformedFrameError) as exc:
+                rx.recv()
+            rx.abort()
+        tx.abort()
+    assert f"format='{sender}' on both ends" in str(exc.value)
+    assert f"--format {sender}" in str(exc.value)

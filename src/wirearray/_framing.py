@@ -100,7 +100,11 @@ class Framing(Protocol):
 #: they mean (checked only once the frame magic has failed, for a clearer error).
 _FOREIGN = (
     (F.HANDSHAKE_MAGIC, "the peer starts an authkey handshake: connect with authkey=..."),
-    (b"\x93NUM", "the peer sends .npy records, not wirearray frames: use format='npy'"),
+    (
+        b"\x93NUM",
+        "the peer sends .npy records, not wirearray frames: use format='npy' "
+        "on both ends (--format npy with the command line)",
+    ),
     (b"\x16\x03", "the peer speaks TLS: connect with ssl=... (or serve without TLS)"),
     (b"\x15\x03", "the peer answered with a TLS alert: it expects TLS (ssl=...)"),
 )

@@ -140,7 +140,10 @@ class NpyFraming:
 
     def foreign(self, head: bytes) -> str | None:
         if head.startswith(F.MAGIC):
-            return "the peer sends wirearray frames, not .npy records: use format='wire'"
+            return (
+                "the peer sends wirearray frames, not .npy records: use format='wire' on "
+                "both ends (--format wire with the command line)"
+            )
         return None
 
     def array_header(
