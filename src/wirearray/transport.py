@@ -480,10 +480,13 @@ class Channel:
                 frame -- is filled through the decoder's read-ahead (at most 256 KiB,
                 whatever the array's size), each piece written into its place with
                 the byte order converted in the same pass (``Decoder.expect``).  The
-                returned array is ``out`` (a view of it when only the byte-order
-                label differs).  After an error inside the frame (a timeout,
-                truncation, a checksum failure) its contents are unspecified: any
-                element may hold bytes of the failed frame, in either byte order.
+                returned array is ``out``.  An ndarray subclass
+                (``numpy.matrix``, a ``MaskedArray``, your own) receives the values
+                only, as ``numpy.copyto(out, a)`` writes them, and keeps its class,
+                attributes and mask (``Decoder.expect``).  After an error inside
+                the frame (a timeout, truncation, a checksum failure) its contents
+                are unspecified: any element may hold bytes of the failed frame, in
+                either byte order.
             schema: a ``Schema``/``(dtype, shape)`` the array must match, with None as
                 a wildcard; checked on the header, before the payload is read.
 
