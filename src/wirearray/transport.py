@@ -508,7 +508,11 @@ class Channel:
         # one compiled call: the next small array from the read-ahead, refilled with
         # one recv(2) that does not wait when empty (SmallRx.take); the descriptor is
         # asked for each time: a socket closed behind the channel's back says -1
-        a = core.fast_recv(out, self.sock.fileno() if self._recv_fd else -1)
+        try:
+            a = core.fast_recv(out, self.sock.fileno() if self._recv_fd else -1)
+        except BaseException as exc:  # its read failed: as a failed recv_into below
+            self._refused(core.recv_failed(exc))
+            raise
         if a is not None:
             return a
         if schema is None and core.receivable and core.dec.idle:
