@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import socket
 import struct
@@ -263,3 +265,81 @@ def test_sigalrm_every_millisecond_loses_nothing():
     assert calls[0] > 0
     s1.close()
     s2.close()
+
+
+# ---- fork() and descriptors behind the channel's back ----
+
+
+def _pair() -> tuple[wa.Channel, wa.Channel]:
+    s1, s2 = socket.socketpair()
+    return wa.Channel(s1, timeout=WAIT), wa.Channel(s2, timeout=WAIT)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork(): POSIX")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads alive
+def test_forked_child_cannot_touch_the_parents_stream():
+    """A child's close() used to send END on the shared socket: the parent's peer then
+    saw the parent's stream end.  In the child the channel is closed, nothing sent."""
+    tx, rx = _pair()
+    tx.send(np.arange(3))
+    assert np.array_equal(rx.recv(), np.arange(3))
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 0
+        try:
+            tx.close()  # nothing sent
+            rx.close()
+            for call in (lambda: tx.send(np.arange(2)), rx.recv):
+                try:
+                    call()
+                    code |= 1
+                except StreamBrokenError as exc:
+                    code |= 0 if "fork" in str(exc) else 2
+            code |= 0 if tx.closed else 4
+        except BaseException:
+            code |= 8
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    tx.send(np.arange(5))  # the parent's stream goes on, whole
+    assert np.array_equal(rx.recv(), np.arange(5))
+    tx.close(timeout=0)  # END, and the parent's peer sees it after the array
+    with pytest.raises(wa.EndOfStreamError):
+        rx.recv()
+    rx.close()
+
+
+def test_socket_closed_behind_the_channel():
+    """sock.close() behind the channel's back: the compiled path sees fileno() -1 and
+    the general path raises Python's OSError (EBADF), in both implementations."""
+    tx, rx = _pair()
+    tx.send(np.arange(3))
+    rx.sock.close()
+    with pytest.raises(OSError):
+        rx.recv()
+    with pytest.raises(StreamBrokenError):
+        rx.recv()
+    tx.sock.close()
+
+
+def test_descriptor_reused_behind_the_channel():
+    """os.close() of the descriptor and its reuse by another socket: no channel can
+    tell; what the other socket carries is checked as frames like any input, so
+    garbage raises ProtocolError (never silently delivered)."""
+    tx, rx = _pair()
+    tx.send(np.arange(3))
+    assert np.array_equal(rx.recv(), np.arange(3))
+    fd = rx.fileno()
+    os.close(fd)
+    a, b = socket.socketpair()
+    try:
+        assert fd in (a.fileno(), b.fileno())
+        (b if a.fileno() == fd else a).sendall(b"GET / HTTP/1.1\r\n" * 8)
+        with pytest.raises(ProtocolError):
+            rx.recv()
+    finally:
+        # the broken channel closed "its" descriptor, which was the new socket's: one
+        # of a, b finds it closed under it (EBADF), as any code sharing a descriptor
+        for s in (a, b, tx.sock):
+            with contextlib.suppress(OSError):
+                s.close()
