@@ -58,9 +58,9 @@ def test_cached_header_with_other_payload_parts(pair, out, opts):
     good = _parts(a, b, BIG, **opts)
     payload = good[2]
     forged = [
-        good[:2] + [payload[:-8]] + good[3:],  # shorter
-        good[:2] + [payload + bytes(8)] + good[3:],  # longer
-        good[:2] + [payload[:800_000], payload[800_000:]] + good[3:],  # split
+        [*good[:2], payload[:-8], *good[3:]],  # shorter
+        [*good[:2], payload + bytes(8), *good[3:]],  # longer
+        [*good[:2], payload[:800000], payload[800000:], *good[3:]],  # split
         good[:2],  # the payload missing
         [*good, b"x"],  # one part too many
     ]
