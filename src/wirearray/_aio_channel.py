@@ -376,7 +376,11 @@ class AsyncChannel:
             # whole frames already received, or readable now (one recv(2) that does not
             # wait, while no other task receives): no await
             fd = self.sock.fileno() if self._recv_fd and not self._recv_lock.locked() else -1
-            a = core.fast_recv(out, fd)
+            try:
+                a = core.fast_recv(out, fd)
+            except BaseException as exc:  # its read failed: as a failed recv_into below
+                await self._refused(core.recv_failed(exc))
+                raise
             if a is not None:
                 return a
             dec = core.dec

@@ -53,6 +53,8 @@ Rules that live here, with one answer for both layers:
 from __future__ import annotations
 
 import functools
+import os
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
@@ -126,6 +128,32 @@ def _refreshing(
             self._refresh()
 
     return wrapper
+
+
+#: every live core, so that a forked child can disown the ones it inherited
+_LIVE: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
+def _disown_after_fork() -> None:
+    """In a child made by fork(): every channel inherited from the parent is closed
+    here, without a byte sent or read -- its socket is shared with the parent, whose
+    stream a single frame (an END from close(), a recv's read) would corrupt.  Only
+    the state changes; the descriptor stays open (close it, or use ``.sock``, as the
+    application decides).  docs/ARCHITECTURE.md "Channels and fork()"."""
+    for core in list(_LIVE):
+        core.inherited = True
+        core.closed = True
+        core._refresh()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_disown_after_fork)
+
+_INHERITED = (
+    "the channel was opened by the parent process: in a fork()ed child it is closed "
+    "(close() sends nothing there; its socket carries the parent's stream); open "
+    "channels after fork()"
+)
 
 
 class Connection:
@@ -202,6 +230,8 @@ class Connection:
         # what the per-message paths test, kept by _refresh() whenever the state moves
         self.send_blocked = False
         self.recv_blocked = False
+        self.inherited = False  # set in a fork()ed child: closed, nothing sent (_LIVE)
+        _LIVE.add(self)
 
     def _refresh(self) -> None:
         """Recompute send_blocked and recv_blocked (one test each on the hot paths)."""
@@ -229,6 +259,8 @@ class Connection:
         reported an error or closed."""
         if not self.send_blocked:
             return
+        if self.inherited:
+            raise StreamBrokenError(_INHERITED)
         if self.closed or self.closing:
             raise StreamBrokenError("the channel is closed")
         if self.tx_error is not None:
@@ -245,6 +277,8 @@ class Connection:
             raise EndOfStreamError("the peer closed the channel: it reads nothing more")
 
     def check_recv(self) -> None:
+        if self.inherited:
+            raise StreamBrokenError(_INHERITED)
         if self.closed or self.closing:
             raise StreamBrokenError("the channel is closed")
         if self.inbox:

@@ -251,7 +251,12 @@ class Decoder:
                 its place, byte order converted in the same pass.  Refused: an
                 ``out`` that is read-only, or whose elements share memory (a zero
                 stride).  For a message, a dict of such arrays by name (names not in
-                it are allocated).
+                it are allocated).  An ndarray subclass (``numpy.matrix``, a
+                ``MaskedArray``, your own) receives the values only, as
+                ``numpy.copyto(out, a)`` writes them: they land through a plain view
+                of its memory and the event's array is ``out`` itself, class,
+                attributes and mask kept (every receive path of the package does the
+                same).
             schema: a :class:`Schema` or (dtype, shape) tuple the next array must match;
                 for a message, a dict of them by name (the message must have exactly
                 these names).
@@ -873,7 +878,7 @@ class Decoder:
             self.skipped += 1
             self._reset_frame()
             return
-        array = self._dest.array
+        array = self._dest.result()
         text = name.decode("utf-8") if name else None
         self._reset_frame()
         message = self._message

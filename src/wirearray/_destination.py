@@ -66,7 +66,9 @@ class Destination:
         FrameTooLargeError: the array cannot be allocated.
 
     Attributes:
-        array: the destination, delivered once the frame is complete.
+        array: the destination (for an ``out`` of an ndarray subclass, a plain view
+            of its memory: ``_limits.fit_out``).
+        given: the caller's ``out``, or None: what :meth:`result` delivers.
         direct: its memory holds the elements in the payload's order, so payload
             bytes may be received straight into it (:meth:`window`); False for an
             ``out`` of another layout, whose payload lands through :meth:`copy`.
@@ -86,6 +88,7 @@ class Destination:
         "bytes",
         "crc",
         "direct",
+        "given",
         "swapped",
         "unit",
         "units",
@@ -104,6 +107,7 @@ class Destination:
         count: int | np.dtype = 0,
     ) -> None:
         big = flags & _BIG
+        self.given = out if isinstance(out, np.ndarray) else None
         self._final: np.ndarray | None = None
         self._inplace: np.ndarray | None = None
         if code in F.TIME_CODES:  # the dtype carries the multiplier: not in the table
@@ -165,6 +169,12 @@ class Destination:
         self.units = self.bytes.view(_UNIT_DTYPES[unit]) if unit else _NO_UNITS
         self.swapped = 0  # bytes swapped in place so far (whole units)
         self.crc: int | None = 0 if flags & F.FLAG_CHECKSUM else None
+
+    def result(self) -> np.ndarray:
+        """The array to deliver once the frame is complete: the caller's ``out``
+        itself when one was given (any subclass, filled through :attr:`array`, a view
+        of its memory), else the array allocated."""
+        return self.array if self.given is None else self.given
 
     def window(self, start: int, n: int) -> memoryview:
         """The memory of payload bytes ``start:start+n``, to receive into directly
@@ -293,6 +303,7 @@ class Discard(Destination):
         self._impl = impl
         self._final = None
         self._inplace = None
+        self.given = None
         self.array = None  # type: ignore[assignment]
         self.bytes = _NO_UNITS
         self.unit = 0

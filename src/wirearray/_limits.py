@@ -116,9 +116,16 @@ def check_schema(
 
 def fit_out(out: object, wire_dt: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     """``out`` as the destination of a frame of ``wire_dt`` (any byte order) and
-    ``shape``.  Any memory layout fits: one contiguous in the frame's order is
+    ``shape``: ``out`` itself, or for an ndarray subclass a plain ndarray view of its
+    memory.  Any memory layout fits: one contiguous in the frame's order is
     received into directly, any other is filled through the read-ahead
     (``_destination.py``).
+
+    A subclass receives the values only, as ``numpy.copyto(out, a)`` writes them:
+    the payload lands through the base-class view, so no subclass method
+    (``numpy.matrix``'s ``ravel``/``reshape`` that stay 2-d, a ``MaskedArray``'s
+    mask handling) takes part, and the receive paths deliver ``out`` itself, class,
+    attributes and mask kept.
 
     Raises:
         BufferMismatchError: not an ndarray, another dtype or shape, read-only, or
@@ -137,7 +144,7 @@ def fit_out(out: object, wire_dt: np.dtype, shape: tuple[int, ...]) -> np.ndarra
             f"out has elements that share memory (strides {out.strides}): each element "
             "needs its own"
         )
-    return out
+    return out if type(out) is np.ndarray else out.view(np.ndarray)
 
 
 def truncated(where: str, got: int, total: int | None, in_message: bool) -> TruncatedStreamError:

@@ -204,7 +204,27 @@ def _read_array(
     msg: _MessageState | None,
 ) -> tuple[str | None, np.ndarray]:
     """One array frame whose first part is ``first``: validate its header against the
-    limits and the schema, then land the payload (whole, or in its own parts)."""
+    limits and the schema, then land the payload (whole, or in its own parts).  With
+    ``out``, what is delivered is ``out`` itself: an ndarray subclass is filled
+    through a plain view of its memory (``_limits.fit_out``), as the stream decoder
+    fills it."""
+    text, a = _land_array(reader, impl, first, seq, out, schema, limits, copy, msg)
+    return text, a if out is None else out
+
+
+def _land_array(
+    reader: _Reader,
+    impl: Any,
+    first: Any,
+    seq: int,
+    out: Any,
+    schema: Schema | None,
+    limits: _Limits,
+    copy: bool,
+    msg: _MessageState | None,
+) -> tuple[str | None, np.ndarray]:
+    """_read_array's work: the array the payload landed in (a view of ``out``'s
+    memory when given)."""
     mv = memoryview(first)
     size = len(mv)
     parsed = None

@@ -486,10 +486,13 @@ class Channel:
                 frame -- is filled through the decoder's read-ahead (at most 256 KiB,
                 whatever the array's size), each piece written into its place with
                 the byte order converted in the same pass (``Decoder.expect``).  The
-                returned array is ``out`` (a view of it when only the byte-order
-                label differs).  After an error inside the frame (a timeout,
-                truncation, a checksum failure) its contents are unspecified: any
-                element may hold bytes of the failed frame, in either byte order.
+                returned array is ``out``.  An ndarray subclass
+                (``numpy.matrix``, a ``MaskedArray``, your own) receives the values
+                only, as ``numpy.copyto(out, a)`` writes them, and keeps its class,
+                attributes and mask (``Decoder.expect``).  After an error inside
+                the frame (a timeout, truncation, a checksum failure) its contents
+                are unspecified: any element may hold bytes of the failed frame, in
+                either byte order.
             schema: a ``Schema``/``(dtype, shape)`` the array must match, with None as
                 a wildcard; checked on the header, before the payload is read.
 
@@ -528,7 +531,11 @@ class Channel:
         # one compiled call: the next small array from the read-ahead, refilled with
         # one recv(2) that does not wait when empty (SmallRx.take); the descriptor is
         # asked for each time: a socket closed behind the channel's back says -1
-        a = core.fast_recv(out, self.sock.fileno() if self._recv_fd else -1)
+        try:
+            a = core.fast_recv(out, self.sock.fileno() if self._recv_fd else -1)
+        except BaseException as exc:  # its read failed: as a failed recv_into below
+            self._refused(core.recv_failed(exc))
+            raise
         if a is not None:
             return a
         if schema is None and core.receivable and core.dec.idle:

@@ -304,7 +304,9 @@ def recv_array(
             the byte orders differ; any other layout (a strided slice, a transpose,
             negative strides, the other order) is filled from the message part zmq
             received, each element written into its place and converted in the same
-            pass, with no copy of the payload.  The result is ``out``.  After a
+            pass, with no copy of the payload.  The result is ``out``; an ndarray
+            subclass receives the values only, as ``numpy.copyto`` writes them
+            (``Decoder.expect``).  After a
             ProtocolError its content is unspecified.
         schema: a :class:`~wirearray.Schema` or ``(dtype, shape)`` the array must
             match (None entries are wildcards), checked on the header.
