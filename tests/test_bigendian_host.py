@@ -64,8 +64,10 @@ CORE = [
 #: Everything byte-order dependent runs on s390x, with both implementations: the
 #: core, the wire format, the codec (hostile input included) and its compiled
 #: whole-frame fast path, .npy headers, UDP, and
-#: with the compiled core the blocking and asyncio transports and the implementation
-#: switches (which start interpreters through sys.executable, i.e. through qemu).
+#: with the compiled core the blocking and asyncio transports (the compiled small-frame
+#: receive checked against the pure-Python decoder on random streams of both byte
+#: orders; out= subclasses) and the implementation switches (which start interpreters
+#: through sys.executable, i.e. through qemu).
 #: arm64 is little-endian like x86-64: there the point is the NEON kernels (the record
 #: kernels' tbl shuffles included), which the core, records, format and codec tests
 #: check against numpy (the ARMv8 CRC32C instructions are
@@ -82,6 +84,8 @@ SUITES = {
         "tests/test_udp.py",
         "tests/test_implementation.py",
         "tests/test_transport.py",
+        "tests/test_rx_differential.py",
+        "tests/test_out_subclass.py",
     ],
     ("s390x", "python"): [
         *CORE,

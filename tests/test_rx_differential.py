@@ -51,7 +51,8 @@ def _array(rng: np.random.Generator, large: bool) -> np.ndarray:
         shape = tuple(int(x) for x in rng.integers(0, 5, size=int(rng.integers(0, 4))))
     raw = rng.integers(0, 256, size=int(np.prod(shape)) * dt.itemsize, dtype=np.uint8)
     if dt.kind == "U":
-        raw = rng.integers(32, 0x2FFF, size=int(np.prod(shape)) * dt.itemsize // 4, dtype="<u4")
+        n = int(np.prod(shape)) * dt.itemsize // 4  # numpy draws in native order only
+        raw = rng.integers(32, 0x2FFF, size=n, dtype=np.uint32).astype("<u4")
         a = raw.view("<U1").reshape(-1)
         a = np.frombuffer(raw.tobytes(), dt.newbyteorder("<")).astype(dt) if dt.itemsize else a
         a = a.reshape(shape)
