@@ -8,9 +8,12 @@ one call at a time -- so the figures are the receiver's CPU per frame with the f
 already buffered in the kernel (or in the read-ahead), not a transfer rate:
 
 * ``Channel.recv(out=)`` and ``Channel.recv()``: what an application pays;
+* ``Connection.fast_recv``: the channel core's call around it (the state test, the
+  count the close handshake confirms), without ``Channel.recv``'s own Python;
 * ``SmallRx.take`` alone: the compiled call under ``Channel.recv`` (decode at the
   read-ahead's cursor, refill with one ``recv(2)`` that never waits);
-* ``decode_small`` on a bytes object: the compiled whole-frame decode by itself.
+* ``decode_small`` on a bytes object: the compiled whole-frame decode by itself, and
+  on a memoryview sliced per frame (what a decoder without the cursor pays).
 
 Medians of ``--repeats`` runs, microseconds per frame (docs/PERFORMANCE.md, "The
 per-frame cost of recv()").  Needs the compiled core.
@@ -80,6 +83,24 @@ def main() -> None:
         for _ in range(batch):
             decode_small(frame, 0, 1 << 40, 64, False, out)
 
+    frames = frame * batch  # one after the other, as a read brings them (all seq 0)
+    size = len(frame)
+
+    def decode_sliced() -> None:  # the cursor's alternative: a memoryview sliced per frame
+        mv = memoryview(frames)
+        for i in range(batch):
+            decode_small(mv[i * size :], 0, 1 << 40, 64, False, out)
+
+    fast_recv = rx._core.fast_recv
+
+    def core_only() -> None:  # Channel.recv's own Python left out
+        n = 0
+        while n < batch:  # bounded: the batch is on the socket already
+            if fast_recv(out, fd) is None:
+                dec.advance(s2.recv_into(dec.get_buffer()))
+                continue
+            n += 1
+
     def per_frame(fn: Callable[[], None], refill: bool) -> float:
         total = 0.0
         for _ in range(rounds):
@@ -93,8 +114,10 @@ def main() -> None:
     rows = [
         ("Channel.recv(out=)", recv_out, True),
         ("Channel.recv()", recv_new, True),
+        ("Connection.fast_recv", core_only, True),
         ("SmallRx.take alone", take_only, True),
         ("decode_small on bytes", decode_only, False),
+        ("decode_small, sliced", decode_sliced, False),
     ]
     print(f"float64[16] frames, {batch} buffered per round, {rounds} rounds, "
           f"median of {args.repeats} runs, us per frame")  # fmt: skip

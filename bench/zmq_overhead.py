@@ -15,7 +15,11 @@ take does not count), for the same bytes received several ways: pyzmq's
 check: the zmq calls wirearray makes, with none of its Python); ``recv_array(out=)``;
 ``Receiver.recv(out=)``; and ``recv(copy=False)`` + ``np.frombuffer`` against
 ``recv_array(copy=False)``.  The difference between the second row and the
-wirearray rows is wirearray's own Python per message.
+wirearray rows is wirearray's own Python per message.  For split frames (64 KiB and
+up) four more rows: a network-order payload landed in a native ``out=`` by one
+conversion pass from zmq's buffer (``recv_array``'s way) or by ``recv_into`` and an
+in-place swap (the stream decoder's way), and pyzmq's own cost of one small part
+received as a Frame and of one ``RCVMORE`` query.
 
 With ``--copied`` the breakdown's payloads are sent with a copy: in one process, a
 payload sent without one is released through pyzmq's garbage-collector thread when
@@ -38,6 +42,7 @@ import time
 import numpy as np
 import zmq
 
+import wirearray
 from wirearray import zmq as wz
 
 _MORE = int(zmq.SNDMORE)
@@ -104,6 +109,24 @@ def _breakdown(a_sock: zmq.Socket, b_sock: zmq.Socket, n: int, copied: bool = Fa
         b_sock.recv_into(out)
         b_sock.getsockopt(_RCVMORE)
 
+    # a payload in network order received into a native out=: one conversion pass from
+    # zmq's buffer (what recv_array does) against landing it, then swapping in place
+    big = a.astype(">f8")
+    out_be = out.view(">f8")  # the same memory under the wire's dtype
+
+    def send_big() -> None:
+        a_sock.send(big, copy=copied)
+
+    def convert_from_frame() -> None:
+        wirearray.ntoh(np.frombuffer(b_sock.recv(0, False), ">f8"), out=out)
+
+    def send_small() -> None:
+        a_sock.send(head[0])
+
+    def land_then_swap() -> None:
+        b_sock.recv_into(out_be)
+        wirearray.byteswap(out, inplace=True)
+
     rx_native = wz.Receiver(b_sock, on_gap="off")
     rows = [
         ("pyzmq recv_into, 1 part", send_payload, lambda: b_sock.recv_into(out)),
@@ -117,7 +140,14 @@ def _breakdown(a_sock: zmq.Socket, b_sock: zmq.Socket, n: int, copied: bool = Fa
         ),
         ("recv_array(copy=False)", send_message, lambda: wz.recv_array(b_sock, copy=False)),
     ]
-    if not split:  # a whole frame in one part: no payload part of its own
+    if split:  # the two ways of landing a swapped payload part, and pyzmq's cost per part
+        rows += [
+            ("network payload: Frame + one pass", send_big, convert_from_frame),
+            ("network payload: recv_into + swap", send_big, land_then_swap),
+            ("pyzmq: a small part as a Frame", send_small, lambda: b_sock.recv(0, False)),
+            ("pyzmq: the RCVMORE query alone", lambda: None, lambda: b_sock.getsockopt(_RCVMORE)),
+        ]
+    else:  # a whole frame in one part: no payload part of its own
         rows = [r for r in rows if r[0] != "pyzmq, wirearray's parts"]
     return rows
 
